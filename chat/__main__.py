@@ -1,0 +1,3 @@
+from chat.cli.main import main
+
+main()

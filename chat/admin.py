@@ -1,0 +1,169 @@
+"""Admin queries behind `chat history` and `chat rooms`: read-only, safe while a server runs on the database."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+
+from sqlalchemy import Engine, func, inspect, select
+
+from chat.protocol.events import ChatMessage, MessageKind
+from chat.protocol.names import name_key, strip_room_prefix
+from chat.protocol.render import iso_time, message_json, short_time
+from chat.storage.database import make_engine, sqlite_path
+from chat.storage.repository import MESSAGES, ROOMS, _message, to_timestamp
+
+FORMATS = ("text", "json", "csv")
+
+
+class AdminError(Exception):
+    """A problem with the request (unknown room, missing database): shown as one line, exit status 1."""
+
+
+def open_database(db: str) -> Engine:
+    engine = make_engine(db)
+    path = sqlite_path(str(engine.url))
+    if path is not None and not path.exists():
+        raise AdminError(f"no database at {path} (chat serve --db {path} creates one)")
+    if not inspect(engine).has_table("messages"):
+        raise AdminError(f"{engine.url.render_as_string(hide_password=True)} has no chat tables; "
+                         "run chat serve on it once")
+    return engine
+
+
+def parse_when(value: str, *, end: bool = False) -> datetime:
+    """An ISO date (2026-11-24), date and time (2026-11-24T07:30, 2026-11-24 07:30:15) or time today (07:30).
+    Times without a zone are UTC. A bare date as an `until` bound means the end of that day."""
+    text = value.strip()
+    try:
+        if len(text) <= 8 and ":" in text:
+            moment = datetime.combine(datetime.now(UTC).date(), time.fromisoformat(text))
+        elif len(text) == 10:
+            day = date.fromisoformat(text)
+            moment = datetime.combine(day, time.max if end else time.min)
+        else:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise AdminError(f"{value!r} is not an ISO date or time (like 2026-11-24, 2026-11-24T07:30 or 07:30)") \
+            from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def room_history(
+    engine: Engine,
+    room: str,
+    *,
+    limit: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    user: str | None = None,
+    grep: str | None = None,
+) -> list[ChatMessage]:
+    """A room's messages in time order (the newest `limit` if given, still oldest first)."""
+    key = name_key(strip_room_prefix(room))
+    with engine.connect() as conn:
+        found = conn.execute(select(ROOMS.c.id, ROOMS.c.name).where(ROOMS.c.name_key == key)).first()
+        if found is None:
+            raise AdminError(f"there is no room #{strip_room_prefix(room)}")
+        query = select(MESSAGES).where(MESSAGES.c.room_id == found.id)
+        if since is not None:
+            query = query.where(MESSAGES.c.created_at >= _db_time(engine, since))
+        if until is not None:
+            query = query.where(MESSAGES.c.created_at <= _db_time(engine, until))
+        if user:
+            query = query.where(func.lower(MESSAGES.c.sender) == name_key(user))
+        if grep:
+            escaped = grep.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            query = query.where(MESSAGES.c.text.ilike(f"%{escaped}%", escape="\\"))
+        if limit is not None:
+            query = query.order_by(MESSAGES.c.id.desc()).limit(limit)
+            rows = list(conn.execute(query))
+            rows.reverse()
+        else:
+            rows = list(conn.execute(query.order_by(MESSAGES.c.id)))
+    return [_message(row, found.name) for row in rows]
+
+
+def _db_time(engine: Engine, moment: datetime) -> datetime:
+    # SQLite stores naive UTC text, compared as strings: compare with naive UTC
+    utc = moment.astimezone(UTC)
+    return utc.replace(tzinfo=None) if engine.dialect.name == "sqlite" else utc
+
+
+@dataclass(slots=True)
+class RoomStats:
+    name: str
+    topic: str | None
+    messages: int
+    last_activity: float | None
+
+
+def room_stats(engine: Engine) -> list[RoomStats]:
+    counts = (
+        select(MESSAGES.c.room_id, func.count().label("n"), func.max(MESSAGES.c.created_at).label("last"))
+        .where(MESSAGES.c.room_id.is_not(None))
+        .group_by(MESSAGES.c.room_id)
+        .subquery()
+    )
+    query = (
+        select(ROOMS.c.name, ROOMS.c.topic, counts.c.n, counts.c.last)
+        .outerjoin(counts, counts.c.room_id == ROOMS.c.id)
+        .order_by(ROOMS.c.name_key)
+    )
+    with engine.connect() as conn:
+        return [
+            RoomStats(row.name, row.topic, row.n or 0, to_timestamp(row.last) if row.last else None)
+            for row in conn.execute(query)
+        ]
+
+
+# ------------------------------------------------------------------------------------------------ output
+
+
+def format_messages(messages: Iterable[ChatMessage], fmt: str) -> Iterator[str]:
+    if fmt == "json":
+        for m in messages:
+            yield json.dumps(message_json(m), ensure_ascii=False)
+    elif fmt == "csv":
+        yield from _csv_lines(["id", "time", "room", "kind", "nick", "text"],
+                              ([m.id, iso_time(m.time), m.room, m.kind.value, m.nick, m.text] for m in messages))
+    else:
+        for m in messages:
+            body = f"* {m.nick} {m.text}" if m.kind is MessageKind.ACTION else f"{m.nick}: {m.text}"
+            yield f"{short_time(m.time)}  {body}"
+
+
+def format_rooms(rooms: list[RoomStats], fmt: str) -> Iterator[str]:
+    def last(r: RoomStats) -> str | None:
+        return iso_time(r.last_activity) if r.last_activity else None
+
+    if fmt == "json":
+        for r in rooms:
+            yield json.dumps({"room": r.name, "topic": r.topic, "messages": r.messages, "last_activity": last(r)},
+                             ensure_ascii=False)
+    elif fmt == "csv":
+        yield from _csv_lines(["room", "topic", "messages", "last_activity"],
+                              ([r.name, r.topic or "", r.messages, last(r) or ""] for r in rooms))
+    else:
+        if not rooms:
+            yield "no rooms yet"
+            return
+        width = max(len(r.name) for r in rooms) + 1
+        yield f"{'ROOM':<{width}}  {'MESSAGES':>8}  {'LAST ACTIVITY (UTC)':<19}  TOPIC"
+        for r in rooms:
+            when = short_time(r.last_activity) if r.last_activity else "-"
+            yield f"{'#' + r.name:<{width}}  {r.messages:>8}  {when:<19}  {r.topic or ''}"
+
+
+def _csv_lines(header: list[str], rows: Iterable[list[object]]) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="")
+    for row in (header, *rows):
+        writer.writerow(row)
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()

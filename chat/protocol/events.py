@@ -1,0 +1,173 @@
+"""What the server tells clients: one class per event type.
+
+Events are plain data. `chat.protocol.render` turns each into text lines or one JSON object; the server
+renders an event once per format, however many people receive it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Literal
+
+from chat.protocol.errors import ErrorCode
+
+
+class MessageKind(StrEnum):
+    MESSAGE = "message"  # a line said in a room
+    ACTION = "action"  # /me in a room
+    PRIVATE = "private"  # /msg NICK
+
+
+class DeliveryState(StrEnum):
+    PENDING = "pending"  # accepted, not yet committed
+    STORED = "stored"  # committed: may be shown to anyone
+    FAILED = "failed"  # the commit failed: never shown, the sender was told
+
+
+@dataclass(slots=True, eq=False)
+class ChatMessage:
+    """A message as stored and as delivered live. `id` grows with every message the server accepts."""
+
+    id: int
+    kind: MessageKind
+    nick: str
+    text: str
+    time: float  # seconds since the epoch, UTC
+    room: str | None = None  # room name for room messages and actions
+    to: str | None = None  # recipient nick for private messages
+    state: DeliveryState = DeliveryState.STORED
+
+
+@dataclass(slots=True, eq=False)
+class Hello:
+    server: str
+    version: str
+
+
+@dataclass(slots=True, eq=False)
+class Notice:
+    text: str
+
+
+@dataclass(slots=True, eq=False)
+class Welcome:
+    nick: str
+
+
+@dataclass(slots=True, eq=False)
+class NickChange:
+    old: str
+    new: str
+    time: float
+
+
+@dataclass(slots=True, eq=False)
+class Join:
+    """Somebody joined a room (sent to the members already there)."""
+
+    room: str
+    nick: str
+    time: float
+
+
+@dataclass(slots=True, eq=False)
+class Joined:
+    """You joined a room: sent to the joiner before the room's backlog."""
+
+    room: str
+    members: list[str]
+    topic: str | None
+    time: float
+
+
+@dataclass(slots=True, eq=False)
+class Part:
+    room: str
+    nick: str
+    reason: str | None
+    time: float
+
+
+@dataclass(slots=True, eq=False)
+class Quit:
+    nick: str
+    reason: str | None
+    time: float
+
+
+@dataclass(slots=True, eq=False)
+class Topic:
+    room: str
+    topic: str | None
+    nick: str | None  # who set it
+    time: float | None  # when it was set
+    change: bool  # True: it just changed; False: the answer to a question
+
+
+@dataclass(slots=True, eq=False)
+class History:
+    """Earlier messages of a room, oldest first: the backlog on joining, or a page of /history.
+
+    `more` tells whether older messages exist before the first one here.
+    """
+
+    room: str
+    messages: list[ChatMessage]
+    more: bool
+    reason: Literal["backlog", "page"] = "backlog"
+
+
+@dataclass(slots=True, eq=False)
+class RoomInfo:
+    room: str
+    members: int
+    topic: str | None
+
+
+@dataclass(slots=True, eq=False)
+class RoomList:
+    rooms: list[RoomInfo]
+
+
+@dataclass(slots=True, eq=False)
+class Who:
+    room: str
+    members: list[str]
+
+
+@dataclass(slots=True, eq=False)
+class Help:
+    command: str | None
+    lines: list[str]
+
+
+@dataclass(slots=True, eq=False)
+class Pong:
+    token: str | None
+
+
+@dataclass(slots=True, eq=False)
+class FormatChanged:
+    format: str
+
+
+@dataclass(slots=True, eq=False)
+class Error:
+    code: ErrorCode
+    message: str
+    command: str | None = None
+
+
+@dataclass(slots=True, eq=False)
+class Bye:
+    """The server is closing this connection; `code` says why when it was not the client's own /quit."""
+
+    reason: str
+    code: ErrorCode | None = None
+
+
+Event = (
+    ChatMessage | Hello | Notice | Welcome | NickChange | Join | Joined | Part | Quit | Topic | History
+    | RoomList | Who | Help | Pong | FormatChanged | Error | Bye
+)

@@ -1,0 +1,205 @@
+"""Render events as text lines (for people on `nc`) or as JSON lines (for clients and bots). Pure functions.
+
+Every rendering ends with a newline. A text rendering may be several lines (a room list, help, a history
+page); a JSON rendering is one object per line, and a history page is one line per message plus a
+`history_end` line.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from chat.protocol.events import (
+    Bye,
+    ChatMessage,
+    Error,
+    Event,
+    FormatChanged,
+    Hello,
+    Help,
+    History,
+    Join,
+    Joined,
+    MessageKind,
+    NickChange,
+    Notice,
+    Part,
+    Pong,
+    Quit,
+    RoomList,
+    Topic,
+    Welcome,
+    Who,
+)
+
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def iso_time(t: float) -> str:
+    """ISO-8601 UTC with milliseconds, e.g. 2026-11-24T07:45:59.123Z."""
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def short_time(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+# ---------------------------------------------------------------------------------------------------- text
+
+
+def render_text(event: Event) -> str:
+    match event:
+        case ChatMessage():
+            return _text_message(event) + "\n"
+        case Join(room, nick):
+            return f"[#{room}] *** {nick} joined\n"
+        case Part(room, nick, reason):
+            return f"[#{room}] *** {nick} left{_why(reason)}\n"
+        case Quit(nick, reason):
+            return f"*** {nick} quit{_why(reason)}\n"
+        case NickChange(old, new):
+            return f"*** {old} is now known as {new}\n"
+        case Joined(room, members, topic):
+            count = _plural(len(members), "member")
+            about = f"Topic: {topic}" if topic else "No topic is set."
+            return f"[#{room}] *** You joined #{room} ({count}). {about}\n"
+        case History():
+            return _text_history(event)
+        case Topic():
+            return _text_topic(event)
+        case Who(room, members):
+            return f"[#{room}] *** {_plural(len(members), 'member')}: {', '.join(members)}\n"
+        case RoomList(rooms):
+            if not rooms:
+                return "*** No rooms have anyone in them.\n"
+            lines = [f"*** {_plural(len(rooms), 'room')}:\n"]
+            for r in rooms:
+                topic = f": {r.topic}" if r.topic else ""
+                lines.append(f"***   #{r.room} ({_plural(r.members, 'member')}){topic}\n")
+            return "".join(lines)
+        case Error(code, message):
+            return f"[error {code.value}] {message}\n"
+        case Notice(text):
+            return f"*** {text}\n"
+        case Hello(server, version):
+            return f"*** Welcome to {server} {version}! Type a nickname and press Enter.\n"
+        case Welcome(nick):
+            return f"*** Welcome, {nick}! /help lists the commands, /quit leaves.\n"
+        case Help(_, lines):
+            return "".join(f"*** {line}\n" for line in lines)
+        case Pong(token):
+            return f"*** pong{' ' + token if token else ''}\n"
+        case FormatChanged(fmt):
+            return f"*** Output format is now {fmt}.\n"
+        case Bye(reason, code):
+            return f"*** Goodbye: {reason}{f' ({code.value})' if code else ''}\n"
+    raise TypeError(f"cannot render {event!r}")
+
+
+def _text_message(m: ChatMessage) -> str:
+    if m.kind is MessageKind.MESSAGE:
+        return f"[#{m.room}] {m.nick}: {m.text}"
+    if m.kind is MessageKind.ACTION:
+        return f"[#{m.room}] * {m.nick} {m.text}"
+    return f"[private] {m.nick} -> {m.to}: {m.text}"
+
+
+def _text_history(h: History) -> str:
+    if not h.messages:
+        return "" if h.reason == "backlog" else f"[#{h.room}] *** No older messages.\n"
+    lines = []
+    for m in h.messages:
+        body = f"* {m.nick} {m.text}" if m.kind is MessageKind.ACTION else f"{m.nick}: {m.text}"
+        lines.append(f"[#{h.room}] [{short_time(m.time)} history] {body}\n")
+    more = "/history shows older ones" if h.more else "that is the beginning of the room"
+    lines.append(f"[#{h.room}] *** End of history: {_plural(len(h.messages), 'message')}; {more}.\n")
+    return "".join(lines)
+
+
+def _text_topic(t: Topic) -> str:
+    if t.change:
+        if t.topic:
+            return f"[#{t.room}] *** {t.nick} set the topic: {t.topic}\n"
+        return f"[#{t.room}] *** {t.nick} cleared the topic\n"
+    if not t.topic:
+        return f"[#{t.room}] *** No topic is set.\n"
+    by = f" (set by {t.nick} on {short_time(t.time)} UTC)" if t.nick and t.time else ""
+    return f"[#{t.room}] *** Topic: {t.topic}{by}\n"
+
+
+def _why(reason: str | None) -> str:
+    return f" ({reason})" if reason else ""
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+# ---------------------------------------------------------------------------------------------------- JSON
+
+
+def render_json(event: Event) -> str:
+    if isinstance(event, History):
+        lines = [_dumps(message_json(m, history=True)) for m in event.messages]
+        end = {"type": "history_end", "room": event.room, "count": len(event.messages), "more": event.more,
+               "reason": event.reason}
+        lines.append(_dumps(end))
+        return "\n".join(lines) + "\n"
+    return _dumps(event_json(event)) + "\n"
+
+
+def message_json(m: ChatMessage, history: bool = False) -> dict[str, Any]:
+    obj: dict[str, Any] = {"type": m.kind.value, "id": m.id, "time": iso_time(m.time)}
+    if m.kind is MessageKind.PRIVATE:
+        obj["nick"] = m.nick
+        obj["to"] = m.to
+    else:
+        obj["room"] = m.room
+        obj["nick"] = m.nick
+    obj["text"] = m.text
+    if history:
+        obj["history"] = True
+    return obj
+
+
+def event_json(event: Event) -> dict[str, Any]:  # noqa: PLR0911 - one case per event type
+    match event:
+        case ChatMessage():
+            return message_json(event)
+        case Join(room, nick, t):
+            return {"type": "join", "room": room, "nick": nick, "time": iso_time(t)}
+        case Part(room, nick, reason, t):
+            return {"type": "part", "room": room, "nick": nick, "reason": reason, "time": iso_time(t)}
+        case Quit(nick, reason, t):
+            return {"type": "quit", "nick": nick, "reason": reason, "time": iso_time(t)}
+        case NickChange(old, new, t):
+            return {"type": "nick", "old": old, "new": new, "time": iso_time(t)}
+        case Joined(room, members, topic, t):
+            return {"type": "joined", "room": room, "members": members, "topic": topic, "time": iso_time(t)}
+        case Topic(room, topic, nick, t, change):
+            return {"type": "topic", "room": room, "topic": topic, "nick": nick,
+                    "time": iso_time(t) if t else None, "change": change}
+        case Who(room, members):
+            return {"type": "who", "room": room, "members": members}
+        case RoomList(rooms):
+            return {"type": "rooms",
+                    "rooms": [{"room": r.room, "members": r.members, "topic": r.topic} for r in rooms]}
+        case Error(code, message, command):
+            return {"type": "error", "code": code.value, "message": message, "command": command}
+        case Notice(text):
+            return {"type": "notice", "text": text}
+        case Hello(server, version):
+            return {"type": "hello", "server": server, "version": version}
+        case Welcome(nick):
+            return {"type": "welcome", "nick": nick}
+        case Help(command, lines):
+            return {"type": "help", "command": command, "lines": lines}
+        case Pong(token):
+            return {"type": "pong", "token": token}
+        case FormatChanged(fmt):
+            return {"type": "format", "format": fmt}
+        case Bye(reason, code):
+            return {"type": "bye", "reason": reason, "code": code.value if code else None}
+    raise TypeError(f"cannot render {event!r}")

@@ -1,0 +1,116 @@
+"""ChatServer: wires storage, state, services and the event loop together, and runs them."""
+
+from __future__ import annotations
+
+import logging
+import resource
+import signal
+import threading
+import time
+from collections.abc import Callable
+from types import FrameType
+
+from sqlalchemy import Engine
+
+from chat.server.config import ServerConfig
+from chat.server.loop import EventLoop
+from chat.server.service import ChatService
+from chat.server.state import ChatState
+from chat.server.storage_worker import StorageWorker
+from chat.storage.database import make_engine, upgrade
+from chat.storage.lock import ServerLock
+from chat.storage.repository import ChatStore
+
+log = logging.getLogger("chat.server")
+
+
+class ChatServer:
+    """`start()` binds and loads; `serve_forever()` runs until `stop()` or SIGINT/SIGTERM."""
+
+    def __init__(self, config: ServerConfig, clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.clock = clock
+        self.engine: Engine | None = None
+        self.loop: EventLoop | None = None
+        self.ready = threading.Event()
+        self._lock: ServerLock | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        assert self.loop is not None, "start() first"
+        return self.loop.address
+
+    def start(self) -> tuple[str, int]:
+        """Open and upgrade the database, load rooms and recent messages, and listen. Returns (host, port)."""
+        raise_open_file_limit()
+        self.engine = make_engine(self.config.db)
+        self._lock = ServerLock(self.engine)
+        self._lock.acquire()
+        try:
+            upgrade(self.engine)
+            store = ChatStore(self.engine)
+            state = self._load(store)
+            service = ChatService(state, self.config, self.clock)
+            self.loop = EventLoop(self.config, state, service, lambda wake: StorageWorker(store, wake))
+            address = self.loop.listen()
+        except BaseException:
+            self._release()
+            raise
+        return address
+
+    def _load(self, store: ChatStore) -> ChatState:
+        loaded = store.load(self.config.backlog + 1)
+        state = ChatState(self.config.backlog)
+        state.next_message_id = loaded.last_message_id + 1
+        for stored in loaded.rooms:
+            room = state.new_room(stored.name, stored.created_at)
+            room.id = stored.id
+            room.topic, room.topic_by, room.topic_at = stored.topic, stored.topic_set_by, stored.topic_set_at
+            room.persisted = True
+            recent = loaded.recent.get(stored.id, [])
+            if len(recent) > self.config.backlog:  # one more than the backlog was loaded to learn this
+                room.older_in_db = True
+                recent = recent[1:]
+            room.recent.extend(recent)
+        state.next_room_id = max((r.id for r in loaded.rooms), default=0) + 1
+        return state
+
+    def serve_forever(self) -> None:
+        assert self.loop is not None, "start() first"
+        self.ready.set()
+        try:
+            self.loop.run()
+        finally:
+            self._release()
+
+    def stop(self) -> None:
+        """Ask the server to shut down (from any thread): store what was accepted, say goodbye, close."""
+        if self.loop is not None:
+            self.loop.request_stop()
+
+    def install_signal_handlers(self) -> None:
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            log.info("%s: shutting down", signal.Signals(signum).name)
+            self.stop()
+
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+        if self.engine is not None:
+            self.engine.dispose()
+
+
+def raise_open_file_limit() -> int:
+    """Let the server hold as many connections as the hard limit allows. Returns the new soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError) as e:
+            log.warning("could not raise the open-file limit from %d: %s", soft, e)
+    return soft

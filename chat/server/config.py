@@ -1,0 +1,47 @@
+"""Server settings and limits. Every field is a `chat serve` option (see `chat serve --help`)."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+DEFAULT_PORT = 33000  # the classic tutorial's port
+LOOPBACK_NETWORKS = ("127.0.0.0/8", "::1/128")
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    db: str = "chat.sqlite"
+    backlog: int = 50  # recent messages a newcomer to a room is sent
+    lobby: str | None = "lobby"  # the room everyone is placed in once named
+    server_name: str = "chat"
+    # limits
+    max_line: int = 4096  # bytes in one incoming line, newline excluded
+    sendq: int = 1 << 20  # bytes waiting to be sent to one client before it is disconnected
+    rate: float = 5.0  # lines per second a client may send, sustained (0: no flood control)
+    burst: int = 20  # lines a client may send at once before being slowed
+    flood_limit: int = 100  # lines waiting because of flood control before the client is disconnected
+    nick_timeout: float = 60.0  # seconds to choose a nickname before being disconnected
+    max_clients: int = 10_000
+    max_per_ip: int = 20  # connections from one address (exempt networks excluded)
+    exempt: tuple[str, ...] = LOOPBACK_NETWORKS  # networks free of the per-address limit
+    keepalive: int = 60  # seconds of silence before TCP keepalive probes; a dead peer goes in about 2x this
+    listen_backlog: int = 4096  # connections the kernel may queue before we accept them
+    exempt_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        networks = tuple(ipaddress.ip_network(n, strict=False) for n in self.exempt)
+        object.__setattr__(self, "exempt_networks", networks)
+        if self.max_line < 64:
+            raise ValueError("max_line must be at least 64 bytes")
+        if self.sendq < 4 * self.max_line:
+            raise ValueError("sendq must hold at least four maximal lines")
+
+    def is_exempt(self, ip: str) -> bool:
+        try:
+            address = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        return any(address in network for network in self.exempt_networks)

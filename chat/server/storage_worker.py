@@ -1,0 +1,79 @@
+"""The single storage writer: a thread that commits each outbox's writes and runs its history reads, in order.
+
+One writer gives every room a total order and lets one transaction carry everything accepted while the previous
+commit was running (group commit). The database driver releases the GIL while SQLite or PostgreSQL works, so the
+event loop keeps serving sockets meanwhile. Results go back to the loop through `done` and the loop's wake pipe;
+only the loop thread touches chat state.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections import deque
+from collections.abc import Callable
+
+from chat.server.outbox import Outbox
+from chat.storage.repository import ChatStore
+
+log = logging.getLogger("chat.storage")
+
+
+class StorageJob:
+    __slots__ = ("error", "outbox")
+
+    def __init__(self, outbox: Outbox) -> None:
+        self.outbox = outbox
+        self.error: Exception | None = None
+
+
+class StorageWorker:
+    def __init__(self, store: ChatStore, notify: Callable[[], None]) -> None:
+        self.store = store
+        self.notify = notify
+        self.done: deque[StorageJob] = deque()
+        self.done_event = threading.Event()
+        self._jobs: queue.SimpleQueue[StorageJob | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="chat-storage", daemon=True)
+        self.commits = 0
+        self.failures = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, job: StorageJob) -> None:
+        self._jobs.put(job)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish the jobs already submitted, then end the thread."""
+        self._jobs.put(None)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            self._execute(job)
+            self.done.append(job)
+            self.done_event.set()
+            self.notify()
+
+    def _execute(self, job: StorageJob) -> None:
+        outbox = job.outbox
+        if outbox.writes:
+            try:
+                self.store.write(outbox.writes)
+                self.commits += 1
+            except Exception as e:  # the loop tells the senders; the server carries on
+                job.error = e
+                self.failures += 1
+                log.error("storage: commit of %d messages failed: %s", len(outbox.writes.messages), e)
+        for request in outbox.queries:
+            request.resolve_start()
+            try:
+                request.messages, request.more = self.store.history(
+                    request.room.id, request.room.name, request.limit, before=request.before, after=request.after
+                )
+            except Exception as e:
+                request.error = e
+                log.error("storage: history of #%s failed: %s", request.room.name, e)
+            request.done = True

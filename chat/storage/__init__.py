@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy models, engine setup, Alembic migrations and the message store."""

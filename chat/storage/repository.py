@@ -1,0 +1,206 @@
+"""The message store: what the server writes and reads, as plain domain objects (never ORM rows).
+
+The server's single writer calls `write()` with everything accepted since the last commit, in one transaction.
+The hot path uses Core executemany inserts: one statement for a whole batch, no ORM unit of work per row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, Insert, Table, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from chat.protocol.events import ChatMessage, MessageKind
+from chat.storage.models import Message, Room, User
+
+ROOMS: Table = Room.__table__  # type: ignore[assignment]
+USERS: Table = User.__table__  # type: ignore[assignment]
+MESSAGES: Table = Message.__table__  # type: ignore[assignment]
+
+
+def to_datetime(t: float) -> datetime:
+    return datetime.fromtimestamp(t, UTC)
+
+
+def to_timestamp(d: datetime) -> float:
+    # SQLite hands back naive datetimes; everything stored is UTC
+    return (d if d.tzinfo else d.replace(tzinfo=UTC)).timestamp()
+
+
+@dataclass(slots=True)
+class StoredRoom:
+    id: int
+    name: str
+    topic: str | None
+    topic_set_by: str | None
+    topic_set_at: float | None
+    created_at: float
+
+
+@dataclass(slots=True)
+class SeenUser:
+    nick: str
+    key: str
+    time: float
+
+
+@dataclass(slots=True)
+class TopicChange:
+    room_id: int
+    topic: str | None
+    nick: str
+    time: float
+
+
+@dataclass(slots=True)
+class WriteBatch:
+    """Everything to commit in one transaction. Rooms are inserted if missing, before the messages."""
+
+    rooms: list[StoredRoom] = field(default_factory=list)
+    users: list[SeenUser] = field(default_factory=list)
+    messages: list[tuple[ChatMessage, int | None]] = field(default_factory=list)  # (message, room id)
+    topics: list[TopicChange] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.rooms or self.users or self.messages or self.topics)
+
+
+@dataclass(slots=True)
+class LoadedState:
+    rooms: list[StoredRoom]
+    recent: dict[int, list[ChatMessage]]  # room id -> its newest messages, oldest first
+    last_message_id: int
+
+
+class ChatStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._dialect = engine.dialect.name
+        # the writer takes SQLite's write lock at BEGIN (see database._tune_sqlite)
+        self._writer = engine.execution_options(sqlite_begin="IMMEDIATE")
+
+    # ------------------------------------------------------------------------------------------ writes
+
+    def write(self, batch: WriteBatch) -> None:
+        """Commit the whole batch or nothing."""
+        with self._writer.begin() as conn:
+            if batch.rooms:
+                conn.execute(
+                    self._insert_ignoring_duplicates(ROOMS),
+                    [
+                        {"id": r.id, "name": r.name, "name_key": r.name.lower(), "topic": r.topic,
+                         "topic_set_by": r.topic_set_by,
+                         "topic_set_at": to_datetime(r.topic_set_at) if r.topic_set_at else None,
+                         "created_at": to_datetime(r.created_at)}
+                        for r in batch.rooms
+                    ],
+                )
+            if batch.users:
+                conn.execute(self._upsert_users(), _latest_per_user(batch.users))
+            if batch.messages:
+                conn.execute(
+                    insert(MESSAGES),
+                    [
+                        {"id": m.id, "kind": m.kind.value, "room_id": room_id, "sender": m.nick,
+                         "recipient": m.to, "text": m.text, "created_at": to_datetime(m.time)}
+                        for m, room_id in batch.messages
+                    ],
+                )
+            for t in batch.topics:
+                conn.execute(
+                    update(ROOMS).where(ROOMS.c.id == t.room_id).values(
+                        topic=t.topic, topic_set_by=t.nick, topic_set_at=to_datetime(t.time)
+                    )
+                )
+
+    def _insert_ignoring_duplicates(self, table: Table) -> Insert:
+        # a room may already be there: a batch that failed after the room went in is retried with it
+        if self._dialect == "postgresql":
+            return postgresql.insert(table).on_conflict_do_nothing()
+        if self._dialect == "sqlite":
+            return sqlite.insert(table).on_conflict_do_nothing()
+        raise NotImplementedError(f"no upsert for {self._dialect}")
+
+    def _upsert_users(self) -> Insert:
+        dialect_insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
+        stmt = dialect_insert(USERS)
+        return stmt.on_conflict_do_update(
+            index_elements=["nick_key"], set_={"nick": stmt.excluded.nick, "last_seen": stmt.excluded.last_seen}
+        )
+
+    # ------------------------------------------------------------------------------------------ reads
+
+    def load(self, backlog: int) -> LoadedState:
+        """Rooms, each room's newest `backlog` messages, and the last message id, for a server starting up."""
+        with self.engine.connect() as conn:
+            rooms = [_stored_room(row) for row in conn.execute(select(ROOMS).order_by(ROOMS.c.id))]
+            last_id = conn.execute(select(func.max(MESSAGES.c.id))).scalar() or 0
+            recent: dict[int, list[ChatMessage]] = {}
+            if backlog > 0 and rooms:
+                names = {r.id: r.name for r in rooms}
+                ranked = select(
+                    MESSAGES,
+                    func.row_number().over(partition_by=MESSAGES.c.room_id, order_by=MESSAGES.c.id.desc())
+                    .label("rank"),
+                ).where(MESSAGES.c.room_id.is_not(None)).subquery()
+                rows = conn.execute(select(ranked).where(ranked.c.rank <= backlog).order_by(ranked.c.id))
+                for row in rows:
+                    recent.setdefault(row.room_id, []).append(_message(row, names[row.room_id]))
+        return LoadedState(rooms=rooms, recent=recent, last_message_id=last_id)
+
+    def history(
+        self, room_id: int, room_name: str, limit: int, before: int | None = None, after: int | None = None
+    ) -> tuple[list[ChatMessage], bool]:
+        """Messages of a room, oldest first: the newest `limit` before id `before`, or the oldest `limit`
+        after id `after`. The flag tells whether more exist beyond them in the direction asked."""
+        query = select(MESSAGES).where(MESSAGES.c.room_id == room_id)
+        if after is not None:
+            query = query.where(MESSAGES.c.id > after).order_by(MESSAGES.c.id).limit(limit + 1)
+        else:
+            if before is not None:
+                query = query.where(MESSAGES.c.id < before)
+            query = query.order_by(MESSAGES.c.id.desc()).limit(limit + 1)
+        with self.engine.connect() as conn:
+            rows = list(conn.execute(query))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        if after is None:
+            rows.reverse()
+        return [_message(row, room_name) for row in rows], more
+
+
+def _latest_per_user(users: Sequence[SeenUser]) -> list[dict[str, object]]:
+    latest: dict[str, SeenUser] = {}
+    for u in users:  # one row per key: an upsert may not touch the same row twice in one statement
+        latest[u.key] = u
+    return [
+        {"nick": u.nick, "nick_key": u.key, "first_seen": to_datetime(u.time), "last_seen": to_datetime(u.time)}
+        for u in latest.values()
+    ]
+
+
+def _stored_room(row: object) -> StoredRoom:
+    return StoredRoom(
+        id=row.id,  # type: ignore[attr-defined]
+        name=row.name,  # type: ignore[attr-defined]
+        topic=row.topic,  # type: ignore[attr-defined]
+        topic_set_by=row.topic_set_by,  # type: ignore[attr-defined]
+        topic_set_at=to_timestamp(row.topic_set_at) if row.topic_set_at else None,  # type: ignore[attr-defined]
+        created_at=to_timestamp(row.created_at),  # type: ignore[attr-defined]
+    )
+
+
+def _message(row: object, room_name: str | None) -> ChatMessage:
+    r = row  # a Row of the messages table
+    return ChatMessage(
+        id=r.id,  # type: ignore[attr-defined]
+        kind=MessageKind(r.kind),  # type: ignore[attr-defined]
+        nick=r.sender,  # type: ignore[attr-defined]
+        text=r.text,  # type: ignore[attr-defined]
+        time=to_timestamp(r.created_at),  # type: ignore[attr-defined]
+        room=room_name,
+        to=r.recipient,  # type: ignore[attr-defined]
+    )

@@ -1,0 +1,1 @@
+"""The `chat` command line (installed as `chat.cli`; see pyproject.toml)."""

@@ -1,0 +1,63 @@
+"""Alembic environment.
+
+`chat serve` runs the migrations itself and hands its connection over in `config.attributes["connection"]`.
+From the command line, in the project folder: `alembic upgrade head` (database from $CHAT_DB, else
+chat.sqlite), or `alembic -x db=URL upgrade head` (URL or SQLite file path).
+"""
+
+from __future__ import annotations
+
+import os
+
+from alembic import context
+from sqlalchemy import Connection
+
+from chat.storage.database import make_engine, resolve_url
+from chat.storage.models import Base
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def _database_url() -> str:
+    x = context.get_x_argument(as_dictionary=True)
+    url = x.get("db") or config.get_main_option("sqlalchemy.url") or os.environ.get("CHAT_DB") or "chat.sqlite"
+    return resolve_url(url)
+
+
+def _run(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",  # SQLite cannot ALTER most things in place
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_offline() -> None:
+    context.configure(url=_database_url(), target_metadata=target_metadata, literal_binds=True,
+                      render_as_batch=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        _run(connection)
+        return
+    engine = make_engine(_database_url())
+    try:
+        with engine.connect() as connection:
+            _run(connection)
+            connection.commit()
+    finally:
+        engine.dispose()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()
