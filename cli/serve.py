@@ -52,6 +52,8 @@ def serve(
                                                        "vanished peer is dropped about 2x later. 0: off.")] = 60,
     listen_backlog: Annotated[int, typer.Option(min=1, help="Connections the kernel queues before they are "
                                                             "accepted.")] = 4096,
+    busy_timeout: Annotated[float, typer.Option(min=0, help="Seconds an SQLite write waits for a lock held by "
+                                                            "another program before the batch fails.")] = 5.0,
     log_level: Annotated[LogLevel, typer.Option(help="Least important log level shown.")] = LogLevel.info,
     log_format: Annotated[LogFormat, typer.Option(help="text, or json (one object per line).")] = LogFormat.text,
 ) -> None:
@@ -73,7 +75,7 @@ def serve(
             host=host, port=port, db=db, backlog=backlog, lobby=lobby or None, max_line=max_line, sendq=sendq,
             rate=rate, burst=burst, flood_limit=flood_limit, nick_timeout=nick_timeout, max_clients=max_clients,
             max_per_ip=max_per_ip, exempt=tuple(exempt) if exempt else LOOPBACK_NETWORKS, keepalive=keepalive,
-            listen_backlog=listen_backlog,
+            listen_backlog=listen_backlog, busy_timeout=busy_timeout,
         )
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None

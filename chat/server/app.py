@@ -43,7 +43,7 @@ class ChatServer:
     def start(self) -> tuple[str, int]:
         """Open and upgrade the database, load rooms and recent messages, and listen. Returns (host, port)."""
         raise_open_file_limit()
-        self.engine = make_engine(self.config.db)
+        self.engine = make_engine(self.config.db, busy_timeout_ms=int(self.config.busy_timeout * 1000))
         self._lock = ServerLock(self.engine)
         self._lock.acquire()
         try:

@@ -14,7 +14,10 @@ import os
 import select
 import socket
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
 
 from chat.protocol.errors import ChatError, ErrorCode
 from chat.protocol.events import Bye, DeliveryState
@@ -73,7 +76,7 @@ class EventLoop:
         self._next_sweep = 0.0
         self._accept_paused_until = 0.0
         self.address: tuple[str, int] = ("", 0)
-        self.messages_delivered = 0
+        self._calls: deque[tuple[Callable[[], Any], Future[Any]]] = deque()
 
     # ------------------------------------------------------------------------------------------ control
 
@@ -96,6 +99,14 @@ class EventLoop:
             os.write(self._wake_w, b"\0")
         except BlockingIOError:
             pass  # the pipe is full: the loop will wake anyway
+
+    def call_soon(self, fn: Callable[[], Any]) -> Future[Any]:
+        """Run `fn` on the loop thread at its next pass (from any thread); the future gets its result.
+        For inspection and tests: the chat state may only be read on the loop thread."""
+        future: Future[Any] = Future()
+        self._calls.append((fn, future))
+        self.wake()
+        return future
 
     def request_stop(self) -> None:
         self._stop = True
@@ -134,6 +145,12 @@ class EventLoop:
                 self._drain_wake()
         if self.throttled:
             self._release_held(now)
+        while self._calls:
+            fn, future = self._calls.popleft()
+            try:
+                future.set_result(fn())
+            except Exception as e:
+                future.set_exception(e)
         if now >= self._next_sweep:
             self._sweep(now)
         self._advance()

@@ -139,16 +139,14 @@ class ChatStore:
             rooms = [_stored_room(row) for row in conn.execute(select(ROOMS).order_by(ROOMS.c.id))]
             last_id = conn.execute(select(func.max(MESSAGES.c.id))).scalar() or 0
             recent: dict[int, list[ChatMessage]] = {}
-            if backlog > 0 and rooms:
-                names = {r.id: r.name for r in rooms}
-                ranked = select(
-                    MESSAGES,
-                    func.row_number().over(partition_by=MESSAGES.c.room_id, order_by=MESSAGES.c.id.desc())
-                    .label("rank"),
-                ).where(MESSAGES.c.room_id.is_not(None)).subquery()
-                rows = conn.execute(select(ranked).where(ranked.c.rank <= backlog).order_by(ranked.c.id))
-                for row in rows:
-                    recent.setdefault(row.room_id, []).append(_message(row, names[row.room_id]))
+            if backlog > 0:
+                # one indexed query per room: it reads `backlog` rows however long the room's history is
+                for room in rooms:
+                    query = (select(MESSAGES).where(MESSAGES.c.room_id == room.id)
+                             .order_by(MESSAGES.c.id.desc()).limit(backlog))
+                    rows = list(conn.execute(query))
+                    if rows:
+                        recent[room.id] = [_message(row, room.name) for row in reversed(rows)]
         return LoadedState(rooms=rooms, recent=recent, last_message_id=last_id)
 
     def history(
