@@ -1,0 +1,91 @@
+"""History that outlives the server: restarts, SIGTERM, and the same server on PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections.abc import Callable
+
+from support import LineClient, ServerThread, serve_process
+
+
+def _chat_a_little(server: ServerThread) -> None:
+    alice, bob = server.client("alice"), server.client("bob")
+    alice.send("/join dev", "/topic #dev Where the work happens")
+    alice.expect("set the topic")
+    alice.send("first in dev", "/me ships it", "/msg bob private hello", "/msg #lobby lobby hello")
+    bob.expect("private hello")
+    bob.expect("lobby hello")
+    alice.send("/quit")
+    alice.expect_closed()
+
+
+def test_history_survives_a_restart(make_server: Callable[..., ServerThread], any_db: str) -> None:
+    first = make_server(db=any_db)
+    _chat_a_little(first)
+    first.stop()
+
+    second = make_server(db=any_db)
+    carol = LineClient(second.host, second.port, json_mode=True)
+    carol.send("carol", "/join dev")
+    events = carol.events_until("history_end", room="dev")
+    joined = next(e for e in events if e["type"] == "joined" and e["room"] == "dev")
+    assert joined["topic"] == "Where the work happens"
+    history = [e for e in events if e.get("history") and e.get("room") == "dev"]
+    assert [(e["type"], e["nick"], e["text"]) for e in history] == [
+        ("message", "alice", "first in dev"), ("action", "alice", "ships it")]
+    carol.send("/history lobby 10 after 0")
+    lobby = carol.events_until("history_end", room="lobby")
+    assert [e["text"] for e in lobby if e.get("history")] == ["lobby hello"]
+    # ids keep growing after a restart
+    carol.send("/msg #dev after the restart")
+    live = carol.expect_event("message", text="after the restart")
+    assert live["id"] > max(e["id"] for e in history)
+
+
+def test_sigterm_stores_everything_accepted_tells_clients_and_exits_0(sqlite_db: str) -> None:
+    with serve_process(sqlite_db, "--rate", "0") as server:
+        alice = server.client("alice")
+        bob = server.client("bob")
+        for i in range(200):
+            alice.send(f"line {i}")
+        alice.sync()
+        assert server.terminate(signal.SIGTERM) == 0
+        farewell = bob.expect_closed()
+        assert any("shutting down" in line and "server_shutdown" in line for line in farewell)
+        assert "SIGTERM" in server.log
+    with serve_process(sqlite_db, "--rate", "0") as again:
+        carol = LineClient(again.host, again.port, json_mode=True)
+        carol.register("carol")
+        carol.expect_event("history_end", reason="backlog")
+        carol.send("/history lobby 500 after 0")
+        texts = [e["text"] for e in carol.events_until("history_end", reason="page") if e.get("history")]
+        assert texts == [f"line {i}" for i in range(200)]
+        again.terminate()
+
+
+def test_a_second_server_on_the_same_database_refuses_to_start(sqlite_db: str) -> None:
+    import subprocess
+
+    from support import chat_command
+
+    with serve_process(sqlite_db) as first:
+        result = subprocess.run([*chat_command(), "serve", "--db", sqlite_db, "--port", "0"], capture_output=True,
+                                text=True, timeout=60)
+        assert result.returncode == 1
+        assert "another chat server is using" in result.stderr
+        first.client("still_works")
+        assert first.terminate() == 0
+
+
+def test_the_same_server_runs_on_postgresql(make_server: Callable[..., ServerThread], postgres_db: str) -> None:
+    server = make_server(db=postgres_db)
+    alice = LineClient(server.host, server.port, json_mode=True)
+    alice.register("alice")
+    bob = server.client("bob")
+    bob.send("hello from postgres")
+    message = alice.expect_event("message", text="hello from postgres")
+    assert message["id"] >= 1
+    alice.send("/history 5")
+    assert [e["text"] for e in alice.events_until("history_end", reason="page") if e.get("history")] == []
+    json.dumps(message)
