@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from chat.cli.options import DEFAULT_DB, DEFAULT_HOST, DEFAULT_PORT, Db, Host, Port
+from chat.cli.options import DEFAULT_DB, DEFAULT_HOST, DEFAULT_PORT, Db, Port
 from chat.server.config import LOOPBACK_NETWORKS
 
 

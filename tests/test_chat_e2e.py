@@ -6,6 +6,7 @@ import json
 import socket
 
 import pytest
+
 from support import LineClient, ServerThread, wait_for
 
 

@@ -9,6 +9,7 @@ import subprocess
 from collections.abc import Callable
 
 import pytest
+
 from support import ServerThread, chat_command
 
 
@@ -55,7 +56,8 @@ def test_history_json_and_csv(filled_db: str) -> None:
     first = json.loads(chat("history", "--db", filled_db, "--room", "lobby", "--format", "json").stdout.split("\n")[0])
     assert first["type"] == "message" and first["room"] == "lobby" and first["nick"] == "alice"
     assert first["time"].endswith("Z") and isinstance(first["id"], int)
-    rows = list(csv.reader(io.StringIO(chat("history", "--db", filled_db, "--room", "lobby", "--format", "csv").stdout)))
+    out = chat("history", "--db", filled_db, "--room", "lobby", "--format", "csv").stdout
+    rows = list(csv.reader(io.StringIO(out)))
     assert rows[0] == ["id", "time", "room", "kind", "nick", "text"]
     assert rows[3][3:] == ["message", "alice", "second, with a comma"]
 

@@ -164,7 +164,7 @@ def message_json(m: ChatMessage, history: bool = False) -> dict[str, Any]:
     return obj
 
 
-def event_json(event: Event) -> dict[str, Any]:  # noqa: PLR0911 - one case per event type
+def event_json(event: Event) -> dict[str, Any]:
     match event:
         case ChatMessage():
             return message_json(event)

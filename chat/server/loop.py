@@ -8,6 +8,7 @@ bounded queue; when that overflows, it alone is disconnected.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -95,10 +96,8 @@ class EventLoop:
 
     def wake(self) -> None:
         """Interrupt the wait for events (from any thread, or a signal handler)."""
-        try:
+        with contextlib.suppress(BlockingIOError):  # a full pipe wakes the loop anyway
             os.write(self._wake_w, b"\0")
-        except BlockingIOError:
-            pass  # the pipe is full: the loop will wake anyway
 
     def call_soon(self, fn: Callable[[], Any]) -> Future[Any]:
         """Run `fn` on the loop thread at its next pass (from any thread); the future gets its result.
@@ -400,10 +399,8 @@ class EventLoop:
         s.out.clear()
         s.out_bytes = 0
         self.deliverer.push(s, Bye(message, code))
-        try:
+        with contextlib.suppress(OSError, IndexError):
             s.sock.send(s.out[0])
-        except (OSError, IndexError):
-            pass
         self._close(s, reason)
 
     def _close(self, s: Session, reason: str, detail: str | None = None) -> None:
@@ -411,10 +408,8 @@ class EventLoop:
             return
         if s.registered:
             self.service.disconnected(s, detail or reason, self.current)
-        try:
+        with contextlib.suppress(OSError, ValueError):
             self.epoll.unregister(s.fd)
-        except (OSError, ValueError):
-            pass
         del self.sessions[s.fd]
         s.fd = -1
         s.sock.close()

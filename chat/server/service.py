@@ -93,7 +93,7 @@ class ChatService:
 
     # ---------------------------------------------------------------------------------------- dispatch
 
-    def dispatch(self, s: Session, c: cmd.Command, out: Outbox) -> None:  # noqa: C901 - one arm per command
+    def dispatch(self, s: Session, c: cmd.Command, out: Outbox) -> None:
         match c:
             case cmd.Say():
                 self.say(s, self._current(s), MessageKind.MESSAGE, c.text, out)

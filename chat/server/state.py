@@ -65,9 +65,9 @@ class Session:
     """One client connection: its socket and buffers (used by the event loop) and its chat state."""
 
     __slots__ = (
-        "close_after_flush", "closing", "connected_at", "current", "cursors", "eof", "fd", "framer", "held", "held_bytes", "id", "ip",
-        "json", "key", "last_refill", "nick", "out", "out_bytes", "peer", "quit_reason", "reading",
-        "registered", "rooms", "sock", "tokens", "writing",
+        "close_after_flush", "closing", "connected_at", "current", "cursors", "eof", "fd", "framer", "held",
+        "held_bytes", "id", "ip", "json", "key", "last_refill", "nick", "out", "out_bytes", "peer", "quit_reason",
+        "reading", "registered", "rooms", "sock", "tokens", "writing",
     )  # fmt: skip
 
     def __init__(self, session_id: int, sock: socket.socket, peer: str, ip: str, max_line: int, burst: int,
