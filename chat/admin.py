@@ -8,6 +8,7 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
+from typing import Any
 
 from sqlalchemy import Engine, func, inspect, select
 
@@ -159,7 +160,7 @@ def format_rooms(rooms: list[RoomStats], fmt: str) -> Iterator[str]:
             yield f"{'#' + r.name:<{width}}  {r.messages:>8}  {when:<19}  {r.topic or ''}"
 
 
-def _csv_lines(header: list[str], rows: Iterable[list[object]]) -> Iterator[str]:
+def _csv_lines(header: list[str], rows: Iterable[list[Any]]) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="")
     for row in (header, *rows):

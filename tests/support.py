@@ -186,8 +186,9 @@ def chat_command() -> list[str]:
 
 
 @contextmanager
-def serve_process(db: str, *args: str, env: dict[str, str] | None = None) -> Iterator[ServeProcess]:
-    proc = ServeProcess(db, *args, env=env)
+def serve_process(db: str, *args: str, env: dict[str, str] | None = None,
+                  cwd: str | None = None) -> Iterator[ServeProcess]:
+    proc = ServeProcess(db, *args, env=env, cwd=cwd)
     try:
         yield proc
     finally:
@@ -197,10 +198,11 @@ def serve_process(db: str, *args: str, env: dict[str, str] | None = None) -> Ite
 class ServeProcess:
     """`chat serve` as a real process on a free port; reads the port from its first line."""
 
-    def __init__(self, db: str, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, db: str, *args: str, env: dict[str, str] | None = None, cwd: str | None = None) -> None:
         cmd = [*chat_command(), "serve", "--db", db, "--port", "0", *args]
         self.proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})}
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})},
+            cwd=cwd,
         )
         self.stderr_lines: list[str] = []
         self._stderr_thread = threading.Thread(target=self._read_stderr, daemon=True)

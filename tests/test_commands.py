@@ -137,3 +137,18 @@ def test_any_arguments_to_any_verb_parse_or_are_refused(verb: str, rest: str) ->
         assert isinstance(e.code, ErrorCode)
         return
     assert isinstance(result, c.Command)
+
+
+@given(st.binary(max_size=300), st.integers(min_value=16, max_value=128))
+def test_any_bytes_through_framing_and_parsing_never_crash(data: bytes, max_line: int) -> None:
+    from chat.protocol.framing import LineFramer
+
+    for frame in LineFramer(max_line).feed(data + b"\n"):
+        if isinstance(frame, ChatError):
+            continue
+        try:
+            result = c.parse_line(frame)
+        except ChatError as e:
+            assert isinstance(e.code, ErrorCode)
+        else:
+            assert result is None or isinstance(result, c.Command)

@@ -89,3 +89,15 @@ def test_the_same_server_runs_on_postgresql(make_server: Callable[..., ServerThr
     alice.send("/history 5")
     assert [e["text"] for e in alice.events_until("history_end", reason="page") if e.get("history")] == []
     json.dumps(message)
+
+
+def test_chat_serve_works_from_any_folder_with_the_default_database(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The migrations ship inside the package: no project checkout is needed where the server runs."""
+    with serve_process("chat.sqlite", cwd=str(tmp_path)) as server:
+        assert "127.0.0.1:" in server.banner
+        alice = server.client("alice")
+        alice.send("stored here")
+        alice.sync()
+        server.client("bob").expect("alice: stored here")
+        assert server.terminate() == 0
+    assert (tmp_path / "chat.sqlite").exists()

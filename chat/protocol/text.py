@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-_REPLACEMENTS = {c: chr(0x2400 + c) for c in range(0x20)}
+_REPLACEMENTS: dict[int, int] = {c: 0x2400 + c for c in range(0x20)}
 _REPLACEMENTS[0x09] = ord(" ")
 _REPLACEMENTS[0x7F] = 0x2421
 _REPLACEMENTS.update({c: 0xFFFD for c in range(0x80, 0xA0)})

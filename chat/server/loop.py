@@ -459,15 +459,18 @@ class EventLoop:
         farewell = Bye("The server is shutting down. Goodbye!", ErrorCode.SERVER_SHUTDOWN)
         for s in list(self.sessions.values()):
             s.closing = s.closing or "server shutdown"
+            if s.reading:  # nothing more is read: only goodbyes are written now
+                s.reading = False
+                self._rearm(s)
             self.deliverer.push(s, farewell)
             s.close_after_flush = True
         deadline = self.monotonic() + SHUTDOWN_FLUSH
         self._flush_dirty()
         while self.sessions and self.monotonic() < deadline:
             for fd, mask in self.epoll.poll(0.05):
-                s = self.sessions.get(fd)
-                if s is not None and mask & (_OUT | _GONE):
-                    self._flush(s)
+                waiting = self.sessions.get(fd)
+                if waiting is not None and mask & (_OUT | _GONE):
+                    self._flush(waiting)
         for s in list(self.sessions.values()):
             self._close(s, "server shutdown")
         self.current = Outbox()  # the quits of this shutdown need no delivery
