@@ -333,3 +333,24 @@ def test_a_nick_is_freed_however_the_connection_ends(server: ServerThread) -> No
     bob.close()
     wait_for(lambda: "bob" not in server.loop.state.nicks, what="bob's nick to be freed")
     server.client("bob")
+
+
+def test_a_big_history_page_never_overflows_the_readers_send_queue(make_server) -> None:  # type: ignore[no-untyped-def]
+    server = make_server(sendq=64 * 1024, max_line=4000, backlog=50)
+    alice = server.client("alice")
+    long_lines = [f"{i:03d} " + "x" * 3000 for i in range(100)]  # 300 KB of history
+    for start in range(0, 100, 10):  # alice reads her echoes as she goes, as a real client does
+        alice.send(*long_lines[start : start + 10])
+        alice.expect(long_lines[start + 9][:20])
+    bob = LineClient(server.host, server.port, json_mode=True)
+    bob.register("bob")
+    backlog = [e["text"] for e in bob.events_until("history_end") if e.get("history")]
+    assert 0 < len(backlog) < 50 and backlog == long_lines[-len(backlog):]  # cut to fit, newest kept
+    seen = list(backlog)
+    while True:  # page back to the beginning: every message exactly once, connection never dropped
+        bob.send("/history 500")
+        page = bob.events_until("history_end", reason="page")
+        seen = [e["text"] for e in page if e.get("history")] + seen
+        if not page[-1]["more"]:
+            break
+    assert seen == long_lines

@@ -51,7 +51,8 @@ class ChatServer:
             store = ChatStore(self.engine)
             state = self._load(store)
             service = ChatService(state, self.config, self.clock)
-            self.loop = EventLoop(self.config, state, service, lambda wake: StorageWorker(store, wake))
+            page_budget = self.config.sendq // 4
+            self.loop = EventLoop(self.config, state, service, lambda wake: StorageWorker(store, wake, page_budget))
             address = self.loop.listen()
         except BaseException:
             self._release()

@@ -191,7 +191,7 @@ class ChatService:
         room.add_member(s)
         s.rooms[key] = room
         s.current = room
-        messages, more = room.backlog(self.config.backlog)
+        messages, more = room.backlog(self.config.backlog, self.config.sendq // 4)
         s.cursors[key] = messages[0].id if messages else self.state.next_message_id
         members = [m.nick for m in room.members]
         out.reply(s, Joined(room.name, members, room.topic, self.clock()))

@@ -20,6 +20,18 @@ if TYPE_CHECKING:
     from chat.server.outbox import HistoryRequest
 
 RING_SLACK = 16  # extra recent messages kept per room, so failed ones can be skipped without a gap
+LINE_OVERHEAD = 96  # bytes a rendered history line adds to its text (room, time, nick, JSON keys), at most
+
+
+def newest_fitting(messages: list[ChatMessage], budget: int) -> tuple[list[ChatMessage], bool]:
+    """The newest of `messages` (oldest first) whose rendering fits in `budget` bytes, and whether any were cut.
+    Keeps a backlog or history page from overflowing the receiver's send queue on its own."""
+    total = 0
+    for i in range(len(messages) - 1, -1, -1):
+        total += len(messages[i].text) * 3 + LINE_OVERHEAD  # UTF-8 takes at most 3 bytes per str character here
+        if total > budget:
+            return messages[i + 1 :], True
+    return messages, False
 
 
 class Room:
@@ -53,12 +65,14 @@ class Room:
             self.older_in_db = True
         recent.append(message)
 
-    def backlog(self, count: int) -> tuple[list[ChatMessage], bool]:
-        """The newest `count` messages not known to have failed, and whether older ones exist."""
+    def backlog(self, count: int, budget: int) -> tuple[list[ChatMessage], bool]:
+        """The newest `count` messages not known to have failed (fewer if they would not fit in `budget` bytes),
+        and whether older ones exist."""
         if count <= 0:
             return [], bool(self.recent) or self.older_in_db
         usable = [m for m in self.recent if m.state is not DeliveryState.FAILED]
-        return usable[-count:], len(usable) > count or self.older_in_db
+        chosen, cut = newest_fitting(usable[-count:], budget)
+        return chosen, cut or len(usable) > count or self.older_in_db
 
 
 class Session:

@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Callable
 
 from chat.server.outbox import Outbox
+from chat.server.state import newest_fitting
 from chat.storage.repository import ChatStore
 
 log = logging.getLogger("chat.storage")
@@ -29,9 +30,10 @@ class StorageJob:
 
 
 class StorageWorker:
-    def __init__(self, store: ChatStore, notify: Callable[[], None]) -> None:
+    def __init__(self, store: ChatStore, notify: Callable[[], None], page_budget: int = 1 << 18) -> None:
         self.store = store
         self.notify = notify
+        self.page_budget = page_budget  # bytes one /history page may take
         self.done: deque[StorageJob] = deque()
         self.done_event = threading.Event()
         self._jobs: queue.SimpleQueue[StorageJob | None] = queue.SimpleQueue()
@@ -70,9 +72,17 @@ class StorageWorker:
         for request in outbox.queries:
             request.resolve_start()
             try:
-                request.messages, request.more = self.store.history(
+                messages, more = self.store.history(
                     request.room.id, request.room.name, request.limit, before=request.before, after=request.after
                 )
+                # a page of long lines is cut to what the receiver's queue can take; it pages on from the cut
+                if request.after is None:
+                    messages, cut = newest_fitting(messages, self.page_budget)
+                else:
+                    kept, cut = newest_fitting(messages[::-1], self.page_budget)
+                    messages = kept[::-1]
+                more = more or cut
+                request.messages, request.more = messages, more
             except Exception as e:
                 request.error = e
                 log.error("storage: history of #%s failed: %s", request.room.name, e)
