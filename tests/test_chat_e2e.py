@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import json
 import socket
+from collections.abc import Callable
 
 import pytest
 
 from support import LineClient, ServerThread, wait_for
+
+
+@pytest.fixture
+def server(make_server: Callable[..., ServerThread], any_db: str) -> ServerThread:
+    """These tests run on SQLite, and again on PostgreSQL when one is reachable."""
+    return make_server(db=any_db)
 
 
 def test_the_tutorial_flow_greets_asks_for_a_name_and_welcomes(server: ServerThread) -> None:
