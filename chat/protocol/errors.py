@@ -26,6 +26,7 @@ class ErrorCode(StrEnum):
     # storage
     NOT_DELIVERED = "not_delivered"
     HISTORY_UNAVAILABLE = "history_unavailable"
+    SERVER_ERROR = "server_error"  # a bug on our side, logged with its context
     # reasons a connection is closed by the server (sent in the `bye` event)
     SERVER_FULL = "server_full"
     TOO_MANY_CONNECTIONS = "too_many_connections"

@@ -21,7 +21,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from chat.protocol.errors import ChatError, ErrorCode
-from chat.protocol.events import Bye, DeliveryState
+from chat.protocol.events import Bye, DeliveryState, Error
 from chat.protocol.render import render_text
 from chat.server.config import ServerConfig
 from chat.server.delivery import Deliverer
@@ -308,10 +308,14 @@ class EventLoop:
 
     def _handle(self, s: Session, frame: str | ChatError) -> None:
         was_registered = s.registered
-        if type(frame) is str:
-            self.service.line(s, frame, self.current)
-        else:
-            self.service.rejected(s, frame, self.current)  # type: ignore[arg-type]
+        try:
+            if type(frame) is str:
+                self.service.line(s, frame, self.current)
+            else:
+                self.service.rejected(s, frame, self.current)  # type: ignore[arg-type]
+        except Exception:  # a bug must cost one line, not the server
+            log.exception("error handling a line from %s: %.200r", s.label, frame)
+            self.current.reply(s, Error(ErrorCode.SERVER_ERROR, "The server failed to handle that line (logged)."))
         if s.registered and not was_registered:
             self.unregistered.discard(s)
 
