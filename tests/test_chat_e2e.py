@@ -361,3 +361,19 @@ def test_a_big_history_page_never_overflows_the_readers_send_queue(make_server) 
         if not page[-1]["more"]:
             break
     assert seen == long_lines
+
+
+def test_a_bug_in_one_command_costs_that_line_only(make_server, caplog) -> None:  # type: ignore[no-untyped-def]
+    server = make_server()
+
+    def broken(*_args: object) -> None:
+        raise RuntimeError("simulated bug")
+
+    server.loop.service.rooms = broken  # our own code, made to fail: the safety net is what is tested
+    alice = server.client("alice")
+    alice.send("/rooms")
+    assert alice.expect("[error").startswith("[error server_error]")
+    alice.send("still chatting")
+    alice.expect("alice: still chatting")
+    assert any("simulated bug" in (r.exc_text or "") or "error handling a line" in r.getMessage()
+               for r in caplog.records)
