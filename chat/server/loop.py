@@ -176,14 +176,14 @@ class EventLoop:
         """Deliver what the writer finished; start the next commit; deliver at once what needs no storage."""
         while self.worker.done:
             self._committed(self.worker.done.popleft())
+        if self.in_flight is not None and len(self.current.deliveries) > PENDING_MAX:
+            self._wait_for_storage()  # storage is behind: stop reading until it catches up
         if self.in_flight is None and self.current:
             outbox, self.current = self.current, Outbox()
             if outbox.needs_storage:
                 self._submit(outbox)
             else:
                 self.deliverer.deliver(outbox)
-        elif self.in_flight is not None and len(self.current.deliveries) > PENDING_MAX:
-            self._wait_for_storage()  # storage is behind: stop reading until it catches up
 
     def _submit(self, outbox: Outbox) -> None:
         outbox.writes.rooms = [
