@@ -1,0 +1,91 @@
+"""One TCP connection to a chat server, as lines, on asyncio.
+
+Reading never trusts the server: a line longer than `max_line` is cut off and reported instead of growing
+the buffer without bound, and a reset or vanished socket is simply the end of the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+
+MAX_LINE = 1 << 20  # bytes: far beyond any line the server sends (its history lines are one message each)
+TOO_LONG = b"\x00too long"  # stands for a line that was cut off: not valid JSON, so it decodes as garbage
+
+
+class LineConnection:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, max_line: int) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._max_line = max_line
+        self._buffer = b""
+        self._skipping = False  # inside a line that was too long: drop bytes until its end
+
+    @classmethod
+    async def open(cls, host: str, port: int, timeout: float = 10.0, max_line: int = MAX_LINE) -> LineConnection:
+        """Connect, or raise OSError (TimeoutError included) saying why not."""
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        return cls(reader, writer, max_line)
+
+    async def read_lines(self) -> list[bytes] | None:
+        """The next complete lines (without newlines), at least one; None at the end of the stream."""
+        while True:
+            try:
+                data = await self._reader.read(65536)
+            except (OSError, asyncio.IncompleteReadError):
+                data = b""
+            if not data:
+                return None
+            lines = self._split(data)
+            if lines:
+                return lines
+
+    def _split(self, data: bytes) -> list[bytes]:
+        lines: list[bytes] = []
+        self._buffer += data
+        while True:
+            end = self._buffer.find(b"\n")
+            if end < 0:
+                if len(self._buffer) > self._max_line:
+                    if not self._skipping:
+                        lines.append(TOO_LONG)
+                    self._skipping = True
+                    self._buffer = b""
+                return lines
+            line, self._buffer = self._buffer[:end], self._buffer[end + 1:]
+            if self._skipping:
+                self._skipping = False  # the end of the line that was too long
+                continue
+            lines.append(line)
+
+    def write(self, lines: list[str]) -> None:
+        """Queue lines to send (a chat client's lines are few and short: no need to wait for the socket)."""
+        if lines and not self._writer.is_closing():
+            data = "".join(line.replace("\n", " ") + "\n" for line in lines).encode("utf-8", "replace")
+            self._writer.write(data)
+
+    async def drain(self) -> None:
+        with contextlib.suppress(OSError):
+            await self._writer.drain()
+
+    def half_close(self) -> None:
+        """Tell the server we are done sending; it still answers what we sent."""
+        with contextlib.suppress(OSError, RuntimeError):
+            if self._writer.can_write_eof():
+                self._writer.write_eof()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError, RuntimeError):
+            self._writer.close()
+
+    def abort(self) -> None:
+        """Drop the connection at once (the peer stopped answering)."""
+        transport = self._writer.transport
+        with contextlib.suppress(OSError, RuntimeError):
+            transport.abort()

@@ -1,0 +1,696 @@
+"""The full-screen client's protocol logic, without I/O: what each event does and what to send.
+
+`ClientCore` is told three things: the connection opened or was lost, an event arrived, the user typed a
+line. It answers by changing the model (model.py) and appending lines to send to `outbox`. The session
+(session.py) does the I/O and the timing, the UI shows the model, so all of this is testable without either.
+
+The client never relies on the server's idea of a "current room": text for a room goes out as
+`/msg #room text`, and commands that default to the current room get the room spelled out.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from chat.client import events as ev
+from chat.client.model import (
+    SERVER_KEY,
+    ClientModel,
+    Conversation,
+    Entry,
+    EntryKind,
+    Kind,
+    nick_key,
+    now,
+    room_key,
+)
+from chat.protocol.errors import ChatError
+from chat.protocol.names import NICK_MAX, check_nick, check_room
+
+INTERNAL_TOKEN = "chat-client:"  # /ping tokens the client uses for itself; their pongs are not shown
+REJOINED_TOKEN = INTERNAL_TOKEN + "rejoined"
+HEARTBEAT_TOKEN = INTERNAL_TOKEN + "alive"
+OLDER_PAGE = 100  # messages per page when scrolling back
+CATCHUP_PAGE = 500  # messages per page when fetching what was missed while disconnected
+CATCHUP_PAGES = 10  # at most this many catch-up pages per room and reconnect
+QUIT_VERBS = frozenset({"quit", "disconnect", "exit", "bye"})
+# The server tells us when its idea of our current room changes; the client has its own, so these are noise.
+_CURRENT_ROOM_NOTICE = re.compile(r"^(#\S+ is now your current room\.|You are in no room now\.)$")
+CLIENT_HELP = (
+    "In this client: Enter sends to the conversation shown; Tab completes commands, nicks and #rooms;",
+    "Up/Down recall what you typed; PageUp/PageDown scroll (past the top fetches older messages);",
+    "Ctrl-N/Ctrl-P (or Alt-Right/Alt-Left) switch conversations; Ctrl-C, Ctrl-D or /quit leave.",
+    "Client commands: /query NICK opens a private conversation, /close leaves the room or closes the",
+    "conversation shown, /reconnect retries at once. //text sends text that starts with /.",
+)
+
+
+class Phase(StrEnum):
+    OFFLINE = "offline"  # not connected: about to connect, or waiting to retry
+    CONNECTING = "connecting"
+    REGISTERING = "registering"  # connected, nick not yet accepted
+    ONLINE = "online"
+    CLOSED = "closed"  # we left
+
+
+class Outcome(StrEnum):
+    """What became of a line the user typed."""
+
+    SENT = "sent"  # lines to send are in the outbox
+    LOCAL = "local"  # the client handled it itself (or refused it, saying why)
+    OFFLINE = "offline"  # it needs the server and we are not connected: keep the text for later
+    QUIT = "quit"  # the user wants to leave
+    RECONNECT = "reconnect"  # the user asks to retry the connection now
+
+
+@dataclass(slots=True)
+class PageRequest:
+    """A /history request the client made, waiting for its page (the server answers them in order)."""
+
+    key: str  # room key
+    newer: bool  # True: catching up after a reconnect (after ID); False: older history (before ID)
+    stop_at: int | None = None  # catching up: the oldest message of the backlog, where the gap ends
+    pages_left: int = 0
+
+
+def mentions(text: str, nick: str) -> bool:
+    return re.search(rf"(?<![\w-]){re.escape(nick)}(?![\w-])", text, re.IGNORECASE) is not None
+
+
+def alternate_nick(nick: str, attempt: int) -> str:
+    """nick_, nick__, ... then nick1, nick2...: what to use while someone (our own ghost) holds `nick`."""
+    suffix = "_" * attempt if attempt <= 2 else str(attempt - 2)
+    return nick[: NICK_MAX - len(suffix)] + suffix
+
+
+class ClientCore:
+    def __init__(self, nick: str | None, room: str | None, server_label: str) -> None:
+        self.model = ClientModel(server_label)
+        self.server_label = server_label
+        self.wanted_nick = nick  # the nick we want; None: ask the user
+        self.initial_room = room
+        self.phase = Phase.OFFLINE
+        self.registered = False
+        self.ever_registered = False
+        self.quit_reason: str | None = None
+        self.last_error: str | None = None  # why the last connection attempt failed or ended
+        self.retry_at: float | None = None  # monotonic time of the next attempt, while waiting (session)
+        self.bye: ev.Bye | None = None
+        self.garbage_lines = 0
+        self.outbox: list[str] = []
+        self._alt_attempt = 0
+        self._reclaiming = False
+        self._rejoining: set[str] | None = None  # room keys being rejoined after a reconnect
+        self._user_joins: set[str] = set()  # room keys the user asked to join: show them when joined
+        self._leaving_quietly: set[str] = set()  # rooms the server put us in that we had left
+        self._pages: deque[PageRequest] = deque()
+        self._page_buffer: dict[str, list[ev.Message]] = {}
+        self._pending_join: tuple[str, Entry] | None = None
+        self._unconfirmed: deque[str] = deque()  # conversation keys of messages sent, not yet echoed
+        self._commands: dict[str, Callable[[str], Outcome]] = {
+            "join": self._cmd_join, "j": self._cmd_join,
+            "leave": self._cmd_leave, "part": self._cmd_leave, "close": self._cmd_close,
+            "msg": self._cmd_msg, "query": self._cmd_msg, "tell": self._cmd_msg,
+            "me": self._cmd_me, "topic": self._cmd_topic, "who": self._cmd_who, "names": self._cmd_who,
+            "history": self._cmd_history, "nick": self._cmd_nick, "format": self._cmd_format,
+            "reconnect": lambda _: Outcome.RECONNECT,
+        }
+
+    # -------------------------------------------------------------------------------------- properties
+
+    @property
+    def needs_nick(self) -> bool:
+        """The user must type a nickname (none given, or the one given was refused)."""
+        return self.phase is Phase.REGISTERING and not self.ever_registered and self.wanted_nick is None
+
+    @property
+    def online(self) -> bool:
+        return self.phase is Phase.ONLINE
+
+    @property
+    def wants_nick_back(self) -> bool:
+        """We are registered under a stand-in nick and should try to take ours back."""
+        return (self.online and self.wanted_nick is not None and self.model.nick is not None
+                and nick_key(self.model.nick) != nick_key(self.wanted_nick) and not self._reclaiming)
+
+    def take_outbox(self) -> list[str]:
+        lines, self.outbox = self.outbox, []
+        return lines
+
+    # -------------------------------------------------------------------------------------- connection
+
+    def connecting(self) -> None:
+        self.phase = Phase.CONNECTING
+        self.retry_at = None
+
+    def connection_opened(self) -> None:
+        self.phase = Phase.REGISTERING
+        self.registered = False
+        self.bye = None
+        self._alt_attempt = 0
+        self._reclaiming = False
+        self.outbox.append("/format json")
+        if self.wanted_nick:
+            self.outbox.append(f"/nick {self.wanted_nick}")
+
+    def connection_failed(self, reason: str) -> None:
+        """An attempt to connect failed. Said once per outage, not at every retry."""
+        if self.last_error != reason:
+            self._status_everywhere(f"Cannot connect to {self.server_label}: {reason}")
+        self.last_error = reason
+        self.phase = Phase.OFFLINE
+
+    def connection_lost(self, reason: str) -> None:
+        if self.phase is Phase.CLOSED:
+            return
+        self._flush_pending_join()
+        was_connected = self.phase in (Phase.REGISTERING, Phase.ONLINE)
+        self.phase = Phase.OFFLINE
+        self.registered = False
+        self.last_error = reason
+        self._rejoining = None
+        self._pages.clear()
+        self._page_buffer.clear()
+        for conversation in self.model.rooms():
+            conversation.joined = False
+            conversation.fetching = False
+        if self._unconfirmed:
+            for key in dict.fromkeys(self._unconfirmed):
+                conversation = self.model.get(key)
+                if conversation is not None:
+                    self._add(conversation, EntryKind.ERROR, "The connection dropped before the server confirmed "
+                              "your last message; it may not have been delivered.")
+            self._unconfirmed.clear()
+        if was_connected:
+            self._status_everywhere(f"Disconnected: {reason}. Reconnecting…" if self.quit_reason is None
+                                    else f"Disconnected: {reason}.")
+
+    def closed(self) -> None:
+        self.phase = Phase.CLOSED
+
+    # -------------------------------------------------------------------------------------- user input
+
+    def user_input(self, line: str) -> Outcome:
+        line = line.rstrip("\r\n")
+        if not line.strip():
+            return Outcome.LOCAL
+        if line.strip().upper() == "!DISCONNECT":
+            return self._cmd_quit("")
+        if line.startswith("/") and not line.startswith("//"):
+            verb, _, rest = line[1:].partition(" ")
+            verb = verb.lower()
+            if verb in QUIT_VERBS:
+                return self._cmd_quit(rest)
+            if not self.registered:
+                return self._before_registration(line, verb, rest)
+            handler = self._commands.get(verb)
+            if handler is not None:
+                return handler(rest.strip())
+            return self._send(line)  # every other command goes to the server as typed
+        text = line[1:] if line.startswith("//") else line
+        if not self.registered:
+            return self._before_registration(line, "", text)
+        return self._say(self.model.current, text)
+
+    def _before_registration(self, line: str, verb: str, rest: str) -> Outcome:
+        if self.needs_nick:
+            if verb == "":
+                return self._send(f"/nick {rest.strip()}")
+            if verb in ("nick", "help", "ping"):
+                return self._send(line)
+            self._error_here("Choose a nickname first: type it and press Enter.")
+            return Outcome.LOCAL
+        if verb == "reconnect":
+            return Outcome.RECONNECT
+        return self._offline()
+
+    def _say(self, conversation: Conversation, text: str) -> Outcome:
+        if conversation.kind is Kind.SERVER:
+            self._error_here("This is the server window: /join a room or /query a nick to talk.")
+            return Outcome.LOCAL
+        target = conversation.title
+        if conversation.kind is Kind.ROOM and not conversation.joined:
+            return self._offline()
+        return self._send(f"/msg {target} {text}", confirm=conversation.key)
+
+    def _send(self, *lines: str, confirm: str | None = None) -> Outcome:
+        if self.phase not in (Phase.ONLINE, Phase.REGISTERING):
+            return self._offline()
+        self.outbox.extend(lines)
+        if confirm is not None:
+            self._unconfirmed.append(confirm)
+        return Outcome.SENT
+
+    def _offline(self) -> Outcome:
+        self._error_here("Not connected: nothing was sent. It is still in the input line; press Enter again "
+                         "once reconnected (/reconnect tries now).")
+        return Outcome.OFFLINE
+
+    def _cmd_quit(self, reason: str) -> Outcome:
+        self.quit_reason = reason.strip() or "leaving"
+        return Outcome.QUIT
+
+    def _cmd_join(self, rest: str) -> Outcome:
+        name = rest.split(" ", 1)[0]
+        if not name:
+            return self._usage("/join ROOM")
+        try:
+            name = check_room(name)
+        except ChatError as e:
+            self._error_here(e.message)
+            return Outcome.LOCAL
+        conversation = self.model.get(room_key(name))
+        if conversation is not None and conversation.joined:
+            self.model.select(conversation.key)
+            return Outcome.LOCAL
+        self._user_joins.add(room_key(name))
+        return self._send(f"/join {name}")
+
+    def _cmd_leave(self, rest: str) -> Outcome:
+        if not rest:
+            return self._cmd_close("")
+        return self._send(f"/leave {rest}")
+
+    def _cmd_close(self, reason: str) -> Outcome:
+        current = self.model.current
+        if current.kind is Kind.ROOM:
+            return self._send(f"/leave {current.title} {reason}".rstrip())
+        if current.kind is Kind.PRIVATE:
+            self.model.close(current.key)
+        else:
+            self._error_here("The server window stays open; /quit leaves the chat.")
+        return Outcome.LOCAL
+
+    def _cmd_msg(self, rest: str) -> Outcome:
+        target, _, text = rest.partition(" ")
+        if not target:
+            return self._usage("/msg NICK|#ROOM TEXT  (or /query NICK to open a conversation)")
+        if target.startswith("#"):
+            return self._send(f"/msg {rest}", confirm=room_key(target) if text.strip() else None)
+        try:
+            check_nick(target)
+        except ChatError as e:
+            self._error_here(e.message)
+            return Outcome.LOCAL
+        conversation = self.model.private(target)
+        self.model.select(conversation.key)
+        if not text.strip():
+            return Outcome.LOCAL
+        return self._send(f"/msg {target} {text}", confirm=conversation.key)
+
+    def _cmd_me(self, rest: str) -> Outcome:
+        current = self.model.current
+        if current.kind is not Kind.ROOM:
+            self._error_here("/me works in rooms only (the server has no private actions).")
+            return Outcome.LOCAL
+        if not rest:
+            return self._usage("/me ACTION")
+        if not current.joined:
+            return self._offline()
+        # /me acts in the server's current room: make it this one first (/join of a room we are in does that)
+        return self._send(f"/join {current.title}", f"/me {rest}", confirm=current.key)
+
+    def _cmd_topic(self, rest: str) -> Outcome:
+        if rest.startswith("#"):
+            return self._send(f"/topic {rest}")
+        current = self.model.current
+        if current.kind is not Kind.ROOM:
+            return self._usage("/topic #ROOM [TEXT]")
+        return self._send(f"/topic {current.title} {rest}".rstrip())
+
+    def _cmd_who(self, rest: str) -> Outcome:
+        if rest:
+            return self._send(f"/who {rest}")
+        current = self.model.current
+        if current.kind is not Kind.ROOM:
+            return self._usage("/who ROOM")
+        return self._send(f"/who {current.title}")
+
+    def _cmd_history(self, rest: str) -> Outcome:
+        words = rest.split()
+        if any(w.lower() in ("before", "after") for w in words):
+            return self._send(f"/history {rest}")  # an explicit place: the server's answer is merged as it is
+        conversation = self.model.current
+        if words and not words[0].isdigit():
+            conversation = self.model.get(room_key(words.pop(0))) or conversation
+        if conversation.kind is not Kind.ROOM or not conversation.joined:
+            return self._send(f"/history {rest}".rstrip())
+        count = min(int(words[0]), 500) if words and words[0].isdigit() else OLDER_PAGE
+        if conversation.at_beginning:
+            self._add(self.model.current, EntryKind.INFO, f"That is the beginning of {conversation.title}.")
+            return Outcome.LOCAL
+        self.fetch_older(conversation.key, count)
+        return Outcome.SENT if self.outbox else Outcome.LOCAL
+
+    def _cmd_nick(self, rest: str) -> Outcome:
+        if not rest:
+            return self._usage("/nick NAME")
+        return self._send(f"/nick {rest}")
+
+    def _cmd_format(self, rest: str) -> Outcome:
+        self._error_here("This client needs JSON from the server; for text, use chat client --plain or nc.")
+        return Outcome.LOCAL
+
+    def _usage(self, usage: str) -> Outcome:
+        self._error_here(f"Usage: {usage}")
+        return Outcome.LOCAL
+
+    # ----------------------------------------------------------------------------------------- paging
+
+    def fetch_older(self, key: str, count: int = OLDER_PAGE) -> bool:
+        """Ask for the page of messages before the oldest shown in a room. False if there is nothing to do."""
+        conversation = self.model.get(key)
+        if (conversation is None or conversation.kind is not Kind.ROOM or not conversation.joined
+                or conversation.at_beginning or conversation.fetching or not self.online):
+            return False
+        oldest = conversation.oldest_id
+        place = f" before {oldest}" if oldest is not None else ""
+        self.outbox.append(f"/history {conversation.title} {count}{place}")
+        self._pages.append(PageRequest(key, newer=False))
+        conversation.fetching = True
+        return True
+
+    def _catch_up(self, conversation: Conversation, after: int, stop_at: int, pages_left: int) -> None:
+        if pages_left <= 0:
+            self._add(conversation, EntryKind.INFO, "More was said while you were away than is shown here; "
+                      f"/history {conversation.title} 500 after {after} shows more.")
+            return
+        self.outbox.append(f"/history {conversation.title} {CATCHUP_PAGE} after {after}")
+        self._pages.append(PageRequest(conversation.key, newer=True, stop_at=stop_at, pages_left=pages_left - 1))
+
+    def _take_page_request(self, key: str) -> PageRequest | None:
+        if self._pages and self._pages[0].key == key:
+            return self._pages.popleft()
+        return None  # a page the user asked for with an explicit place
+
+    # ------------------------------------------------------------------------------------------ events
+
+    def receive(self, item: ev.Incoming) -> None:
+        """Handle one thing the server sent. Never raises for anything the server can send."""
+        if self._pending_join is not None and not self._continues_backlog(item):
+            self._flush_pending_join()
+        match item:
+            case ev.Message():
+                self._on_message(item)
+            case ev.HistoryEnd():
+                self._on_history_end(item)
+            case ev.Join():
+                conversation = self.model.get(room_key(item.room))
+                if conversation is not None:
+                    conversation.add_member(item.nick)
+                    self._add(conversation, EntryKind.JOIN, f"{item.nick} joined {conversation.title}",
+                              nick=item.nick, time=item.time)
+            case ev.Joined():
+                self._on_joined(item)
+            case ev.Part():
+                self._on_part(item)
+            case ev.Quit():
+                self._on_quit(item)
+            case ev.NickChanged():
+                self._on_nick(item)
+            case ev.Topic():
+                self._on_topic(item)
+            case ev.Who():
+                conversation = self.model.get(room_key(item.room))
+                if conversation is not None:
+                    conversation.set_members(item.members)
+                count = f"{len(item.members)} member{'s' if len(item.members) != 1 else ''}"
+                self._info_here(f"#{item.room}: {count}: {', '.join(item.members)}")
+            case ev.Rooms():
+                self._on_rooms(item)
+            case ev.Help():
+                lines = list(item.lines) + (list(CLIENT_HELP) if item.command is None else [])
+                for line in lines:
+                    self._info_here(line)
+            case ev.Pong():
+                self._on_pong(item)
+            case ev.Notice():
+                if not _CURRENT_ROOM_NOTICE.match(item.text):
+                    self._info_here(item.text)
+            case ev.Welcome():
+                self._on_welcome(item)
+            case ev.Error():
+                self._on_error(item)
+            case ev.Bye():
+                self.bye = item
+                why = f" ({item.code})" if item.code else ""
+                self._status_everywhere(f"The server says goodbye: {item.reason}{why}")
+            case ev.TextLine():
+                if item.text.strip():
+                    self._add(self.model.server, EntryKind.INFO, item.text.strip().removeprefix("*** "))
+            case ev.Garbage():
+                self.garbage_lines += 1
+                self._add(self.model.server, EntryKind.ERROR, f"Ignored a line from the server: {item.why}")
+            case ev.Hello() | ev.FormatChanged() | ev.Unknown():
+                pass
+
+    def _continues_backlog(self, item: ev.Incoming) -> bool:
+        assert self._pending_join is not None
+        key = self._pending_join[0]
+        if isinstance(item, ev.Message):
+            return item.history and item.room is not None and room_key(item.room) == key
+        return isinstance(item, ev.HistoryEnd) and item.reason == "backlog" and room_key(item.room) == key
+
+    def _flush_pending_join(self) -> None:
+        if self._pending_join is not None:
+            key, entry = self._pending_join
+            self._pending_join = None
+            conversation = self.model.get(key)
+            if conversation is not None:
+                self.model.add(conversation, entry)
+
+    def _on_welcome(self, e: ev.Welcome) -> None:
+        self.registered = True
+        self.phase = Phase.ONLINE
+        self.last_error = None
+        self.model.nick = e.nick
+        if self.wanted_nick is None:
+            self.wanted_nick = e.nick
+        if not self.ever_registered:
+            self.ever_registered = True
+            self._add(self.model.server, EntryKind.STATUS, f"Connected to {self.server_label} as {e.nick}.")
+            if self.initial_room:
+                self._user_joins.add(room_key(self.initial_room))
+                self.outbox.append(f"/join {self.initial_room}")
+            return
+        rooms = self.model.rooms()
+        self._rejoining = {c.key for c in rooms}
+        self._status_everywhere(f"Reconnected to {self.server_label} as {e.nick}.")
+        for conversation in rooms:
+            self.outbox.append(f"/join {conversation.name}")
+        self.outbox.append(f"/ping {REJOINED_TOKEN}")
+
+    def _on_joined(self, e: ev.Joined) -> None:
+        key = room_key(e.room)
+        rejoin = key in self.model.conversations
+        if self._rejoining is not None and not rejoin and key not in self._user_joins:
+            # the server put us in its lobby again, but we had left it: leave, without a word
+            self._leaving_quietly.add(key)
+            self.outbox.append(f"/leave #{e.room}")
+            return
+        conversation = self.model.room(e.room)
+        conversation.joined = True
+        conversation.set_members(e.members)
+        conversation.topic = e.topic
+        count = f"{len(e.members)} member{'s' if len(e.members) != 1 else ''}"
+        if rejoin:
+            conversation.catchup_after = conversation.newest_id
+            self._add(conversation, EntryKind.MARK, f"Rejoined {conversation.title} ({count})", time=e.time)
+        else:
+            about = f" Topic: {e.topic}" if e.topic else ""
+            entry = Entry(EntryKind.MARK, f"You joined {conversation.title} ({count}).{about}", e.time)
+            self._pending_join = (key, entry)  # shown after the backlog, which comes next if there is one
+        if key in self._user_joins:
+            self._user_joins.discard(key)
+            self.model.select(key)
+        elif self.model.current_key == SERVER_KEY and not rejoin:
+            self.model.select(key)
+
+    def _on_message(self, m: ev.Message) -> None:
+        if m.history and m.room is not None:
+            self._page_buffer.setdefault(room_key(m.room), []).append(m)
+            return
+        me = self.model.nick or ""
+        own = nick_key(m.nick) == nick_key(me)
+        if m.is_private:
+            assert m.to is not None
+            conversation = self.model.private(m.to if own else m.nick)
+        else:
+            assert m.room is not None
+            conversation = self.model.room(m.room)
+        if own and self._unconfirmed:
+            self._unconfirmed.popleft()
+        self._add_message(conversation, m, earlier=False)
+
+    def _add_message(self, conversation: Conversation, m: ev.Message, earlier: bool) -> bool:
+        me = self.model.nick or ""
+        own = nick_key(m.nick) == nick_key(me)
+        kind = {"message": EntryKind.MESSAGE, "action": EntryKind.ACTION}.get(m.type, EntryKind.PRIVATE)
+        entry = Entry(kind, m.text, m.time, nick=m.nick, id=m.id, earlier=earlier, own=own,
+                      mention=bool(me) and not own and mentions(m.text, me))
+        return self.model.add(conversation, entry)
+
+    def _on_history_end(self, e: ev.HistoryEnd) -> None:
+        key = room_key(e.room)
+        batch = self._page_buffer.pop(key, [])
+        conversation = self.model.get(key)
+        request = self._take_page_request(key) if e.reason == "page" else None
+        if conversation is None or conversation.kind is not Kind.ROOM:
+            for m in batch:  # /history of a room we are not in: show it here, as lines
+                who = f"* {m.nick}" if m.type == "action" else f"{m.nick}:"
+                self._info_here(f"#{m.room} {m.time:%Y-%m-%d %H:%M} {who} {m.text}")
+            if e.reason == "page":
+                self._info_here(f"#{e.room}: {e.count} message(s){'; there are more' if e.more else ''}.")
+            return
+        after = conversation.catchup_after
+        for m in batch:
+            self._add_message(conversation, m, earlier=after is None or m.id <= after)
+        if e.reason == "backlog":
+            if after is None and not e.more:
+                self._reached_beginning(conversation)
+            elif after is not None and e.more and batch and batch[0].id > after:
+                self._catch_up(conversation, after, batch[0].id, CATCHUP_PAGES)  # a gap: fetch what was said
+            self._flush_pending_join()
+        elif request is not None and request.newer:
+            if e.more and batch and request.stop_at is not None and batch[-1].id < request.stop_at:
+                self._catch_up(conversation, batch[-1].id, request.stop_at, request.pages_left)
+        elif request is not None:
+            conversation.fetching = False
+            if not e.more:
+                self._reached_beginning(conversation)
+
+    def _reached_beginning(self, conversation: Conversation) -> None:
+        if not conversation.at_beginning:
+            conversation.at_beginning = True
+            self.model.add_at_top(conversation, Entry(EntryKind.MARK, f"The beginning of {conversation.title}"))
+
+    def _on_part(self, e: ev.Part) -> None:
+        key = room_key(e.room)
+        if self.model.nick and nick_key(e.nick) == nick_key(self.model.nick):
+            if key in self._leaving_quietly:
+                self._leaving_quietly.discard(key)
+                return
+            if key in self.model.conversations:
+                self.model.close(key)
+                self._add(self.model.server, EntryKind.STATUS, f"You left #{e.room}.")
+            return
+        conversation = self.model.get(key)
+        if conversation is not None:
+            conversation.remove_member(e.nick)
+            why = f" ({e.reason})" if e.reason else ""
+            self._add(conversation, EntryKind.PART, f"{e.nick} left {conversation.title}{why}", nick=e.nick,
+                      time=e.time)
+
+    def _on_quit(self, e: ev.Quit) -> None:
+        why = f" ({e.reason})" if e.reason else ""
+        for conversation in self.model.rooms():
+            if conversation.remove_member(e.nick):
+                self._add(conversation, EntryKind.QUIT, f"{e.nick} quit{why}", nick=e.nick, time=e.time)
+        private = self.model.get(nick_key(e.nick))
+        if private is not None and private.kind is Kind.PRIVATE:
+            self._add(private, EntryKind.QUIT, f"{e.nick} quit{why}", nick=e.nick, time=e.time)
+
+    def _on_nick(self, e: ev.NickChanged) -> None:
+        mine = self.model.nick is not None and nick_key(e.old) == nick_key(self.model.nick)
+        if mine:
+            self.model.nick = e.new
+            if self._reclaiming or nick_key(e.new) != nick_key(self.wanted_nick or ""):
+                self.wanted_nick = e.new  # taken back, or changed on purpose: this is the nick to keep
+            self._reclaiming = False
+        text = f"You are now known as {e.new}" if mine else f"{e.old} is now known as {e.new}"
+        for conversation in self.model.rooms():
+            if conversation.remove_member(e.old) or mine:
+                conversation.add_member(e.new)
+                self._add(conversation, EntryKind.NICK, text, nick=e.new, time=e.time)
+        if not mine:
+            self.model.rename_private(e.old, e.new)
+            private = self.model.get(nick_key(e.new))
+            if private is not None and private.kind is Kind.PRIVATE:
+                self._add(private, EntryKind.NICK, text, nick=e.new, time=e.time)
+        else:
+            self._add(self.model.server, EntryKind.NICK, text, nick=e.new, time=e.time)
+
+    def _on_topic(self, e: ev.Topic) -> None:
+        conversation = self.model.get(room_key(e.room))
+        if conversation is not None:
+            conversation.topic = e.topic
+        if e.change and conversation is not None:
+            text = f"{e.nick} set the topic: {e.topic}" if e.topic else f"{e.nick} cleared the topic"
+            self._add(conversation, EntryKind.TOPIC, text, nick=e.nick, time=e.time or None)
+        elif e.topic:
+            by = f" (set by {e.nick} on {e.time:%Y-%m-%d %H:%M} UTC)" if e.nick and e.time else ""
+            self._info_here(f"Topic of #{e.room}: {e.topic}{by}")
+        else:
+            self._info_here(f"No topic is set for #{e.room}.")
+
+    def _on_rooms(self, e: ev.Rooms) -> None:
+        if not e.rooms:
+            self._info_here("No rooms have anyone in them.")
+        for info in e.rooms:
+            self.model.known_rooms[room_key(info.room)] = info.room
+            topic = f": {info.topic}" if info.topic else ""
+            self._info_here(f"#{info.room} ({info.members} member{'s' if info.members != 1 else ''}){topic}")
+
+    def _on_pong(self, e: ev.Pong) -> None:
+        token = e.token or ""
+        if token == REJOINED_TOKEN:
+            self._rejoining = None
+        elif not token.startswith(INTERNAL_TOKEN):
+            self._info_here(f"pong {token}".rstrip())
+
+    def _on_error(self, e: ev.Error) -> None:
+        if not self.registered and e.code in ("nick_taken", "invalid_nick") and self._on_nick_refused(e):
+            return
+        if self._reclaiming and e.command == "nick" and e.code == "nick_taken":
+            self._reclaiming = False  # still taken: try again later, quietly
+            return
+        if e.command in ("say", "msg", "me") and self._unconfirmed:
+            self._unconfirmed.popleft()
+        if e.command == "history" and self._pages:
+            request = self._pages.popleft()
+            conversation = self.model.get(request.key)
+            if conversation is not None:
+                conversation.fetching = False
+        self._error_here(f"{e.message}")
+
+    def _on_nick_refused(self, e: ev.Error) -> bool:
+        """Our nick was refused before registration. True when handled without showing the error."""
+        if self.ever_registered and e.code == "nick_taken" and self.wanted_nick:
+            # after a reconnect our old connection may still hold the nick: use a stand-in, take it back later
+            self._alt_attempt += 1
+            self.outbox.append(f"/nick {alternate_nick(self.wanted_nick, self._alt_attempt)}")
+            return True
+        self.wanted_nick = None  # ask the user for another
+        self._add(self.model.server, EntryKind.ERROR, e.message)
+        if self.model.current_key != SERVER_KEY:
+            self._error_here(e.message)
+        self._add(self.model.server, EntryKind.INFO, "Type a nickname and press Enter.")
+        return True
+
+    def reclaim_nick(self) -> None:
+        """Try to take our nick back from whoever holds it (called from time to time by the session)."""
+        if self.wants_nick_back:
+            assert self.wanted_nick is not None
+            self._reclaiming = True
+            self.outbox.append(f"/nick {self.wanted_nick}")
+
+    # -------------------------------------------------------------------------------------------- output
+
+    def _add(self, conversation: Conversation, kind: EntryKind, text: str, *, nick: str | None = None,
+             time: datetime | None = None) -> None:
+        self.model.add(conversation, Entry(kind, text, time or now(), nick=nick))
+
+    def _info_here(self, text: str) -> None:
+        self._add(self.model.current, EntryKind.INFO, text)
+
+    def _error_here(self, text: str) -> None:
+        self._add(self.model.current, EntryKind.ERROR, text)
+
+    def _status_everywhere(self, text: str) -> None:
+        for conversation in (self.model.server, *self.model.rooms()):
+            self._add(conversation, EntryKind.STATUS, text)
