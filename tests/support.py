@@ -247,3 +247,329 @@ class ServeProcess:
             self.proc.kill()
             self.proc.wait(10)
         self._stderr_thread.join(5)
+
+
+# ------------------------------------------------------------------------------- reliability test helpers
+
+# (imported here, not at the top, so this section can grow without touching the shared header)
+import logging  # noqa: E402
+import resource  # noqa: E402
+import selectors  # noqa: E402
+
+
+def soak() -> bool:
+    """CHAT_SOAK=1 runs the reliability tests at soak scale (minutes); the default is the CI scale."""
+    return os.environ.get("CHAT_SOAK", "") not in ("", "0")
+
+
+def scale(ci: Any, soak_value: Any) -> Any:
+    return soak_value if soak() else ci
+
+
+def record_figures(test: str, **figures: Any) -> None:
+    """Print the figures a test measured (shown with -s), and append them as one JSON line to the file named by
+    CHAT_FIGURES, so docs/RELIABILITY.md can be refreshed from the last run."""
+    line = json.dumps({"test": test, **figures}, sort_keys=True)
+    print(f"FIGURES {line}")
+    path = os.environ.get("CHAT_FIGURES")
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+
+
+class LogCapture(logging.Handler):
+    """Every record the server logs while installed (the in-process server logs to `chat.*`)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+        self._lock = threading.Lock()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with self._lock:
+            self.records.append(record)
+
+    def messages(self, level: int = logging.DEBUG) -> list[str]:
+        with self._lock:
+            return [r.getMessage() for r in self.records if r.levelno >= level]
+
+    def expect(self, *parts: str, timeout: float = WAIT) -> str:
+        """Wait for a message containing every one of `parts` (the server logs from its own thread)."""
+
+        def find() -> str | None:
+            return next((m for m in self.messages() if all(p in m for p in parts)), None)
+
+        wait_for(lambda: find() is not None, timeout, f"a log line with {parts}")
+        return find()  # type: ignore[return-value]
+
+    def problems(self) -> list[str]:
+        """Errors and unhandled exceptions: a clean run has none."""
+        with self._lock:
+            return [self.format(r) for r in self.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+@contextmanager
+def capture_logs(level: int = logging.INFO) -> Iterator[LogCapture]:
+    logger = logging.getLogger("chat")
+    handler = LogCapture()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    old_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+
+
+def log_problems(log: str) -> list[str]:
+    """Lines of a `chat serve` log (text or JSON format) that report an error or an unhandled exception."""
+    found = []
+    for line in log.splitlines():
+        if line.startswith("{"):
+            obj = json.loads(line)
+            if obj.get("level") in ("error", "critical") or "exception" in obj:
+                found.append(line)
+        elif " ERROR " in line or " CRITICAL " in line or "Traceback" in line:
+            found.append(line)
+    return found
+
+
+# --------------------------------------------------------------------------------------- process figures
+
+
+def _proc_status(pid: int) -> dict[str, str]:
+    with open(f"/proc/{pid}/status", encoding="ascii") as f:
+        return dict(line.split(":", 1) for line in f if ":" in line)
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process now."""
+    return int(_proc_status(pid)["VmRSS"].split()[0]) * 1024
+
+
+def peak_rss_bytes(pid: int) -> int:
+    """The most resident memory the process ever had (VmHWM)."""
+    return int(_proc_status(pid)["VmHWM"].split()[0]) * 1024
+
+
+def cpu_seconds(pid: int, tid: int | None = None) -> float:
+    """CPU time (user + system) of a process, or of one of its threads."""
+    path = f"/proc/{pid}/task/{tid}/stat" if tid else f"/proc/{pid}/stat"
+    with open(path, encoding="ascii") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def soft_open_file_limit(limit: int) -> Iterator[None]:
+    """Start subprocesses with a low soft RLIMIT_NOFILE (they inherit it), to prove they raise it themselves."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(limit, hard), hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def stored_messages(db: str) -> dict[int, tuple[str, str | None, str]]:
+    """Every message in a database: id -> (sender, room name or private recipient, text)."""
+    from sqlalchemy import select
+
+    from chat.storage.database import make_engine
+    from chat.storage.repository import MESSAGES, ROOMS
+
+    engine = make_engine(db)
+    try:
+        with engine.connect() as conn:
+            rooms = dict(conn.execute(select(ROOMS.c.id, ROOMS.c.name)).all())
+            rows = conn.execute(select(MESSAGES.c.id, MESSAGES.c.sender, MESSAGES.c.room_id, MESSAGES.c.recipient,
+                                       MESSAGES.c.text)).all()
+    finally:
+        engine.dispose()
+    return {r.id: (r.sender, rooms[r.room_id] if r.room_id else r.recipient, r.text) for r in rows}
+
+
+# ------------------------------------------------------------------------------ many clients, one thread
+
+
+class SwarmClient:
+    """One connection of a `Swarm`: bytes waiting to go out, and the lines received (all of them, or those
+    `keep` accepts; `received` counts all)."""
+
+    __slots__ = ("closed", "cursor", "fd", "keep", "lines", "name", "nick", "out", "partial", "received", "sock",
+                 "state", "swarm")
+
+    def __init__(self, swarm: Swarm, sock: socket.socket, name: str, keep: Callable[[str], bool] | None) -> None:
+        self.swarm = swarm
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.name = name
+        self.nick: str | None = None
+        self.keep = keep
+        self.out = bytearray()
+        self.partial = b""
+        self.lines: list[str] = []
+        self.cursor = 0  # where the next expect() looks from
+        self.received = 0
+        self.closed = False
+        self.state: dict[str, Any] = {}  # the test's own bookkeeping
+
+    def send(self, *lines: str) -> None:
+        self.send_raw("".join(line + "\n" for line in lines).encode())
+
+    def send_raw(self, data: bytes) -> None:
+        if self.closed:
+            return
+        self.out += data
+        self.swarm._write(self)
+
+    def take_new(self) -> list[str]:
+        """Lines received since the last call (moves the cursor)."""
+        new = self.lines[self.cursor:]
+        self.cursor = len(self.lines)
+        return new
+
+    def __repr__(self) -> str:
+        return f"<SwarmClient {self.name} nick={self.nick} closed={self.closed}>"
+
+
+class Swarm:
+    """Many clients on real sockets, driven by one thread with `selectors`: 2,000 connections need no 2,000
+    threads. Clients read all the time (unless `reading` is False for one), so a server never sees them stall
+    unless a test wants it to."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.selector = selectors.DefaultSelector()
+        self.clients: list[SwarmClient] = []
+        self._by_fd: dict[int, SwarmClient] = {}
+        self.bytes_in = 0
+
+    def connect(self, count: int, prefix: str = "c", keep: Callable[[str], bool] | None = None,
+                source: str | None = None) -> list[SwarmClient]:
+        made = []
+        for i in range(count):
+            sock = socket.create_connection((self.host, self.port), timeout=WAIT,
+                                            source_address=(source, 0) if source else None)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setblocking(False)
+            c = SwarmClient(self, sock, f"{prefix}{len(self.clients)}" if count > 1 or i else prefix, keep)
+            self.clients.append(c)
+            self._by_fd[c.fd] = c
+            self.selector.register(sock, selectors.EVENT_READ, c)
+            made.append(c)
+            if i % 64 == 63:
+                self.pump(0)  # take the greetings as they come, so no socket buffer fills while connecting
+        return made
+
+    # ----------------------------------------------------------------------------------------- events
+
+    def _write(self, c: SwarmClient) -> None:
+        try:
+            sent = c.sock.send(c.out)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            self._gone(c)
+            return
+        del c.out[:sent]
+        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if c.out else 0)
+        self.selector.modify(c.sock, events, c)
+
+    def _read(self, c: SwarmClient) -> None:
+        try:
+            data = c.sock.recv(262144)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._gone(c)
+            return
+        self.bytes_in += len(data)
+        chunks = (c.partial + data).split(b"\n")
+        c.partial = chunks.pop()
+        c.received += len(chunks)
+        keep = c.keep
+        for raw in chunks:
+            line = raw.decode("utf-8", "replace")
+            if keep is None or keep(line):
+                c.lines.append(line)
+
+    def _gone(self, c: SwarmClient) -> None:
+        if not c.closed:
+            c.closed = True
+            self.selector.unregister(c.sock)
+            c.sock.close()
+
+    def pump(self, timeout: float = 0.05) -> None:
+        """Handle what is ready, waiting at most `timeout` for something to be."""
+        for key, events in self.selector.select(timeout):
+            c = key.data
+            if events & selectors.EVENT_WRITE:
+                self._write(c)
+            if events & selectors.EVENT_READ and not c.closed:
+                self._read(c)
+
+    def run_until(self, condition: Callable[[], bool], timeout: float = WAIT, what: str = "condition") -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+            self.pump(0.02)
+
+    def run_for(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            self.pump(0.02)
+
+    # ------------------------------------------------------------------------------------ expectations
+
+    def expect_all(self, clients: list[SwarmClient], match: str | Callable[[str], bool], timeout: float = WAIT,
+                   what: str | None = None) -> None:
+        """Wait until every client has received a line containing `match` (or satisfying it), looking from
+        where its previous expectation stopped."""
+        test = match if callable(match) else (lambda line: match in line)
+        pending = set(clients)
+
+        def done() -> bool:
+            for c in list(pending):
+                lines = c.lines
+                while c.cursor < len(lines):
+                    c.cursor += 1
+                    if test(lines[c.cursor - 1]):
+                        pending.discard(c)
+                        break
+                else:
+                    if c.closed:
+                        raise AssertionError(f"{c} closed while waiting for {what or match!r}: {c.lines[-3:]}")
+            return not pending
+
+        try:
+            self.run_until(done, timeout, what or repr(match))
+        except AssertionError as e:
+            sample = sorted(pending, key=lambda c: c.name)[:3]
+            raise AssertionError(f"{e}; {len(pending)} clients still waiting, e.g. "
+                                 f"{[(c.name, c.lines[-3:]) for c in sample]}") from None
+
+    def register(self, clients: list[SwarmClient], nicks: list[str], timeout: float = WAIT * 3) -> None:
+        for c, nick in zip(clients, nicks, strict=True):
+            c.send(nick)
+            c.nick = nick
+        self.expect_all(clients, lambda line: "*** Welcome, " in line or '"type":"welcome"' in line, timeout,
+                        "welcome")
+
+    def sync(self, clients: list[SwarmClient], token: str = "sync", timeout: float = WAIT * 3) -> None:
+        """Wait until the server has handled everything each client sent (it answers /ping in order)."""
+        for c in clients:
+            c.send(f"/ping {token}")
+        self.expect_all(clients, lambda line: f"pong {token}" in line or f'"token":"{token}"' in line, timeout,
+                        f"pong {token}")
+
+    def close_all(self) -> None:
+        for c in self.clients:
+            if not c.closed:
+                self._gone(c)
+        self.selector.close()

@@ -103,5 +103,7 @@ class Deliverer:
             s.out.append(data)
             s.out_bytes += len(data)
             dirty[s] = None
-            if s.out_bytes > sendq:
+            # only a client whose socket is already full is behind; a burst to one that still reads is
+            # checked once the loop has written what its socket takes (loop._flush)
+            if s.out_bytes > sendq and s.writing:
                 self.on_overflow(s)

@@ -40,6 +40,7 @@ PENDING_MAX = 20_000  # deliveries waiting for a commit before the loop stops re
 LINGER = 5.0  # seconds a closing connection may take to take its last lines
 SHUTDOWN_FLUSH = 3.0  # seconds to send the last lines to everyone at shutdown
 SWEEP_EVERY = 1.0
+SEND_SLICE = 1 << 18  # bytes joined for one send(); more than a socket buffer usually takes at once
 
 _IN = select.EPOLLIN | select.EPOLLRDHUP
 _OUT = select.EPOLLOUT
@@ -360,8 +361,13 @@ class EventLoop:
 
     def _flush(self, s: Session) -> None:
         out = s.out
-        if out:
-            data = out[0] if len(out) == 1 else b"".join(out)
+        while out:
+            # join a slice, not the whole queue: the chunks are shared with every other recipient
+            n, size = 1, len(out[0])
+            while n < len(out) and size < SEND_SLICE:
+                size += len(out[n])
+                n += 1
+            data = out[0] if n == 1 else b"".join(out[:n])
             try:
                 sent = s.sock.send(data)
             except (BlockingIOError, InterruptedError):
@@ -369,15 +375,18 @@ class EventLoop:
             except OSError as e:
                 self._drop(s, f"error: {e.strerror or e}")
                 return
+            s.out_bytes -= sent
             if sent < len(data):
-                s.out = [memoryview(data)[sent:]]
-                s.out_bytes = len(data) - sent
+                out[:n] = [memoryview(data)[sent:]]
+                if s.out_bytes > self.config.sendq:  # more than its socket took and its queue may hold
+                    self._overflowed(s)
+                    return
                 if not s.writing:
                     s.writing = True
                     self._rearm(s)
                 return
-            out.clear()
-            s.out_bytes = 0
+            del out[:n]
+        s.out_bytes = 0
         if s.writing:
             s.writing = False
             self._rearm(s)
