@@ -52,8 +52,9 @@ def serve(
                                                        "vanished peer is dropped about 2x later. 0: off.")] = 60,
     listen_backlog: Annotated[int, typer.Option(min=1, help="Connections the kernel queues before they are "
                                                             "accepted.")] = 4096,
-    busy_timeout: Annotated[float, typer.Option(min=0, help="Seconds an SQLite write waits for a lock held by "
-                                                            "another program before the batch fails.")] = 5.0,
+    busy_timeout: Annotated[float, typer.Option(min=0, help="Seconds a write waits for a lock held by another "
+                                                            "program (SQLite busy_timeout, PostgreSQL "
+                                                            "lock_timeout) before the batch fails.")] = 5.0,
     log_level: Annotated[LogLevel, typer.Option(help="Least important log level shown.")] = LogLevel.info,
     log_format: Annotated[LogFormat, typer.Option(help="text, or json (one object per line).")] = LogFormat.text,
 ) -> None:

@@ -29,7 +29,7 @@ class ServerConfig:
     exempt: tuple[str, ...] = LOOPBACK_NETWORKS  # networks free of the per-address limit
     keepalive: int = 60  # seconds of silence before TCP keepalive probes; a dead peer goes in about 2x this
     listen_backlog: int = 4096  # connections the kernel may queue before we accept them
-    busy_timeout: float = 5.0  # seconds an SQLite write waits for a lock held by someone else before failing
+    busy_timeout: float = 5.0  # seconds a write waits for a lock held by someone else (SQLite, PostgreSQL)
     exempt_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(init=False)
 
     def __post_init__(self) -> None:

@@ -35,6 +35,13 @@ def make_engine(db: str, *, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS, **kwa
         engine = create_engine(url, **kwargs)
         _tune_sqlite(engine, busy_timeout_ms)
         return engine
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql" and "options" not in parsed.query:
+        # the busy timeout bounds lock waits here too: a table another program keeps locked fails the batch
+        # (its senders are told) instead of holding every delivery back for as long as that program likes
+        connect_args = dict(kwargs.pop("connect_args", {}))
+        connect_args.setdefault("options", f"-c lock_timeout={int(busy_timeout_ms)}")
+        kwargs["connect_args"] = connect_args
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
