@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 
 MAX_LINE = 1 << 20  # bytes: far beyond any line the server sends (its history lines are one message each)
@@ -89,3 +90,12 @@ class LineConnection:
         transport = self._writer.transport
         with contextlib.suppress(OSError, RuntimeError):
             transport.abort()
+
+
+def describe_os_error(error: OSError) -> str:
+    """Why a connection failed, in a few words ("Connection refused", "timed out")."""
+    if isinstance(error, TimeoutError):
+        return "no answer (timed out)"
+    if error.errno:
+        return os.strerror(error.errno)
+    return error.strerror or str(error) or type(error).__name__

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from chat.client.connection import LineConnection
+from chat.client.connection import LineConnection, describe_os_error
 from chat.client.core import HEARTBEAT_TOKEN, ClientCore, Outcome
 from chat.client.events import decode_line
 
@@ -67,7 +67,7 @@ class ClientSession:
             try:
                 connection = await LineConnection.open(self.host, self.port, self.policy.connect_timeout)
             except OSError as e:
-                self.core.connection_failed(_describe(e))
+                self.core.connection_failed(describe_os_error(e))
             else:
                 if self._stopping:
                     connection.close()
@@ -179,9 +179,3 @@ class ClientSession:
                 await asyncio.wait_for(self._gone.wait(), self.policy.quit_wait)
             connection.close()
         self._wake.set()
-
-
-def _describe(error: OSError) -> str:
-    if isinstance(error, TimeoutError):
-        return "no answer (timed out)"
-    return error.strerror or str(error) or type(error).__name__
