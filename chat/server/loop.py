@@ -464,10 +464,15 @@ class EventLoop:
             self.epoll.unregister(self.listener.fileno())
             self.listener.close()
             self.listener = None
+        # lines already read but held back by flood control were accepted too: they are handled now
+        for s in list(self.throttled):
+            while s.held and s.fd >= 0 and not s.closing:
+                self._handle(s, s.held.popleft())
+        self.throttled.clear()
         # everything accepted so far is stored and delivered before anyone is told goodbye
         while self.in_flight is not None or self.current:
             if self.in_flight is not None:
-                self._wait_for_storage()
+                self.worker.done_event.wait(0.1)  # (not _wait_for_storage: it returns at once when stopping)
             self._advance()
         farewell = Bye("The server is shutting down. Goodbye!", ErrorCode.SERVER_SHUTDOWN)
         for s in list(self.sessions.values()):
