@@ -364,6 +364,13 @@ def cpu_seconds(pid: int, tid: int | None = None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def thread_cpu_seconds(pid: int, tid: int | None = None) -> float:
+    """Time one thread spent on a CPU, to the nanosecond (schedstat); the main thread by default, which in
+    `chat serve` is the event loop."""
+    with open(f"/proc/{pid}/task/{tid or pid}/schedstat", encoding="ascii") as f:
+        return int(f.read().split()[0]) / 1e9
+
+
 @contextmanager
 def soft_open_file_limit(limit: int) -> Iterator[None]:
     """Start subprocesses with a low soft RLIMIT_NOFILE (they inherit it), to prove they raise it themselves."""
