@@ -20,8 +20,10 @@ class IdleClients:
     """N registered clients in one room, kept open. proto "line" (ours: the lobby is joined on registration)
     or "irc" (NICK/USER, then JOIN #lobby after 001, done at 366 = end of NAMES)."""
 
-    def __init__(self, port: int, n: int, proto: str, prefix: str = "idle", timeout: float = 120.0) -> None:
+    def __init__(self, port: int, n: int, proto: str, prefix: str = "idle", timeout: float = 120.0,
+                 concurrency: int = 1000) -> None:
         self.port, self.n, self.proto, self.prefix = port, n, proto, prefix
+        self.concurrency = concurrency  # clients between connect() and "in the room" at a time (as loadgen's)
         self.timeout = timeout
         self.socks: list[socket.socket] = []
         self.bytes_read = 0
@@ -36,6 +38,9 @@ class IdleClients:
         state: dict[socket.socket, list] = {}  # sock -> [buffer, stage]; stage 0 registering, 1 joining, 2 in
         done = 0
         for i in range(self.n):
+            # a server with a short listen backlog drops SYNs beyond it (a 1 s retransmit): stay within it
+            while len(self.socks) - done >= self.concurrency and time.monotonic() < deadline:
+                done += self._pump(sel, state, 0.05)
             try:
                 s = socket.create_connection((LOOPBACK, self.port), timeout=10)
             except OSError:
