@@ -11,8 +11,9 @@ import contextlib
 import os
 import socket
 
+from chat.client.events import TOO_LONG
+
 MAX_LINE = 1 << 20  # bytes: far beyond any line the server sends (its history lines are one message each)
-TOO_LONG = b"\x00too long"  # stands for a line that was cut off: not valid JSON, so it decodes as garbage
 
 
 class LineConnection:

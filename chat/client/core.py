@@ -169,7 +169,8 @@ class ClientCore:
         if self.phase is Phase.CLOSED:
             return
         self._flush_pending_join()
-        was_connected = self.phase in (Phase.REGISTERING, Phase.ONLINE)
+        # said once per outage: not again for each retry that connects and is dropped the same way
+        news = self.registered or (self.phase is Phase.REGISTERING and self.last_error != reason)
         self.phase = Phase.OFFLINE
         self.registered = False
         self.last_error = reason
@@ -186,7 +187,7 @@ class ClientCore:
                     self._add(conversation, EntryKind.ERROR, "The connection dropped before the server confirmed "
                               "your last message; it may not have been delivered.")
             self._unconfirmed.clear()
-        if was_connected:
+        if news:
             self._status_everywhere(f"Disconnected: {reason}. Reconnecting…" if self.quit_reason is None
                                     else f"Disconnected: {reason}.")
 
@@ -220,7 +221,7 @@ class ClientCore:
     def _before_registration(self, line: str, verb: str, rest: str) -> Outcome:
         if self.needs_nick:
             if verb == "":
-                return self._send(f"/nick {rest.strip()}")
+                return self._send(rest.strip())  # as on nc: the first plain line is the nickname
             if verb in ("nick", "help", "ping"):
                 return self._send(line)
             self._error_here("Choose a nickname first: type it and press Enter.")

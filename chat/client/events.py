@@ -201,10 +201,13 @@ class Garbage:
 
 
 Incoming = ServerEvent | TextLine | Unknown | Garbage
+TOO_LONG = b"\x00too long"  # what the connection reads in place of a line too long to keep
 
 
 def decode_line(raw: bytes) -> Incoming:
     """Decode one line from the server (without its newline). Never raises."""
+    if raw == TOO_LONG:
+        return Garbage("", "a line too long to be an event was dropped")
     line = raw.decode("utf-8", errors="replace").rstrip("\r")
     if not line.startswith("{"):
         return TextLine(line)
