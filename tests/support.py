@@ -583,6 +583,12 @@ class Swarm:
             c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
         self._gone(c)
 
+    def drop(self, c: SwarmClient, reset: bool = False) -> None:
+        """Close a client without a word; with `reset`, the way a crashed program's socket goes (RST)."""
+        if reset and not c.closed:
+            c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        self._gone(c)
+
     def close_all(self) -> None:
         for c in self.clients:
             if not c.closed:
