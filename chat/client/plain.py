@@ -203,6 +203,9 @@ class PlainClient:
         if self.bye is None:
             self.printer.error("the server did not confirm the end of the session")
             return EXIT_FAILED
+        if self.bye.code is not None:  # not the answer to our /quit: the server threw us out (flood...)
+            self.printer.error(f"the server closed the connection: {self.bye.reason} ({self.bye.code})")
+            return EXIT_FAILED
         return EXIT_REFUSED if self.refused else EXIT_OK
 
 
