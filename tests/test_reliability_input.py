@@ -1,0 +1,241 @@
+"""Hostile input, as properties (Hypothesis). These extend test_framing.py and test_commands.py: splits inside
+UTF-8 characters, framing and parsing together, bounded time and memory for any input, the chat services driven
+by any sequence of lines from several sessions, and the same over a real socket."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from test_framing import LINE_CHARS
+
+from chat.protocol import commands as c
+from chat.protocol.errors import ChatError
+from chat.protocol.framing import LineFramer
+from chat.protocol.names import name_key
+from chat.server.config import ServerConfig
+from chat.server.outbox import Outbox
+from chat.server.service import ChatService
+from chat.server.state import ChatState, Session
+from support import ServerThread, record_figures, scale, wait_for
+
+MAX = 64
+TRIED: dict[str, int] = {}  # inputs each property tried, for the figures
+
+
+def _count(name: str) -> None:
+    TRIED[name] = TRIED.get(name, 0) + 1
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _figures() -> Iterator[None]:
+    yield
+    record_figures("hypothesis", inputs_tried=sum(TRIED.values()), **TRIED)
+
+
+def _meaning(frame: object) -> object:
+    """What a frame means once parsed: the command, or the error code it is refused with."""
+    if isinstance(frame, ChatError):
+        return frame.code
+    try:
+        return c.parse_line(frame)  # type: ignore[arg-type]
+    except ChatError as e:
+        return e.code
+
+
+def _feed(data: bytes, cuts: list[int], max_line: int = MAX) -> list[object]:
+    framer = LineFramer(max_line)
+    out: list[object] = []
+    start = 0
+    for point in [*sorted({p % (len(data) + 1) for p in cuts}), len(data)]:
+        out.extend(framer.feed(data[start:point]))
+        assert framer.buffered <= max_line + 1  # never more than one line's worth held, whatever arrives
+        start = point
+    return [_meaning(f) for f in out]
+
+
+# --------------------------------------------------------------------------------------------- framing
+
+
+@settings(max_examples=scale(300, 5000))
+@given(st.lists(st.text(alphabet=LINE_CHARS, min_size=1, max_size=20), min_size=1, max_size=8), st.data())
+def test_a_split_inside_a_utf8_character_changes_nothing(lines: list[str], data: st.DataObject) -> None:
+    _count("utf8_splits")
+    raw = "".join(line + "\n" for line in lines).encode()
+    inside = [i for i in range(1, len(raw)) if raw[i] & 0xC0 == 0x80]  # between a character's bytes
+    cuts = data.draw(st.lists(st.sampled_from(inside), max_size=10)) if inside else []
+    assert _feed(raw, cuts) == _feed(raw, [])
+
+
+@settings(max_examples=scale(300, 5000))
+@given(st.binary(max_size=2000), st.lists(st.integers(min_value=0, max_value=2000), max_size=30))
+def test_framing_and_parsing_in_any_pieces_mean_the_same_as_the_whole(data: bytes, cuts: list[int]) -> None:
+    _count("framing_and_parsing")
+    assert _feed(data, cuts) == _feed(data, [])
+
+
+_HOSTILE = st.sampled_from([b"a", b" ", b"/", b"\n", b"\r", b"\r\n", b"\xff", b"\xc3", b"\xa9", b"\xf0\x9f\x8e",
+                            b"\x00", b"#", b"9", b"/join ", b"/msg ", b"/topic #", b"/history ", b"before "])
+
+
+@settings(deadline=timedelta(seconds=2), max_examples=40, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_HOSTILE, min_size=1, max_size=50), st.integers(min_value=1, max_value=400))
+def test_any_input_is_framed_and_parsed_in_bounded_time(pattern: list[bytes], repeat: int) -> None:
+    """Up to ~1 MB of adversarial bytes, fed byte by byte where small: linear work, never a hang."""
+    _count("bounded_time")
+    data = b"".join(pattern) * repeat
+    framer = LineFramer(4096)
+    step = 1 if len(data) < 20_000 else 4096
+    for i in range(0, len(data), step):
+        for frame in framer.feed(data[i:i + step]):
+            _meaning(frame)
+        assert framer.buffered <= 4097
+
+
+def test_a_byte_by_byte_megabyte_takes_linear_time() -> None:
+    framer = LineFramer(4096)
+    line = ("é" * 1000 + "\n").encode()  # 2 KB lines, multi-byte, in 1-byte pieces
+    data = line * 500
+    start = time.monotonic()
+    frames = 0
+    for i in range(len(data)):
+        frames += len(framer.feed(data[i:i + 1]))
+    took = time.monotonic() - start
+    assert frames == 500
+    assert took < 10, f"{len(data)} bytes took {took:.1f} s"
+
+
+# --------------------------------------------------------------------------------------- chat services
+
+_NAMES = ["al", "bo", "Al", "cy", "bad!", "", "x" * 21]
+_ROOMS = ["lobby", "dev", "#dev", "DEV", "a.b", "-no", "#"]
+_TEXT = st.text(max_size=30)
+
+
+def _line() -> st.SearchStrategy[str]:
+    name, room = st.sampled_from(_NAMES), st.sampled_from(_ROOMS)
+    return st.one_of(
+        _TEXT,
+        st.builds(lambda n: n, name),
+        st.builds(lambda n: f"/nick {n}", name),
+        st.builds(lambda r: f"/join {r}", room),
+        st.builds(lambda r, t: f"/leave {r} {t}", room, _TEXT),
+        st.just("/leave"),
+        st.builds(lambda n, t: f"/msg {n} {t}", st.one_of(name, room), _TEXT),
+        st.builds(lambda t: f"/me {t}", _TEXT),
+        st.builds(lambda r, t: f"/topic {r} {t}", room, _TEXT),
+        st.builds(lambda r, n: f"/history {r} {n}", room, st.integers(-1, 600)),
+        st.sampled_from(["/who", "/rooms", "/help", "/help msg", "/ping x", "/format json", "/format text",
+                         "/quit", "!DISCONNECT", "/", "//", "/frob"]),
+        st.builds(lambda v, t: f"/{v} {t}", st.sampled_from(sorted(c.VERBS)), _TEXT),
+    )
+
+
+class ChatServices(RuleBasedStateMachine):
+    """Several sessions send any lines; after each one the state must still agree with itself."""
+
+    @initialize()
+    def start(self) -> None:
+        self.state = ChatState(backlog=3)
+        self.service = ChatService(self.state, ServerConfig(port=0, db=":memory:", backlog=3), time.time)
+        self.sessions: list[Session] = []
+        self.closed: list[Session] = []
+        self.pairs: list[socket.socket] = []
+        for _ in range(3):
+            self.connect()
+
+    def connect(self) -> None:
+        a, b = socket.socketpair()
+        self.pairs += [a, b]
+        s = Session(len(self.pairs), a, "test", "127.0.0.1", 4096, 20, 0.0)
+        self.service.connected(s, Outbox())
+        self.sessions.append(s)
+
+    @rule(who=st.integers(0, 5), line=_line())
+    def send(self, who: int, line: str) -> None:
+        _count("service_lines")
+        s = self.sessions[who % len(self.sessions)]
+        out = Outbox()
+        self.service.line(s, line, out)  # any exception other than a handled refusal fails the property
+        for recipients, _item in out.deliveries:
+            for r in recipients:
+                assert r in self.sessions or r is s, "a delivery to a connection that is gone"
+        if s.closing:  # it quit: the loop would close it now
+            self.sessions.remove(s)
+            self.closed.append(s)
+            self.connect()
+
+    @precondition(lambda self: len(self.sessions) > 1)
+    @rule(who=st.integers(0, 5))
+    def drop(self, who: int) -> None:
+        s = self.sessions.pop(who % len(self.sessions))
+        self.service.disconnected(s, "dropped", Outbox())
+        self.closed.append(s)
+        self.connect()
+
+    @invariant()
+    def consistent(self) -> None:
+        state = self.state
+        for key, s in state.nicks.items():
+            assert s in self.sessions and s.registered and name_key(s.nick) == key
+        for s in self.sessions:
+            assert not s.registered or state.nicks.get(s.key) is s
+            for key, room in s.rooms.items():
+                assert state.rooms[key] is room and s in room.members
+            assert s.current is None or s.current in s.rooms.values()
+        for key, room in state.rooms.items():
+            assert room.key == key and len(set(room.members)) == len(room.members)
+            for m in room.members:
+                assert m in self.sessions and m.rooms.get(key) is room
+        for s in self.closed:
+            assert not s.registered and not s.rooms and state.nicks.get(s.key) is not s
+
+    def teardown(self) -> None:
+        for sock in getattr(self, "pairs", []):
+            sock.close()
+
+
+ChatServices.TestCase.settings = settings(max_examples=scale(300, 5000), stateful_step_count=40, deadline=None)
+test_any_lines_from_any_sessions_keep_the_chat_state_consistent = ChatServices.TestCase
+
+
+# ---------------------------------------------------------------------------------------- over a socket
+
+
+def test_a_line_in_pieces_over_a_real_socket_means_the_whole_line(make_server: Callable[..., ServerThread]) -> None:
+    server = make_server()
+    alice = server.client("alice")
+    bob = server.client("bob")
+
+    def buffered() -> int:
+        return server.loop.call_soon(lambda: sum(s.framer.buffered for s in server.loop.sessions.values())).result(5)
+
+    plain = st.text(alphabet=LINE_CHARS, min_size=1, max_size=40).filter(
+        lambda t: bool(t.strip()) and t[0] != "/" and t.strip().upper() != "!DISCONNECT")
+
+    @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(plain, st.data())
+    def check(text: str, data: st.DataObject) -> None:
+        _count("socket_splits")
+        raw = text.encode()
+        cuts = sorted(set(data.draw(st.lists(st.integers(1, max(1, len(raw) - 1)), max_size=4))))
+        start = 0
+        for cut in [*cuts, len(raw)]:
+            if cut <= start:
+                continue
+            alice.send_raw(raw[start:cut])  # a piece, in a segment of its own: wait until the server holds it
+            wait_for(lambda n=cut: buffered() == n, what="the server to hold the piece")
+            start = cut
+        alice.send_raw(b"\n")
+        expected = f"[#lobby] alice: {c.parse_line(text).text}"  # type: ignore[union-attr]
+        assert bob.expect("alice: ") == expected
+
+    check()
+
+
