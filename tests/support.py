@@ -583,12 +583,6 @@ class Swarm:
             c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
         self._gone(c)
 
-    def drop(self, c: SwarmClient, reset: bool = False) -> None:
-        """Close a client without a word; with `reset`, the way a crashed program's socket goes (RST)."""
-        if reset and not c.closed:
-            c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-        self._gone(c)
-
     def close_all(self) -> None:
         for c in self.clients:
             if not c.closed:
@@ -694,13 +688,15 @@ class ScriptedServer:
     Each connection gets `script` (raw bytes: garbage, half-valid events...) at once. Then it answers just
     enough to let a client finish: `/ping T` gets a JSON pong T, `/quit` a bye and the close. With
     `vanish=True` it closes the socket right after the script instead; with `once=True` only the first
-    connection gets the script, later ones are closed at once. Lines received are in `received`.
+    connection gets the script, later ones are closed at once; with `silent=True` it answers nothing at all
+    (a server that hangs). Lines received are in `received`.
     """
 
-    def __init__(self, script: bytes, vanish: bool = False, once: bool = False) -> None:
+    def __init__(self, script: bytes, vanish: bool = False, once: bool = False, silent: bool = False) -> None:
         self.script = script
         self.vanish = vanish
         self.once = once
+        self.silent = silent
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.host, self.port = self.listener.getsockname()[:2]
         self.received: list[str] = []
@@ -743,7 +739,7 @@ class ScriptedServer:
                     raw, _, buffer = buffer.partition(b"\n")
                     line = raw.decode("utf-8", "replace")
                     self.received.append(line)
-                    if self.vanish:
+                    if self.vanish or self.silent:
                         continue
                     if line.startswith("/ping "):
                         conn.sendall(json.dumps({"type": "pong", "token": line[6:]}).encode() + b"\n")

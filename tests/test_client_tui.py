@@ -395,3 +395,22 @@ def test_leaving_tells_the_server_and_ends_the_app(server: ServerThread, how: st
         app = app_for(server)
         run(app, scenario)
         assert app.return_value == 0
+
+
+def test_a_server_that_stops_answering_is_noticed_and_left() -> None:
+    hung = ScriptedServer(b"".join([
+        b'{"type":"welcome","nick":"alice"}\n',
+        b'{"type":"joined","room":"lobby","members":["alice"],"topic":null,"time":"2026-01-01T00:00:00.000Z"}\n',
+    ]), silent=True)
+    policy = ReconnectPolicy(first_delay=0.05, max_delay=0.2, jitter=0.0, heartbeat=0.3, heartbeat_timeout=0.3)
+    try:
+        async def scenario(app: ChatApp, pilot: Pilot[Any]) -> None:
+            await online(app, pilot)
+            await until(pilot, lambda: on_screen(app, "Disconnected: the server stopped answering"),
+                        "the silence noticed")
+            assert "/ping chat-client:alive" in hung.received
+            await until(pilot, lambda: hung.connections >= 2, "a new connection")
+
+        run(app_for(hung, policy=policy), scenario)
+    finally:
+        hung.close()

@@ -680,6 +680,11 @@ class ClientCore:
             self._reclaiming = True
             self.outbox.append(f"/nick {self.wanted_nick}")
 
+    def internal_error(self, raw: bytes, error: Exception) -> None:
+        shown = raw[:200].decode("utf-8", "replace")
+        self._add(self.model.server, EntryKind.ERROR,
+                  f"Could not handle a line from the server ({type(error).__name__}: {error}): {shown}")
+
     # -------------------------------------------------------------------------------------------- output
 
     def _add(self, conversation: Conversation, kind: EntryKind, text: str, *, nick: str | None = None,

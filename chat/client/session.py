@@ -107,7 +107,10 @@ class ClientSession:
                 self._last_heard = time.monotonic()
                 self._ping_sent = None
                 for raw in lines:
-                    self.core.receive(decode_line(raw))
+                    try:
+                        self.core.receive(decode_line(raw))
+                    except Exception as e:  # a bug of ours must not take the whole client down with it
+                        self.core.internal_error(raw, e)
                 if self.core.registered:
                     self.attempts = 0
                 self._flush()

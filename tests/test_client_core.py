@@ -1,0 +1,209 @@
+"""The client's pure parts, without sockets or UI: decoding, the model, the core's translation of input and
+events, completion and input history. (End-to-end behaviour is in test_client_tui.py and friends.)"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from chat.client import events as ev
+from chat.client.core import ClientCore, Outcome, alternate_nick
+from chat.client.inputline import Completer, InputHistory
+from chat.client.model import ClientModel, Entry, EntryKind
+from chat.protocol.names import is_valid_nick
+
+T = "2026-01-01T00:00:00.000Z"
+
+
+def event(**fields: Any) -> ev.Incoming:
+    return ev.decode_line(json.dumps(fields).encode())
+
+
+def message(id_: int, text: str, nick: str = "bob", room: str = "lobby", **more: Any) -> ev.Incoming:
+    return event(type="message", id=id_, time=T, room=room, nick=nick, text=text, **more)
+
+
+def online_core(nick: str = "alice") -> ClientCore:
+    core = ClientCore(nick, None, "test")
+    core.connection_opened()
+    for item in (event(type="welcome", nick=nick),
+                 event(type="joined", room="lobby", members=[nick, "bob"], topic=None, time=T)):
+        core.receive(item)
+    core.take_outbox()
+    return core
+
+
+# ------------------------------------------------------------------------------------------------ decoding
+
+
+@given(st.binary(max_size=300))
+def test_decoding_never_raises_on_any_bytes(raw: bytes) -> None:
+    ev.decode_line(raw)
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
+                                                                                       max_size=3), max_leaves=8)
+
+
+@given(st.sampled_from(sorted(ev.KNOWN_TYPES)), st.dictionaries(
+    st.sampled_from(["room", "nick", "id", "time", "text", "members", "to", "history", "more", "reason", "code",
+                     "count", "old", "new", "topic", "change", "rooms", "lines", "token", "message", "command"]),
+    json_values, max_size=8))
+def test_no_event_the_server_could_send_crashes_the_core(kind: str, fields: dict[str, Any]) -> None:
+    core = online_core()
+    core.receive(ev.decode_line(json.dumps({**fields, "type": kind}).encode()))
+
+
+def test_a_well_formed_message_decodes_and_a_wrong_one_is_garbage() -> None:
+    ok = message(7, "hi", history=True)
+    assert isinstance(ok, ev.Message) and ok.id == 7 and ok.history and ok.time.year == 2026
+    assert isinstance(event(type="message", id=1, time=T, nick="a", text="no room"), ev.Garbage)
+    assert isinstance(event(type="private", id=1, time=T, nick="a", text="no to"), ev.Garbage)
+    assert isinstance(event(type="someday", x=1), ev.Unknown)
+    assert isinstance(ev.decode_line(b"*** Welcome"), ev.TextLine)
+
+
+# --------------------------------------------------------------------------------------------------- model
+
+
+@given(st.lists(st.integers(min_value=1, max_value=60), max_size=80))
+def test_messages_stay_in_id_order_and_never_twice(ids: list[int]) -> None:
+    model = ClientModel("test")
+    room = model.room("lobby")
+    model.add(room, Entry(EntryKind.MARK, "joined"))
+    for i in ids:
+        model.add(room, Entry(EntryKind.MESSAGE, f"m{i}", id=i))
+    shown = [e.id for e in room.entries if e.id is not None]
+    assert shown == sorted(set(ids))
+    replayed: list[Entry] = []  # the inserts, replayed in order, give the same scrollback (what a view does)
+    for insert in model.take_inserts():
+        replayed.insert(insert.index, insert.entry)
+    assert replayed == room.entries
+
+
+def test_older_messages_go_above_and_missed_ones_before_the_next_known_one() -> None:
+    model = ClientModel("test")
+    room = model.room("dev")
+    for entry in (Entry(EntryKind.MESSAGE, "10", id=10), Entry(EntryKind.STATUS, "disconnected"),
+                  Entry(EntryKind.MESSAGE, "30", id=30)):
+        model.add(room, entry)
+    model.add(room, Entry(EntryKind.MESSAGE, "20", id=20))  # missed while away: after the notice, before 30
+    model.add(room, Entry(EntryKind.MESSAGE, "5", id=5))  # older history: at the top
+    assert [e.text for e in room.entries] == ["5", "10", "disconnected", "20", "30"]
+
+
+def test_unread_counts_only_new_messages_from_others_elsewhere() -> None:
+    core = online_core()
+    core.receive(event(type="joined", room="dev", members=["alice"], topic="t", time=T))
+    assert core.model.current.title == "#lobby"  # joined by the server, not asked for: stay where we are
+    core.receive(message(1, "in dev", room="dev"))
+    core.receive(message(2, "mine", nick="alice", room="dev"))
+    core.receive(message(3, "alice: look", room="dev"))
+    dev = core.model.get("#dev")
+    assert dev is not None and dev.unread == 2 and dev.mentioned
+    core.receive(message(4, "here", room="lobby"))
+    assert core.model.get("#lobby").unread == 0  # it is shown
+    core.model.select("#dev")
+    assert dev.unread == 0 and not dev.mentioned
+
+
+# ---------------------------------------------------------------------------------------------------- core
+
+
+def test_input_is_spelled_out_for_the_conversation_shown() -> None:
+    core = online_core()
+    sent = lambda line: (core.user_input(line), core.take_outbox())  # noqa: E731
+    assert sent("hello") == (Outcome.SENT, ["/msg #lobby hello"])
+    assert sent("//slash") == (Outcome.SENT, ["/msg #lobby /slash"])
+    assert sent("/me waves") == (Outcome.SENT, ["/join #lobby", "/me waves"])
+    assert sent("/topic new topic") == (Outcome.SENT, ["/topic #lobby new topic"])
+    assert sent("/who") == (Outcome.SENT, ["/who #lobby"])
+    assert sent("/rooms") == (Outcome.SENT, ["/rooms"])
+    assert sent("/format text") == (Outcome.LOCAL, [])
+    assert sent("/query bob") == (Outcome.LOCAL, [])
+    assert core.model.current.title == "bob"
+    assert sent("psst") == (Outcome.SENT, ["/msg bob psst"])
+    assert sent("/me waves")[0] is Outcome.LOCAL  # no private actions on this server
+    assert sent("/quit bye now") == (Outcome.QUIT, [])
+    assert core.quit_reason == "bye now"
+
+
+def test_while_offline_input_is_kept_and_nothing_is_sent() -> None:
+    core = online_core()
+    core.connection_lost("gone")
+    assert core.user_input("hello?") is Outcome.OFFLINE and core.take_outbox() == []
+    assert core.user_input("/reconnect") is Outcome.RECONNECT
+
+
+def test_on_reconnect_rooms_are_rejoined_and_a_lobby_we_had_left_is_left_again() -> None:
+    core = online_core()
+    core.receive(event(type="joined", room="dev", members=["alice"], topic=None, time=T))
+    core.receive(event(type="part", room="lobby", nick="alice", reason=None, time=T))
+    assert [c.title for c in core.model.rooms()] == ["#dev"]
+    core.connection_lost("gone")
+    core.connection_opened()
+    assert core.take_outbox() == ["/format json", "/nick alice"]
+    core.receive(event(type="welcome", nick="alice"))
+    assert core.take_outbox() == ["/join dev", "/ping chat-client:rejoined"]
+    core.receive(event(type="joined", room="lobby", members=["alice"], topic=None, time=T))  # the server's lobby
+    assert core.take_outbox() == ["/leave #lobby"]
+    core.receive(event(type="part", room="lobby", nick="alice", reason=None, time=T))
+    core.receive(event(type="joined", room="dev", members=["alice"], topic=None, time=T))
+    assert [c.title for c in core.model.rooms()] == ["#dev"] and core.model.get("#dev").joined
+
+
+def test_a_taken_nick_after_a_reconnect_gets_a_stand_in_then_is_taken_back() -> None:
+    core = online_core()
+    core.connection_lost("gone")
+    core.connection_opened()
+    core.take_outbox()
+    core.receive(event(type="error", code="nick_taken", message="taken", command="nick"))
+    assert core.take_outbox() == ["/nick alice_"]
+    core.receive(event(type="welcome", nick="alice_"))
+    core.take_outbox()
+    assert core.wants_nick_back
+    core.reclaim_nick()
+    assert core.take_outbox() == ["/nick alice"]
+    core.receive(event(type="error", code="nick_taken", message="still taken", command="nick"))
+    assert not any(e.kind is EntryKind.ERROR for e in core.model.current.entries)  # retried quietly
+    core.reclaim_nick()
+    core.receive(event(type="nick", old="alice_", new="alice", time=T))
+    assert core.model.nick == "alice" and not core.wants_nick_back
+
+
+def test_alternate_nicks_are_valid_and_distinct() -> None:
+    for nick in ("a", "alice", "x" * 20):
+        stand_ins = [alternate_nick(nick, n) for n in range(1, 8)]
+        assert all(is_valid_nick(s) and s != nick for s in stand_ins)
+        assert len(set(stand_ins)) == len(stand_ins)
+
+
+# ----------------------------------------------------------------------------------------------- input line
+
+
+def test_tab_cycles_through_matches_and_keeps_what_follows() -> None:
+    completer = Completer()
+    done = completer.complete("hi b and more", 4, [], ["bob", "Bella", "carol"], [])
+    assert done is not None and done.value == "hi bob and more" and done.cursor == 6
+    again = completer.complete(done.value, done.cursor, [], ["bob", "Bella", "carol"], [])
+    assert again is not None and again.value == "hi Bella and more"
+    assert completer.complete("/his", 4, ["history", "help"], [], []).value == "/history "  # type: ignore[union-attr]
+    assert completer.complete("/join d", 7, [], ["dave"], ["dev"]).value == "/join dev "  # type: ignore[union-attr]
+    assert completer.complete("zz", 2, [], ["bob"], []) is None
+
+
+def test_history_recalls_lines_and_keeps_the_draft() -> None:
+    history = InputHistory()
+    for line in ("one", "two", "two", ""):
+        history.add(line)
+    assert history.lines == ["one", "two"]
+    assert history.previous("draft") == "two"
+    assert history.previous("two") == "one"
+    assert history.previous("one") is None
+    assert history.next() == "two"
+    assert history.next() == "draft"
+    assert history.next() is None
