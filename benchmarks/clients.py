@@ -9,6 +9,7 @@ Every socket goes to 127.0.0.1 and every wait has a deadline.
 
 from __future__ import annotations
 
+import contextlib
 import selectors
 import socket
 import time
@@ -117,10 +118,8 @@ class IdleClients:
 
     def close(self) -> None:
         for s in self.socks:
-            try:
+            with contextlib.suppress(OSError):
                 s.close()
-            except OSError:
-                pass
         self.socks = []
 
 

@@ -38,7 +38,6 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -190,8 +189,13 @@ def wait_for_quiet(limit_pct: float, max_wait: float = 60.0) -> float:
 class Server:
     """One fresh server process: ours (`chat serve`) or ngircd."""
 
-    def __init__(self, kind: str, port: int, db: Path | None = None, fresh: bool = True, log_dir: Path = WORK) -> None:
+    def __init__(self, kind: str, port: int, db: Path | None = None, fresh: bool = True, log_dir: Path = WORK,
+                 serve_cmd: list[str] | None = None, env: dict[str, str] | None = None) -> None:
         self.kind, self.port, self.db, self.fresh = kind, port, db, fresh
+        # how `chat serve` is started: CHAT_SERVE_CMD (e.g. "python benchmarks/experiments/tuned.py") or CHAT_BIN
+        self.serve_cmd = serve_cmd or (os.environ["CHAT_SERVE_CMD"].split() if os.environ.get("CHAT_SERVE_CMD")
+                                       else [CHAT_BIN])
+        self.env = env or {}
         self.log = log_dir / f"{kind}.log"
         self.proc: subprocess.Popen | None = None
         self.start_s = 0.0
@@ -215,13 +219,13 @@ class Server:
             if self.fresh:
                 for suffix in ("", "-wal", "-shm", ".lock"):
                     Path(str(self.db) + suffix).unlink(missing_ok=True)
-            cmd = [CHAT_BIN, "serve", "--db", str(self.db), "--host", "127.0.0.1", "--port", str(self.port),
+            cmd = [*self.serve_cmd, "serve", "--db", str(self.db), "--host", "127.0.0.1", "--port", str(self.port),
                    "--rate", "0", "--log-level", "warning"]
             with open(self.log, "ab") as f:
                 f.write(f"\n=== {' '.join(cmd)}\n".encode())
             stdout = self.log.with_suffix(".stdout")
             stdout.unlink(missing_ok=True)
-            self.proc = spawn(cmd, stdout, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            self.proc = spawn(cmd, stdout, env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env})
             ready = lambda: "listening on" in stdout.read_text(errors="replace")  # noqa: E731
         else:
             conf = WORK / f"ngircd-{self.port}.conf"
@@ -548,8 +552,10 @@ class Runner:
     def report(self) -> str:
         a = self.args
         out = [f"# Benchmark run {self.out.name}\n", machine_info(), ""]
+        serve = os.environ.get("CHAT_SERVE_CMD")
         out.append(f"Command: `{' '.join(['benchmarks/run.sh', *sys.argv[1:]])}` with PARTS={','.join(a.parts)} "
-                   f"REPS={a.reps} WORKLOADS=\"{' '.join(a.workloads)}\" SERVERS=\"{' '.join(a.servers)}\"\n")
+                   f"REPS={a.reps} WORKLOADS=\"{' '.join(a.workloads)}\" SERVERS=\"{' '.join(a.servers)}\""
+                   + (f" CHAT_SERVE_CMD=\"{serve}\" (**not the stock server**)" if serve else "") + "\n")
         if self.rows:
             out += self.report_loadgen()
         if self.storage:
@@ -576,7 +582,7 @@ class Runner:
 
         def ratios(wl: str, key: str, invert: bool = False) -> tuple[float | None, float | None]:
             x, y = self.med(ours, wl, key), self.med(peer, wl, key)
-            r = (x / y if not invert else x / y) if x and y else None
+            r = x / y if x and y else None
             per = [p / q for p, q in pair(wl, key) if p and q]
             worst = (min(per) if not invert else max(per)) if per else None
             return r, worst
@@ -596,7 +602,8 @@ class Runner:
             worst99 = max((num(r.get("lat_p99_ms")) or 0) for r in self.cell(ours, "W4"))
             out.append(f"| W4 latency p50 / p99 ms (100 clients, 500 msgs/s) | "
                        f"{fmt(self.med(ours, 'W4', 'lat_p50_ms'), '.2f')} / {fmt(p99, '.2f')} | "
-                       f"{fmt(self.med(peer, 'W4', 'lat_p50_ms'), '.2f')} / {fmt(self.med(peer, 'W4', 'lat_p99_ms'), '.2f')} | "
+                       f"{fmt(self.med(peer, 'W4', 'lat_p50_ms'), '.2f')} / "
+                       f"{fmt(self.med(peer, 'W4', 'lat_p99_ms'), '.2f')} | "
                        f"- | worst p99 {worst99:.2f} ms | p99 < 5 ms | {'yes' if worst99 < 5 else 'no'} |")
         for wl, label in (("SETUP", "1000-client connect + join, s (concurrency: ours 1000, ngircd 10)"),
                           ("SETUP10", "1000-client connect + join, s (concurrency 10 for both)")):
@@ -617,8 +624,8 @@ class Runner:
         out.append("### Every cell (median of reps; lost/dups/reordered/disconnects: worst rep)\n")
         out.append("| server | workload | conc | msgs/s | deliveries/s | elapsed s | lat p50 ms | lat p99 ms | "
                    "lat max ms | setup s | server CPU % | loadgen CPU % | server RSS after, MiB | "
-                   "lost/dups/reord/disc | runs ok |")
-        out.append("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|")
+                   "lost/dups/reord/disc | runs ok | other programs' CPU %, max |")
+        out.append("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|--:|")
         for wl in a.workloads:
             for kind in a.servers:
                 rs = self.cell(kind, wl)
@@ -634,12 +641,20 @@ class Runner:
                 out.append(
                     f"| {kind} | {wl} | {rs[0].get('conc')} | {fmt(self.med(kind, wl, 'msgs_per_s'))} | "
                     f"{fmt(self.med(kind, wl, 'deliveries_per_s'))} | {fmt(self.med(kind, wl, 'elapsed_s'), '.3f')} | "
-                    f"{fmt(self.med(kind, wl, 'lat_p50_ms'), '.2f')} | {fmt(self.med(kind, wl, 'lat_p99_ms'), '.2f')} | "
+                    f"{fmt(self.med(kind, wl, 'lat_p50_ms'), '.2f')} | "
+                    f"{fmt(self.med(kind, wl, 'lat_p99_ms'), '.2f')} | "
                     f"{fmt(self.med(kind, wl, 'lat_max_ms'), '.2f')} | {fmt(self.med(kind, wl, 'setup_s'), '.2f')} | "
                     f"{fmt(cpu)} | {fmt(self.med(kind, wl, 'lg_cpu_pct'))} | "
                     f"{fmt(rss / 1024 if rss else None, '.1f')} | "
-                    f"{worst('lost')}/{worst('dups')}/{worst('reordered')}/{worst('disconnects')} | {ok}/{len(rs)} |")
+                    f"{worst('lost')}/{worst('dups')}/{worst('reordered')}/{worst('disconnects')} | {ok}/{len(rs)} | "
+                    f"{worst('other_cpu_pct')} |")
         out.append("")
+        noisy = [r for r in self.rows if (num(r.get("other_cpu_pct")) or 0) > a.busy_limit]
+        if noisy:
+            out.append(f"**Noise:** {len(noisy)} of {len(self.rows)} runs were kept although other programs used more "
+                       f"than {a.busy_limit:.0f}% of a core meanwhile (after {a.retries} retries): "
+                       + ", ".join(f"{r['server']} {r['wl']} rep {r['rep']} ({r['other_cpu_pct']}%)" for r in noisy)
+                       + ". Runs redone because of it are in discarded.txt.\n")
         return out
 
     def report_storage(self) -> list[str]:
@@ -823,7 +838,7 @@ def machine_info() -> str:
     chat_ver = subprocess.run([CHAT_BIN, "--version"], capture_output=True, text=True).stdout.strip()
     py = subprocess.run([CHAT_PYTHON, "-c", "import sys, sqlite3, sqlalchemy; print(sys.version.split()[0], "
                          "sqlite3.sqlite_version, sqlalchemy.__version__)"], capture_output=True, text=True)
-    pyv, sqlv, sav = (py.stdout.split() + ["?", "?", "?"])[:3]
+    pyv, sqlv, sav = [*py.stdout.split(), "?", "?", "?"][:3]
     ng = subprocess.run([NGIRCD, "--version"], capture_output=True, text=True).stdout.split("\n")[0].split("-")[0]
     git = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%h %s"], capture_output=True,
                          text=True).stdout.strip()
