@@ -19,6 +19,9 @@ from support import WAIT, LineClient, ScriptedServer, ServerThread
 
 pytest.importorskip("textual")
 
+from rich.text import Text
+from textual import events
+from textual.app import App, ComposeResult
 from textual.pilot import Pilot
 from textual.widgets import Static
 
@@ -56,11 +59,16 @@ async def type_line(pilot: Pilot[Any], line: str) -> None:
     await pilot.press("enter")
 
 
+def current_scrollback(app: ChatApp) -> Scrollback | None:
+    """The scrollback on screen."""
+    shown = [s for s in app.query(Scrollback) if s.display and s.key == app.model.current_key]
+    return shown[0] if shown else None
+
+
 def shown(app: ChatApp) -> list[str]:
     """The lines of the scrollback on screen, as plain text."""
-    scrollback = app.query_one("#scrollbacks").query(Scrollback)
-    visible = [s for s in scrollback if s.display and s.key == app.model.current_key]
-    return visible[0].plain_lines if visible else []
+    scrollback = current_scrollback(app)
+    return scrollback.plain_lines if scrollback else []
 
 
 def status(app: ChatApp) -> str:
@@ -243,19 +251,52 @@ def test_scrolling_back_fetches_older_history_until_the_beginning_without_duplic
             assert len(backlog) == 10 and all(e.earlier for e in backlog)
             assert any(line.startswith("╎ ") and "<bob> old 240" in line for line in shown(app))  # marked
             assert on_screen(app, "── You joined #lobby")
-            while not lobby.at_beginning:
+            scrollback = current_scrollback(app)
+            assert scrollback is not None
+            scrollback.post_message(events.MouseScrollUp(scrollback, 5, 5, 0, -1, 0, False, False, False))
+            await until(pilot, lambda: len([e for e in lobby.entries if e.is_message]) > 10, "a page by the wheel")
+            for _ in range(200):  # read back: reaching the top (or PageUp there) asks for the page before
+                if lobby.at_beginning and scrollback.scroll_y == 0:
+                    break
                 await pilot.press("pageup")
                 await until(pilot, lambda: not lobby.fetching, "a page of history")
             texts = [e.text for e in lobby.entries if e.is_message]
             assert texts == [f"old {i}" for i in range(250)]  # all, in order, once
-            assert shown(app)[0] == "── The beginning of #lobby ──"
-            scrollback = app.query_one("#scrollbacks").query(Scrollback).first()
-            assert scrollback.scroll_y == 0
+            assert scrollback.render_line(0).text.strip() == "── The beginning of #lobby ──"
             await pilot.press("pageup")  # at the beginning: nothing more is asked
             await pilot.pause()
             assert not lobby.fetching
 
         run(app_for(server), scenario, size=(100, 24))
+
+
+def test_the_scrollback_keeps_the_reader_in_place_when_older_lines_arrive_above() -> None:
+    class OneScrollback(App[None]):
+        def compose(self) -> ComposeResult:
+            yield Scrollback("#room", [Text(f"line {i}") for i in range(50)])
+
+    async def main() -> None:
+        async with OneScrollback().run_test(size=(40, 10)) as pilot:
+            scrollback = pilot.app.query_one(Scrollback)
+            await pilot.pause()
+            height = scrollback.scrollable_content_region.height
+            assert scrollback.render_line(height - 1).text.strip() == "line 49"  # it starts at the bottom
+            scrollback.insert(50, Text("line 50"))
+            await pilot.pause()
+            assert scrollback.render_line(height - 1).text.strip() == "line 50"  # and follows new lines
+            scrollback.scroll_to(y=20, animate=False, immediate=True)
+            await pilot.pause()
+            assert scrollback.render_line(0).text.strip() == "line 20"
+            for i in range(30):  # a page of older lines arrives while the reader reads line 20
+                scrollback.insert(i, Text(f"older {i}"))
+            scrollback.insert(len(scrollback.texts), Text("line 51"))  # and a new one at the bottom
+            await pilot.pause()
+            assert scrollback.render_line(0).text.strip() == "line 20"  # the reader did not move
+            scrollback.scroll_to(y=0, animate=False, immediate=True)
+            await pilot.pause()
+            assert scrollback.render_line(0).text.strip() == "older 0"
+
+    asyncio.run(main())
 
 
 # ------------------------------------------------------------------------------------------- reconnecting

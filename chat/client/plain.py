@@ -91,6 +91,7 @@ class PlainClient:
         self.printer = printer
         self.inbox = inbox  # stdin lines, and the ends
         self.registered = False
+        self.nick_given = False
         self.nick_error: ev.Error | None = None
         self.refused = 0  # errors the server answered our lines with
         self.bye: ev.Bye | None = None
@@ -115,6 +116,8 @@ class PlainClient:
             return
         if isinstance(item, ev.FormatChanged):
             return  # our own /format json
+        if isinstance(item, ev.TextLine) and self.nick_given:
+            return  # the greeting asks for a nickname: we gave one
         if isinstance(item, ev.Welcome):
             self.registered = True
         elif isinstance(item, ev.Error):
@@ -146,6 +149,7 @@ class PlainClient:
     async def register(self, nick: str | None, interactive: bool) -> int | None:
         """Choose a nick: `nick`, or lines read from stdin. None once registered, else the exit status."""
         attempt = f"/nick {nick}" if nick else None
+        self.nick_given = attempt is not None
         while True:
             if attempt is None:
                 line = await self.inbox.get()

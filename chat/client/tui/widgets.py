@@ -55,7 +55,7 @@ class Scrollback(ScrollView, can_focus=False):
         if self._follow:
             self.scroll_end(animate=False, immediate=False, x_axis=False)
         elif line <= top:  # above what the reader looks at: keep looking at the same lines
-            self.set_scroll(None, top + len(strips))
+            self.scroll_to(y=top + len(strips), animate=False, immediate=True)
         self.refresh()
 
     def _wrap(self, text: Text) -> list[Strip]:
