@@ -169,6 +169,8 @@ def test_rooms_switch_and_count_what_is_unread(server: ServerThread) -> None:
             await until(pilot, lambda: app.model.current.title == "#dev", "dev shown again")
             await type_line(pilot, "/join lobby")  # a room we are in: just shown
             await until(pilot, lambda: app.model.current.title == "#lobby", "the lobby shown by /join")
+            await pilot.click("#conversations", offset=(3, 2))  # the third line of the list: #dev
+            await until(pilot, lambda: app.model.current.title == "#dev", "dev shown by a click")
             await type_line(pilot, "/leave dev")
             await until(pilot, lambda: app.model.get("#dev") is None, "dev closed")
             joined = await asyncio.to_thread(bob.expect_event, "part", room="dev")

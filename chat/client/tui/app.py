@@ -13,7 +13,7 @@ from typing import ClassVar
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import ContentSwitcher, Input, Static
 
 from chat.client.core import ClientCore, Outcome, Phase
@@ -55,11 +55,13 @@ class ChatApp(App[int]):
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="body"):
-            yield Clickable(on_pick=self._pick_conversation, id="conversations")
+            with VerticalScroll(id="conversations-pane", can_focus=False):
+                yield Clickable(on_pick=self._pick_conversation, id="conversations")
             with Vertical(id="middle"):
                 yield Static(id="topic")
                 yield ContentSwitcher(id="scrollbacks")
-            yield Static(id="members")
+            with VerticalScroll(id="members-pane", can_focus=False):
+                yield Static(id="members")
         yield Static(id="status")
         yield ChatInput(id="input", placeholder="Connecting…")
 
