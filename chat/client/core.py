@@ -1,23 +1,21 @@
 """The full-screen client's protocol logic, without I/O: what each event does and what to send.
 
 `ClientCore` is told three things: the connection opened or was lost, an event arrived, the user typed a
-line. It answers by changing the model (model.py) and appending lines to send to `outbox`. The session
-(session.py) does the I/O and the timing, the UI shows the model, so all of this is testable without either.
-
-The client never relies on the server's idea of a "current room": text for a room goes out as
-`/msg #room text`, and commands that default to the current room get the room spelled out.
+line (translated in commands.py). It answers by changing the model (model.py) and appending lines to send to
+`outbox`. The session (session.py) does the I/O and the timing, the UI shows the model, so all of this is
+testable without either.
 """
 
 from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
 from chat.client import events as ev
+from chat.client.commands import CLIENT_HELP, Outcome, TypedInput
 from chat.client.model import (
     SERVER_KEY,
     ClientModel,
@@ -29,8 +27,7 @@ from chat.client.model import (
     now,
     room_key,
 )
-from chat.protocol.errors import ChatError
-from chat.protocol.names import NICK_MAX, check_nick, check_room
+from chat.protocol.names import NICK_MAX
 
 INTERNAL_TOKEN = "chat-client:"  # /ping tokens the client uses for itself; their pongs are not shown
 REJOINED_TOKEN = INTERNAL_TOKEN + "rejoined"
@@ -38,16 +35,8 @@ HEARTBEAT_TOKEN = INTERNAL_TOKEN + "alive"
 OLDER_PAGE = 100  # messages per page when scrolling back
 CATCHUP_PAGE = 500  # messages per page when fetching what was missed while disconnected
 CATCHUP_PAGES = 10  # at most this many catch-up pages per room and reconnect
-QUIT_VERBS = frozenset({"quit", "disconnect", "exit", "bye"})
 # The server tells us when its idea of our current room changes; the client has its own, so these are noise.
 _CURRENT_ROOM_NOTICE = re.compile(r"^(#\S+ is now your current room\.|You are in no room now\.)$")
-CLIENT_HELP = (
-    "In this client: Enter sends to the conversation shown; Tab completes commands, nicks and #rooms;",
-    "Up/Down recall what you typed; PageUp/PageDown scroll (past the top fetches older messages);",
-    "Ctrl-N/Ctrl-P (or Alt-Right/Alt-Left) switch conversations; Ctrl-C, Ctrl-D or /quit leave.",
-    "Client commands: /query NICK opens a private conversation, /close leaves the room or closes the",
-    "conversation shown, /reconnect retries at once. //text sends text that starts with /.",
-)
 
 
 class Phase(StrEnum):
@@ -56,16 +45,6 @@ class Phase(StrEnum):
     REGISTERING = "registering"  # connected, nick not yet accepted
     ONLINE = "online"
     CLOSED = "closed"  # we left
-
-
-class Outcome(StrEnum):
-    """What became of a line the user typed."""
-
-    SENT = "sent"  # lines to send are in the outbox
-    LOCAL = "local"  # the client handled it itself (or refused it, saying why)
-    OFFLINE = "offline"  # it needs the server and we are not connected: keep the text for later
-    QUIT = "quit"  # the user wants to leave
-    RECONNECT = "reconnect"  # the user asks to retry the connection now
 
 
 @dataclass(slots=True)
@@ -112,14 +91,7 @@ class ClientCore:
         self._page_buffer: dict[str, list[ev.Message]] = {}
         self._pending_join: tuple[str, Entry] | None = None
         self._unconfirmed: deque[str] = deque()  # conversation keys of messages sent, not yet echoed
-        self._commands: dict[str, Callable[[str], Outcome]] = {
-            "join": self._cmd_join, "j": self._cmd_join,
-            "leave": self._cmd_leave, "part": self._cmd_leave, "close": self._cmd_close,
-            "msg": self._cmd_msg, "query": self._cmd_msg, "tell": self._cmd_msg,
-            "me": self._cmd_me, "topic": self._cmd_topic, "who": self._cmd_who, "names": self._cmd_who,
-            "history": self._cmd_history, "nick": self._cmd_nick, "format": self._cmd_format,
-            "reconnect": lambda _: Outcome.RECONNECT,
-        }
+        self.typed = TypedInput(self)
 
     # -------------------------------------------------------------------------------------- properties
 
@@ -197,174 +169,32 @@ class ClientCore:
     # -------------------------------------------------------------------------------------- user input
 
     def user_input(self, line: str) -> Outcome:
-        line = line.rstrip("\r\n")
-        if not line.strip():
-            return Outcome.LOCAL
-        if line.strip().upper() == "!DISCONNECT":
-            return self._cmd_quit("")
-        if line.startswith("/") and not line.startswith("//"):
-            verb, _, rest = line[1:].partition(" ")
-            verb = verb.lower()
-            if verb in QUIT_VERBS:
-                return self._cmd_quit(rest)
-            if not self.registered:
-                return self._before_registration(line, verb, rest)
-            handler = self._commands.get(verb)
-            if handler is not None:
-                return handler(rest.strip())
-            return self._send(line)  # every other command goes to the server as typed
-        text = line[1:] if line.startswith("//") else line
-        if not self.registered:
-            return self._before_registration(line, "", text)
-        return self._say(self.model.current, text)
+        """The user typed `line` in the conversation shown (see commands.py)."""
+        return self.typed.handle(line)
 
-    def _before_registration(self, line: str, verb: str, rest: str) -> Outcome:
-        if self.needs_nick:
-            if verb == "":
-                return self._send(rest.strip())  # as on nc: the first plain line is the nickname
-            if verb in ("nick", "help", "ping"):
-                return self._send(line)
-            self._error_here("Choose a nickname first: type it and press Enter.")
-            return Outcome.LOCAL
-        if verb == "reconnect":
-            return Outcome.RECONNECT
-        return self._offline()
-
-    def _say(self, conversation: Conversation, text: str) -> Outcome:
-        if conversation.kind is Kind.SERVER:
-            self._error_here("This is the server window: /join a room or /query a nick to talk.")
-            return Outcome.LOCAL
-        target = conversation.title
-        if conversation.kind is Kind.ROOM and not conversation.joined:
-            return self._offline()
-        return self._send(f"/msg {target} {text}", confirm=conversation.key)
-
-    def _send(self, *lines: str, confirm: str | None = None) -> Outcome:
+    def send(self, *lines: str, confirm: str | None = None) -> Outcome:
+        """Send lines for the user; `confirm`: the conversation whose echo will confirm a message."""
         if self.phase not in (Phase.ONLINE, Phase.REGISTERING):
-            return self._offline()
+            return self.refuse_offline()
         self.outbox.extend(lines)
         if confirm is not None:
             self._unconfirmed.append(confirm)
         return Outcome.SENT
 
-    def _offline(self) -> Outcome:
-        self._error_here("Not connected: nothing was sent. It is still in the input line; press Enter again "
-                         "once reconnected (/reconnect tries now).")
+    def refuse_offline(self) -> Outcome:
+        self.error_here("Not connected: nothing was sent. It is still in the input line; press Enter again "
+                        "once reconnected (/reconnect tries now).")
         return Outcome.OFFLINE
 
-    def _cmd_quit(self, reason: str) -> Outcome:
-        self.quit_reason = reason.strip() or "leaving"
-        return Outcome.QUIT
-
-    def _cmd_join(self, rest: str) -> Outcome:
-        name = rest.split(" ", 1)[0]
-        if not name:
-            return self._usage("/join ROOM")
-        try:
-            name = check_room(name)
-        except ChatError as e:
-            self._error_here(e.message)
-            return Outcome.LOCAL
-        conversation = self.model.get(room_key(name))
-        if conversation is not None and conversation.joined:
-            self.model.select(conversation.key)
-            return Outcome.LOCAL
+    def expect_join(self, name: str) -> None:
+        """The user asked to join `name`: show the room when the server says we are in."""
         self._user_joins.add(room_key(name))
-        return self._send(f"/join {name}")
-
-    def _cmd_leave(self, rest: str) -> Outcome:
-        if not rest:
-            return self._cmd_close("")
-        return self._send(f"/leave {rest}")
-
-    def _cmd_close(self, reason: str) -> Outcome:
-        current = self.model.current
-        if current.kind is Kind.ROOM:
-            return self._send(f"/leave {current.title} {reason}".rstrip())
-        if current.kind is Kind.PRIVATE:
-            self.model.close(current.key)
-        else:
-            self._error_here("The server window stays open; /quit leaves the chat.")
-        return Outcome.LOCAL
-
-    def _cmd_msg(self, rest: str) -> Outcome:
-        target, _, text = rest.partition(" ")
-        if not target:
-            return self._usage("/msg NICK|#ROOM TEXT  (or /query NICK to open a conversation)")
-        if target.startswith("#"):
-            return self._send(f"/msg {rest}", confirm=room_key(target) if text.strip() else None)
-        try:
-            check_nick(target)
-        except ChatError as e:
-            self._error_here(e.message)
-            return Outcome.LOCAL
-        conversation = self.model.private(target)
-        self.model.select(conversation.key)
-        if not text.strip():
-            return Outcome.LOCAL
-        return self._send(f"/msg {target} {text}", confirm=conversation.key)
-
-    def _cmd_me(self, rest: str) -> Outcome:
-        current = self.model.current
-        if current.kind is not Kind.ROOM:
-            self._error_here("/me works in rooms only (the server has no private actions).")
-            return Outcome.LOCAL
-        if not rest:
-            return self._usage("/me ACTION")
-        if not current.joined:
-            return self._offline()
-        # /me acts in the server's current room: make it this one first (/join of a room we are in does that)
-        return self._send(f"/join {current.title}", f"/me {rest}", confirm=current.key)
-
-    def _cmd_topic(self, rest: str) -> Outcome:
-        if rest.startswith("#"):
-            return self._send(f"/topic {rest}")
-        current = self.model.current
-        if current.kind is not Kind.ROOM:
-            return self._usage("/topic #ROOM [TEXT]")
-        return self._send(f"/topic {current.title} {rest}".rstrip())
-
-    def _cmd_who(self, rest: str) -> Outcome:
-        if rest:
-            return self._send(f"/who {rest}")
-        current = self.model.current
-        if current.kind is not Kind.ROOM:
-            return self._usage("/who ROOM")
-        return self._send(f"/who {current.title}")
-
-    def _cmd_history(self, rest: str) -> Outcome:
-        words = rest.split()
-        if any(w.lower() in ("before", "after") for w in words):
-            return self._send(f"/history {rest}")  # an explicit place: the server's answer is merged as it is
-        conversation = self.model.current
-        if words and not words[0].isdigit():
-            conversation = self.model.get(room_key(words.pop(0))) or conversation
-        if conversation.kind is not Kind.ROOM or not conversation.joined:
-            return self._send(f"/history {rest}".rstrip())
-        count = min(int(words[0]), 500) if words and words[0].isdigit() else OLDER_PAGE
-        if conversation.at_beginning:
-            self._add(self.model.current, EntryKind.INFO, f"That is the beginning of {conversation.title}.")
-            return Outcome.LOCAL
-        self.fetch_older(conversation.key, count)
-        return Outcome.SENT if self.outbox else Outcome.LOCAL
-
-    def _cmd_nick(self, rest: str) -> Outcome:
-        if not rest:
-            return self._usage("/nick NAME")
-        return self._send(f"/nick {rest}")
-
-    def _cmd_format(self, rest: str) -> Outcome:
-        self._error_here("This client needs JSON from the server; for text, use chat client --plain or nc.")
-        return Outcome.LOCAL
-
-    def _usage(self, usage: str) -> Outcome:
-        self._error_here(f"Usage: {usage}")
-        return Outcome.LOCAL
 
     # ----------------------------------------------------------------------------------------- paging
 
-    def fetch_older(self, key: str, count: int = OLDER_PAGE) -> bool:
+    def fetch_older(self, key: str, count: int | None = None) -> bool:
         """Ask for the page of messages before the oldest shown in a room. False if there is nothing to do."""
+        count = count or OLDER_PAGE
         conversation = self.model.get(key)
         if (conversation is None or conversation.kind is not Kind.ROOM or not conversation.joined
                 or conversation.at_beginning or conversation.fetching or not self.online):
@@ -421,18 +251,18 @@ class ClientCore:
                 if conversation is not None:
                     conversation.set_members(item.members)
                 count = f"{len(item.members)} member{'s' if len(item.members) != 1 else ''}"
-                self._info_here(f"#{item.room}: {count}: {', '.join(item.members)}")
+                self.info_here(f"#{item.room}: {count}: {', '.join(item.members)}")
             case ev.Rooms():
                 self._on_rooms(item)
             case ev.Help():
                 lines = list(item.lines) + (list(CLIENT_HELP) if item.command is None else [])
                 for line in lines:
-                    self._info_here(line)
+                    self.info_here(line)
             case ev.Pong():
                 self._on_pong(item)
             case ev.Notice():
                 if not _CURRENT_ROOM_NOTICE.match(item.text):
-                    self._info_here(item.text)
+                    self.info_here(item.text)
             case ev.Welcome():
                 self._on_welcome(item)
             case ev.Error():
@@ -544,9 +374,9 @@ class ClientCore:
         if conversation is None or conversation.kind is not Kind.ROOM:
             for m in batch:  # /history of a room we are not in: show it here, as lines
                 who = f"* {m.nick}" if m.type == "action" else f"{m.nick}:"
-                self._info_here(f"#{m.room} {m.time:%Y-%m-%d %H:%M} {who} {m.text}")
+                self.info_here(f"#{m.room} {m.time:%Y-%m-%d %H:%M} {who} {m.text}")
             if e.reason == "page":
-                self._info_here(f"#{e.room}: {e.count} message(s){'; there are more' if e.more else ''}.")
+                self.info_here(f"#{e.room}: {e.count} message(s){'; there are more' if e.more else ''}.")
             return
         after = conversation.catchup_after
         for m in batch:
@@ -625,24 +455,24 @@ class ClientCore:
             self._add(conversation, EntryKind.TOPIC, text, nick=e.nick, time=e.time or None)
         elif e.topic:
             by = f" (set by {e.nick} on {e.time:%Y-%m-%d %H:%M} UTC)" if e.nick and e.time else ""
-            self._info_here(f"Topic of #{e.room}: {e.topic}{by}")
+            self.info_here(f"Topic of #{e.room}: {e.topic}{by}")
         else:
-            self._info_here(f"No topic is set for #{e.room}.")
+            self.info_here(f"No topic is set for #{e.room}.")
 
     def _on_rooms(self, e: ev.Rooms) -> None:
         if not e.rooms:
-            self._info_here("No rooms have anyone in them.")
+            self.info_here("No rooms have anyone in them.")
         for info in e.rooms:
             self.model.known_rooms[room_key(info.room)] = info.room
             topic = f": {info.topic}" if info.topic else ""
-            self._info_here(f"#{info.room} ({info.members} member{'s' if info.members != 1 else ''}){topic}")
+            self.info_here(f"#{info.room} ({info.members} member{'s' if info.members != 1 else ''}){topic}")
 
     def _on_pong(self, e: ev.Pong) -> None:
         token = e.token or ""
         if token == REJOINED_TOKEN:
             self._rejoining = None
         elif not token.startswith(INTERNAL_TOKEN):
-            self._info_here(f"pong {token}".rstrip())
+            self.info_here(f"pong {token}".rstrip())
 
     def _on_error(self, e: ev.Error) -> None:
         if not self.registered and e.code in ("nick_taken", "invalid_nick") and self._on_nick_refused(e):
@@ -657,7 +487,7 @@ class ClientCore:
             conversation = self.model.get(request.key)
             if conversation is not None:
                 conversation.fetching = False
-        self._error_here(f"{e.message}")
+        self.error_here(f"{e.message}")
 
     def _on_nick_refused(self, e: ev.Error) -> bool:
         """Our nick was refused before registration. True when handled without showing the error."""
@@ -669,7 +499,7 @@ class ClientCore:
         self.wanted_nick = None  # ask the user for another
         self._add(self.model.server, EntryKind.ERROR, e.message)
         if self.model.current_key != SERVER_KEY:
-            self._error_here(e.message)
+            self.error_here(e.message)
         self._add(self.model.server, EntryKind.INFO, "Type a nickname and press Enter.")
         return True
 
@@ -691,10 +521,10 @@ class ClientCore:
              time: datetime | None = None) -> None:
         self.model.add(conversation, Entry(kind, text, time or now(), nick=nick))
 
-    def _info_here(self, text: str) -> None:
+    def info_here(self, text: str) -> None:
         self._add(self.model.current, EntryKind.INFO, text)
 
-    def _error_here(self, text: str) -> None:
+    def error_here(self, text: str) -> None:
         self._add(self.model.current, EntryKind.ERROR, text)
 
     def _status_everywhere(self, text: str) -> None:

@@ -23,8 +23,9 @@ import threading
 from typing import BinaryIO, TextIO
 
 from chat.client import events as ev
+from chat.client.commands import QUIT_VERBS
 from chat.client.connection import LineConnection, describe_os_error
-from chat.client.core import INTERNAL_TOKEN, QUIT_VERBS
+from chat.client.core import INTERNAL_TOKEN
 from chat.client.format import text_lines
 
 WINDOW = 20  # lines sent before waiting for the server to catch up (its default burst)
