@@ -78,7 +78,10 @@ class Fuzzer:
             swarm.drop(c, reset=rng.random() < 0.5)
             return
         elif kind == "half":
-            c.sock.shutdown(socket.SHUT_WR)
+            try:
+                c.sock.shutdown(socket.SHUT_WR)
+            except OSError:  # the server closed it already (a flood, say): it reconnects
+                swarm.drop(c)
             c.state["half"] = True
             return
         elif kind == "silent":

@@ -251,11 +251,11 @@ class EventLoop:
             self.per_ip[ip] = self.per_ip.get(ip, 0) + 1
         self.unregistered.add(s)
         self.epoll.register(s.fd, _IN)
-        log.info("connect %s", s.label)
+        log.info("connect %s", s.label, extra={"event": "connect", "session": s.id, "peer": peer})
         self.service.connected(s, self.current)
 
     def _refuse(self, sock: socket.socket, peer: str, code: ErrorCode, message: str) -> None:
-        log.warning("refused %s: %s", peer, code.value)
+        log.warning("refused %s: %s", peer, code.value, extra={"event": "refused", "peer": peer, "code": code.value})
         try:
             sock.setblocking(False)
             sock.send(render_text(Bye(message, code)).encode())
@@ -271,7 +271,7 @@ class EventLoop:
         except (BlockingIOError, InterruptedError):
             return
         except OSError as e:
-            self._drop(s, f"error: {e.strerror or e}")
+            self._drop(s, _socket_reason(e))
             return
         if not data:
             self._end_of_input(s)
@@ -373,7 +373,7 @@ class EventLoop:
             except (BlockingIOError, InterruptedError):
                 sent = 0
             except OSError as e:
-                self._drop(s, f"error: {e.strerror or e}")
+                self._drop(s, _socket_reason(e))
                 return
             s.out_bytes -= sent
             if sent < len(data):
@@ -438,7 +438,10 @@ class EventLoop:
         self.throttled.discard(s)
         self.closing.pop(s, None)
         self.deliverer.dirty.pop(s, None)
-        log.info("disconnect %s reason=%s after %.1fs", s.label, reason, self.monotonic() - s.connected_at)
+        seconds = self.monotonic() - s.connected_at
+        log.info("disconnect %s reason=%s after %.1fs", s.label, reason, seconds,
+                 extra={"event": "disconnect", "session": s.id, "peer": s.peer, "nick": s.nick or None,
+                        "reason": reason, "seconds": round(seconds, 3)})
 
     def _sweep(self, now: float) -> None:
         """Once a second: nickname timeouts, goodbyes that take too long, a paused accept."""
@@ -492,6 +495,16 @@ class EventLoop:
         for s in list(self.sessions.values()):
             self._close(s, "server shutdown")
         self.current = Outbox()  # the quits of this shutdown need no delivery
+
+
+def _socket_reason(e: OSError) -> str:
+    """Why a client's socket failed, in the log's words: a peer that reset the connection dropped it; one that
+    stopped answering (keepalive, unacknowledged data) timed out; anything else is an error."""
+    if e.errno in (errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED):
+        return "dropped (connection reset)"
+    if e.errno in (errno.ETIMEDOUT, errno.EHOSTUNREACH, errno.ENETUNREACH):
+        return f"timeout ({e.strerror})"
+    return f"error: {e.strerror or e}"
 
 
 def _take_token(s: Session, now: float, rate: float, burst: int) -> bool:

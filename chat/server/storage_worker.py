@@ -68,7 +68,11 @@ class StorageWorker:
             except Exception as e:  # the loop tells the senders; the server carries on
                 job.error = e
                 self.failures += 1
-                log.error("storage: commit of %d messages failed: %s", len(outbox.writes.messages), e)
+                ids = [m.id for m, _room in outbox.writes.messages]
+                log.error("storage: commit of %d messages%s failed (their senders are told): %s", len(ids),
+                          f" (ids {ids[0]}-{ids[-1]})" if ids else "", _cause(e),
+                          extra={"event": "storage_error", "messages": len(ids), "first_id": ids[0] if ids else None,
+                                 "last_id": ids[-1] if ids else None})
         for request in outbox.queries:
             request.resolve_start()
             try:
@@ -85,5 +89,13 @@ class StorageWorker:
                 request.messages, request.more = messages, more
             except Exception as e:
                 request.error = e
-                log.error("storage: history of #%s failed: %s", request.room.name, e)
+                log.error("storage: history of #%s failed: %s", request.room.name, _cause(e),
+                          extra={"event": "storage_error"})
             request.done = True
+
+
+def _cause(e: Exception) -> str:
+    """The database's own words, without the SQL and the parameters (message texts) SQLAlchemy adds."""
+    cause = getattr(e, "orig", None) or e
+    text = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {text[0] if text else ''}"
