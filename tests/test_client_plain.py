@@ -20,8 +20,7 @@ def client_command(host: str, port: int, *args: str) -> list[str]:
 
 def run_client(server: Any, stdin: str, *args: str) -> subprocess.CompletedProcess[str]:
     """Run the client to its end with `stdin` piped in (not a terminal: plain mode)."""
-    env = {**os.environ, "CHAT_NICK": ""}
-    env.pop("CHAT_NICK")
+    env = {k: v for k, v in os.environ.items() if k != "CHAT_NICK"}  # the nick comes from the test only
     return subprocess.run(client_command(server.host, server.port, *args), input=stdin, capture_output=True,
                           text=True, timeout=WAIT * 3, env=env)
 
