@@ -35,8 +35,6 @@ HEARTBEAT_TOKEN = INTERNAL_TOKEN + "alive"
 OLDER_PAGE = 100  # messages per page when scrolling back
 CATCHUP_PAGE = 500  # messages per page when fetching what was missed while disconnected
 CATCHUP_PAGES = 10  # at most this many catch-up pages per room and reconnect
-# The server tells us when its idea of our current room changes; the client has its own, so these are noise.
-_CURRENT_ROOM_NOTICE = re.compile(r"^(#\S+ is now your current room\.|You are in no room now\.)$")
 
 
 class Phase(StrEnum):
@@ -261,8 +259,7 @@ class ClientCore:
             case ev.Pong():
                 self._on_pong(item)
             case ev.Notice():
-                if not _CURRENT_ROOM_NOTICE.match(item.text):
-                    self.info_here(item.text)
+                self.info_here(item.text)
             case ev.Welcome():
                 self._on_welcome(item)
             case ev.Error():

@@ -82,6 +82,14 @@ class Joined:
 
 
 @dataclass(slots=True, eq=False)
+class Current:
+    """Your current room (where plain lines go) changed without a join: a /join of a room you were in, or a
+    /leave of the current room. None: you are in no room."""
+
+    room: str | None
+
+
+@dataclass(slots=True, eq=False)
 class Part:
     room: str
     nick: str
@@ -168,6 +176,6 @@ class Bye:
 
 
 Event = (
-    ChatMessage | Hello | Notice | Welcome | NickChange | Join | Joined | Part | Quit | Topic | History
+    ChatMessage | Hello | Notice | Welcome | NickChange | Join | Joined | Current | Part | Quit | Topic | History
     | RoomList | Who | Help | Pong | FormatChanged | Error | Bye
 )

@@ -14,6 +14,7 @@ from typing import Any
 from chat.protocol.events import (
     Bye,
     ChatMessage,
+    Current,
     Error,
     Event,
     FormatChanged,
@@ -61,6 +62,10 @@ def render_text(event: Event) -> str:
             return f"*** {nick} quit{_why(reason)}\n"
         case NickChange(old, new):
             return f"*** {old} is now known as {new}\n"
+        case Current(None):
+            return "*** You are in no room now.\n"
+        case Current(room):
+            return f"*** #{room} is now your current room.\n"
         case Joined(room, members, topic):
             count = _plural(len(members), "member")
             about = f"Topic: {topic}" if topic else "No topic is set."
@@ -176,6 +181,8 @@ def event_json(event: Event) -> dict[str, Any]:
             return {"type": "quit", "nick": nick, "reason": reason, "time": iso_time(t)}
         case NickChange(old, new, t):
             return {"type": "nick", "old": old, "new": new, "time": iso_time(t)}
+        case Current(room):
+            return {"type": "current", "room": room}
         case Joined(room, members, topic, t):
             return {"type": "joined", "room": room, "members": members, "topic": topic, "time": iso_time(t)}
         case Topic(room, topic, nick, t, change):

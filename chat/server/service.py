@@ -16,6 +16,7 @@ from chat.protocol.errors import ChatError, ErrorCode
 from chat.protocol.events import (
     Bye,
     ChatMessage,
+    Current,
     DeliveryState,
     Error,
     Hello,
@@ -185,7 +186,7 @@ class ChatService:
             out.store_room(room)
         elif key in s.rooms:  # already there: it just becomes the current room
             s.current = room
-            out.reply(s, Notice(f"#{room.name} is now your current room."))
+            out.reply(s, Current(room.name))
             return
         out.deliver(room.members, Join(room.name, s.nick, self.clock()))
         room.add_member(s)
@@ -208,8 +209,7 @@ class ChatService:
         s.cursors.pop(room.key, None)
         if s.current is room:
             s.current = next(reversed(s.rooms.values()), None)
-            where = f"#{s.current.name} is now your current room." if s.current else "You are in no room now."
-            out.reply(s, Notice(where))
+            out.reply(s, Current(s.current.name if s.current else None))
 
     def rooms(self, s: Session, out: Outbox) -> None:
         busy = [r for r in self.state.rooms.values() if r.members]
