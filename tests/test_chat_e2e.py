@@ -105,6 +105,10 @@ def test_msg_to_a_room_you_are_in_without_switching(server: ServerThread) -> Non
     bob.expect("[#lobby] alice: in the lobby")
     alice.send("current is still dev")
     bob.expect("[#dev] alice: current is still dev")
+    alice.send("/me #lobby waves at the lobby")
+    bob.expect("[#lobby] * alice waves at the lobby")
+    alice.send("/me #nowhere waves")
+    assert alice.expect("[error").startswith("[error no_such_room]")
 
 
 def test_private_messages(server: ServerThread) -> None:

@@ -119,7 +119,7 @@ def test_input_is_spelled_out_for_the_conversation_shown() -> None:
     sent = lambda line: (core.user_input(line), core.take_outbox())  # noqa: E731
     assert sent("hello") == (Outcome.SENT, ["/msg #lobby hello"])
     assert sent("//slash") == (Outcome.SENT, ["/msg #lobby /slash"])
-    assert sent("/me waves") == (Outcome.SENT, ["/join #lobby", "/me waves"])
+    assert sent("/me waves") == (Outcome.SENT, ["/me #lobby waves"])
     assert sent("/topic new topic") == (Outcome.SENT, ["/topic #lobby new topic"])
     assert sent("/who") == (Outcome.SENT, ["/who #lobby"])
     assert sent("/rooms") == (Outcome.SENT, ["/rooms"])

@@ -155,8 +155,7 @@ class TypedInput:
             return self._usage("/me ACTION")
         if not current.joined:
             return self.core.refuse_offline()
-        # /me acts in the server's current room: make it this one first (/join of a room we are in does that)
-        return self.core.send(f"/join {current.title}", f"/me {rest}", confirm=current.key)
+        return self.core.send(f"/me {current.title} {rest}", confirm=current.key)
 
     def _topic(self, rest: str) -> Outcome:
         if rest.startswith("#"):

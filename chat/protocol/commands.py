@@ -150,12 +150,21 @@ class Msg(Command):
 
 class Me(Command):
     verb: Literal["me"] = "me"
+    room: RoomName | None = None
     text: Text
     name = "me"
-    usage = "ACTION"
-    summary = "Describe an action in your current room: /me waves shows as * alice waves."
+    usage = "[#ROOM] ACTION"
+    summary = "Describe an action in your current room (or in #ROOM): /me waves shows as * alice waves."
     tail = "text"
     tail_required = True
+
+    @classmethod
+    def arguments(cls, rest: str) -> dict[str, Any]:
+        rest = rest.lstrip(" ")
+        first, _, after = rest.partition(" ")
+        if first.startswith("#") and after.strip(" "):  # like /msg and /topic, the # marks a room
+            return {"room": first, "text": after.lstrip(" ")}
+        return super().arguments(rest)
 
 
 class Rooms(Command):

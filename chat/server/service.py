@@ -99,7 +99,8 @@ class ChatService:
             case cmd.Say():
                 self.say(s, self._current(s), MessageKind.MESSAGE, c.text, out)
             case cmd.Me():
-                self.say(s, self._current(s), MessageKind.ACTION, c.text, out)
+                self.say(s, self._member_room(s, c.room) if c.room else self._current(s), MessageKind.ACTION,
+                         c.text, out)
             case cmd.Msg():
                 self.msg(s, c, out)
             case cmd.Nick():
@@ -140,10 +141,7 @@ class ChatService:
 
     def msg(self, s: Session, c: cmd.Msg, out: Outbox) -> None:
         if c.to_room:
-            room = self._room(c.target)
-            if room.key not in s.rooms:
-                raise ChatError(ErrorCode.NOT_IN_ROOM, f"You are not in #{room.name}; /join it first.")
-            self.say(s, room, MessageKind.MESSAGE, c.text, out)
+            self.say(s, self._member_room(s, c.target), MessageKind.MESSAGE, c.text, out)
             return
         target = self.state.nicks.get(name_key(c.target))
         if target is None:
@@ -255,6 +253,12 @@ class ChatService:
         if s.current is None:
             raise ChatError(ErrorCode.NO_CURRENT_ROOM, "You are not in any room; /join one first.")
         return s.current
+
+    def _member_room(self, s: Session, name: str) -> Room:
+        room = self._room(name)
+        if room.key not in s.rooms:
+            raise ChatError(ErrorCode.NOT_IN_ROOM, f"You are not in #{room.name}; /join it first.")
+        return room
 
     def _room(self, name: str) -> Room:
         room = self.state.rooms.get(name_key(check_room(name)))
