@@ -159,3 +159,28 @@ def test_a_burst_after_a_slow_commit_drops_nobody(make_server: Callable[..., Ser
         assert len(said) == 1000, f"{c}: {len(said)} of 1000, last {c.lines[-2:]}"
     assert not any(c.closed for c in clients)
     swarm.close_all()
+
+
+def test_a_topic_set_during_an_outage_is_stored_when_the_database_is_back(
+    make_server: Callable[..., ServerThread], sqlite_db: str,
+) -> None:
+    """A topic change takes effect at once (the room sees it); if its commit fails it is written again with the
+    next commit, or at shutdown, so a restart does not bring the old topic back."""
+    for then in ("next commit", "shutdown"):
+        server = make_server(busy_timeout=0.3)
+        alice = server.client("alice")
+        with sqlite_write_lock(sqlite_db):
+            alice.send(f"/topic Stored at the {then}", "a message that fails")
+            alice.expect("set the topic")
+            alice.expect(NOT_DELIVERED)
+        if then == "next commit":
+            alice.send("after")
+            alice.expect("alice: after")
+        alice.close()
+        server.stop()
+        again = make_server(busy_timeout=0.3)
+        carol = again.client()
+        carol.send("carol")
+        assert carol.expect("You joined #lobby").endswith(f"Topic: Stored at the {then}")
+        carol.close()
+        again.stop()

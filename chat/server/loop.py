@@ -68,6 +68,7 @@ class EventLoop:
         self.closing: dict[Session, float] = {}  # session -> deadline to finish sending
         self.current = Outbox()  # what the services produce now
         self.in_flight: Outbox | None = None  # what the storage writer is committing
+        self.unsaved = Outbox()  # room, topic and nick writes of failed commits, written again with the next one
         self.deliverer = Deliverer(config.sendq, self._overflowed)
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.epoll.register(self._wake_r, select.EPOLLIN)
@@ -187,6 +188,7 @@ class EventLoop:
                 self.deliverer.deliver(outbox)
 
     def _submit(self, outbox: Outbox) -> None:
+        self._carry_unsaved(outbox)
         outbox.writes.rooms = [
             StoredRoom(r.id, r.name, r.topic, r.topic_by, r.topic_at, r.created_at) for r in outbox.new_rooms.values()
         ]
@@ -202,8 +204,22 @@ class EventLoop:
         if job.error is None:
             for room in outbox.new_rooms.values():
                 room.persisted = True
+        else:  # its messages are gone (their senders are told); its rooms, topics and nicks are live already
+            self.unsaved.writes.users += outbox.writes.users
+            self.unsaved.writes.topics += outbox.writes.topics
+            self.unsaved.new_rooms.update(outbox.new_rooms)
         self.in_flight = None
         self.deliverer.deliver(outbox)
+
+    def _carry_unsaved(self, outbox: Outbox) -> None:
+        """Put what failed commits left unsaved at the head of `outbox`'s writes (newer changes then win)."""
+        if not self.unsaved.needs_storage:
+            return
+        carried, self.unsaved = self.unsaved, Outbox()
+        outbox.writes.users[:0] = carried.writes.users
+        outbox.writes.topics[:0] = carried.writes.topics
+        for room in carried.new_rooms.values():
+            outbox.store_room(room)
 
     def _wait_for_storage(self) -> None:
         while self.in_flight is not None and not self._stop:
@@ -472,6 +488,7 @@ class EventLoop:
             while s.held and s.fd >= 0 and not s.closing:
                 self._handle(s, s.held.popleft())
         self.throttled.clear()
+        self._carry_unsaved(self.current)  # a last try for what failed commits left unsaved
         # everything accepted so far is stored and delivered before anyone is told goodbye
         while self.in_flight is not None or self.current:
             if self.in_flight is not None:
