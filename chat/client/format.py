@@ -8,6 +8,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from chat.client import events as ev
+from chat.protocol import events as protocol
+from chat.protocol.render import render_text
 
 
 def utc(time: datetime, with_date: bool = False) -> str:
@@ -88,11 +90,7 @@ def _history_end(item: ev.HistoryEnd) -> str:
 
 
 def _topic(item: ev.Topic) -> str:
-    if item.change:
-        if item.topic:
-            return f"[#{item.room}] *** {item.nick} set the topic: {item.topic}"
-        return f"[#{item.room}] *** {item.nick} cleared the topic"
-    if not item.topic:
-        return f"[#{item.room}] *** No topic is set."
-    by = f" (set by {item.nick} on {utc(item.time, with_date=True)} UTC)" if item.nick and item.time else ""
-    return f"[#{item.room}] *** Topic: {item.topic}{by}"
+    # the same words as the server's text mode
+    event = protocol.Topic(item.room, item.topic, item.nick, item.time.timestamp() if item.time else None,
+                           item.change)
+    return render_text(event).rstrip("\n")
