@@ -49,9 +49,12 @@ import pyspy_top  # noqa: E402
 ROOT = HERE.parent
 WORK = Path(os.environ.get("BENCH_WORK", "/tmp/chat-perf"))
 LOADGEN = os.environ.get("LOADGEN", str(WORK / "build" / "loadgen"))
-CHAT_BIN = os.environ.get("CHAT_BIN") or shutil.which("chat") or "chat"
+_VENV_BIN = ROOT / ".venv" / "bin"
+CHAT_BIN = (os.environ.get("CHAT_BIN") or (str(_VENV_BIN / "chat") if (_VENV_BIN / "chat").exists() else None)
+            or shutil.which("chat") or "chat")
 CHAT_PYTHON = os.environ.get("CHAT_PYTHON") or sys.executable
-PYSPY = os.environ.get("PYSPY") or shutil.which("py-spy") or ""
+PYSPY = (os.environ.get("PYSPY") or (str(_VENV_BIN / "py-spy") if (_VENV_BIN / "py-spy").exists() else None)
+         or shutil.which("py-spy") or "")
 NGIRCD = shutil.which("ngircd") or "/usr/sbin/ngircd"
 NGIRCD_CONF_SRC = Path(os.environ.get("NGIRCD_CONF_SRC", ROOT.parent / "shared" / "bench" / "configs" / "ngircd.conf"))
 JOINED_MARKER = (HERE / "JOINED_MARKER").read_text().strip()

@@ -36,7 +36,7 @@ def main() -> None:
     workloads = args.workloads.split()
     run.WORK.mkdir(parents=True, exist_ok=True)
     errlog = run.WORK / "ab_loadgen_stderr.txt"
-    results: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    results: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
     try:
         for rep in range(1, args.reps + 1):
             for wl in workloads:
@@ -45,19 +45,25 @@ def main() -> None:
                     env = {} if v == "as-is" else {"TUNE": v}
                     srv = run.Server("chat", args.port, run.WORK / "ab.sqlite", log_dir=run.WORK,
                                      serve_cmd=cmd or [run.CHAT_BIN], env=env)
+                    run.wait_for_quiet(25.0)
                     with srv:
                         time.sleep(0.3)
+                        watch = run.CpuWatch(srv.pid)
                         kv, _ = run.loadgen(srv, run.WORKLOADS[wl], 1000, f"ab/{v}/{wl}/{rep}", errlog)
+                        other = watch.other_pct()
                     if kv.get("status") != "ok":
                         print(f"{wl} {v} rep {rep}: status={kv.get('status')}", flush=True)
                         continue
                     d, cpu = float(kv["deliveries_per_s"]), float(kv.get("srv_cpu_run_s", "nan"))
-                    results.setdefault((wl, v), []).append((d, cpu))
-                    print(f"{wl} {v:24} rep {rep}: {d:>12,.0f} deliveries/s, server CPU {cpu:.2f} s", flush=True)
+                    p99 = float(kv.get("lat_p99_ms", "nan"))
+                    results.setdefault((wl, v), []).append((d, cpu, p99))
+                    print(f"{wl} {v:24} rep {rep}: {d:>12,.0f} deliveries/s, p99 {p99:.2f} ms, server CPU "
+                          f"{cpu:.2f} s, other programs {other:.0f}% of a core", flush=True)
     finally:
         run.stop_all()
-    print("\n| workload | variant | deliveries/s (median) | vs as-is | server CPU s per run (median) | runs |")
-    print("|---|---|--:|--:|--:|--:|")
+    print("\n| workload | variant | deliveries/s (median) | vs as-is | latency p99 ms (median) | "
+          "server CPU s per run (median) | runs |")
+    print("|---|---|--:|--:|--:|--:|--:|")
     for wl in workloads:
         base = results.get((wl, "as-is"))
         b = statistics.median(x[0] for x in base) if base else None
@@ -67,8 +73,9 @@ def main() -> None:
                 continue
             d = statistics.median(x[0] for x in rs)
             cpu = statistics.median(x[1] for x in rs)
+            p99 = statistics.median(x[2] for x in rs)
             change = f"{(d / b - 1) * 100:+.0f}%" if b and v != "as-is" else "-"
-            print(f"| {wl} | {v} | {d:,.0f} | {change} | {cpu:.3f} | {len(rs)} |")
+            print(f"| {wl} | {v} | {d:,.0f} | {change} | {p99:.2f} | {cpu:.3f} | {len(rs)} |")
 
 
 if __name__ == "__main__":

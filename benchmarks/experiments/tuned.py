@@ -10,6 +10,7 @@ TUNE is a comma-separated list (default "gc,fastwrite,jobref,ckpt"):
 * gc         after the imports, `gc.collect(); gc.freeze()` (the ~300k objects of SQLAlchemy, pydantic, Alembic,
              Typer leave the collector's generations) and `gc.set_threshold(100_000, 50, 1000)`: the cyclic
              collector ran every 700 container allocations and, in W2, took about 20 % of the GIL.
+  gc10k      the same with a gen-0 threshold of 10,000; gcfreeze: the freeze alone (default thresholds).
 * fastwrite  messages go in through the DB-API cursor (`executemany` of plain tuples) instead of a Core
              `insert()` with per-row bind processing; `created_at` is formatted as SQLAlchemy stores it on
              SQLite ('YYYY-MM-DD HH:MM:SS.ffffff', UTC), the date part cached per second. SQLite only.
@@ -143,13 +144,16 @@ if "ckpt" in TUNE:
 
     _db._tune_sqlite = _tune
 
-if "gc" in TUNE:
+GC_TUNES = {"gc": 100_000, "gc10k": 10_000, "gcfreeze": None}
+if TUNE & GC_TUNES.keys():
     import alembic.command  # noqa: F401  (imported by `chat serve` anyway: freeze it too)
     import sqlalchemy.dialects.sqlite  # noqa: F401
 
     gc.collect()
     gc.freeze()
-    gc.set_threshold(100_000, 50, 1000)
+    threshold = next(GC_TUNES[t] for t in GC_TUNES if t in TUNE)
+    if threshold:
+        gc.set_threshold(threshold, 50, 1000)
 
 sys.argv[0] = "chat"
 chat.cli.main.main()
