@@ -17,6 +17,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+_GC_FRAMES = ("gc_collect_main", "gc_collect_with_callback", "gc_collect_generations")
 _THREAD = re.compile(r"^thread \(\w+\)(?:: (?P<name>.*))?$")
 _FRAME = re.compile(r"^(?P<fn>.*?) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 
@@ -73,6 +74,14 @@ def summarise(path: Path, top: int = 15, title: str | None = None) -> str:
             incl[(thread, f)] += count
     out.append(f"{total} samples (CPU-busy stacks only). By thread: "
                + ", ".join(f"{t} {100 * c / total:.0f}%" for t, c in threads.most_common()) + "\n")
+    gc_samples = sum(c for _, frames, c in stacks if any(f.startswith(_GC_FRAMES) for f in frames))
+    if gc_samples:
+        out.append(f"Python's cyclic garbage collector (`{'`, `'.join(_GC_FRAMES)}` frames): "
+                   f"{100 * gc_samples / total:.1f}% of samples.\n")
+    sqlite_samples = sum(c for _, frames, c in stacks if any("libsqlite3" in f for f in frames))
+    if sqlite_samples:
+        out.append(f"Inside the SQLite library (`libsqlite3` frames): "
+                   f"{100 * sqlite_samples / total:.1f}% of samples.\n")
     out.append("| self % | thread | function (where the CPU was) |")
     out.append("|--:|---|---|")
     for (thread, f), c in self_.most_common(top):

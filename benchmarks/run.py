@@ -522,14 +522,17 @@ class Runner:
         runs = self.args.profile_runs
         # (workload, runs, py-spy mode): "cpu" samples every thread that is on a CPU (time in send() and in
         # SQLite included); "gil" only the thread holding the GIL, i.e. who uses the one core Python code gets
-        for wl, times, mode in (("W2", runs, "cpu"), ("W3", max(3, runs // 2), "cpu"), ("W2", runs, "gil")):
+        for wl, times, mode in (("W2", runs, "cpu"), ("W3", max(3, runs // 2), "cpu"), ("W2", runs, "gil"),
+                                ("W2", runs, "native")):
             name = f"{wl}-{mode}"
             raw = self.out / f"profile-{name}.raw"
             with self.server("chat") as srv:
                 cmd = [PYSPY, "record", "--pid", str(srv.pid), "--rate", "250", "--function", "--threads",
                        "--format", "raw", "--output", str(raw)]
-                if mode == "gil":
+                if mode in ("gil", "native"):
                     cmd.append("--gil")
+                if mode == "native":
+                    cmd.append("--native")  # C frames too: shows the garbage collector and SQLite
                 spy = spawn(cmd, self.out / f"py-spy-{name}.log")
                 time.sleep(1.0)
                 for i in range(times):
@@ -538,7 +541,8 @@ class Runner:
                             self.errlog)
                 stop(spy, signal.SIGINT, grace=30)
             if raw.exists():
-                what = "on-CPU samples, all threads" if mode == "cpu" else "GIL holder only (py-spy --gil)"
+                what = {"cpu": "on-CPU samples, all threads", "gil": "GIL holder only (py-spy --gil)",
+                        "native": "GIL holder with C frames (py-spy --gil --native)"}[mode]
                 self.profiles[name] = pyspy_top.summarise(raw, top=15, title=f"{wl} × {times} runs, {what}")
                 log(f"profile: {name} written to {raw}")
             else:
