@@ -84,15 +84,15 @@ def summarise(path: Path, top: int = 15, title: str | None = None) -> str:
                    f"{100 * sqlite_samples / total:.1f}% of samples.\n")
     out.append("| self % | thread | function (where the CPU was) |")
     out.append("|--:|---|---|")
-    for (thread, f), c in self_.most_common(top):
+    for (thread, f), c in sorted(self_.items(), key=lambda kv: (-kv[1], kv[0]))[:top]:
         out.append(f"| {100 * c / total:.1f} | {thread} | `{f}` |")
     out.append("")
     out.append("| inclusive % | thread | function (on the stack) |")
     out.append("|--:|---|---|")
     shown = 0
-    for (thread, f), c in incl.most_common():
-        if c >= threads[thread] * 0.99:
-            continue  # a root that every sample of its thread shares (thread bootstrap, CLI, run loop): no news
+    for (thread, f), c in sorted(incl.items(), key=lambda kv: (-kv[1], kv[0])):
+        if c >= threads[thread] * 0.99 or f.startswith("0x"):
+            continue  # a root every sample of its thread shares (bootstrap, CLI, run loop), or an unnamed C frame
         out.append(f"| {100 * c / total:.1f} | {thread} | `{f}` |")
         shown += 1
         if shown >= top:

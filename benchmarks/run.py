@@ -541,9 +541,8 @@ class Runner:
                             self.errlog)
                 stop(spy, signal.SIGINT, grace=30)
             if raw.exists():
-                what = {"cpu": "on-CPU samples, all threads", "gil": "GIL holder only (py-spy --gil)",
-                        "native": "GIL holder with C frames (py-spy --gil --native)"}[mode]
-                self.profiles[name] = pyspy_top.summarise(raw, top=15, title=f"{wl} × {times} runs, {what}")
+                self.profiles[name] = pyspy_top.summarise(raw, top=15,
+                                                          title=f"{wl} × {times} runs, {PROFILE_TITLES[mode]}")
                 log(f"profile: {name} written to {raw}")
             else:
                 log(f"profile: py-spy wrote nothing for {name}; see {self.out / f'py-spy-{name}.log'}")
@@ -556,13 +555,21 @@ class Runner:
     def med(self, kind: str, wl: str, key: str) -> float | None:
         return median([num(r.get(key)) for r in self.cell(kind, wl)])
 
-    def report(self) -> str:
+    def meta(self) -> dict:
+        """What the report says about the run itself, saved as meta.json so --report can redo the summary."""
         a = self.args
-        out = [f"# Benchmark run {self.out.name}\n", machine_info(), ""]
         serve = os.environ.get("CHAT_SERVE_CMD")
-        out.append(f"Command: `{' '.join(['benchmarks/run.sh', *sys.argv[1:]])}` with PARTS={','.join(a.parts)} "
+        command = (f"`{' '.join(['benchmarks/run.sh', *sys.argv[1:]])}` with PARTS={','.join(a.parts)} "
                    f"REPS={a.reps} WORKLOADS=\"{' '.join(a.workloads)}\" SERVERS=\"{' '.join(a.servers)}\""
-                   + (f" CHAT_SERVE_CMD=\"{serve}\" (**not the stock server**)" if serve else "") + "\n")
+                   + (f" CHAT_SERVE_CMD=\"{serve}\" (**not the stock server**)" if serve else ""))
+        return {"machine": machine_info(), "command": command, "reps": a.reps, "workloads": a.workloads,
+                "servers": a.servers, "parts": a.parts, "busy_limit": a.busy_limit, "retries": a.retries,
+                "profile_runs": a.profile_runs}
+
+    def report(self) -> str:
+        meta = json.loads((self.out / "meta.json").read_text())
+        out = [f"# Benchmark run {self.out.name}\n", meta["machine"], ""]
+        out.append(f"Command: {meta['command']}\n")
         if self.rows:
             out += self.report_loadgen()
         if self.storage:
@@ -572,6 +579,8 @@ class Runner:
         if self.profiles:
             out.append("## Profile (py-spy, our server)\n")
             out += [p for p in self.profiles.values()]
+        if "run_minutes" in meta:
+            out.append(f"\nRun time: {meta['run_minutes']} min.")
         return "\n".join(out) + "\n"
 
     def report_loadgen(self) -> list[str]:
@@ -857,6 +866,32 @@ def machine_info() -> str:
             f"All traffic on 127.0.0.1; loadgen and the server share the 2 cores.")
 
 
+PROFILE_TITLES = {"cpu": "on-CPU samples, all threads", "gil": "GIL holder only (py-spy --gil)",
+                  "native": "GIL holder with C frames (py-spy --gil --native)"}
+
+
+def regenerate(out: Path) -> None:
+    """Write summary.md of an earlier run again (after a change to the report), from what it saved."""
+    meta = json.loads((out / "meta.json").read_text())
+    args = argparse.Namespace(**{**meta, "out": str(out)})
+    runner = Runner.__new__(Runner)
+    runner.args, runner.out = args, out
+    runner.rows = [parse_kv(line) for line in (out / "raw.txt").read_text().splitlines()
+                   if line.startswith("server=") and " wl=STORE " not in line] if (out / "raw.txt").exists() else []
+    runner.storage = json.loads((out / "storage.json").read_text()) if (out / "storage.json").exists() else {}
+    runner.memory = json.loads((out / "memory.json").read_text()) if (out / "memory.json").exists() else {}
+    runner.profiles = {}
+    for raw in sorted(out.glob("profile-*.raw"), key=lambda p: ("cpu", "gil", "native").index(p.stem.split("-")[-1])
+                      if p.stem.split("-")[-1] in PROFILE_TITLES else 9):
+        wl, mode = raw.stem.split("-")[1:3]
+        times = meta["profile_runs"] if wl == "W2" else max(3, meta["profile_runs"] // 2)
+        runner.profiles[raw.stem] = pyspy_top.summarise(raw, top=15, title=f"{wl} × {times} runs, "
+                                                        f"{PROFILE_TITLES.get(mode, mode)}")
+    summary = runner.report()
+    (out / "summary.md").write_text(summary)
+    print(summary)
+
+
 def main() -> None:
     env = os.environ.get
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -882,6 +917,8 @@ def main() -> None:
     ap.add_argument("--max-minutes", type=float, default=float(env("MAX_MINUTES", "40")),
                     help="stop everything after this long (env MAX_MINUTES; 40)")
     ap.add_argument("--out", default=env("OUT"), help="results folder (default benchmarks/results/<time>)")
+    ap.add_argument("--report", metavar="RESULTS_DIR",
+                    help="only write RESULTS_DIR/summary.md again from its raw.txt, *.json and profiles")
     ap.add_argument("--save-summary", choices=("auto", "yes", "no"), default=env("SAVE_SUMMARY", "auto"),
                     help="copy summary.md to benchmarks/LAST_RUN.md (auto: after a full run with ≥ 3 reps)")
     args = ap.parse_args()
@@ -900,7 +937,11 @@ def main() -> None:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGALRM, on_signal)
     signal.alarm(int(args.max_minutes * 60))
+    if args.report:
+        regenerate(Path(args.report))
+        return
     runner = Runner(args)
+    (runner.out / "meta.json").write_text(json.dumps(runner.meta(), indent=1))
     log(f"results in {runner.out}")
     t0 = time.monotonic()
     try:
@@ -914,8 +955,11 @@ def main() -> None:
         for name, data in (("storage", runner.storage), ("memory", runner.memory)):
             if data:
                 (runner.out / f"{name}.json").write_text(json.dumps(data, indent=1))
+        meta_path = runner.out / "meta.json"
+        meta = json.loads(meta_path.read_text())
+        meta["run_minutes"] = round((time.monotonic() - t0) / 60, 1)
+        meta_path.write_text(json.dumps(meta, indent=1))
         summary = runner.report()
-        summary += f"\nRun time: {(time.monotonic() - t0) / 60:.1f} min.\n"
         (runner.out / "summary.md").write_text(summary)
         latest = HERE / "results" / "latest"
         with contextlib.suppress(OSError):
