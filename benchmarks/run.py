@@ -278,7 +278,7 @@ def loadgen(server: Server, args: str, conc: int, label: str, errlog: Path) -> t
         cmd += ["--joined-marker", JOINED_MARKER]
     limit = float(re.search(r"--timeout (\d+)", args).group(1)) + 30  # type: ignore[union-attr]
     try:
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=limit)
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=limit, preexec_fn=_die_with_parent)
         rc, out, err = r.returncode, r.stdout.strip(), r.stderr
     except subprocess.TimeoutExpired:
         rc, out, err = 124, "status=runner_timeout", ""
@@ -962,10 +962,11 @@ def main() -> None:
         summary = runner.report()
         (runner.out / "summary.md").write_text(summary)
         latest = HERE / "results" / "latest"
-        with contextlib.suppress(OSError):
-            if latest.is_symlink() or latest.exists():
-                latest.unlink()
-            latest.symlink_to(runner.out.name)
+        if runner.out.parent == latest.parent:
+            with contextlib.suppress(OSError):
+                if latest.is_symlink() or latest.exists():
+                    latest.unlink()
+                latest.symlink_to(runner.out.name)
         full = set(args.parts) == set(PARTS) and args.reps >= 3 and set(args.servers) == {"chat", "ngircd"}
         if args.save_summary == "yes" or (args.save_summary == "auto" and full):
             (HERE / "LAST_RUN.md").write_text(summary)
