@@ -12,9 +12,10 @@ Start it through `benchmarks/run.sh`, which installs ngircd if missing, builds l
            afterwards (every message once, each sender's messages in order); joining a room whose history holds
            1,000,000 messages (time to the end of its backlog); `chat history --limit 50` and `--grep` on that
            database, each timed as a whole process; ChatStore.write without the network (store_micro.py).
-* memory   server RSS per idle connected client (1000 registered clients in one room), and RSS after each of
-           5 repeated W2 runs against one server process (growth).
-* profile  py-spy on our server while W2 and W3 run repeatedly; top frames summarised (pyspy_top.py).
+* memory   server RSS per idle connected client (1000 registered clients in one room, connected 10 at a time,
+           and for ours also 1000 at a time), and RSS after each of 10 W2 runs against one server process.
+* profile  py-spy on our server while W2 and W3 run repeatedly (on-CPU, GIL-only and GIL-with-C-frames views);
+           top frames summarised (pyspy_top.py).
 
 Results: benchmarks/results/<time>/ (raw.txt in run_peers.sh's format, *.json, profiles, summary.md), and the
 summary is copied to benchmarks/LAST_RUN.md after a full run. Standard library only.
