@@ -7,11 +7,24 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, inspect, select
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import DateTime, func, inspect, select
+from sqlalchemy.dialects import sqlite
 
 from chat.protocol.events import ChatMessage, MessageKind
 from chat.storage.database import make_engine, resolve_url, upgrade
-from chat.storage.repository import MESSAGES, USERS, ChatStore, SeenUser, StoredRoom, TopicChange, WriteBatch
+from chat.storage.repository import (
+    MESSAGES,
+    USERS,
+    ChatStore,
+    SeenUser,
+    SqliteTimestamps,
+    StoredRoom,
+    TopicChange,
+    WriteBatch,
+    to_datetime,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -116,3 +129,20 @@ def test_text_round_trips_exactly(any_db: str, text: str) -> None:
     store.write(WriteBatch(rooms=[StoredRoom(1, "lobby", None, None, None, 0.0)], messages=[(_msg(1, text=text), 1)]))
     page, _ = store.history(1, "lobby", 10)
     assert page[0].text == text
+
+
+@given(st.floats(min_value=0, max_value=4_102_444_800, allow_nan=False))  # 1970 to 2100
+def test_fast_sqlite_timestamps_are_what_sqlalchemy_would_store(t: float) -> None:
+    dialect = sqlite.dialect()
+    sqlalchemy_stores = DateTime(timezone=True).dialect_impl(dialect).bind_processor(dialect)
+    assert SqliteTimestamps()(t) == sqlalchemy_stores(to_datetime(t))
+
+
+def test_the_fast_insert_path_round_trips_time_exactly(sqlite_db: str) -> None:
+    store = _store(sqlite_db)
+    assert store._fast_insert is not None
+    times = [1_700_000_000.123456, 1_700_000_000.9999996, 1_764_000_000.5, 1_600_000_000.0000004]
+    rows = [(ChatMessage(i + 1, MessageKind.MESSAGE, "a", "t", t, room="lobby"), 1) for i, t in enumerate(times)]
+    store.write(WriteBatch(rooms=[StoredRoom(1, "lobby", None, None, None, 0.0)], messages=rows))
+    page, _ = store.history(1, "lobby", 10)
+    assert [m.time for m in page] == [to_datetime(t).timestamp() for t in times]

@@ -56,6 +56,7 @@ class StorageWorker:
         while (job := self._jobs.get()) is not None:
             self._execute(job)
             self.done.append(job)
+            job = None  # handed back: do not keep the outbox alive while waiting for the next one
             self.done_event.set()
             self.notify()
 
