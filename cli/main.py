@@ -6,6 +6,7 @@ import typer
 
 from chat import __version__
 from chat.cli.admin import history, rooms
+from chat.cli.bench import bench
 from chat.cli.client import client
 from chat.cli.serve import serve
 
@@ -20,6 +21,7 @@ app.command()(serve)
 app.command()(client)
 app.command()(history)
 app.command()(rooms)
+app.command()(bench)
 
 
 def _version(value: bool) -> None:

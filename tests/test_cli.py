@@ -86,3 +86,15 @@ def test_every_command_has_help() -> None:
     assert "serve" in chat("--help").stdout
     for command in ("serve", "client", "history", "rooms"):
         assert "Usage: chat " + command in chat(command, "--help").stdout
+
+
+def test_chat_bench_load_tests_a_running_server(make_server: Callable[..., ServerThread]) -> None:
+    server = make_server()
+    result = chat("bench", "--port", str(server.port), "--clients", "20", "--rooms", "2", "--messages", "30")
+    assert "deliveries" in result.stdout
+    assert server.client("after_the_bench")  # the server is fine afterwards
+
+
+def test_chat_bench_refuses_a_remote_host_without_asking() -> None:
+    result = chat("bench", "--host", "192.0.2.1", check=False)
+    assert result.returncode == 2 and "--allow-remote" in result.stderr
