@@ -8,7 +8,9 @@ page); a JSON rendering is one object per line, and a history page is one line p
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from chat.protocol.events import (
@@ -44,7 +46,14 @@ def iso_time(t: float) -> str:
 
 
 def short_time(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    frac, whole = math.modf(t)
+    return _short_time(int(whole) + (round(frac * 1e6) >= 1_000_000))  # fromtimestamp's microsecond rounding
+
+
+@lru_cache(maxsize=4096)
+def _short_time(second: int) -> str:
+    # a join storm into a busy room renders the same backlog times again and again
+    return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 # ---------------------------------------------------------------------------------------------------- text
