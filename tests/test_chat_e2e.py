@@ -381,3 +381,54 @@ def test_a_bug_in_one_command_costs_that_line_only(make_server, caplog) -> None:
     alice.expect("alice: still chatting")
     assert any("simulated bug" in (r.exc_text or "") or "error handling a line" in r.getMessage()
                for r in caplog.records)
+
+
+def test_newcomers_to_a_busy_room_get_backlog_then_live_without_gap_or_duplicate(
+        make_server: Callable[..., ServerThread]) -> None:
+    """Newcomers join while two senders keep the room busy. What each newcomer receives (its backlog, then live)
+    must be exactly the room's messages from its first backlog message on: no gap, no duplicate, same order."""
+    import threading
+
+    server = make_server(backlog=20)
+    watcher = LineClient(server.host, server.port, json_mode=True)
+    watcher.register("watcher")  # in the room before any message: it sees them all
+    senders = [server.client(f"s{i}") for i in range(2)]
+    stop = threading.Event()
+
+    def talk(c: LineClient) -> None:
+        i = 0
+        while not stop.is_set():
+            c.send(*(f"{c.nick} {i + k}" for k in range(10)))
+            c.sync(f"t{i}")
+            i += 10
+
+    threads = [threading.Thread(target=talk, args=(c,), daemon=True) for c in senders]
+    for t in threads:
+        t.start()
+    watcher.expect('"text":"s0 30"')  # the room is busy
+    newcomers = []
+    for i in range(8):
+        c = LineClient(server.host, server.port, json_mode=True)
+        c.send(f"new{i}")
+        newcomers.append(c)
+    for c in newcomers:
+        c.expect_event("joined", room="lobby")
+    for c in newcomers:  # and the room goes on after every join
+        c.expect(lambda line: '"type":"message"' in line and '"history"' not in line)
+    stop.set()
+    for t in threads:
+        t.join(10)
+    for s in senders:
+        s.sync("end")
+
+    def message_ids(c: LineClient, token: str) -> list[int]:
+        c.send(f"/ping {token}")
+        c.events_until("pong", token=token)
+        return [json.loads(line)["id"] for line in c.seen if '"type":"message"' in line]
+
+    room = message_ids(watcher, "w")
+    assert room == sorted(set(room)) and len(room) > 40
+    for c in newcomers:
+        got = message_ids(c, "n")
+        assert got, "the newcomer got nothing"
+        assert got == room[room.index(got[0]):], "a gap, a duplicate or a reordering between backlog and live"
