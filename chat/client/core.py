@@ -152,9 +152,9 @@ class ClientCore:
             conversation.fetching = False
         if self._unconfirmed:
             for key in dict.fromkeys(self._unconfirmed):
-                conversation = self.model.get(key)
-                if conversation is not None:
-                    self._add(conversation, EntryKind.ERROR, "The connection dropped before the server confirmed "
+                unconfirmed = self.model.get(key)
+                if unconfirmed is not None:
+                    self._add(unconfirmed, EntryKind.ERROR, "The connection dropped before the server confirmed "
                               "your last message; it may not have been delivered.")
             self._unconfirmed.clear()
         if news:

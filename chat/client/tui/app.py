@@ -151,9 +151,9 @@ class ChatApp(App[int]):
                 fresh.add(conversation)
             self.scrollbacks[conversation].key = conversation.key
         for insert in inserts:
-            conversation = self.model.get(insert.key)
-            if conversation is not None and conversation not in fresh and conversation in self.scrollbacks:
-                self.scrollbacks[conversation].insert(insert.index, render_entry(insert.entry))
+            target = self.model.get(insert.key)
+            if target is not None and target not in fresh and target in self.scrollbacks:
+                self.scrollbacks[target].insert(insert.index, render_entry(insert.entry))
         current = self._current_scrollback()
         if current is not None and switcher.current != current.id:
             switcher.current = current.id
