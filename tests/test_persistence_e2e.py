@@ -64,20 +64,6 @@ def test_sigterm_stores_everything_accepted_tells_clients_and_exits_0(sqlite_db:
         again.terminate()
 
 
-def test_a_second_server_on_the_same_database_refuses_to_start(sqlite_db: str) -> None:
-    import subprocess
-
-    from support import chat_command
-
-    with serve_process(sqlite_db) as first:
-        result = subprocess.run([*chat_command(), "serve", "--db", sqlite_db, "--port", "0"], capture_output=True,
-                                text=True, timeout=60)
-        assert result.returncode == 1
-        assert "another chat server is using" in result.stderr
-        first.client("still_works")
-        assert first.terminate() == 0
-
-
 def test_the_same_server_runs_on_postgresql(make_server: Callable[..., ServerThread], postgres_db: str) -> None:
     server = make_server(db=postgres_db)
     alice = LineClient(server.host, server.port, json_mode=True)
