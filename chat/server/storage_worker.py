@@ -54,7 +54,11 @@ class StorageWorker:
 
     def _run(self) -> None:
         while (job := self._jobs.get()) is not None:
-            self._execute(job)
+            try:
+                self._execute(job)
+            except Exception as e:  # never lose a job: the loop waits for every one it handed over
+                log.exception("storage: unexpected error")
+                job.error = job.error or e
             self.done.append(job)
             job = None  # handed back: do not keep the outbox alive while waiting for the next one
             self.done_event.set()
