@@ -56,9 +56,8 @@ class StorageWorker:
         while (job := self._jobs.get()) is not None:
             try:
                 self._execute(job)
-            except Exception as e:  # never lose a job: the loop waits for every one it handed over
+            except Exception:  # never lose a job: the loop waits for every one it handed over
                 log.exception("storage: unexpected error")
-                job.error = job.error or e
             self.done.append(job)
             job = None  # handed back: do not keep the outbox alive while waiting for the next one
             self.done_event.set()
@@ -79,8 +78,8 @@ class StorageWorker:
                           extra={"event": "storage_error", "messages": len(ids), "first_id": ids[0] if ids else None,
                                  "last_id": ids[-1] if ids else None})
         for request in outbox.queries:
-            request.resolve_start()
             try:
+                request.resolve_start()
                 messages, more = self.store.history(
                     request.room.id, request.room.name, request.limit, before=request.before, after=request.after
                 )
