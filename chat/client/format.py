@@ -20,10 +20,6 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-def _why(reason: str | None) -> str:
-    return f" ({reason})" if reason else ""
-
-
 def message_line(m: ev.Message) -> str:
     when = utc(m.time, with_date=m.history) + (" (earlier)" if m.history else "")
     if m.type == "private":
@@ -39,13 +35,13 @@ def text_lines(item: ev.Incoming) -> list[str]:
         case ev.Message():
             return [message_line(item)]
         case ev.Join():
-            return [f"{utc(item.time)} [#{item.room}] *** {item.nick} joined"]
+            return [f"{utc(item.time)} " + _server_words(protocol.Join(item.room, item.nick, 0.0))]
         case ev.Part():
-            return [f"{utc(item.time)} [#{item.room}] *** {item.nick} left{_why(item.reason)}"]
+            return [f"{utc(item.time)} " + _server_words(protocol.Part(item.room, item.nick, item.reason, 0.0))]
         case ev.Quit():
-            return [f"{utc(item.time)} *** {item.nick} quit{_why(item.reason)}"]
+            return [f"{utc(item.time)} " + _server_words(protocol.Quit(item.nick, item.reason, 0.0))]
         case ev.NickChanged():
-            return [f"{utc(item.time)} *** {item.old} is now known as {item.new}"]
+            return [f"{utc(item.time)} " + _server_words(protocol.NickChange(item.old, item.new, 0.0))]
         case ev.Joined():
             about = f"Topic: {item.topic}" if item.topic else "No topic is set."
             return [f"[#{item.room}] *** You joined #{item.room} ({_plural(len(item.members), 'member')}: "
@@ -55,22 +51,18 @@ def text_lines(item: ev.Incoming) -> list[str]:
         case ev.Topic():
             return [_topic(item)]
         case ev.Who():
-            return [f"[#{item.room}] *** {_plural(len(item.members), 'member')}: {', '.join(item.members)}"]
+            return [_server_words(protocol.Who(item.room, item.members))]
         case ev.Rooms():
-            if not item.rooms:
-                return ["*** No rooms have anyone in them."]
-            return [f"*** {_plural(len(item.rooms), 'room')}:"] + [
-                f"***   #{r.room} ({_plural(r.members, 'member')}){': ' + r.topic if r.topic else ''}"
-                for r in item.rooms
-            ]
+            rooms = [protocol.RoomInfo(r.room, r.members, r.topic) for r in item.rooms]
+            return _server_words(protocol.RoomList(rooms)).split("\n")
         case ev.Help():
-            return [f"*** {line}" for line in item.lines]
+            return _server_words(protocol.Help(item.command, item.lines)).split("\n")
         case ev.Notice():
-            return [f"*** {item.text}"]
+            return [_server_words(protocol.Notice(item.text))]
         case ev.Welcome():
             return [f"*** Welcome, {item.nick}! /help lists the commands; the end of input or /quit leaves."]
         case ev.Pong():
-            return [f"*** pong{' ' + item.token if item.token else ''}"]
+            return [_server_words(protocol.Pong(item.token))]
         case ev.Bye():
             return [f"*** Goodbye: {item.reason}{f' ({item.code})' if item.code else ''}"]
         case ev.Error():
@@ -90,7 +82,10 @@ def _history_end(item: ev.HistoryEnd) -> str:
 
 
 def _topic(item: ev.Topic) -> str:
-    # the same words as the server's text mode
-    event = protocol.Topic(item.room, item.topic, item.nick, item.time.timestamp() if item.time else None,
-                           item.change)
+    time = item.time.timestamp() if item.time else None
+    return _server_words(protocol.Topic(item.room, item.topic, item.nick, time, item.change))
+
+
+def _server_words(event: protocol.Event) -> str:
+    """The server's own text rendering of an event (without its final newline): one wording for both."""
     return render_text(event).rstrip("\n")
