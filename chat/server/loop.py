@@ -407,7 +407,7 @@ class EventLoop:
             s.writing = False
             self._rearm(s)
         if s.close_after_flush:
-            self._close(s, s.closing or "quit", s.quit_reason)
+            self._close(s, s.closing or "quit")
 
     def _rearm(self, s: Session) -> None:
         mask = (_IN if s.reading else 0) | (_OUT if s.writing else 0)
@@ -471,7 +471,7 @@ class EventLoop:
                 self.closing[s] = now + LINGER
         for s, deadline in list(self.closing.items()):
             if now > deadline:
-                self._close(s, s.closing or "quit", s.quit_reason)
+                self._close(s, s.closing or "quit")
         if self._accept_paused_until and now >= self._accept_paused_until and self.listener:
             self._accept_paused_until = 0.0
             self.epoll.modify(self.listener.fileno(), select.EPOLLIN)

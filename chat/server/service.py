@@ -242,7 +242,6 @@ class ChatService:
 
     def quit(self, s: Session, reason: str | None, out: Outbox) -> None:
         s.closing = "quit"  # read nothing more from this client
-        s.quit_reason = reason or "quit"
         out.reply(s, Bye("You left the chat. Come back soon!"))
         out.reply(s, CloseAfterFlush())
         self.disconnected(s, reason or "quit", out)

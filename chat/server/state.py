@@ -80,8 +80,8 @@ class Session:
 
     __slots__ = (
         "close_after_flush", "closing", "connected_at", "current", "cursors", "eof", "fd", "framer", "held",
-        "held_bytes", "id", "ip", "json", "key", "last_refill", "nick", "out", "out_bytes", "peer", "quit_reason",
-        "reading", "registered", "rooms", "sock", "tokens", "writing",
+        "held_bytes", "id", "ip", "json", "key", "last_refill", "nick", "out", "out_bytes", "peer", "reading",
+        "registered", "rooms", "sock", "tokens", "writing",
     )  # fmt: skip
 
     def __init__(self, session_id: int, sock: socket.socket, peer: str, ip: str, max_line: int, burst: int,
@@ -114,7 +114,6 @@ class Session:
         self.json = False
         self.closing: str | None = None  # why the connection is ending, once it is: no more input is read
         self.close_after_flush = False  # close once the output queue is empty
-        self.quit_reason: str | None = None
 
     @property
     def label(self) -> str:
