@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from support import LineClient, ServerThread, wait_for
+from harness import LineClient, ServerThread, wait_for
 
 
 @pytest.fixture

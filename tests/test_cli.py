@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-from support import ServerThread, chat_command
+from harness import ServerThread, chat_command
 
 
 def chat(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

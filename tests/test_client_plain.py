@@ -11,7 +11,7 @@ import threading
 import time
 from typing import Any
 
-from support import WAIT, ScriptedServer, ServerThread, chat_command, wait_for
+from harness import WAIT, ScriptedServer, ServerThread, chat_command, wait_for
 
 
 def client_command(host: str, port: int, *args: str) -> list[str]:

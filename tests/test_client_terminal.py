@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from support import WAIT, ServerThread, chat_command, wait_for
+from harness import WAIT, ServerThread, chat_command, wait_for
 
 ALT_SCREEN_OFF = b"\x1b[?1049l"  # leaving the alternate screen: the terminal is given back
 

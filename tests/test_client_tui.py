@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from support import WAIT, LineClient, ScriptedServer, ServerThread
+from harness import WAIT, LineClient, ScriptedServer, ServerThread
 
 pytest.importorskip("textual")
 

@@ -6,7 +6,7 @@ import json
 import signal
 from collections.abc import Callable
 
-from support import LineClient, ServerThread, serve_process
+from harness import LineClient, ServerThread, serve_process
 
 
 def _chat_a_little(server: ServerThread) -> None:

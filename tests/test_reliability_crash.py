@@ -12,7 +12,7 @@ import random
 import signal
 import time
 
-from support import (
+from harness import (
     ServeProcess,
     Swarm,
     SwarmClient,
@@ -144,7 +144,7 @@ def _check_everything_stored_and_told(clients: list[SwarmClient], db: str) -> No
 def test_a_second_server_is_refused_while_the_first_runs_and_a_killed_one_leaves_no_lock(any_db: str) -> None:
     import subprocess
 
-    from support import chat_command
+    from harness import chat_command
 
     with serve_process(any_db) as first:
         result = subprocess.run([*chat_command(), "serve", "--db", any_db, "--port", "0"], capture_output=True,

@@ -19,7 +19,7 @@ import time
 from collections import Counter
 
 from chat.protocol.commands import VERBS
-from support import (
+from harness import (
     ServeProcess,
     Swarm,
     SwarmClient,

@@ -23,7 +23,7 @@ from chat.server.config import ServerConfig
 from chat.server.outbox import Outbox
 from chat.server.service import ChatService
 from chat.server.state import ChatState, Session
-from support import ServerThread, record_figures, scale, wait_for
+from harness import ServerThread, record_figures, scale, wait_for
 
 MAX = 64
 TRIED: dict[str, int] = {}  # inputs each property tried, for the figures

@@ -10,7 +10,7 @@ import subprocess
 import time
 from collections.abc import Callable
 
-from support import (
+from harness import (
     LineClient,
     ServerThread,
     Swarm,

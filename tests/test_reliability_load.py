@@ -1,12 +1,12 @@
 """Load: 2,000 simultaneous clients on one `chat serve`, and join/quit storms whose cost grows linearly with the
-room. The clients are driven from one thread (support.Swarm); the server is a real process on its own core."""
+room. The clients are driven from one thread (harness.Swarm); the server is a real process on its own core."""
 
 from __future__ import annotations
 
 import re
 import time
 
-from support import (
+from harness import (
     ServeProcess,
     Swarm,
     SwarmClient,

@@ -9,7 +9,7 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 
-from support import LineClient, ServerThread, capture_logs, serve_process, sqlite_write_lock, wait_for
+from harness import LineClient, ServerThread, capture_logs, serve_process, sqlite_write_lock, wait_for
 
 
 def test_every_way_a_connection_ends_is_logged_once_with_its_reason(

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from support import ServerThread, capture_logs, record_figures
+from harness import ServerThread, capture_logs, record_figures
 
 CLIENT = """
 import socket, sys

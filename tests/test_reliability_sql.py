@@ -16,7 +16,7 @@ from chat.protocol.events import ChatMessage, MessageKind
 from chat.protocol.text import sanitize
 from chat.storage.database import make_engine, upgrade
 from chat.storage.repository import ChatStore, StoredRoom, TopicChange, WriteBatch
-from support import LineClient, ServerThread, stored_messages
+from harness import LineClient, ServerThread, stored_messages
 
 ROOT = Path(__file__).resolve().parents[1]
 SQL_CALLS = {"execute", "executemany", "executescript", "exec_driver_sql", "text"}

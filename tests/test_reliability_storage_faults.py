@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from support import (
+from harness import (
     ServerThread,
     capture_logs,
     fill_disk,
@@ -134,7 +134,7 @@ def test_a_postgresql_table_locked_past_the_busy_timeout(make_server: Callable[.
 def test_a_burst_after_a_slow_commit_drops_nobody(make_server: Callable[..., ServerThread], sqlite_db: str) -> None:
     """Lines accepted while a commit waits are delivered together once it is done: a burst bigger than the send
     queue, to clients that read. They must all get it; none is a slow reader."""
-    from support import Swarm
+    from harness import Swarm
 
     server = make_server(busy_timeout=5.0, sendq=64 * 1024)
     swarm = Swarm(server.host, server.port)

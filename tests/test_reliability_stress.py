@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from chat.protocol.names import name_key
-from support import LineClient, ServerThread, Swarm, SwarmClient, capture_logs, record_figures, scale
+from harness import LineClient, ServerThread, Swarm, SwarmClient, capture_logs, record_figures, scale
 
 ROOMS = ["lobby", "r0", "r1", "r2", "r3", "r4"]
 NICKS = [f"n{i}" for i in range(150)]  # few enough that nick changes collide now and then

@@ -43,6 +43,7 @@ class ChatMessage:
 class Hello:
     server: str
     version: str
+    max_line: int  # the longest line the server takes, in bytes (newline excluded)
 
 
 @dataclass(slots=True, eq=False)
@@ -53,6 +54,7 @@ class Notice:
 @dataclass(slots=True, eq=False)
 class Welcome:
     nick: str
+    max_line: int
 
 
 @dataclass(slots=True, eq=False)

@@ -97,9 +97,9 @@ def render_text(event: Event) -> str:
             return f"[error {code.value}] {message}\n"
         case Notice(text):
             return f"*** {text}\n"
-        case Hello(server, version):
+        case Hello(server, version, _):
             return f"*** Welcome to {server} {version}! Type a nickname and press Enter.\n"
-        case Welcome(nick):
+        case Welcome(nick, _):
             return f"*** Welcome, {nick}! /help lists the commands, /quit leaves.\n"
         case Help(_, lines):
             return "".join(f"*** {line}\n" for line in lines)
@@ -206,10 +206,10 @@ def event_json(event: Event) -> dict[str, Any]:
             return {"type": "error", "code": code.value, "message": message, "command": command}
         case Notice(text):
             return {"type": "notice", "text": text}
-        case Hello(server, version):
-            return {"type": "hello", "server": server, "version": version}
-        case Welcome(nick):
-            return {"type": "welcome", "nick": nick}
+        case Hello(server, version, max_line):
+            return {"type": "hello", "server": server, "version": version, "max_line": max_line}
+        case Welcome(nick, max_line):
+            return {"type": "welcome", "nick": nick, "max_line": max_line}
         case Help(command, lines):
             return {"type": "help", "command": command, "lines": lines}
         case Pong(token):

@@ -53,7 +53,7 @@ class ChatService:
     # ---------------------------------------------------------------------------------- connection events
 
     def connected(self, s: Session, out: Outbox) -> None:
-        out.reply(s, Hello(self.config.server_name, __version__))
+        out.reply(s, Hello(self.config.server_name, __version__, self.config.max_line))
 
     def line(self, s: Session, line: str, out: Outbox) -> None:
         """Handle one line from a client."""
@@ -172,7 +172,7 @@ class ChatService:
     def _register(self, s: Session, nick: str, key: str, out: Outbox) -> None:
         s.nick, s.key, s.registered = nick, key, True
         self.state.nicks[key] = s
-        out.reply(s, Welcome(nick))
+        out.reply(s, Welcome(nick, self.config.max_line))
         if self.config.lobby:
             self.join(s, self.config.lobby, out)
 

@@ -1,0 +1,25 @@
+"""The test harness: real servers, real clients, real faults. Tests import what they need from here."""
+
+from harness.clients import WAIT, LineClient, wait_for
+from harness.faults import fill_disk, immutable, immutable_supported, small_tmpfs, sqlite_write_lock
+from harness.logs import LogCapture, capture_logs, log_problems, record_figures, scale, soak
+from harness.process import ServeProcess, chat_command, serve_process
+from harness.procfs import (
+    cpu_seconds,
+    peak_rss_bytes,
+    rss_bytes,
+    soft_open_file_limit,
+    stored_messages,
+    thread_cpu_seconds,
+)
+from harness.scripted import ScriptedServer
+from harness.server import ServerThread, server_config
+from harness.swarm import Swarm, SwarmClient
+
+__all__ = [
+    'WAIT', 'LineClient', 'LogCapture', 'ScriptedServer', 'ServeProcess', 'ServerThread', 'Swarm',
+    'SwarmClient', 'capture_logs', 'chat_command', 'cpu_seconds', 'fill_disk', 'immutable',
+    'immutable_supported', 'log_problems', 'peak_rss_bytes', 'record_figures', 'rss_bytes', 'scale',
+    'serve_process', 'server_config', 'small_tmpfs', 'soak', 'soft_open_file_limit', 'sqlite_write_lock',
+    'stored_messages', 'thread_cpu_seconds', 'wait_for',
+]

@@ -1,0 +1,54 @@
+"""A real server on 127.0.0.1:0 in a thread of the test process, stopped the way SIGTERM stops it."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+from typing import Any
+
+from chat.server.app import ChatServer
+from chat.server.config import ServerConfig
+from harness.clients import WAIT, LineClient
+
+
+class ServerThread:
+    """A ChatServer serving from a thread. `stop()` shuts it down the way SIGTERM does and joins."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.server = ChatServer(config)
+        self.host, self.port = self.server.start()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._serve, name="chat-server", daemon=True)
+        self.thread.start()
+        assert self.server.ready.wait(WAIT)
+
+    def _serve(self) -> None:
+        try:
+            self.server.serve_forever()
+        except BaseException as e:  # surfaced by stop()
+            self.error = e
+            raise
+
+    @property
+    def loop(self) -> Any:
+        return self.server.loop
+
+    def client(self, nick: str | None = None, **kwargs: Any) -> LineClient:
+        c = LineClient(self.host, self.port, **kwargs)
+        if nick:
+            c.register(nick)
+        return c
+
+    def stop(self) -> None:
+        self.server.stop()
+        self.thread.join(30)
+        assert not self.thread.is_alive(), "server did not stop within 30 s"
+        if self.error:
+            raise self.error
+
+
+def server_config(db: str, **overrides: Any) -> ServerConfig:
+    """Defaults for tests: any free port, no flood control (tests send fast), keepalive as in production."""
+    base = ServerConfig(host="127.0.0.1", port=0, db=db, rate=0)
+    return replace(base, **overrides)
