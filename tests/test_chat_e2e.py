@@ -108,7 +108,7 @@ def test_msg_to_a_room_you_are_in_without_switching(server: ServerThread) -> Non
     alice.send("/me #lobby waves at the lobby")
     bob.expect("[#lobby] * alice waves at the lobby")
     alice.send("/me #nowhere waves")
-    assert alice.expect("[error").startswith("[error no_such_room]")
+    assert alice.expect("[error").startswith("[error not_in_room]")
 
 
 def test_private_messages(server: ServerThread) -> None:
@@ -129,7 +129,6 @@ def test_private_messages(server: ServerThread) -> None:
         ("/nick BOB", "nick_taken"),
         ("/nick 1nvalid", "invalid_nick"),
         ("/msg nobody hi", "no_such_nick"),
-        ("/who #nowhere", "no_such_room"),
         ("/topic #nowhere", "no_such_room"),
         ("/history nowhere", "no_such_room"),
         ("/leave dev", "not_in_room"),

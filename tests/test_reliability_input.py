@@ -4,7 +4,6 @@ by any sequence of lines from several sessions, and the same over a real socket.
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -18,12 +17,9 @@ from test_framing import LINE_CHARS
 from chat.protocol import commands as c
 from chat.protocol.errors import ChatError
 from chat.protocol.framing import LineFramer
-from chat.protocol.names import name_key
-from chat.server.config import ServerConfig
+from chat.server.member import Member
 from chat.server.outbox import Outbox
-from chat.server.service import ChatService
-from chat.server.state import ChatState, Session
-from harness import ServerThread, record_figures, scale, wait_for
+from harness import ServerThread, World, record_figures, scale, wait_for
 
 MAX = 64
 TRIED: dict[str, int] = {}  # inputs each property tried, for the figures
@@ -138,67 +134,45 @@ def _line() -> st.SearchStrategy[str]:
 
 
 class ChatServices(RuleBasedStateMachine):
-    """Several sessions send any lines; after each one the state must still agree with itself."""
+    """Several members send any lines; after each one the state must still agree with itself."""
 
     @initialize()
     def start(self) -> None:
-        self.state = ChatState(backlog=3)
-        self.service = ChatService(self.state, ServerConfig(port=0, db=":memory:", backlog=3), time.time)
-        self.sessions: list[Session] = []
-        self.closed: list[Session] = []
-        self.pairs: list[socket.socket] = []
+        self.world = World(backlog=3, clock=time.time)
+        self.live: list[Member] = []
+        self.closed: list[Member] = []
         for _ in range(3):
             self.connect()
 
     def connect(self) -> None:
-        a, b = socket.socketpair()
-        self.pairs += [a, b]
-        s = Session(len(self.pairs), a, "test", "127.0.0.1", 4096, 20, 0.0)
-        self.service.connected(s, Outbox())
-        self.sessions.append(s)
+        self.live.append(self.world.member())
 
     @rule(who=st.integers(0, 5), line=_line())
     def send(self, who: int, line: str) -> None:
         _count("service_lines")
-        s = self.sessions[who % len(self.sessions)]
-        out = Outbox()
-        self.service.line(s, line, out)  # any exception other than a handled refusal fails the property
+        m = self.live[who % len(self.live)]
+        out = self.world.line(m, line)  # any exception other than a handled refusal fails the property
         for recipients, _item in out.deliveries:
             for r in recipients:
-                assert r in self.sessions or r is s, "a delivery to a connection that is gone"
-        if s.closing:  # it quit: the loop would close it now
-            self.sessions.remove(s)
-            self.closed.append(s)
+                assert r in self.live, "a delivery to a member that is gone"
+        if m.gone:  # it quit: the loop would close it now
+            self.live.remove(m)
+            self.closed.append(m)
             self.connect()
 
-    @precondition(lambda self: len(self.sessions) > 1)
+    @precondition(lambda self: len(self.live) > 1)
     @rule(who=st.integers(0, 5))
     def drop(self, who: int) -> None:
-        s = self.sessions.pop(who % len(self.sessions))
-        self.service.disconnected(s, "dropped", Outbox())
-        self.closed.append(s)
+        m = self.live.pop(who % len(self.live))
+        self.world.service.disconnected(m, "dropped", Outbox())
+        self.closed.append(m)
         self.connect()
 
     @invariant()
     def consistent(self) -> None:
-        state = self.state
-        for key, s in state.nicks.items():
-            assert s in self.sessions and s.registered and name_key(s.nick) == key
-        for s in self.sessions:
-            assert not s.registered or state.nicks.get(s.key) is s
-            for key, room in s.rooms.items():
-                assert state.rooms[key] is room and s in room.members
-            assert s.current is None or s.current in s.rooms.values()
-        for key, room in state.rooms.items():
-            assert room.key == key and len(set(room.members)) == len(room.members)
-            for m in room.members:
-                assert m in self.sessions and m.rooms.get(key) is room
-        for s in self.closed:
-            assert not s.registered and not s.rooms and state.nicks.get(s.key) is not s
-
-    def teardown(self) -> None:
-        for sock in getattr(self, "pairs", []):
-            sock.close()
+        assert self.world.state.problems(set(self.live)) == []
+        for m in self.closed:
+            assert not m.registered and not m.rooms and self.world.state.nicks.get(m.key) is not m
 
 
 ChatServices.TestCase.settings = settings(max_examples=scale(300, 5000), stateful_step_count=40, deadline=None)
@@ -214,7 +188,7 @@ def test_a_line_in_pieces_over_a_real_socket_means_the_whole_line(make_server: C
     bob = server.client("bob")
 
     def buffered() -> int:
-        return server.loop.call_soon(lambda: sum(s.framer.buffered for s in server.loop.sessions.values())).result(5)
+        return server.loop.call_soon(lambda: sum(c.codec.buffered for c in server.loop.connections.values())).result(5)
 
     plain = st.text(alphabet=LINE_CHARS, min_size=1, max_size=40).filter(
         lambda t: bool(t.strip()) and t[0] != "/" and t.strip().upper() != "!DISCONNECT")

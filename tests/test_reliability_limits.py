@@ -18,6 +18,7 @@ from harness import (
     chat_command,
     record_figures,
     serve_process,
+    stored_messages,
     wait_for,
 )
 
@@ -36,7 +37,7 @@ def test_an_endless_line_gets_one_error_and_is_never_buffered(make_server: Calla
     # the refusal comes while the line is still arriving, not at its end
     assert alice.expect("[error").startswith("[error line_too_long]")
     buffered = server.loop.call_soon(
-        lambda: max(s.framer.buffered for s in server.loop.sessions.values())).result(10)
+        lambda: max(c.codec.buffered for c in server.loop.connections.values())).result(10)
     assert buffered <= 1024 + 1
     alice.send_raw(b"tail of the long line\nafter it\n")
     assert alice.expect("alice: ") == "[#lobby] alice: after it"
@@ -147,10 +148,17 @@ def test_a_client_flooding_far_past_the_limit_is_disconnected_with_a_reason(
     with capture_logs() as logs:
         flooder.send(*[f"spam {i}" for i in range(500)])
         closing = flooder.expect_closed()
-        assert closing[-1] == "*** Goodbye: Too many lines too fast (more than 50 waiting). (flood)"
+        bye = "*** Goodbye: Too many lines too fast (more than 50 waiting). (flood) Your last stored message was "
+        assert closing[-1].startswith(bye)
         assert other.expect("flooder quit") == "*** flooder quit (flood)"
         logs.expect("disconnect", "flooder@", "reason=flood")
-    assert len([line for line in closing if "flooder: spam" in line]) <= 10  # the burst, no more
+    # the burst (what is left of it after the nick line) was accepted and stored, and the flooder got the echo
+    # of every one of those (its receipts) before the goodbye, which names the last one stored
+    stored = stored_messages(server.config.db)
+    texts = [text for _, _, text in stored.values()]
+    assert 1 <= len(texts) <= 10 and texts == [f"spam {i}" for i in range(len(texts))]
+    assert [line for line in closing if "flooder: spam" in line] == [f"[#lobby] flooder: {t}" for t in texts]
+    assert closing[-1] == f"{bye}{max(stored)}."
     other.sync()
 
 
@@ -185,8 +193,8 @@ def test_accepted_sockets_probe_for_dead_peers(make_server: Callable[..., Server
     client = server.client("alice")
 
     def options() -> dict[str, int]:
-        (s,) = server.loop.sessions.values()
-        get = s.sock.getsockopt
+        (s,) = server.loop.connections.values()
+        get = s.transport.sock.getsockopt
         return {"keepalive": get(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
                 "idle": get(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
                 "interval": get(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL),
@@ -214,7 +222,7 @@ def test_a_full_server_refuses_with_a_clear_line(make_server: Callable[..., Serv
             logs.expect("refused 127.0.0.1:", "server_full")
         admitted[0].send("/quit")
         swarm.run_until(lambda: admitted[0].closed, what="a place to free up")
-        wait_for(lambda: len(server.loop.sessions) == 4, what="the close to be handled")
+        wait_for(lambda: len(server.loop.connections) == 4, what="the close to be handled")
         LineClient(server.host, server.port).register("latecomer")  # a freed place is taken again
     finally:
         swarm.close_all()

@@ -17,7 +17,6 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
-from chat.protocol.names import name_key
 from harness import LineClient, ServerThread, Swarm, SwarmClient, capture_logs, record_figures, scale
 
 ROOMS = ["lobby", "r0", "r1", "r2", "r3", "r4"]
@@ -207,36 +206,14 @@ class Watchdog:
 
 def state_problems(loop: object) -> list[str]:
     """Every way the server's chat state could disagree with itself. Run on the loop thread (call_soon)."""
-    problems: list[str] = []
-    sessions = loop.sessions  # type: ignore[attr-defined]
-    state = loop.state  # type: ignore[attr-defined]
-    live = set(sessions.values())
-    for fd, s in sessions.items():
-        if s.fd != fd:
-            problems.append(f"{s} is filed under fd {fd}")
-        if s.registered and state.nicks.get(s.key) is not s:
-            problems.append(f"{s} is registered but does not hold its nick")
-        if not s.registered and s.rooms:
-            problems.append(f"{s} is in rooms without a nick")
-        for key, room in s.rooms.items():
-            if state.rooms.get(key) is not room or s not in room.members:
-                problems.append(f"{s} thinks it is in #{room.name}; the room does not")
-        if s.current is not None and s.current not in s.rooms.values():
-            problems.append(f"{s}'s current room #{s.current.name} is not one of its rooms")
-    for key, s in state.nicks.items():
-        if s not in live:
-            problems.append(f"the nick {key} is held by a closed connection {s}")
-        if not s.registered or s.key != key or name_key(s.nick) != key:
-            problems.append(f"the nick {key} is held by {s}, which is not {key}")
-    for key, room in state.rooms.items():
-        if room.key != key:
-            problems.append(f"#{room.name} is filed under {key}")
-        if len(set(room.members)) != len(room.members):
-            problems.append(f"#{room.name} lists a member twice")
-        for m in room.members:
-            if m not in live or m.rooms.get(key) is not room:
-                problems.append(f"#{room.name} lists {m}, which is not in it")
-    for name, group in (("unregistered", loop.unregistered), ("throttled", loop.throttled)):  # type: ignore[attr-defined]
+    connections = loop.connections  # type: ignore[attr-defined]
+    problems = loop.state.problems({c.member for c in connections.values()})  # type: ignore[attr-defined]
+    live = set(connections.values())
+    for fd, c in connections.items():
+        if c.fd != fd:
+            problems.append(f"{c} is filed under fd {fd}")
+    for name in ("unregistered", "waiting", "paused", "ending"):
+        group = getattr(loop, name)
         if group - live:
-            problems.append(f"closed sessions left in {name}: {group - live}")
+            problems.append(f"closed connections left in {name}: {group - live}")
     return problems

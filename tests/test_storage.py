@@ -85,14 +85,18 @@ def test_write_then_load_and_page_history(any_db: str) -> None:
     store.write(batch)
     store.write(WriteBatch(rooms=[lobby], topics=[TopicChange(1, "Welcome", "bob", 1_700_000_100.0)]))
 
-    loaded = store.load(backlog=4)
-    assert [(r.id, r.name, r.topic) for r in loaded.rooms] == [(1, "lobby", "Welcome"), (2, "Dev", "topic")]
-    assert loaded.last_message_id == 12
-    assert [m.id for m in loaded.recent[1]] == [7, 8, 9, 10]
-    assert [m.id for m in loaded.recent[2]] == [11]
-    first = loaded.recent[1][0]
+    loaded = store.load()
+    assert (loaded.last_message_id, loaded.last_room_id) == (12, 2)
+    lobby_found, dev_found = store.find_room("lobby", 4), store.find_room("dev", 4)
+    assert lobby_found is not None and dev_found is not None and store.find_room("nowhere", 4) is None
+    assert [(f.room.id, f.room.name, f.room.topic) for f in (lobby_found, dev_found)] == [
+        (1, "lobby", "Welcome"), (2, "Dev", "topic")]
+    assert [m.id for m in lobby_found.recent] == [7, 8, 9, 10]
+    assert [m.id for m in dev_found.recent] == [11]
+    first = lobby_found.recent[0]
     assert (first.kind, first.nick, first.text, first.room, first.time) == (
         MessageKind.MESSAGE, "alice", "message 7", "lobby", 1_700_000_007.0)
+    assert (store.room_id("dev"), store.room_id("nowhere")) == (2, None)
 
     page, more = store.history(1, "lobby", 3, before=7)
     assert [m.id for m in page] == [4, 5, 6] and more

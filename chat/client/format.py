@@ -54,7 +54,7 @@ def text_lines(item: ev.Incoming) -> list[str]:
             return [_server_words(protocol.Who(item.room, item.members))]
         case ev.Rooms():
             rooms = [protocol.RoomInfo(r.room, r.members, r.topic) for r in item.rooms]
-            return _server_words(protocol.RoomList(rooms)).split("\n")
+            return _server_words(protocol.RoomList(rooms, len(rooms))).split("\n")
         case ev.Help():
             return _server_words(protocol.Help(item.command, item.lines)).split("\n")
         case ev.Notice():

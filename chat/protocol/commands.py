@@ -17,10 +17,12 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, 
 from pydantic_core import PydanticCustomError
 
 from chat.protocol.errors import ChatError, ErrorCode
-from chat.protocol.names import check_nick, check_room
+from chat.protocol.names import ROOMS_PAGE, TOPIC_MAX, check_nick, check_room
 from chat.protocol.text import sanitize
 
 HISTORY_MAX = 500
+QUIT_WORD = "!DISCONNECT"  # the classic tutorial's way out, a plain line rather than a command
+MESSAGE_ID_MAX = (1 << 63) - 1  # ids are 64-bit in the database; anything larger cannot name a message
 
 
 def _as_custom_error(check: Any) -> Any:
@@ -171,7 +173,7 @@ class Rooms(Command):
     verb: Literal["rooms"] = "rooms"
     name = "rooms"
     aliases = ("list",)
-    summary = "List the rooms that have people in them, with member counts and topics."
+    summary = f"List the busiest rooms (at most {ROOMS_PAGE}) with member counts and topics."
 
 
 class Who(Command):
@@ -187,13 +189,14 @@ class Who(Command):
 class Topic(Command):
     verb: Literal["topic"] = "topic"
     room: RoomName | None = None
-    text: Text | None = None
+    text: Annotated[str, Field(min_length=1, max_length=TOPIC_MAX), AfterValidator(sanitize)] | None = None
     name = "topic"
     usage = "[#ROOM] [TEXT]"
     summary = "Show the topic of a room, or set it to TEXT (- clears it)."
     details = (
         "Without #ROOM it is your current room; the # is needed here, to tell a room from the topic text.",
         "You must be in a room to set its topic.",
+        f"A topic is at most {TOPIC_MAX} characters.",
     )
 
     @classmethod
@@ -216,8 +219,8 @@ class History(Command):
     verb: Literal["history"] = "history"
     room: RoomName | None = None
     count: Annotated[int, Field(ge=1, le=HISTORY_MAX)] = 20
-    before: Annotated[int, Field(ge=1)] | None = None
-    after: Annotated[int, Field(ge=0)] | None = None
+    before: Annotated[int, Field(ge=1, le=MESSAGE_ID_MAX)] | None = None
+    after: Annotated[int, Field(ge=0, le=MESSAGE_ID_MAX)] | None = None
     name = "history"
     usage = "[ROOM] [N] [before|after ID]"
     summary = f"Show N (default 20, at most {HISTORY_MAX}) older messages of a room; again to page back."
@@ -258,7 +261,7 @@ class Quit(Command):
     name = "quit"
     aliases = ("disconnect", "exit", "bye")
     usage = "[REASON]"
-    summary = "Leave the server (so does /DISCONNECT or !DISCONNECT); your rooms are told REASON."
+    summary = f"Leave the server (so does /DISCONNECT or {QUIT_WORD}); your rooms are told REASON."
     needs_nick = False
     tail = "reason"
 
@@ -300,28 +303,44 @@ VERBS: dict[str, type[Command]] = {
     verb: model for model in COMMAND_MODELS for verb in (model.name, *model.aliases)
 }
 
-_FIELD_CODES = {"nick": ErrorCode.INVALID_NICK, "room": ErrorCode.INVALID_ROOM}
-
-
 def parse_line(line: str) -> Command | None:
-    """Parse one line from a client. Returns None for a blank line; raises ChatError for a bad one."""
+    """Parse one line from a client. Returns None for a blank line; raises ChatError for a bad one, naming the
+    verb it refused in `command` (a plain line's verb is `say`; an unknown verb is named as typed)."""
     if not line.startswith("/") or line.startswith("//"):
         if not line.strip():
             return None
-        if line.strip().upper() == "!DISCONNECT":
+        if line.strip().upper() == QUIT_WORD:
             return Quit()
-        return Say(text=line[1:] if line.startswith("//") else line)
+        try:  # the model itself, not the union: plain lines are most lines
+            return Say(text=line[1:] if line.startswith("//") else line)
+        except ValidationError as e:
+            error = _explain(Say, e)
+            error.command = Say.name
+            raise error from None
     verb, _, rest = line[1:].partition(" ")
     model = VERBS.get(verb.lower())
     if model is None:
-        shown = verb if len(verb) <= 30 else verb[:30] + "..."
-        raise ChatError(ErrorCode.UNKNOWN_COMMAND, f"Unknown command /{sanitize(shown)}. /help lists the commands.")
-    data = model.arguments(rest)
+        shown = sanitize(verb if len(verb) <= 30 else verb[:30] + "...")
+        raise ChatError(ErrorCode.UNKNOWN_COMMAND, f"Unknown command /{shown}. /help lists the commands.",
+                        command=shown.lower())
+    try:
+        data = model.arguments(rest)
+    except ChatError as e:
+        e.command = model.name
+        raise
+    return _validate(model, data)
+
+
+def _validate(model: type[Command], data: dict[str, Any]) -> Command:
     data["verb"] = model.name
     try:
         return COMMAND_ADAPTER.validate_python(data)
     except ValidationError as e:
-        raise _explain(model, e) from None
+        error = _explain(model, e)
+    except ChatError as e:  # a model's own check (Msg's target)
+        error = e
+    error.command = model.name
+    raise error from None
 
 
 def _explain(model: type[Command], error: ValidationError) -> ChatError:

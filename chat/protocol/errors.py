@@ -23,6 +23,7 @@ class ErrorCode(StrEnum):
     NO_SUCH_ROOM = "no_such_room"
     NOT_IN_ROOM = "not_in_room"
     NO_CURRENT_ROOM = "no_current_room"
+    TOO_MANY_ROOMS = "too_many_rooms"  # in the most rooms one may be in, or created too many lately
     # storage
     NOT_DELIVERED = "not_delivered"
     HISTORY_UNAVAILABLE = "history_unavailable"
@@ -37,12 +38,19 @@ class ErrorCode(StrEnum):
 
 
 class ChatError(Exception):
-    """A refusal the user should see: one line with a stable code and a clear sentence."""
+    """A refusal the user should see: one line with a stable code and a clear sentence.
 
-    def __init__(self, code: ErrorCode, message: str) -> None:
+    `command` is the verb refused (set by the parser once it knows it, so even a malformed command names
+    itself); `subject` is the nick or room the refusal is about, for codecs whose replies carry it (IRC's
+    `433 * alice :Nickname is already in use`)."""
+
+    def __init__(self, code: ErrorCode, message: str, *, command: str | None = None,
+                 subject: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.command = command
+        self.subject = subject
 
     def __repr__(self) -> str:
         return f"ChatError({self.code.value!r}, {self.message!r})"

@@ -137,7 +137,11 @@ class RoomInfo:
 
 @dataclass(slots=True, eq=False)
 class RoomList:
+    """The busiest rooms (at most chat.protocol.names.ROOMS_PAGE), most members first; `total` rooms have
+    people in them."""
+
     rooms: list[RoomInfo]
+    total: int
 
 
 @dataclass(slots=True, eq=False)
@@ -166,7 +170,8 @@ class FormatChanged:
 class Error:
     code: ErrorCode
     message: str
-    command: str | None = None
+    command: str | None = None  # the verb refused (`say` for a plain line)
+    subject: str | None = None  # the nick or room it is about, when there is one
 
 
 @dataclass(slots=True, eq=False)
@@ -175,6 +180,7 @@ class Bye:
 
     reason: str
     code: ErrorCode | None = None
+    last_id: int | None = None  # the newest message you sent that was stored, when the server ended it for you
 
 
 Event = (

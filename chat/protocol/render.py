@@ -83,12 +83,15 @@ def render_text(event: Event) -> str:
             return _text_history(event)
         case Topic():
             return _text_topic(event)
+        case Who(room, []):
+            return f"[#{room}] *** Nobody is in #{room}.\n"
         case Who(room, members):
             return f"[#{room}] *** {_plural(len(members), 'member')}: {', '.join(members)}\n"
-        case RoomList(rooms):
+        case RoomList(rooms, total):
             if not rooms:
                 return "*** No rooms have anyone in them.\n"
-            lines = [f"*** {_plural(len(rooms), 'room')}:\n"]
+            shown = f"the {len(rooms)} busiest of {total} rooms" if total > len(rooms) else _plural(total, "room")
+            lines = [f"*** {shown[0].upper()}{shown[1:]}:\n"]
             for r in rooms:
                 topic = f": {r.topic}" if r.topic else ""
                 lines.append(f"***   #{r.room} ({_plural(r.members, 'member')}){topic}\n")
@@ -107,8 +110,9 @@ def render_text(event: Event) -> str:
             return f"*** pong{' ' + token if token else ''}\n"
         case FormatChanged(fmt):
             return f"*** Output format is now {fmt}.\n"
-        case Bye(reason, code):
-            return f"*** Goodbye: {reason}{f' ({code.value})' if code else ''}\n"
+        case Bye(reason, code, last_id):
+            kept = f" Your last stored message was {last_id}." if last_id is not None else ""
+            return f"*** Goodbye: {reason}{f' ({code.value})' if code else ''}{kept}\n"
     raise TypeError(f"cannot render {event!r}")
 
 
@@ -199,11 +203,11 @@ def event_json(event: Event) -> dict[str, Any]:
                     "time": iso_time(t) if t else None, "change": change}
         case Who(room, members):
             return {"type": "who", "room": room, "members": members}
-        case RoomList(rooms):
-            return {"type": "rooms",
+        case RoomList(rooms, total):
+            return {"type": "rooms", "total": total,
                     "rooms": [{"room": r.room, "members": r.members, "topic": r.topic} for r in rooms]}
-        case Error(code, message, command):
-            return {"type": "error", "code": code.value, "message": message, "command": command}
+        case Error(code, message, command, subject):
+            return {"type": "error", "code": code.value, "message": message, "command": command, "subject": subject}
         case Notice(text):
             return {"type": "notice", "text": text}
         case Hello(server, version, max_line):
@@ -216,6 +220,6 @@ def event_json(event: Event) -> dict[str, Any]:
             return {"type": "pong", "token": token}
         case FormatChanged(fmt):
             return {"type": "format", "format": fmt}
-        case Bye(reason, code):
-            return {"type": "bye", "reason": reason, "code": code.value if code else None}
+        case Bye(reason, code, last_id):
+            return {"type": "bye", "reason": reason, "code": code.value if code else None, "last_id": last_id}
     raise TypeError(f"cannot render {event!r}")

@@ -17,7 +17,7 @@ from chat.server.config import ServerConfig
 from chat.server.loop import EventLoop
 from chat.server.service import ChatService
 from chat.server.state import ChatState
-from chat.server.storage_worker import StorageWorker
+from chat.server.storage_worker import StorageReader, StorageWorker
 from chat.storage.database import make_engine, upgrade
 from chat.storage.lock import ServerLock
 from chat.storage.repository import ChatStore
@@ -57,8 +57,9 @@ class ChatServer:
             gc.collect()
             gc.freeze()
             service = ChatService(state, self.config, self.clock)
-            page_budget = self.config.sendq // 4
-            self.loop = EventLoop(self.config, state, service, lambda wake: StorageWorker(store, wake, page_budget))
+            page_budget = self.config.sendq // 4  # a /history page never fills more than a quarter of a SendQ
+            self.loop = EventLoop(self.config, state, service,
+                                  lambda wake: (StorageWorker(store, wake), StorageReader(store, wake, page_budget)))
             address = self.loop.listen()
         except BaseException:
             self._release()
@@ -66,20 +67,12 @@ class ChatServer:
         return address
 
     def _load(self, store: ChatStore) -> ChatState:
-        loaded = store.load(self.config.backlog + 1)
+        """Where the counters continue. Rooms are read when someone joins them, so a start takes two queries
+        however many rooms the database holds."""
+        loaded = store.load()
         state = ChatState(self.config.backlog)
         state.next_message_id = loaded.last_message_id + 1
-        for stored in loaded.rooms:
-            room = state.new_room(stored.name, stored.created_at)
-            room.id = stored.id
-            room.topic, room.topic_by, room.topic_at = stored.topic, stored.topic_set_by, stored.topic_set_at
-            room.persisted = True
-            recent = loaded.recent.get(stored.id, [])
-            if len(recent) > self.config.backlog:  # one more than the backlog was loaded to learn this
-                room.older_in_db = True
-                recent = recent[1:]
-            room.recent.extend(recent)
-        state.next_room_id = max((r.id for r in loaded.rooms), default=0) + 1
+        state.next_room_id = loaded.last_room_id + 1
         return state
 
     def serve_forever(self) -> None:

@@ -26,6 +26,9 @@ class ServerConfig:
     nick_timeout: float = 60.0  # seconds to choose a nickname before being disconnected
     max_clients: int = 10_000
     max_per_ip: int = 20  # connections from one address (exempt networks excluded)
+    max_rooms_per_client: int = 100  # rooms one client may be in at once
+    new_rooms_per_minute: float = 10.0  # rooms one client may create, sustained...
+    new_rooms_burst: int = 10  # ...and at once
     exempt: tuple[str, ...] = LOOPBACK_NETWORKS  # networks free of the per-address limit
     keepalive: int = 60  # seconds of silence before TCP keepalive probes; a dead peer goes in about 2x this
     listen_backlog: int = 4096  # connections the kernel may queue before we accept them

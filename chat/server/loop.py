@@ -1,9 +1,12 @@
 """The event loop: one thread owns every socket and all chat state.
 
-Each pass: wait for socket events (epoll), read what arrived and hand complete lines to the chat services,
+Each pass: wait for socket events (epoll), read what arrived and hand complete frames to the chat services,
 hand the outbox to the storage writer (or deliver it at once when it stores nothing), deliver what the writer
-has committed, and write queued output without ever blocking. A client that reads slowly only fills its own
-bounded queue; when that overflows, it alone is disconnected.
+has committed and answer what the reader has read, and write queued output without ever blocking. A client
+that reads slowly only fills its own bounded queue; when that overflows, it alone is disconnected.
+
+Several front doors (listeners) feed the same loop: each accepted socket gets the door's transport and codec
+(chat.server.connection). The loop knows transports and codecs only through their small interfaces.
 """
 
 from __future__ import annotations
@@ -18,26 +21,35 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any
 
+from chat.protocol.codec import Codec, Frame
+from chat.protocol.commands import Command
 from chat.protocol.errors import ChatError, ErrorCode
 from chat.protocol.events import Bye, DeliveryState, Error
+from chat.protocol.native import NativeCodec
 from chat.protocol.render import render_text
 from chat.server.config import ServerConfig
+from chat.server.connection import Connection, Phase
 from chat.server.delivery import Deliverer
 from chat.server.outbox import CloseAfterFlush, Outbox
+from chat.server.reads import HistoryRequest, RoomLookup, StorageRead
 from chat.server.service import ChatService
-from chat.server.state import ChatState, Session
-from chat.server.storage_worker import StorageJob, StorageWorker
-from chat.storage.repository import StoredRoom
+from chat.server.state import ChatState
+from chat.server.storage_worker import StorageJob, StorageReader, StorageWorker
+from chat.server.transport import SocketTransport
+from chat.storage.records import StoredRoom
 
 log = logging.getLogger("chat.server")
 
-RECV_SIZE = 65536
 ACCEPT_BATCH = 512  # connections accepted per pass, so a connect storm cannot starve the chatting clients
-HELD_BYTES_MAX = 65536  # flood control: past this much waiting input, stop reading (TCP slows the sender)
-PENDING_MAX = 20_000  # deliveries waiting for a commit before the loop stops reading to let storage catch up
+HELD_BYTES_MAX = 65536  # input waiting to be handled past which a client is not read (TCP slows the sender)
+PENDING_MAX = 20_000  # deliveries waiting for a commit past which no input is read until storage catches up
+PENDING_TEXT_MAX = 16 << 20  # ... or bytes of message text waiting for it
+READS_IN_FLIGHT = 64  # reads handed to the reader at once: what pages being read or sent may cost in memory
 LINGER = 5.0  # seconds a closing connection may take to take its last lines
+STALLED_LINGER = 1.0  # ... or one whose send queue overflowed: it is not reading, its goodbye is a courtesy
 SHUTDOWN_FLUSH = 3.0  # seconds to send the last lines to everyone at shutdown
 SWEEP_EVERY = 1.0
 SEND_SLICE = 1 << 18  # bytes joined for one send(); more than a socket buffer usually takes at once
@@ -46,6 +58,22 @@ _IN = select.EPOLLIN | select.EPOLLRDHUP
 _OUT = select.EPOLLOUT
 _GONE = select.EPOLLHUP | select.EPOLLERR | select.EPOLLRDHUP
 
+Storage = tuple[StorageWorker, StorageReader]
+
+
+@dataclass(slots=True, eq=False)
+class Door:
+    """A listening socket and what its connections speak: `codec()` and `transport(sock)` make each one's."""
+
+    name: str
+    sock: socket.socket
+    codec: Callable[[], Codec]
+    transport: Callable[[socket.socket], SocketTransport] = SocketTransport
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.sock.getsockname()[:2]
+
 
 class EventLoop:
     def __init__(
@@ -53,7 +81,7 @@ class EventLoop:
         config: ServerConfig,
         state: ChatState,
         service: ChatService,
-        worker_factory: Callable[[Callable[[], None]], StorageWorker],
+        storage: Callable[[Callable[[], None]], Storage],
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
@@ -61,40 +89,59 @@ class EventLoop:
         self.service = service
         self.monotonic = monotonic
         self.epoll = select.epoll()
-        self.sessions: dict[int, Session] = {}  # fd -> session
-        self.per_ip: dict[str, int] = {}
-        self.unregistered: set[Session] = set()
-        self.throttled: set[Session] = set()
-        self.closing: dict[Session, float] = {}  # session -> deadline to finish sending
+        self.connections: dict[int, Connection] = {}  # fd -> connection
+        self.per_ip: dict[str, int] = {}  # limit key -> open connections
+        self.unregistered: set[Connection] = set()
+        self.waiting: set[Connection] = set()  # connections with input held back, or draining
+        self.paused: set[Connection] = set()  # not read while storage is far behind
+        self.ending: set[Connection] = set()  # ENDING or FLUSHING: closed at their deadline at the latest
         self.current = Outbox()  # what the services produce now
         self.in_flight: Outbox | None = None  # what the storage writer is committing
         self.unsaved = Outbox()  # room, topic and nick writes of failed commits, written again with the next one
+        self.reads: deque[StorageRead] = deque()  # committed-after reads waiting for a place at the reader
+        self.reads_in_flight = 0
+        self.behind = False  # storage is far behind: no input is handled until it catches up
+        self.reply_room = config.sendq // 2  # a client's next line waits while more than this is unsent to it
         self.deliverer = Deliverer(config.sendq, self._overflowed)
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.epoll.register(self._wake_r, select.EPOLLIN)
-        self.worker = worker_factory(self.wake)
-        self.listener: socket.socket | None = None
+        self.writer, self.reader = storage(self.wake)
+        self.doors: dict[int, Door] = {}  # listening fd -> door
         self._stop = False
         self._next_id = 1
         self._next_sweep = 0.0
         self._accept_paused_until = 0.0
-        self.address: tuple[str, int] = ("", 0)
         self._calls: deque[tuple[Callable[[], Any], Future[Any]]] = deque()
 
     # ------------------------------------------------------------------------------------------ control
 
+    @property
+    def address(self) -> tuple[str, int]:
+        """Where the native door listens."""
+        return next(d.address for d in self.doors.values() if d.name == "native")
+
     def listen(self) -> tuple[str, int]:
-        host, port = self.config.host, self.config.port
+        """Open the native door on the configured address."""
+        config = self.config
+        return self.add_door("native", config.host, config.port, lambda: NativeCodec(config.max_line))
+
+    def add_door(self, name: str, host: str, port: int, codec: Callable[[], Codec],
+                 transport: Callable[[socket.socket], SocketTransport] = SocketTransport) -> tuple[str, int]:
+        """Listen on another front door (IRC, WebSocket, TLS twins), served by this same loop."""
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        listener = socket.socket(family, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((host, port))
-        listener.listen(self.config.listen_backlog)
-        listener.setblocking(False)
-        self.listener = listener
-        self.epoll.register(listener.fileno(), select.EPOLLIN)
-        self.address = listener.getsockname()[:2]
-        return self.address
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+            sock.listen(self.config.listen_backlog)
+            sock.setblocking(False)
+        except BaseException:
+            sock.close()
+            raise
+        door = Door(name, sock, codec, transport)
+        self.doors[sock.fileno()] = door
+        self.epoll.register(sock.fileno(), select.EPOLLIN)
+        return door.address
 
     def wake(self) -> None:
         """Interrupt the wait for events (from any thread, or a signal handler)."""
@@ -115,13 +162,15 @@ class EventLoop:
 
     def run(self) -> None:
         """Serve until request_stop(); then store and deliver everything accepted, say goodbye, close."""
-        self.worker.start()
+        self.writer.start()
+        self.reader.start()
         try:
             while not self._stop:
                 self._pass()
             self._shutdown()
         finally:
-            self.worker.stop()
+            self.writer.stop()
+            self.reader.stop()
             self.epoll.close()
             os.close(self._wake_r)
             os.close(self._wake_w)
@@ -131,20 +180,19 @@ class EventLoop:
     def _pass(self) -> None:
         events = self.epoll.poll(self._timeout())
         now = self.monotonic()
-        listen_fd = self.listener.fileno() if self.listener else -1
-        sessions = self.sessions
+        connections = self.connections
         for fd, mask in events:
-            s = sessions.get(fd)
-            if s is not None:
+            c = connections.get(fd)
+            if c is not None:
                 if mask & _OUT:
-                    self._flush(s)
-                if mask & (select.EPOLLIN | _GONE) and s.fd >= 0:
-                    self._read(s, now)
-            elif fd == listen_fd:
-                self._accept(now)
+                    self._flush(c)
+                if mask & (select.EPOLLIN | _GONE) and c.phase is not Phase.CLOSED:
+                    self._read(c, now)
+            elif fd in self.doors:
+                self._accept(self.doors[fd], now)
             elif fd == self._wake_r:
                 self._drain_wake()
-        if self.throttled:
+        if self.waiting:
             self._release_held(now)
         while self._calls:
             fn, future = self._calls.popleft()
@@ -158,10 +206,10 @@ class EventLoop:
         self._flush_dirty()
 
     def _timeout(self) -> float:
-        if self.deliverer.dirty or self.worker.done:
+        if self.deliverer.dirty or self.writer.done or self.reader.done:
             return 0
         timeout = max(0.0, self._next_sweep - self.monotonic())
-        if self.throttled:
+        if self.waiting and self.config.rate:
             timeout = min(timeout, 1.0 / self.config.rate)
         return timeout
 
@@ -175,17 +223,29 @@ class EventLoop:
     # -------------------------------------------------------------------------------------- storage pipe
 
     def _advance(self) -> None:
-        """Deliver what the writer finished; start the next commit; deliver at once what needs no storage."""
-        while self.worker.done:
-            self._committed(self.worker.done.popleft())
-        if self.in_flight is not None and len(self.current.deliveries) > PENDING_MAX:
-            self._wait_for_storage()  # storage is behind: stop reading until it catches up
-        if self.in_flight is None and self.current:
-            outbox, self.current = self.current, Outbox()
+        """Deliver what the writer finished and answer what the reader read; start the next commit; deliver at
+        once what needs no storage."""
+        while self.writer.done:
+            self._committed(self.writer.done.popleft())
+        while self.reader.done:
+            self._answered(self.reader.done.popleft())
+        current = self.current
+        behind = self.in_flight is not None and (
+            len(current.deliveries) > PENDING_MAX or current.text_bytes > PENDING_TEXT_MAX)
+        if behind != self.behind:
+            self.behind = behind
+            if behind:
+                log.warning("storage is behind: not reading input until it catches up",
+                            extra={"event": "storage_behind"})
+            else:
+                self._resume_paused()
+        if self.in_flight is None and current:
+            outbox, self.current = current, Outbox()
             if outbox.needs_storage:
                 self._submit(outbox)
             else:
                 self.deliverer.deliver(outbox)
+                self._queue_reads(outbox)
 
     def _submit(self, outbox: Outbox) -> None:
         self._carry_unsaved(outbox)
@@ -193,23 +253,29 @@ class EventLoop:
             StoredRoom(r.id, r.name, r.topic, r.topic_by, r.topic_at, r.created_at) for r in outbox.new_rooms.values()
         ]
         self.in_flight = outbox
-        self.worker.done_event.clear()
-        self.worker.submit(StorageJob(outbox))
+        self.writer.done_event.clear()
+        self.writer.submit(StorageJob(outbox))
 
     def _committed(self, job: StorageJob) -> None:
         outbox = job.outbox
         state = DeliveryState.FAILED if job.error else DeliveryState.STORED
         for message, _room_id in outbox.writes.messages:
             message.state = state
+        unsaved_rooms = self.state.unsaved_rooms
         if job.error is None:
             for room in outbox.new_rooms.values():
                 room.persisted = True
+                if unsaved_rooms.get(room.key) is room:
+                    del unsaved_rooms[room.key]
         else:  # its messages are gone (their senders are told); its rooms, topics and nicks are live already
             self.unsaved.writes.users += outbox.writes.users
             self.unsaved.writes.topics += outbox.writes.topics
             self.unsaved.new_rooms.update(outbox.new_rooms)
+            for room in outbox.new_rooms.values():
+                unsaved_rooms[room.key] = room
         self.in_flight = None
         self.deliverer.deliver(outbox)
+        self._queue_reads(outbox)
 
     def _carry_unsaved(self, outbox: Outbox) -> None:
         """Put what failed commits left unsaved at the head of `outbox`'s writes (newer changes then win)."""
@@ -221,54 +287,96 @@ class EventLoop:
         for room in carried.new_rooms.values():
             outbox.store_room(room)
 
-    def _wait_for_storage(self) -> None:
-        while self.in_flight is not None and not self._stop:
-            self.worker.done_event.wait(0.1)
-            while self.worker.done:
-                self._committed(self.worker.done.popleft())
+    def _queue_reads(self, outbox: Outbox) -> None:
+        """The writes before these reads are committed: they may run now, as places at the reader free up."""
+        self.reads.extend(outbox.reads)
+        self._start_reads()
+
+    def _start_reads(self) -> None:
+        while self.reads and self.reads_in_flight < READS_IN_FLIGHT and not self._stop:
+            read = self.reads.popleft()
+            if read.cancelled:
+                self._answered(read, ran=False)
+                continue
+            self.reads_in_flight += 1
+            self.reader.submit(read)
+
+    def _answered(self, read: StorageRead, ran: bool = True) -> None:
+        if ran:
+            self.reads_in_flight -= 1
+        match read:
+            case HistoryRequest():
+                members = [read.member]
+                if not read.member.gone:
+                    self.deliverer.push(read.member, self.service.history_read(read))
+            case RoomLookup():
+                members = read.members
+                self.service.room_found(read, self.current)
+        for m in members:
+            with contextlib.suppress(ValueError):
+                m.waiting.remove(read)
+            if m.conn.phase <= Phase.DRAINING:
+                self.waiting.add(m.conn)  # its held lines may go on now
+        self._start_reads()
+
+    def _resume_paused(self) -> None:
+        for c in self.paused:
+            if c.phase is Phase.OPEN and not c.reading and c.held_bytes <= HELD_BYTES_MAX // 2:
+                c.reading = True
+                self._rearm(c)
+        self.paused.clear()
 
     # ------------------------------------------------------------------------------------------ accept
 
-    def _accept(self, now: float) -> None:
-        if now < self._accept_paused_until or self.listener is None:
+    def _accept(self, door: Door, now: float) -> None:
+        if now < self._accept_paused_until:
             return
         for _ in range(ACCEPT_BATCH):
             try:
-                sock, address = self.listener.accept()
+                sock, address = door.sock.accept()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as e:
                 if e.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
                     log.error("accept: %s; not accepting for 1 s", e.strerror)
                     self._accept_paused_until = now + 1.0
-                    self.epoll.modify(self.listener.fileno(), 0)
+                    for fd in self.doors:
+                        self.epoll.modify(fd, 0)
                     return
                 log.warning("accept: %s", e)
                 continue
-            self._admit(sock, address, now)
+            self._admit(door, sock, address, now)
 
-    def _admit(self, sock: socket.socket, address: tuple[str, int], now: float) -> None:
+    def _admit(self, door: Door, sock: socket.socket, address: tuple[str, int], now: float) -> None:
         ip = address[0]
         peer = f"[{ip}]:{address[1]}" if ":" in ip else f"{ip}:{address[1]}"
-        if len(self.sessions) >= self.config.max_clients:
+        if len(self.connections) >= self.config.max_clients:
             self._refuse(sock, peer, ErrorCode.SERVER_FULL, "The server is full; please try again later.")
             return
         exempt = self.config.is_exempt(ip)
-        if not exempt and self.per_ip.get(ip, 0) >= self.config.max_per_ip:
+        limit_key = ip
+        if not exempt and self.per_ip.get(limit_key, 0) >= self.config.max_per_ip:
             self._refuse(sock, peer, ErrorCode.TOO_MANY_CONNECTIONS,
                          f"Too many connections from {ip} (at most {self.config.max_per_ip}).")
             return
-        sock.setblocking(False)
-        _tune_socket(sock, self.config.keepalive)
-        s = Session(self._next_id, sock, peer, ip, self.config.max_line, self.config.burst, now)
+        try:
+            sock.setblocking(False)
+            _tune_socket(sock, self.config.keepalive)
+            transport = door.transport(sock)
+        except OSError as e:  # it went away between accept and now
+            log.info("connect %s failed: %s", peer, e)
+            sock.close()
+            return
+        c = Connection(self._next_id, transport, door.codec(), peer, ip, "" if exempt else limit_key, door.name,
+                       self.config.burst, now, self.config.new_rooms_burst)
         self._next_id += 1
-        self.sessions[s.fd] = s
-        if not exempt:
-            self.per_ip[ip] = self.per_ip.get(ip, 0) + 1
-        self.unregistered.add(s)
-        self.epoll.register(s.fd, _IN)
-        log.info("connect %s", s.label, extra={"event": "connect", "session": s.id, "peer": peer})
-        self.service.connected(s, self.current)
+        self.connections[c.fd] = c
+        if c.limit_key:
+            self.per_ip[c.limit_key] = self.per_ip.get(c.limit_key, 0) + 1
+        self.unregistered.add(c)
+        self.epoll.register(c.fd, _IN)
+        log.info("connect %s", c.label, extra={"event": "connect", "session": c.id, "peer": peer, "door": door.name})
+        self.service.connected(c.member, self.current)
 
     def _refuse(self, sock: socket.socket, peer: str, code: ErrorCode, message: str) -> None:
         log.warning("refused %s: %s", peer, code.value, extra={"event": "refused", "peer": peer, "code": code.value})
@@ -281,87 +389,122 @@ class EventLoop:
 
     # -------------------------------------------------------------------------------------------- read
 
-    def _read(self, s: Session, now: float) -> None:
+    def _read(self, c: Connection, now: float) -> None:
+        if self.behind and c.phase is Phase.OPEN:  # storage is far behind: let TCP hold this client's input
+            if c.reading:
+                c.reading = False
+                self._rearm(c)
+                self.paused.add(c)
+            return
         try:
-            data = s.sock.recv(RECV_SIZE)
+            data = c.transport.recv()
         except (BlockingIOError, InterruptedError):
             return
         except OSError as e:
-            self._drop(s, _socket_reason(e))
+            self._drop(c, _socket_reason(e))
+            return
+        if data is None:  # the transport's own traffic (a TLS handshake record): nothing for the codec
+            if c.transport.pending_output:
+                self._flush(c)
             return
         if not data:
-            self._end_of_input(s)
+            self._end_of_input(c)
             return
-        if s.closing:
+        if c.phase is not Phase.OPEN:
             return  # it said goodbye; what it sends now is not read
         rate = self.config.rate
-        for frame in s.framer.feed(data):
-            if rate and (s.held or not _take_token(s, now, rate, self.config.burst)):
-                self._hold(s, frame)
+        member = c.member
+        for frame in c.codec.frames(data):
+            if (c.held or member.waiting or c.out_bytes > self.reply_room
+                    or (rate and not _take_token(c, now, rate, self.config.burst))):
+                self._hold(c, frame)
             else:
-                self._handle(s, frame)
-            if s.closing or s.fd < 0:
+                self._handle(c, frame)
+            if c.phase is not Phase.OPEN:
                 return
 
-    def _end_of_input(self, s: Session) -> None:
+    def _end_of_input(self, c: Connection) -> None:
         """The peer sent EOF. It may still read (`printf ... | nc` does), so answer what it sent, then close."""
-        if s.closing or s.eof:
-            if s.reading:
-                s.reading = False
-                self._rearm(s)
+        if c.phase is not Phase.OPEN:
+            if c.reading:
+                c.reading = False
+                self._rearm(c)
             else:  # EPOLLHUP: it is gone both ways
-                self._close(s, s.closing or "dropped")
+                self._close(c, c.reason or "dropped")
             return
-        s.eof = True
-        s.reading = False
-        self._rearm(s)
-        if not s.held:  # else: once flood control has let its last lines through
-            self._finish(s)
+        c.phase = Phase.DRAINING
+        c.reading = False
+        self._rearm(c)
+        self.paused.discard(c)
+        if not c.held and not c.member.waiting:  # else: once its last lines are handled
+            self._finish(c)
+        else:
+            self.waiting.add(c)
 
-    def _finish(self, s: Session) -> None:
-        s.closing = "dropped"  # it left without /quit
-        self.service.disconnected(s, "connection closed", self.current)
-        self.current.reply(s, CloseAfterFlush())
+    def _finish(self, c: Connection) -> None:
+        """A draining connection's last lines are handled: it left without /quit."""
+        self.service.disconnected(c.member, "connection closed", self.current)
+        self.current.reply(c.member, CloseAfterFlush())
+        self._ending(c, "dropped")
 
-    def _handle(self, s: Session, frame: str | ChatError) -> None:
-        was_registered = s.registered
+    def _handle(self, c: Connection, frame: Frame) -> None:
+        m = c.member
+        out = self.current
+        was_registered = m.registered
         try:
             if type(frame) is str:
-                self.service.line(s, frame, self.current)
+                for item in c.codec.decode(frame):
+                    if isinstance(item, Command):
+                        self.service.handle(m, item, out)
+                    else:
+                        out.reply(m, item)  # the codec answers it itself
+                    if m.gone:
+                        break
             else:
-                self.service.rejected(s, frame, self.current)  # type: ignore[arg-type]
+                self.service.refused(m, frame, out)  # type: ignore[arg-type]
+        except ChatError as e:
+            self.service.refused(m, e, out)
         except Exception:  # a bug must cost one line, not the server
-            log.exception("error handling a line from %s: %.200r", s.label, frame)
-            self.current.reply(s, Error(ErrorCode.SERVER_ERROR, "The server failed to handle that line (logged)."))
-        if s.registered and not was_registered:
-            self.unregistered.discard(s)
+            log.exception("error handling a line from %s: %.200r", c.label, frame)
+            out.reply(m, Error(ErrorCode.SERVER_ERROR, "The server failed to handle that line (logged)."))
+        if m.registered and not was_registered:
+            self.unregistered.discard(c)
+        if m.gone and c.phase < Phase.ENDING:
+            self._ending(c, "quit")
 
-    def _hold(self, s: Session, frame: str | ChatError) -> None:
-        """Flood control: keep the line until the client's bucket has a token for it."""
-        s.held.append(frame)  # type: ignore[arg-type]
-        s.held_bytes += len(frame) if type(frame) is str else 0
-        self.throttled.add(s)
-        if len(s.held) > self.config.flood_limit:
-            self._kill(s, "flood", ErrorCode.FLOOD,
+    def _hold(self, c: Connection, frame: Frame) -> None:
+        """Keep the frame until the client may be served again: flood control's bucket has a token, its read is
+        answered, its output queue has room, storage has caught up."""
+        c.held.append(frame)
+        c.held_bytes += len(frame) if type(frame) is str else 0
+        self.waiting.add(c)
+        if self.config.rate and len(c.held) > self.config.flood_limit:
+            self._kill(c, "flood", ErrorCode.FLOOD,
                        f"Too many lines too fast (more than {self.config.flood_limit} waiting).")
-        elif s.held_bytes > HELD_BYTES_MAX and s.reading:
-            s.reading = False
-            self._rearm(s)
+        elif c.held_bytes > HELD_BYTES_MAX and c.reading:
+            c.reading = False
+            self._rearm(c)
 
     def _release_held(self, now: float) -> None:
-        rate, burst = self.config.rate, self.config.burst
-        for s in list(self.throttled):
-            while s.held and s.fd >= 0 and not s.closing and _take_token(s, now, rate, burst):
-                frame = s.held.popleft()
-                s.held_bytes -= len(frame) if type(frame) is str else 0
-                self._handle(s, frame)
-            if not s.held or s.fd < 0 or s.closing:
-                self.throttled.discard(s)
-                if s.eof and not s.closing and s.fd >= 0:
-                    self._finish(s)
-            elif not s.reading and not s.eof and s.held_bytes <= HELD_BYTES_MAX // 2:
-                s.reading = True
-                self._rearm(s)
+        rate, burst, room = self.config.rate, self.config.burst, self.reply_room
+        behind = self.behind
+        for c in list(self.waiting):
+            m = c.member
+            while (c.held and c.phase <= Phase.DRAINING and not m.waiting and c.out_bytes <= room and not behind
+                   and (not rate or _take_token(c, now, rate, burst))):
+                frame = c.held.popleft()
+                c.held_bytes -= len(frame) if type(frame) is str else 0
+                self._handle(c, frame)
+            if c.phase >= Phase.ENDING:
+                self.waiting.discard(c)
+            elif not c.held:
+                if not m.waiting:
+                    self.waiting.discard(c)
+                    if c.phase is Phase.DRAINING:
+                        self._finish(c)
+            elif not c.reading and c.phase is Phase.OPEN and c.held_bytes <= HELD_BYTES_MAX // 2 and not behind:
+                c.reading = True
+                self._rearm(c)
 
     # ------------------------------------------------------------------------------------------- write
 
@@ -369,14 +512,15 @@ class EventLoop:
         dirty = self.deliverer.dirty
         if not dirty:
             return
-        sessions = list(dirty)
+        connections = list(dirty)
         dirty.clear()
-        for s in sessions:
-            if s.fd >= 0 and not s.writing:
-                self._flush(s)
+        for c in connections:
+            if c.phase is not Phase.CLOSED and not c.writing:
+                self._flush(c)
 
-    def _flush(self, s: Session) -> None:
-        out = s.out
+    def _flush(self, c: Connection) -> None:
+        out = c.out
+        transport = c.transport
         while out:
             # join a slice, not the whole queue: the chunks are shared with every other recipient
             n, size = 1, len(out[0])
@@ -385,132 +529,162 @@ class EventLoop:
                 n += 1
             data = out[0] if n == 1 else b"".join(out[:n])
             try:
-                sent = s.sock.send(data)
+                sent = transport.send(data)
             except (BlockingIOError, InterruptedError):
                 sent = 0
             except OSError as e:
-                self._drop(s, _socket_reason(e))
+                self._drop(c, _socket_reason(e))
                 return
-            s.out_bytes -= sent
+            c.out_bytes -= sent
             if sent < len(data):
                 out[:n] = [memoryview(data)[sent:]]
-                if s.out_bytes > self.config.sendq:  # more than its socket took and its queue may hold
-                    self._overflowed(s)
+                if c.out_bytes > self.config.sendq:  # more than its socket took and its queue may hold
+                    self._overflowed(c)
                     return
-                if not s.writing:
-                    s.writing = True
-                    self._rearm(s)
+                self._want_write(c, True)
                 return
             del out[:n]
-        s.out_bytes = 0
-        if s.writing:
-            s.writing = False
-            self._rearm(s)
-        if s.close_after_flush:
-            self._close(s, s.closing or "quit")
+        c.out_bytes = 0
+        if transport.pending_output:  # TLS records of its own still to go out
+            try:
+                transport.flush_pending()
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError as e:
+                self._drop(c, _socket_reason(e))
+                return
+            if transport.pending_output:
+                self._want_write(c, True)
+                return
+        self._want_write(c, False)
+        if c.phase is Phase.FLUSHING:
+            self._close(c, c.reason or "quit")
+        elif c.held and c.phase <= Phase.DRAINING:
+            self.waiting.add(c)  # its queue has room again: its next lines may go
 
-    def _rearm(self, s: Session) -> None:
-        mask = (_IN if s.reading else 0) | (_OUT if s.writing else 0)
-        self.epoll.modify(s.fd, mask)
+    def _want_write(self, c: Connection, want: bool) -> None:
+        if c.writing is not want:
+            c.writing = want
+            self._rearm(c)
+
+    def _rearm(self, c: Connection) -> None:
+        mask = (_IN if c.reading else 0) | (_OUT if c.writing else 0)
+        self.epoll.modify(c.fd, mask)
 
     # --------------------------------------------------------------------------------- ends of sessions
 
-    def _overflowed(self, s: Session) -> None:
-        self._kill(s, "send queue exceeded", ErrorCode.SENDQ_EXCEEDED,
-                   f"You were sent more than {self.config.sendq} bytes you did not read.")
+    def _overflowed(self, c: Connection) -> None:
+        c.cut_output()  # what it did not read is dropped, but never half a line
+        self._kill(c, "send queue exceeded", ErrorCode.SENDQ_EXCEEDED,
+                   f"You were sent more than {self.config.sendq} bytes you did not read.", STALLED_LINGER)
 
-    def _drop(self, s: Session, reason: str) -> None:
+    def _drop(self, c: Connection, reason: str) -> None:
         """The peer's socket failed: close now and tell its rooms."""
-        self._close(s, reason, "connection lost")
+        self._close(c, reason, "connection lost")
 
-    def _kill(self, s: Session, reason: str, code: ErrorCode, message: str) -> None:
-        """Disconnect a client for cause, telling it why if its socket still takes a line."""
-        s.out.clear()
-        s.out_bytes = 0
-        self.deliverer.push(s, Bye(message, code))
-        with contextlib.suppress(OSError, IndexError):
-            s.sock.send(s.out[0])
-        self._close(s, reason)
-
-    def _close(self, s: Session, reason: str, detail: str | None = None) -> None:
-        if s.fd < 0:
+    def _kill(self, c: Connection, reason: str, code: ErrorCode, message: str, linger: float = LINGER) -> None:
+        """End a client's session for cause: its rooms are told now; it gets the echoes of what was accepted from
+        it, then a goodbye saying why, then the close."""
+        if c.phase >= Phase.ENDING:  # it was already going and still fails: give up on it
+            self._close(c, c.reason or reason)
             return
-        if s.registered:
-            self.service.disconnected(s, detail or reason, self.current)
+        self.service.end(c.member, message, code, reason, self.current)
+        self._ending(c, reason, linger)
+
+    def _ending(self, c: Connection, reason: str, linger: float = LINGER) -> None:
+        """No more input: its last output goes through the outbox (after a commit: allow for a slow one)."""
+        c.phase = Phase.ENDING
+        c.reason = c.reason or reason
+        c.deadline = self.monotonic() + linger + self.config.busy_timeout
+        c.held.clear()
+        c.held_bytes = 0
+        self.waiting.discard(c)
+        self.paused.discard(c)
+        self.ending.add(c)
+        if c.reading:
+            c.reading = False
+            self._rearm(c)
+
+    def _close(self, c: Connection, reason: str, detail: str | None = None) -> None:
+        if c.phase is Phase.CLOSED:
+            return
+        m = c.member
+        if m.registered:
+            self.service.disconnected(m, detail or reason, self.current)
+        m.gone = True  # its reads are skipped, its deliveries dropped
+        m.waiting.clear()
+        c.phase = Phase.CLOSED
         with contextlib.suppress(OSError, ValueError):
-            self.epoll.unregister(s.fd)
-        del self.sessions[s.fd]
-        s.fd = -1
-        s.sock.close()
-        s.out.clear()
-        s.held.clear()
-        if s.ip in self.per_ip:
-            left = self.per_ip[s.ip] - 1
+            self.epoll.unregister(c.fd)
+        del self.connections[c.fd]
+        c.transport.close()
+        c.out.clear()
+        c.out_bytes = 0
+        c.held.clear()
+        if c.limit_key in self.per_ip:
+            left = self.per_ip[c.limit_key] - 1
             if left:
-                self.per_ip[s.ip] = left
+                self.per_ip[c.limit_key] = left
             else:
-                del self.per_ip[s.ip]
-        self.unregistered.discard(s)
-        self.throttled.discard(s)
-        self.closing.pop(s, None)
-        self.deliverer.dirty.pop(s, None)
-        seconds = self.monotonic() - s.connected_at
-        log.info("disconnect %s reason=%s after %.1fs", s.label, reason, seconds,
-                 extra={"event": "disconnect", "session": s.id, "peer": s.peer, "nick": s.nick or None,
+                del self.per_ip[c.limit_key]
+        for group in (self.unregistered, self.waiting, self.paused, self.ending):
+            group.discard(c)
+        self.deliverer.dirty.pop(c, None)
+        seconds = self.monotonic() - c.connected_at
+        log.info("disconnect %s reason=%s after %.1fs", c.label, reason, seconds,
+                 extra={"event": "disconnect", "session": c.id, "peer": c.peer, "nick": m.nick or None,
                         "reason": reason, "seconds": round(seconds, 3)})
 
     def _sweep(self, now: float) -> None:
         """Once a second: nickname timeouts, goodbyes that take too long, a paused accept."""
         self._next_sweep = now + SWEEP_EVERY
         timeout = self.config.nick_timeout
-        for s in [s for s in self.unregistered if now - s.connected_at > timeout and not s.closing]:
-            self._kill(s, "registration timeout", ErrorCode.REGISTRATION_TIMEOUT,
+        for c in [c for c in self.unregistered if now - c.connected_at > timeout and c.phase is Phase.OPEN]:
+            self._kill(c, "registration timeout", ErrorCode.REGISTRATION_TIMEOUT,
                        f"No nickname was chosen within {timeout:g} seconds.")
-        for s in self.sessions.values():
-            if s.close_after_flush and s not in self.closing:
-                self.closing[s] = now + LINGER
-        for s, deadline in list(self.closing.items()):
-            if now > deadline:
-                self._close(s, s.closing or "quit")
-        if self._accept_paused_until and now >= self._accept_paused_until and self.listener:
+        for c in [c for c in self.ending if now > c.deadline]:
+            self._close(c, c.reason or "quit")
+        if self._accept_paused_until and now >= self._accept_paused_until:
             self._accept_paused_until = 0.0
-            self.epoll.modify(self.listener.fileno(), select.EPOLLIN)
+            for fd in self.doors:
+                self.epoll.modify(fd, select.EPOLLIN)
 
     # ---------------------------------------------------------------------------------------- shutdown
 
     def _shutdown(self) -> None:
-        if self.listener is not None:
-            self.epoll.unregister(self.listener.fileno())
-            self.listener.close()
-            self.listener = None
-        # lines already read but held back by flood control were accepted too: they are handled now
-        for s in list(self.throttled):
-            while s.held and s.fd >= 0 and not s.closing:
-                self._handle(s, s.held.popleft())
-        self.throttled.clear()
+        for fd, door in list(self.doors.items()):
+            self.epoll.unregister(fd)
+            door.sock.close()
+        self.doors.clear()
+        # lines already read but held back were accepted too: they are handled now
+        for c in list(self.waiting):
+            while c.held and c.phase <= Phase.DRAINING:
+                frame = c.held.popleft()
+                self._handle(c, frame)
+        self.waiting.clear()
         self._carry_unsaved(self.current)  # a last try for what failed commits left unsaved
         # everything accepted so far is stored and delivered before anyone is told goodbye
-        while self.in_flight is not None or self.current:
+        while self.in_flight is not None or self.current.needs_storage or self.current.deliveries:
             if self.in_flight is not None:
-                self.worker.done_event.wait(0.1)  # (not _wait_for_storage: it returns at once when stopping)
+                self.writer.done_event.wait(0.1)
             self._advance()
-        farewell = Bye("The server is shutting down. Goodbye!", ErrorCode.SERVER_SHUTDOWN)
-        for s in list(self.sessions.values()):
-            s.closing = s.closing or "server shutdown"
-            if s.reading:  # nothing more is read: only goodbyes are written now
-                s.reading = False
-                self._rearm(s)
-            self.deliverer.push(s, farewell)
-            s.close_after_flush = True
+        self.reads.clear()  # pages nobody will read now
+        farewell = "The server is shutting down. Goodbye!"
+        for c in list(self.connections.values()):
+            if c.phase < Phase.ENDING:
+                self._ending(c, "server shutdown")
+            if c.phase < Phase.FLUSHING:
+                self.deliverer.push(c.member, Bye(farewell, ErrorCode.SERVER_SHUTDOWN, c.member.last_stored_id()))
+                c.phase = Phase.FLUSHING
         deadline = self.monotonic() + SHUTDOWN_FLUSH
         self._flush_dirty()
-        while self.sessions and self.monotonic() < deadline:
+        while self.connections and self.monotonic() < deadline:
             for fd, mask in self.epoll.poll(0.05):
-                waiting = self.sessions.get(fd)
+                waiting = self.connections.get(fd)
                 if waiting is not None and mask & (_OUT | _GONE):
                     self._flush(waiting)
-        for s in list(self.sessions.values()):
-            self._close(s, "server shutdown")
+        for c in list(self.connections.values()):
+            self._close(c, "server shutdown")
         self.current = Outbox()  # the quits of this shutdown need no delivery
 
 
@@ -524,15 +698,15 @@ def _socket_reason(e: OSError) -> str:
     return f"error: {e.strerror or e}"
 
 
-def _take_token(s: Session, now: float, rate: float, burst: int) -> bool:
-    tokens = s.tokens + (now - s.last_refill) * rate
+def _take_token(c: Connection, now: float, rate: float, burst: int) -> bool:
+    tokens = c.tokens + (now - c.last_refill) * rate
     if tokens > burst:
         tokens = burst
-    s.last_refill = now
+    c.last_refill = now
     if tokens >= 1.0:
-        s.tokens = tokens - 1.0
+        c.tokens = tokens - 1.0
         return True
-    s.tokens = tokens
+    c.tokens = tokens
     return False
 
 

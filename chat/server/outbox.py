@@ -1,18 +1,22 @@
-"""What the chat services produce: deliveries in order, and what must be stored before they go out.
+"""What the chat services produce: deliveries in order, what must be stored before they go out, and reads.
 
 A service never writes to a socket. It appends to the current `Outbox`; the event loop commits the outbox's
 writes (one transaction for everything accepted meanwhile) and only then delivers, in order. So a message is in
-the database before anyone sees it, and what each client receives keeps the order the server decided.
+the database before anyone sees it, and what each client receives keeps the order the server decided. Reads
+(`ask`) run once the outbox is committed, and are answered when they are done.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from chat.protocol.errors import ErrorCode
 from chat.protocol.events import ChatMessage, Event
-from chat.server.state import Room, Session
-from chat.storage.repository import WriteBatch
+from chat.server.member import Member
+from chat.server.reads import StorageRead
+from chat.server.state import Room
+from chat.storage.records import WriteBatch
 
 
 @dataclass(slots=True, eq=False)
@@ -26,80 +30,68 @@ class Backlog:
 
 
 @dataclass(slots=True, eq=False)
-class HistoryRequest:
-    """A /history page, read by the storage thread after the writes before it. `chain` is the previous page of
-    the same room for the same session, not yet read when this one was asked for: this page starts where that
-    one ends."""
+class SetFormat:
+    """Switch a connection's output format at its place in the delivery order."""
 
-    session: Session
-    room: Room
-    limit: int
-    before: int | None = None
-    after: int | None = None
-    chain: HistoryRequest | None = None
-    messages: list[ChatMessage] = field(default_factory=list)
-    more: bool = False
-    error: Exception | None = None
-    done: bool = False
-
-    def resolve_start(self) -> None:
-        if self.chain is not None:
-            self.before = self.chain.continue_before()
-            self.chain = None
-
-    def continue_before(self) -> int | None:
-        return self.messages[0].id if self.messages else self.before
+    output: str
 
 
 @dataclass(slots=True, eq=False)
-class SetFormat:
-    """Switch a session's output format at its place in the delivery order."""
+class Goodbye:
+    """The server ends this member's connection: a `bye` telling why and which of its messages was stored last
+    (known only at delivery time), then the close once it is sent."""
 
-    json: bool
+    reason: str
+    code: ErrorCode | None = None
 
 
 @dataclass(slots=True, eq=False)
 class CloseAfterFlush:
-    """Close the session once what was queued for it before this point has been sent."""
+    """Close the connection once what was queued for it before this point has been sent."""
 
 
-Deliverable = Event | Backlog | HistoryRequest | SetFormat | CloseAfterFlush
+Deliverable = Event | Backlog | SetFormat | Goodbye | CloseAfterFlush
 
 
 class Outbox:
-    __slots__ = ("deliveries", "new_rooms", "queries", "senders", "writes")
+    __slots__ = ("deliveries", "new_rooms", "reads", "senders", "text_bytes", "writes")
 
     def __init__(self) -> None:
-        self.deliveries: list[tuple[Sequence[Session], Deliverable]] = []
+        self.deliveries: list[tuple[Sequence[Member], Deliverable]] = []
         self.writes = WriteBatch()
-        self.queries: list[HistoryRequest] = []
-        self.senders: dict[int, Session] = {}  # message id -> who sent it (told if the commit fails)
+        self.reads: list[StorageRead] = []
+        self.senders: dict[int, Member] = {}  # message id -> who sent it (told if the commit fails)
         self.new_rooms: dict[int, Room] = {}  # rooms whose row must be written (again) with this batch
+        self.text_bytes = 0  # message text accepted into this outbox: what waiting for storage costs in memory
 
-    def deliver(self, recipients: Sequence[Session], item: Deliverable) -> None:
+    def deliver(self, recipients: Sequence[Member], item: Deliverable) -> None:
         if recipients:
             self.deliveries.append((recipients, item))
 
-    def reply(self, session: Session, item: Deliverable) -> None:
-        self.deliveries.append(((session,), item))
+    def reply(self, member: Member, item: Deliverable) -> None:
+        self.deliveries.append(((member,), item))
 
-    def store_message(self, message: ChatMessage, room: Room | None, sender: Session) -> None:
+    def store_message(self, message: ChatMessage, room: Room | None, sender: Member) -> None:
         if room is not None:
             self.store_room(room)
         self.writes.messages.append((message, room.id if room else None))
         self.senders[message.id] = sender
+        self.text_bytes += len(message.text)
 
     def store_room(self, room: Room) -> None:
         if not room.persisted:
             self.new_rooms[room.id] = room
 
-    def ask_history(self, request: HistoryRequest) -> None:
-        self.queries.append(request)
-        self.reply(request.session, request)
+    def ask(self, read: StorageRead, member: Member) -> None:
+        """A read for `member`: its next lines wait until the read is answered."""
+        if not any(r is read for r in self.reads):
+            self.reads.append(read)
+        member.waiting.append(read)
 
     @property
     def needs_storage(self) -> bool:
-        return bool(self.writes) or bool(self.queries) or bool(self.new_rooms)
+        """Does it need the writer (reads only need the writes before them to be committed)?"""
+        return bool(self.writes) or bool(self.new_rooms)
 
     def __bool__(self) -> bool:
-        return bool(self.deliveries) or self.needs_storage
+        return bool(self.deliveries) or self.needs_storage or bool(self.reads)

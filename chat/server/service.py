@@ -14,13 +14,14 @@ from chat import __version__
 from chat.protocol import commands as cmd
 from chat.protocol.errors import ChatError, ErrorCode
 from chat.protocol.events import (
-    Bye,
     ChatMessage,
     Current,
     DeliveryState,
     Error,
+    Event,
     Hello,
     Help,
+    History,
     Join,
     Joined,
     MessageKind,
@@ -37,9 +38,11 @@ from chat.protocol.events import (
 )
 from chat.protocol.names import check_nick, check_room, name_key
 from chat.server.config import ServerConfig
-from chat.server.outbox import Backlog, CloseAfterFlush, HistoryRequest, Outbox, SetFormat
-from chat.server.state import ChatState, Room, Session
-from chat.storage.repository import SeenUser, TopicChange
+from chat.server.member import Member
+from chat.server.outbox import Backlog, CloseAfterFlush, Goodbye, Outbox, SetFormat
+from chat.server.reads import HistoryRequest, RoomLookup
+from chat.server.state import ChatState, Room
+from chat.storage.records import SeenUser, TopicChange
 
 NICK_PROMPT = "Type a nickname and press Enter."
 
@@ -52,215 +55,306 @@ class ChatService:
 
     # ---------------------------------------------------------------------------------- connection events
 
-    def connected(self, s: Session, out: Outbox) -> None:
-        out.reply(s, Hello(self.config.server_name, __version__, self.config.max_line))
+    def connected(self, m: Member, out: Outbox) -> None:
+        out.reply(m, Hello(self.config.server_name, __version__, self.config.max_line))
 
-    def line(self, s: Session, line: str, out: Outbox) -> None:
-        """Handle one line from a client."""
-        command: cmd.Command | None = None
+    def handle(self, m: Member, command: cmd.Command, out: Outbox) -> None:
+        """Carry out one command from a member; a refusal is answered with one `error` event."""
         try:
-            command = cmd.parse_line(line)
-            if command is None:
-                return
-            if not s.registered:
+            if not m.registered:
                 if isinstance(command, cmd.Say):  # the tutorial's flow: the first plain line is the nickname
                     command = cmd.Nick.model_construct(nick=check_nick(command.text.strip()))
                 elif command.needs_nick:
                     raise ChatError(ErrorCode.NOT_REGISTERED, f"Choose a nickname first. {NICK_PROMPT}")
-            self.dispatch(s, command, out)
+            self.dispatch(m, command, out)
         except ChatError as e:
-            out.reply(s, Error(e.code, e.message, command.name if command else None))
-            if not s.registered and not s.closing:
-                out.reply(s, Notice(NICK_PROMPT))
+            e.command = e.command or command.name
+            self.refused(m, e, out)
 
-    def rejected(self, s: Session, error: ChatError, out: Outbox) -> None:
-        """A line the framing refused (too long, not UTF-8)."""
-        out.reply(s, Error(error.code, error.message))
+    def refused(self, m: Member, error: ChatError, out: Outbox) -> None:
+        """A refusal: of a command, or of a frame its codec could not take (too long, not UTF-8, malformed)."""
+        out.reply(m, Error(error.code, error.message, error.command, error.subject))
+        if not m.registered and not m.gone:
+            out.reply(m, Notice(NICK_PROMPT))
 
-    def disconnected(self, s: Session, reason: str, out: Outbox) -> None:
-        """The connection ended, however it ended: free the nick now and tell the rooms."""
-        if not s.registered:
+    def disconnected(self, m: Member, reason: str, out: Outbox) -> None:
+        """The chat session ended, however it ended: free the nick now and tell the rooms."""
+        m.gone = True
+        if not m.registered:
             return
         now = self.clock()
-        out.deliver(self.state.co_members(s), Quit(s.nick, reason, now))
-        for room in s.rooms.values():
-            room.remove_member(s)
-        s.rooms.clear()
-        s.current = None
-        s.registered = False
-        if self.state.nicks.get(s.key) is s:
-            del self.state.nicks[s.key]
-        out.writes.users.append(SeenUser(s.nick, s.key, now))
+        out.deliver(self.state.co_members(m), Quit(m.nick, reason, now))
+        for room in m.rooms.values():
+            room.remove_member(m)
+            self.state.room_emptied(room)
+        m.rooms.clear()
+        m.current = None
+        m.registered = False
+        if self.state.nicks.get(m.key) is m:
+            del self.state.nicks[m.key]
+        out.writes.users.append(SeenUser(m.nick, m.key, now))
+
+    def end(self, m: Member, reason: str, code: ErrorCode | None, detail: str, out: Outbox) -> None:
+        """The server ends a member's session for cause (flood, a full send queue, no nickname in time): its
+        rooms hear it quit, and it gets a goodbye after everything already accepted from it (its echoes)."""
+        self.disconnected(m, detail, out)
+        out.reply(m, Goodbye(reason, code))
+        out.reply(m, CloseAfterFlush())
 
     # ---------------------------------------------------------------------------------------- dispatch
 
-    def dispatch(self, s: Session, c: cmd.Command, out: Outbox) -> None:
+    def dispatch(self, m: Member, c: cmd.Command, out: Outbox) -> None:
         match c:
             case cmd.Say():
-                self.say(s, self._current(s), MessageKind.MESSAGE, c.text, out)
+                self.say(m, self._current(m), MessageKind.MESSAGE, c.text, out)
             case cmd.Me():
-                self.say(s, self._member_room(s, c.room) if c.room else self._current(s), MessageKind.ACTION,
+                self.say(m, self._member_room(m, c.room) if c.room else self._current(m), MessageKind.ACTION,
                          c.text, out)
             case cmd.Msg():
-                self.msg(s, c, out)
+                self.msg(m, c, out)
             case cmd.Nick():
-                self.nick(s, c.nick, out)
+                self.nick(m, c.nick, out)
             case cmd.Join():
-                self.join(s, c.room, out)
+                self.join(m, c.room, out)
             case cmd.Leave():
-                self.leave(s, c.room, c.reason, out)
+                self.leave(m, c.room, c.reason, out)
             case cmd.Rooms():
-                self.rooms(s, out)
+                self.rooms(m, out)
             case cmd.Who():
-                room = self._room(c.room) if c.room else self._current(s)
-                members = sorted((m.nick for m in room.members), key=str.lower)
-                out.reply(s, Who(room.name, members))
+                self.who(m, c.room, out)
             case cmd.Topic():
-                self.topic(s, c, out)
+                self.topic(m, c, out)
             case cmd.History():
-                self.history(s, c, out)
+                self.history(m, c, out)
             case cmd.Help():
-                out.reply(s, Help(c.command, cmd.help_lines(c.command)))
+                out.reply(m, Help(c.command, cmd.help_lines(c.command)))
             case cmd.Quit():
-                self.quit(s, c.reason, out)
+                self.quit(m, c.reason, out)
             case cmd.Format():
-                out.reply(s, SetFormat(json=c.format == "json"))
+                out.reply(m, SetFormat(c.format))
             case cmd.Ping():
-                out.reply(s, Pong(c.token))
+                out.reply(m, Pong(c.token))
             case _:
                 assert_never(c)  # type: ignore[arg-type]
 
     # ---------------------------------------------------------------------------------------- commands
 
-    def say(self, s: Session, room: Room, kind: MessageKind, text: str, out: Outbox) -> None:
-        message = ChatMessage(self.state.new_message_id(), kind, s.nick, text, self.clock(), room=room.name,
+    def say(self, m: Member, room: Room, kind: MessageKind, text: str, out: Outbox) -> None:
+        message = ChatMessage(self.state.new_message_id(), kind, m.nick, text, self.clock(), room=room.name,
                               state=DeliveryState.PENDING)
         room.remember(message)
-        out.store_message(message, room, s)
+        m.sent(message)
+        out.store_message(message, room, m)
         out.deliver(room.members, message)
 
-    def msg(self, s: Session, c: cmd.Msg, out: Outbox) -> None:
+    def msg(self, m: Member, c: cmd.Msg, out: Outbox) -> None:
         if c.to_room:
-            self.say(s, self._member_room(s, c.target), MessageKind.MESSAGE, c.text, out)
+            self.say(m, self._member_room(m, c.target), MessageKind.MESSAGE, c.text, out)
             return
         target = self.state.nicks.get(name_key(c.target))
         if target is None:
-            raise ChatError(ErrorCode.NO_SUCH_NICK, f"Nobody called {c.target} is online.")
-        message = ChatMessage(self.state.new_message_id(), MessageKind.PRIVATE, s.nick, c.text, self.clock(),
+            raise ChatError(ErrorCode.NO_SUCH_NICK, f"Nobody called {c.target} is online.", subject=c.target)
+        message = ChatMessage(self.state.new_message_id(), MessageKind.PRIVATE, m.nick, c.text, self.clock(),
                               to=target.nick, state=DeliveryState.PENDING)
-        out.store_message(message, None, s)
-        out.deliver((s,) if target is s else (s, target), message)
+        m.sent(message)
+        out.store_message(message, None, m)
+        out.deliver((m,) if target is m else (m, target), message)
 
-    def nick(self, s: Session, nick: str, out: Outbox) -> None:
+    def nick(self, m: Member, nick: str, out: Outbox) -> None:
         key = name_key(nick)
         holder = self.state.nicks.get(key)
-        if holder is not None and holder is not s:
-            raise ChatError(ErrorCode.NICK_TAKEN, f"The nickname {nick} is taken; choose another.")
+        if holder is not None and holder is not m:
+            raise ChatError(ErrorCode.NICK_TAKEN, f"The nickname {nick} is taken; choose another.", subject=nick)
+        if m.registered and nick == m.nick:
+            return  # nothing changes, nothing is written
         now = self.clock()
         out.writes.users.append(SeenUser(nick, key, now))
-        if not s.registered:
-            self._register(s, nick, key, out)
+        if not m.registered:
+            self._register(m, nick, key, out)
             return
-        if nick == s.nick:
-            return
-        old = s.nick
-        del self.state.nicks[s.key]
-        s.nick, s.key = nick, key
-        self.state.nicks[key] = s
-        out.deliver((s, *self.state.co_members(s)), NickChange(old, nick, now))
+        old = m.nick
+        del self.state.nicks[m.key]
+        m.nick, m.key = nick, key
+        self.state.nicks[key] = m
+        out.deliver((m, *self.state.co_members(m)), NickChange(old, nick, now))
 
-    def _register(self, s: Session, nick: str, key: str, out: Outbox) -> None:
-        s.nick, s.key, s.registered = nick, key, True
-        self.state.nicks[key] = s
-        out.reply(s, Welcome(nick, self.config.max_line))
+    def _register(self, m: Member, nick: str, key: str, out: Outbox) -> None:
+        m.nick, m.key, m.registered = nick, key, True
+        self.state.nicks[key] = m
+        out.reply(m, Welcome(nick, self.config.max_line))
         if self.config.lobby:
-            self.join(s, self.config.lobby, out)
+            self.join(m, self.config.lobby, out)
 
-    def join(self, s: Session, name: str, out: Outbox) -> None:
+    def join(self, m: Member, name: str, out: Outbox) -> None:
         key = name_key(name)
         room = self.state.rooms.get(key)
-        if room is None:
-            room = self.state.new_room(name, self.clock())
-            out.store_room(room)
-        elif key in s.rooms:  # already there: it just becomes the current room
-            s.current = room
-            out.reply(s, Current(room.name))
+        if room is not None and key in m.rooms:  # already there: it just becomes the current room
+            m.current = room
+            out.reply(m, Current(room.name))
             return
-        out.deliver(room.members, Join(room.name, s.nick, self.clock()))
-        room.add_member(s)
-        s.rooms[key] = room
-        s.current = room
+        if len(m.rooms) >= self.config.max_rooms_per_client:
+            raise ChatError(ErrorCode.TOO_MANY_ROOMS, f"You are in {len(m.rooms)} rooms, the most one may be in; "
+                            "/leave one first.", subject=name)
+        if room is None:  # not in memory: read it from the database first; the join completes in room_found
+            self._look_up(m, key, name, out).joiners.append(m)
+            return
+        self._enter(m, room, out)
+
+    def _look_up(self, m: Member, key: str, name: str, out: Outbox) -> RoomLookup:
+        lookup = self.state.lookups.get(key)
+        if lookup is None:
+            lookup = self.state.lookups[key] = RoomLookup(key, name, self.config.backlog + 1)
+        out.ask(lookup, m)
+        return lookup
+
+    def room_found(self, lookup: RoomLookup, out: Outbox) -> None:
+        """A room lookup was answered (on the loop thread): complete the joins and topic questions waiting on it."""
+        if self.state.lookups.get(lookup.key) is lookup:
+            del self.state.lookups[lookup.key]
+        for m in lookup.askers:
+            if m.gone:
+                continue
+            if lookup.error is not None:
+                out.reply(m, Error(ErrorCode.HISTORY_UNAVAILABLE, STORAGE_UNAVAILABLE, "topic", lookup.name))
+            elif (room := self.state.rooms.get(lookup.key)) is not None:
+                out.reply(m, Topic(room.name, room.topic, room.topic_by, room.topic_at, change=False))
+            elif lookup.found is not None:
+                r = lookup.found.room
+                out.reply(m, Topic(r.name, r.topic, r.topic_set_by, r.topic_set_at, change=False))
+            else:
+                out.reply(m, Error(ErrorCode.NO_SUCH_ROOM, f"There is no room #{lookup.name}.", "topic", lookup.name))
+        for m in lookup.joiners:
+            if m.gone:
+                continue
+            try:
+                room = self.state.rooms.get(lookup.key)
+                if room is None:
+                    if lookup.error is not None:
+                        raise ChatError(ErrorCode.HISTORY_UNAVAILABLE, STORAGE_UNAVAILABLE, subject=lookup.name)
+                    room = self._bring_in(m, lookup)
+                if lookup.key in m.rooms:  # joined it meanwhile (another lookup of the same name)
+                    continue
+                self._enter(m, room, out)
+            except ChatError as e:
+                e.command = "join"
+                self.refused(m, e, out)
+
+    def _bring_in(self, m: Member, lookup: RoomLookup) -> Room:
+        state = self.state
+        if lookup.found is not None:
+            return state.found_room(lookup.found)
+        if (unsaved := state.unsaved_rooms.get(lookup.key)) is not None:  # its row is still to be written
+            state.rooms[unsaved.key] = unsaved
+            return unsaved
+        config = self.config
+        if not m.take_new_room(self.clock(), config.new_rooms_burst, config.new_rooms_per_minute):
+            raise ChatError(ErrorCode.TOO_MANY_ROOMS, f"You have created too many rooms lately (at most "
+                            f"{config.new_rooms_per_minute:g} a minute); join an existing one or wait a little.",
+                            subject=lookup.name)
+        return self.state.new_room(lookup.name, self.clock())
+
+    def _enter(self, m: Member, room: Room, out: Outbox) -> None:
+        now = self.clock()
+        out.deliver(room.members, Join(room.name, m.nick, now))
+        room.add_member(m)
+        m.rooms[room.key] = room
+        m.current = room
         messages, more = room.backlog(self.config.backlog, self.config.sendq // 4)
-        s.cursors[key] = messages[0].id if messages else self.state.next_message_id
-        members = [m.nick for m in room.members]
-        out.reply(s, Joined(room.name, members, room.topic, self.clock()))
+        m.cursors[room.key] = messages[0].id if messages else self.state.next_message_id
+        out.reply(m, Joined(room.name, [x.nick for x in room.members], room.topic, now))
         if messages:
-            out.reply(s, Backlog(room.name, messages, more))
+            out.reply(m, Backlog(room.name, messages, more))
 
-    def leave(self, s: Session, name: str | None, reason: str | None, out: Outbox) -> None:
-        room = self._room(name) if name else self._current(s)
-        if room.key not in s.rooms:
-            raise ChatError(ErrorCode.NOT_IN_ROOM, f"You are not in #{room.name}.")
-        out.deliver(room.members, Part(room.name, s.nick, reason, self.clock()))
-        room.remove_member(s)
-        del s.rooms[room.key]
-        s.cursors.pop(room.key, None)
-        if s.current is room:
-            s.current = next(reversed(s.rooms.values()), None)
-            out.reply(s, Current(s.current.name if s.current else None))
+    def leave(self, m: Member, name: str | None, reason: str | None, out: Outbox) -> None:
+        room = self._member_room(m, name) if name else self._current(m)
+        out.deliver(room.members, Part(room.name, m.nick, reason, self.clock()))
+        room.remove_member(m)
+        self.state.room_emptied(room)
+        del m.rooms[room.key]
+        m.cursors.pop(room.key, None)
+        if m.current is room:
+            m.current = next(reversed(m.rooms.values()), None)
+            out.reply(m, Current(m.current.name if m.current else None))
 
-    def rooms(self, s: Session, out: Outbox) -> None:
-        busy = [r for r in self.state.rooms.values() if r.members]
-        busy.sort(key=lambda r: (-len(r.members), r.key))
-        out.reply(s, RoomList([RoomInfo(r.name, len(r.members), r.topic) for r in busy]))
+    def rooms(self, m: Member, out: Outbox) -> None:
+        busiest = self.state.busiest(self.clock())
+        total = len(self.state.rooms)
+        out.reply(m, RoomList([RoomInfo(r.name, len(r.members), r.topic) for r in busiest], total))
 
-    def topic(self, s: Session, c: cmd.Topic, out: Outbox) -> None:
-        room = self._room(c.room) if c.room else self._current(s)
-        if c.text is None:
-            out.reply(s, Topic(room.name, room.topic, room.topic_by, room.topic_at, change=False))
+    def who(self, m: Member, name: str | None, out: Outbox) -> None:
+        if name is None:
+            room = self._current(m)
+            out.reply(m, Who(room.name, sorted((x.nick for x in room.members), key=str.lower)))
             return
-        if room.key not in s.rooms:
-            raise ChatError(ErrorCode.NOT_IN_ROOM, f"You must be in #{room.name} to set its topic.")
+        found = self.state.rooms.get(name_key(name))
+        if found is None:  # nobody is in it (it may have a history: rooms are in memory while someone is in them)
+            out.reply(m, Who(name, []))
+            return
+        out.reply(m, Who(found.name, sorted((x.nick for x in found.members), key=str.lower)))
+
+    def topic(self, m: Member, c: cmd.Topic, out: Outbox) -> None:
+        room = self.state.rooms.get(name_key(c.room)) if c.room else self._current(m)
+        if c.text is None:
+            if room is None:  # nobody is in it: its topic is in the database
+                self._look_up(m, name_key(c.room or ""), c.room or "", out).askers.append(m)
+                return
+            out.reply(m, Topic(room.name, room.topic, room.topic_by, room.topic_at, change=False))
+            return
+        if room is None or room.key not in m.rooms:
+            shown = room.name if room else c.room
+            raise ChatError(ErrorCode.NOT_IN_ROOM, f"You must be in #{shown} to set its topic.", subject=shown)
         now = self.clock()
         room.topic = None if c.clears else c.text
-        room.topic_by, room.topic_at = s.nick, now
+        room.topic_by, room.topic_at = m.nick, now
         out.store_room(room)
-        out.writes.topics.append(TopicChange(room.id, room.topic, s.nick, now))
-        out.deliver(room.members, Topic(room.name, room.topic, s.nick, now, change=True))
+        out.writes.topics.append(TopicChange(room.id, room.topic, m.nick, now))
+        out.deliver(room.members, Topic(room.name, room.topic, m.nick, now, change=True))
 
-    def history(self, s: Session, c: cmd.History, out: Outbox) -> None:
-        room = self._room(c.room) if c.room else self._current(s)
-        request = HistoryRequest(s, room, c.count, before=c.before, after=c.after)
+    def history(self, m: Member, c: cmd.History, out: Outbox) -> None:
+        if c.room:
+            name = check_room(c.room)
+            key = name_key(name)
+            room = self.state.rooms.get(key)
+        else:
+            room = self._current(m)
+            key, name = room.key, room.name
+        request = HistoryRequest(m, key, room.name if room else name, room.id if room else None, c.count,
+                                 before=c.before, after=c.after)
         if c.before is None and c.after is None:  # continue from the oldest message shown so far
-            cursor = s.cursors.get(room.key, self.state.next_message_id)
-            if isinstance(cursor, HistoryRequest):
-                request.chain = cursor
-            else:
-                request.before = cursor
-            s.cursors[room.key] = request
-        out.ask_history(request)
+            request.before = m.cursors.get(key, self.state.next_message_id)
+            request.continues = True
+        out.ask(request, m)
 
-    def quit(self, s: Session, reason: str | None, out: Outbox) -> None:
-        s.closing = "quit"  # read nothing more from this client
-        out.reply(s, Bye("You left the chat. Come back soon!"))
-        out.reply(s, CloseAfterFlush())
-        self.disconnected(s, reason or "quit", out)
+    def history_read(self, request: HistoryRequest) -> Event:
+        """What a member is told once its history page is read (on the loop thread)."""
+        if request.error is not None:
+            return Error(ErrorCode.HISTORY_UNAVAILABLE, HISTORY_FAILED, "history", request.room_name)
+        if not request.found:
+            return Error(ErrorCode.NO_SUCH_ROOM, f"There is no room #{request.room_name}.", "history",
+                         request.room_name)
+        if request.continues and request.messages:  # the next /history goes on before this page
+            request.member.cursors[request.room_key] = request.messages[0].id
+        return History(request.room_name, request.messages, request.more, reason="page")
+
+    def quit(self, m: Member, reason: str | None, out: Outbox) -> None:
+        out.reply(m, Goodbye("You left the chat. Come back soon!"))
+        out.reply(m, CloseAfterFlush())
+        self.disconnected(m, reason or "quit", out)
 
     # ------------------------------------------------------------------------------------------ helpers
 
-    def _current(self, s: Session) -> Room:
-        if s.current is None:
+    def _current(self, m: Member) -> Room:
+        if m.current is None:
             raise ChatError(ErrorCode.NO_CURRENT_ROOM, "You are not in any room; /join one first.")
-        return s.current
+        return m.current
 
-    def _member_room(self, s: Session, name: str) -> Room:
-        room = self._room(name)
-        if room.key not in s.rooms:
-            raise ChatError(ErrorCode.NOT_IN_ROOM, f"You are not in #{room.name}; /join it first.")
-        return room
-
-    def _room(self, name: str) -> Room:
-        room = self.state.rooms.get(name_key(check_room(name)))
+    def _member_room(self, m: Member, name: str) -> Room:
+        room_name = check_room(name)
+        room = m.rooms.get(name_key(room_name))
         if room is None:
-            raise ChatError(ErrorCode.NO_SUCH_ROOM, f"There is no room #{name.lstrip('#')}.")
+            raise ChatError(ErrorCode.NOT_IN_ROOM, f"You are not in #{room_name}; /join it first.", subject=room_name)
         return room
+
+
+STORAGE_UNAVAILABLE = "The server could not read that room right now. Please try again."
+HISTORY_FAILED = "History is unavailable right now: the server could not read it. Please try again."

@@ -1,26 +1,32 @@
-"""In-memory chat state: who is online, which rooms exist, who is in them.
+"""In-memory chat state: who is online, which rooms have people in them, who is in them.
 
 Only the event-loop thread reads or writes this state, so it needs no lock (see docs/ARCHITECTURE.md).
 A room's `members` is a tuple replaced on every join or leave (copy-on-write): a delivery keeps the tuple it
-was given, and two deliveries to the same unchanged room share one tuple, which lets the sender render a run
+was given, and two deliveries to the same unchanged room share one tuple, which lets the deliverer render a run
 of messages once for all of them.
+
+A room is in memory while someone is in it. The last one out drops it (its row and history stay in the
+database, if it had any), so rooms people stopped using cost nothing; the next joiner reads it back
+(chat.server.reads.RoomLookup).
 """
 
 from __future__ import annotations
 
-import socket
+import heapq
 from collections import deque
 from typing import TYPE_CHECKING
 
 from chat.protocol.events import ChatMessage, DeliveryState
-from chat.protocol.framing import LineFramer
-from chat.protocol.names import name_key
+from chat.protocol.names import ROOMS_PAGE, name_key
+from chat.storage.records import FoundRoom
 
 if TYPE_CHECKING:
-    from chat.server.outbox import HistoryRequest
+    from chat.server.member import Member
+    from chat.server.reads import RoomLookup
 
 RING_SLACK = 16  # extra recent messages kept per room, so failed ones can be skipped without a gap
 LINE_OVERHEAD = 96  # bytes a rendered history line adds to its text (room, time, nick, JSON keys), at most
+ROOM_LIST_FRESH = 1000  # up to this many rooms, /rooms is computed afresh; beyond, at most once a second
 
 
 def newest_fitting(messages: list[ChatMessage], budget: int) -> tuple[list[ChatMessage], bool]:
@@ -28,7 +34,7 @@ def newest_fitting(messages: list[ChatMessage], budget: int) -> tuple[list[ChatM
     Keeps a backlog or history page from overflowing the receiver's send queue on its own."""
     total = 0
     for i in range(len(messages) - 1, -1, -1):
-        total += len(messages[i].text) * 3 + LINE_OVERHEAD  # UTF-8 takes at most 3 bytes per str character here
+        total += len(messages[i].text) * 4 + LINE_OVERHEAD  # UTF-8 takes at most 4 bytes per character
         if total > budget:
             return messages[i + 1 :], True
     return messages, False
@@ -48,16 +54,16 @@ class Room:
         self.topic: str | None = None
         self.topic_by: str | None = None
         self.topic_at: float | None = None
-        self.members: tuple[Session, ...] = ()
+        self.members: tuple[Member, ...] = ()
         self.recent: deque[ChatMessage] = deque(maxlen=backlog + RING_SLACK if backlog else 0)
         self.older_in_db = False  # messages exist in the database before the oldest in `recent`
         self.persisted = False  # the rooms row is committed
 
-    def add_member(self, session: Session) -> None:
-        self.members = (*self.members, session)
+    def add_member(self, member: Member) -> None:
+        self.members = (*self.members, member)
 
-    def remove_member(self, session: Session) -> None:
-        self.members = tuple(m for m in self.members if m is not session)
+    def remove_member(self, member: Member) -> None:
+        self.members = tuple(m for m in self.members if m is not member)
 
     def remember(self, message: ChatMessage) -> None:
         recent = self.recent
@@ -74,53 +80,8 @@ class Room:
         chosen, cut = newest_fitting(usable[-count:], budget)
         return chosen, cut or len(usable) > count or self.older_in_db
 
-
-class Session:
-    """One client connection: its socket and buffers (used by the event loop) and its chat state."""
-
-    __slots__ = (
-        "close_after_flush", "closing", "connected_at", "current", "cursors", "eof", "fd", "framer", "held",
-        "held_bytes", "id", "ip", "json", "key", "last_refill", "nick", "out", "out_bytes", "peer", "reading",
-        "registered", "rooms", "sock", "tokens", "writing",
-    )  # fmt: skip
-
-    def __init__(self, session_id: int, sock: socket.socket, peer: str, ip: str, max_line: int, burst: int,
-                 now: float) -> None:
-        self.id = session_id
-        self.sock = sock
-        self.fd = sock.fileno()
-        self.peer = peer
-        self.ip = ip
-        self.connected_at = now
-        self.framer = LineFramer(max_line)
-        # output: chunks waiting to be sent; the first may be a memoryview of a partly sent chunk
-        self.out: list[bytes | memoryview] = []
-        self.out_bytes = 0
-        self.writing = False  # registered for EPOLLOUT
-        self.reading = True  # registered for EPOLLIN
-        self.eof = False  # the peer has finished sending
-        # flood control: a token bucket; lines beyond it wait in `held`
-        self.tokens = float(burst)
-        self.last_refill = now
-        self.held: deque[str] = deque()
-        self.held_bytes = 0
-        # chat state
-        self.nick = ""
-        self.key = ""
-        self.registered = False
-        self.rooms: dict[str, Room] = {}  # key -> room, in the order joined
-        self.current: Room | None = None
-        self.cursors: dict[str, int | HistoryRequest] = {}  # room key -> where /history continues
-        self.json = False
-        self.closing: str | None = None  # why the connection is ending, once it is: no more input is read
-        self.close_after_flush = False  # close once the output queue is empty
-
-    @property
-    def label(self) -> str:
-        return f"#{self.id} {self.nick or '-'}@{self.peer}"
-
     def __repr__(self) -> str:
-        return f"<Session {self.label}>"
+        return f"<Room #{self.name} id={self.id} members={len(self.members)}>"
 
 
 class ChatState:
@@ -128,10 +89,16 @@ class ChatState:
 
     def __init__(self, backlog: int) -> None:
         self.backlog = backlog
-        self.nicks: dict[str, Session] = {}  # nick key -> registered session
-        self.rooms: dict[str, Room] = {}  # room key -> room
+        self.nicks: dict[str, Member] = {}  # nick key -> registered member
+        self.rooms: dict[str, Room] = {}  # room key -> room, for the rooms someone is in
+        self.lookups: dict[str, RoomLookup] = {}  # room key -> the read bringing that room into memory
+        # rooms whose row a failed commit left unwritten (written again with the next one): a lookup that finds
+        # nothing in the database brings this room back rather than a new one under the same name
+        self.unsaved_rooms: dict[str, Room] = {}
         self.next_message_id = 1
         self.next_room_id = 1
+        self._busiest: list[Room] = []
+        self._busiest_at = float("-inf")
 
     def new_message_id(self) -> int:
         message_id = self.next_message_id
@@ -144,11 +111,69 @@ class ChatState:
         self.rooms[room.key] = room
         return room
 
-    def co_members(self, session: Session) -> tuple[Session, ...]:
-        """Everyone sharing at least one room with `session`, once each, `session` excluded."""
-        seen: dict[int, Session] = {}
-        for room in session.rooms.values():
-            for member in room.members:
-                seen[member.id] = member
-        seen.pop(session.id, None)
+    def found_room(self, found: FoundRoom) -> Room:
+        """Bring a room read from the database into memory, with its newest messages."""
+        stored = found.room
+        room = Room(stored.id, stored.name, stored.created_at, self.backlog)
+        room.topic, room.topic_by, room.topic_at = stored.topic, stored.topic_set_by, stored.topic_set_at
+        room.persisted = True
+        recent = found.recent
+        if len(recent) > self.backlog:  # one more than the backlog was read to learn this
+            room.older_in_db = True
+            recent = recent[len(recent) - self.backlog:]
+        room.recent.extend(recent)
+        self.rooms[room.key] = room
+        return room
+
+    def room_emptied(self, room: Room) -> None:
+        """The last member left: the room leaves memory (the database keeps what it had)."""
+        if not room.members and self.rooms.get(room.key) is room:
+            del self.rooms[room.key]
+
+    def busiest(self, now: float) -> list[Room]:
+        """The ROOMS_PAGE busiest rooms, most members first. A large server recomputes it at most once a second,
+        so a flood of /rooms costs one pass over the rooms per second, not one per request."""
+        if len(self.rooms) <= ROOM_LIST_FRESH or now - self._busiest_at >= 1.0:
+            self._busiest = heapq.nsmallest(ROOMS_PAGE, self.rooms.values(), key=lambda r: (-len(r.members), r.key))
+            self._busiest_at = now
+        return [r for r in self._busiest if r.members]
+
+    def co_members(self, member: Member) -> tuple[Member, ...]:
+        """Everyone sharing at least one room with `member`, once each, `member` excluded."""
+        seen: dict[int, Member] = {}
+        for room in member.rooms.values():
+            for other in room.members:
+                seen[other.id] = other
+        seen.pop(member.id, None)
         return tuple(seen.values())
+
+    def problems(self, live: set[Member]) -> list[str]:
+        """Every way this state disagrees with itself or with `live` (the members of open connections). Empty
+        when all is well: the stress and property tests check it after every step."""
+        found: list[str] = []
+        for member in live:
+            if member.registered and self.nicks.get(member.key) is not member:
+                found.append(f"{member} is registered but does not hold its nick")
+            if not member.registered and member.rooms:
+                found.append(f"{member} is in rooms without a nick")
+            for key, room in member.rooms.items():
+                if self.rooms.get(key) is not room or member not in room.members:
+                    found.append(f"{member} thinks it is in #{room.name}; the room does not")
+            if member.current is not None and member.current not in member.rooms.values():
+                found.append(f"{member}'s current room #{member.current.name} is not one of its rooms")
+        for key, member in self.nicks.items():
+            if member not in live:
+                found.append(f"the nick {key} is held by {member}, which is gone")
+            if not member.registered or member.key != key or name_key(member.nick) != key:
+                found.append(f"the nick {key} is held by {member}, which is not {key}")
+        for key, room in self.rooms.items():
+            if room.key != key:
+                found.append(f"#{room.name} is filed under {key}")
+            if not room.members:
+                found.append(f"#{room.name} is empty but still in memory")
+            if len(set(room.members)) != len(room.members):
+                found.append(f"#{room.name} lists a member twice")
+            for m in room.members:
+                if m not in live or m.rooms.get(key) is not room:
+                    found.append(f"#{room.name} lists {m}, which is not in it")
+        return found

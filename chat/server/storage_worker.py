@@ -1,8 +1,10 @@
-"""The single storage writer: a thread that commits each outbox's writes and runs its history reads, in order.
+"""The storage threads: one writer that commits each outbox's writes in order, and one reader for the reads.
 
 One writer gives every room a total order and lets one transaction carry everything accepted while the previous
-commit was running (group commit). The database driver releases the GIL while SQLite or PostgreSQL works, so the
-event loop keeps serving sockets meanwhile. Results go back to the loop through `done` and the loop's wake pipe;
+commit was running (group commit). Reads (history pages, rooms coming back into memory) run on a thread of
+their own, so a burst of large pages never holds a commit back; the loop hands a read over only once the writes
+before it are committed. The database driver releases the GIL while SQLite or PostgreSQL works, so the event
+loop keeps serving sockets meanwhile. Results go back to the loop through `done` deques and the loop's wake pipe;
 only the loop thread touches chat state.
 """
 
@@ -13,12 +15,16 @@ import queue
 import threading
 from collections import deque
 from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from chat.server.outbox import Outbox
+from chat.server.reads import HistoryRequest, RoomLookup, StorageRead
 from chat.server.state import newest_fitting
 from chat.storage.repository import ChatStore
 
 log = logging.getLogger("chat.storage")
+
+Job = TypeVar("Job")
 
 
 class StorageJob:
@@ -29,22 +35,22 @@ class StorageJob:
         self.error: Exception | None = None
 
 
-class StorageWorker:
-    def __init__(self, store: ChatStore, notify: Callable[[], None], page_budget: int = 1 << 18) -> None:
-        self.store = store
+class _Worker(Generic[Job]):
+    """A thread taking jobs from a queue and handing each back, done, through `done` and `notify`."""
+
+    name = "chat-storage"
+
+    def __init__(self, notify: Callable[[], None]) -> None:
         self.notify = notify
-        self.page_budget = page_budget  # bytes one /history page may take
-        self.done: deque[StorageJob] = deque()
+        self.done: deque[Job] = deque()
         self.done_event = threading.Event()
-        self._jobs: queue.SimpleQueue[StorageJob | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="chat-storage", daemon=True)
-        self.commits = 0
-        self.failures = 0
+        self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
-    def submit(self, job: StorageJob) -> None:
+    def submit(self, job: Job) -> None:
         self._jobs.put(job)
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -59,43 +65,79 @@ class StorageWorker:
             except Exception:  # never lose a job: the loop waits for every one it handed over
                 log.exception("storage: unexpected error")
             self.done.append(job)
-            job = None  # handed back: do not keep the outbox alive while waiting for the next one
+            job = None  # handed back: do not keep it alive while waiting for the next one
             self.done_event.set()
             self.notify()
 
+    def _execute(self, job: Job) -> None:
+        raise NotImplementedError
+
+
+class StorageWorker(_Worker[StorageJob]):
+    """The single writer."""
+
+    name = "chat-storage"
+
+    def __init__(self, store: ChatStore, notify: Callable[[], None]) -> None:
+        super().__init__(notify)
+        self.store = store
+
     def _execute(self, job: StorageJob) -> None:
         outbox = job.outbox
-        if outbox.writes:
-            try:
-                self.store.write(outbox.writes)
-                self.commits += 1
-            except Exception as e:  # the loop tells the senders; the server carries on
-                job.error = e
-                self.failures += 1
-                ids = [m.id for m, _room in outbox.writes.messages]
-                log.error("storage: commit of %d messages%s failed (their senders are told): %s", len(ids),
-                          f" (ids {ids[0]}-{ids[-1]})" if ids else "", _cause(e),
-                          extra={"event": "storage_error", "messages": len(ids), "first_id": ids[0] if ids else None,
-                                 "last_id": ids[-1] if ids else None})
-        for request in outbox.queries:
-            try:
-                request.resolve_start()
-                messages, more = self.store.history(
-                    request.room.id, request.room.name, request.limit, before=request.before, after=request.after
-                )
-                # a page of long lines is cut to what the receiver's queue can take; it pages on from the cut
-                if request.after is None:
-                    messages, cut = newest_fitting(messages, self.page_budget)
-                else:
-                    kept, cut = newest_fitting(messages[::-1], self.page_budget)
-                    messages = kept[::-1]
-                more = more or cut
-                request.messages, request.more = messages, more
-            except Exception as e:
-                request.error = e
-                log.error("storage: history of #%s failed: %s", request.room.name, _cause(e),
-                          extra={"event": "storage_error"})
-            request.done = True
+        if not outbox.writes:
+            return
+        try:
+            self.store.write(outbox.writes)
+        except Exception as e:  # the loop tells the senders; the server carries on
+            job.error = e
+            ids = [m.id for m, _room in outbox.writes.messages]
+            log.error("storage: commit of %d messages%s failed (their senders are told): %s", len(ids),
+                      f" (ids {ids[0]}-{ids[-1]})" if ids else "", _cause(e),
+                      extra={"event": "storage_error", "messages": len(ids), "first_id": ids[0] if ids else None,
+                             "last_id": ids[-1] if ids else None})
+
+
+class StorageReader(_Worker[StorageRead]):
+    """Runs reads, one at a time, each after the writes accepted before it are committed. A read whose members
+    have all gone is skipped (`cancelled` is read across threads: a stale answer only means a wasted read)."""
+
+    name = "chat-reader"
+
+    def __init__(self, store: ChatStore, notify: Callable[[], None], page_budget: int) -> None:
+        super().__init__(notify)
+        self.store = store
+        self.page_budget = page_budget  # bytes one /history page may take
+
+    def _execute(self, read: StorageRead) -> None:
+        if read.cancelled:
+            return
+        try:
+            match read:
+                case HistoryRequest():
+                    self._history(read)
+                case RoomLookup():
+                    read.found = self.store.find_room(read.key, read.recent)
+        except Exception as e:
+            read.error = e
+            log.error("storage: a read of #%s failed: %s", getattr(read, "room_name", getattr(read, "name", "?")),
+                      _cause(e), extra={"event": "storage_error"})
+
+    def _history(self, request: HistoryRequest) -> None:
+        room_id = request.room_id
+        if room_id is None:
+            room_id = self.store.room_id(request.room_key)
+            if room_id is None:
+                request.found = False
+                return
+        messages, more = self.store.history(room_id, request.room_name, request.limit, before=request.before,
+                                            after=request.after)
+        # a page of long lines is cut to what the receiver's queue can take; it pages on from the cut
+        if request.after is None:
+            messages, cut = newest_fitting(messages, self.page_budget)
+        else:
+            kept, cut = newest_fitting(messages[::-1], self.page_budget)
+            messages = kept[::-1]
+        request.messages, request.more = messages, more or cut
 
 
 def _cause(e: Exception) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine, Insert, Table, func, insert, select, update
@@ -17,6 +16,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from chat.protocol.events import ChatMessage, MessageKind
 from chat.storage.models import Message, Room, User
+from chat.storage.records import FoundRoom, LoadedState, SeenUser, StoredRoom, TopicChange, WriteBatch
+
+__all__ = ["ChatStore", "FoundRoom", "LoadedState", "SeenUser", "StoredRoom", "TopicChange", "WriteBatch"]
 
 _MESSAGE_COLUMNS = ("id", "kind", "room_id", "sender", "recipient", "text", "created_at")
 ROOMS: Table = Room.__table__  # type: ignore[assignment]
@@ -53,51 +55,6 @@ class SqliteTimestamps:
 def to_timestamp(d: datetime) -> float:
     # SQLite hands back naive datetimes; everything stored is UTC
     return (d if d.tzinfo else d.replace(tzinfo=UTC)).timestamp()
-
-
-@dataclass(slots=True)
-class StoredRoom:
-    id: int
-    name: str
-    topic: str | None
-    topic_set_by: str | None
-    topic_set_at: float | None
-    created_at: float
-
-
-@dataclass(slots=True)
-class SeenUser:
-    nick: str
-    key: str
-    time: float
-
-
-@dataclass(slots=True)
-class TopicChange:
-    room_id: int
-    topic: str | None
-    nick: str
-    time: float
-
-
-@dataclass(slots=True)
-class WriteBatch:
-    """Everything to commit in one transaction. Rooms are inserted if missing, before the messages."""
-
-    rooms: list[StoredRoom] = field(default_factory=list)
-    users: list[SeenUser] = field(default_factory=list)
-    messages: list[tuple[ChatMessage, int | None]] = field(default_factory=list)  # (message, room id)
-    topics: list[TopicChange] = field(default_factory=list)
-
-    def __bool__(self) -> bool:
-        return bool(self.rooms or self.users or self.messages or self.topics)
-
-
-@dataclass(slots=True)
-class LoadedState:
-    rooms: list[StoredRoom]
-    recent: dict[int, list[ChatMessage]]  # room id -> its newest messages, oldest first
-    last_message_id: int
 
 
 class ChatStore:
@@ -171,21 +128,31 @@ class ChatStore:
 
     # ------------------------------------------------------------------------------------------ reads
 
-    def load(self, backlog: int) -> LoadedState:
-        """Rooms, each room's newest `backlog` messages, and the last message id, for a server starting up."""
+    def load(self) -> LoadedState:
+        """Where the id counters continue, for a server starting up: two indexed queries, however many rooms and
+        messages the database holds (rooms are read when someone joins them: `find_room`)."""
         with self.engine.connect() as conn:
-            rooms = [_stored_room(row) for row in conn.execute(select(ROOMS).order_by(ROOMS.c.id))]
-            last_id = conn.execute(select(func.max(MESSAGES.c.id))).scalar() or 0
-            recent: dict[int, list[ChatMessage]] = {}
-            if backlog > 0:
-                # one indexed query per room: it reads `backlog` rows however long the room's history is
-                for room in rooms:
-                    query = (select(MESSAGES).where(MESSAGES.c.room_id == room.id)
-                             .order_by(MESSAGES.c.id.desc()).limit(backlog))
-                    rows = list(conn.execute(query))
-                    if rows:
-                        recent[room.id] = [_message(row, room.name) for row in reversed(rows)]
-        return LoadedState(rooms=rooms, recent=recent, last_message_id=last_id)
+            last_message = conn.execute(select(func.max(MESSAGES.c.id))).scalar() or 0
+            last_room = conn.execute(select(func.max(ROOMS.c.id))).scalar() or 0
+        return LoadedState(last_message_id=last_message, last_room_id=last_room)
+
+    def find_room(self, key: str, recent: int) -> FoundRoom | None:
+        """The room whose name key is `key`, with its newest `recent` messages (oldest first), or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(ROOMS).where(ROOMS.c.name_key == key)).first()
+            if row is None:
+                return None
+            room = _stored_room(row)
+            messages: list[ChatMessage] = []
+            if recent > 0:  # an indexed read of `recent` rows, however long the room's history is
+                query = (select(MESSAGES).where(MESSAGES.c.room_id == room.id)
+                         .order_by(MESSAGES.c.id.desc()).limit(recent))
+                messages = [_message(r, room.name) for r in reversed(list(conn.execute(query)))]
+        return FoundRoom(room, messages)
+
+    def room_id(self, key: str) -> int | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(ROOMS.c.id).where(ROOMS.c.name_key == key)).scalar()
 
     def history(
         self, room_id: int, room_name: str, limit: int, before: int | None = None, after: int | None = None

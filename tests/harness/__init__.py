@@ -15,11 +15,36 @@ from harness.procfs import (
 from harness.scripted import ScriptedServer
 from harness.server import ServerThread, server_config
 from harness.swarm import Swarm, SwarmClient
+from harness.world import World
 
 __all__ = [
-    'WAIT', 'LineClient', 'LogCapture', 'ScriptedServer', 'ServeProcess', 'ServerThread', 'Swarm',
-    'SwarmClient', 'capture_logs', 'chat_command', 'cpu_seconds', 'fill_disk', 'immutable',
-    'immutable_supported', 'log_problems', 'peak_rss_bytes', 'record_figures', 'rss_bytes', 'scale',
-    'serve_process', 'server_config', 'small_tmpfs', 'soak', 'soft_open_file_limit', 'sqlite_write_lock',
-    'stored_messages', 'thread_cpu_seconds', 'wait_for',
+    'WAIT',
+    'LineClient',
+    'LogCapture',
+    'ScriptedServer',
+    'ServeProcess',
+    'ServerThread',
+    'Swarm',
+    'SwarmClient',
+    'World',
+    'capture_logs',
+    'chat_command',
+    'cpu_seconds',
+    'fill_disk',
+    'immutable',
+    'immutable_supported',
+    'log_problems',
+    'peak_rss_bytes',
+    'record_figures',
+    'rss_bytes',
+    'scale',
+    'serve_process',
+    'server_config',
+    'small_tmpfs',
+    'soak',
+    'soft_open_file_limit',
+    'sqlite_write_lock',
+    'stored_messages',
+    'thread_cpu_seconds',
+    'wait_for',
 ]

@@ -1,0 +1,53 @@
+"""A codec is how one connection speaks: bytes in become commands, events out become bytes. Pure: no sockets.
+
+Each connection has its own codec object (it may keep per-connection state: IRC's negotiated capabilities, the
+native protocol's output format). The event loop feeds it the bytes the transport received, hands the commands
+to the chat services, and asks it to render what the services deliver. Services never learn which codec a
+connection speaks.
+
+Rendering is shared: connections whose codecs have equal `key`s get the same bytes for the same events, so a
+busy room's run of messages is rendered once per key, not once per member. A codec's rendering of an event
+delivered to several connections must therefore depend on nothing but the event and the key; replies to one
+connection (errors, numerics that name the recipient) may use the codec's own state.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Hashable, Sequence
+
+from chat.protocol.commands import Command
+from chat.protocol.errors import ChatError
+from chat.protocol.events import Event
+
+Frame = str | ChatError  # a line (or message) as received, or why one was refused
+
+
+class Codec(ABC):
+    key: Hashable  # equal keys, equal bytes for the same events (see the module docstring)
+    echo: bool = True  # does this connection receive its own messages back (the receipt)?
+
+    @abstractmethod
+    def frames(self, data: bytes) -> list[Frame]:
+        """Split received bytes into frames (lines, WebSocket messages), capped in size; never buffer
+        unboundedly. Frames are handled later, one by one (flood control may hold some back)."""
+
+    @abstractmethod
+    def decode(self, frame: str) -> Sequence[Command | Event]:
+        """What one frame asks for: commands for the services, or events answered by the codec itself (IRC's
+        CAP negotiation), in order. Raises ChatError for a frame that is refused."""
+
+    @abstractmethod
+    def render(self, events: Sequence[Event]) -> bytes:
+        """The bytes for these events, in order (b"" for events this codec does not show)."""
+
+    @property
+    @abstractmethod
+    def buffered(self) -> int:
+        """Bytes received but not yet framed (an unfinished line)."""
+
+    def resume_point(self, rest: bytes | memoryview) -> int:
+        """How much of `rest` (what remains of a partly sent chunk) must still be sent so the peer never gets
+        half a line when the rest of its queue is dropped. Line codecs: up to and including the next newline."""
+        end = bytes(rest[:65536]).find(b"\n")
+        return end + 1 if end >= 0 else len(rest)

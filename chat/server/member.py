@@ -1,0 +1,72 @@
+"""The chat member: what the services know of a connection (its nick, rooms and cursors), and nothing of its
+socket or its protocol. Services address deliveries to members; the deliverer finds each member's connection."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from chat.protocol.events import ChatMessage, DeliveryState
+
+if TYPE_CHECKING:
+    from chat.server.connection import Connection
+    from chat.server.reads import StorageRead
+    from chat.server.state import Room
+
+
+class Link:
+    """Where a member's deliveries go: its connection (chat.server.connection.Connection). Service tests use a
+    bare Link: services never look past it."""
+
+    __slots__ = ()
+
+
+class Member:
+    __slots__ = (
+        "conn", "current", "cursors", "gone", "id", "key", "last_message", "last_stored", "new_room_tokens",
+        "new_rooms_at", "nick", "registered", "rooms", "waiting",
+    )  # fmt: skip
+
+    def __init__(self, member_id: int, conn: Link, new_room_burst: int = 0, now: float = 0.0) -> None:
+        self.id = member_id
+        self.conn: Connection = conn  # type: ignore[assignment]  # a bare Link only in service tests
+        self.nick = ""
+        self.key = ""
+        self.registered = False  # holds a nick
+        self.gone = False  # its chat session is over (it quit, or the server ended it): read nothing more
+        self.rooms: dict[str, Room] = {}  # key -> room, in the order joined
+        self.current: Room | None = None
+        self.cursors: dict[str, int] = {}  # room key -> the message id /history continues before
+        self.waiting: list[StorageRead] = []  # reads in flight for it: its next lines wait until they are answered
+        self.last_message: ChatMessage | None = None  # the last message it sent
+        self.last_stored: int | None = None  # the id of a message it sent that is known to be stored
+        self.new_room_tokens = float(new_room_burst)  # rooms it may still create now (a token bucket)
+        self.new_rooms_at = now
+
+    def sent(self, message: ChatMessage) -> None:
+        previous = self.last_message
+        if previous is not None and previous.state is DeliveryState.STORED:
+            self.last_stored = previous.id
+        self.last_message = message
+
+    def last_stored_id(self) -> int | None:
+        """The newest message it sent that is stored, as far as is known: what a goodbye tells it was kept."""
+        last = self.last_message
+        if last is not None and last.state is DeliveryState.STORED:
+            return last.id
+        return self.last_stored
+
+    def take_new_room(self, now: float, burst: int, per_minute: float) -> bool:
+        tokens = min(float(burst), self.new_room_tokens + (now - self.new_rooms_at) * per_minute / 60.0)
+        self.new_rooms_at = now
+        if tokens >= 1.0:
+            self.new_room_tokens = tokens - 1.0
+            return True
+        self.new_room_tokens = tokens
+        return False
+
+    @property
+    def label(self) -> str:
+        return f"#{self.id} {self.nick or '-'}"
+
+    def __repr__(self) -> str:
+        return f"<Member {self.label}>"
