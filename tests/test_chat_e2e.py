@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from harness import LineClient, ServerThread, wait_for
+from harness import LineClient, ServerThread
 
 
 @pytest.fixture
@@ -341,7 +341,7 @@ def test_message_ids_grow_and_everyone_sees_one_order(server: ServerThread) -> N
 def test_a_nick_is_freed_however_the_connection_ends(server: ServerThread) -> None:
     bob = server.client("bob")
     bob.close()
-    wait_for(lambda: "bob" not in server.loop.state.nicks, what="bob's nick to be freed")
+    server.wait_until(lambda loop: "bob" not in loop.state.nicks, what="bob's nick to be freed")
     server.client("bob")
 
 
@@ -372,7 +372,8 @@ def test_a_bug_in_one_command_costs_that_line_only(make_server, caplog) -> None:
     def broken(*_args: object) -> None:
         raise RuntimeError("simulated bug")
 
-    server.loop.service.rooms = broken  # our own code, made to fail: the safety net is what is tested
+    server.inspect(lambda loop: setattr(loop.service, "rooms", broken))  # our own code, made to fail: the safety
+    # net is what is tested
     alice = server.client("alice")
     alice.send("/rooms")
     assert alice.expect("[error").startswith("[error server_error]")

@@ -143,7 +143,7 @@ def test_random_commands_from_many_threads_leave_consistent_state(
                 for room in c.state["rooms"]:
                     expected_rooms.setdefault(room, set()).add(c.state["nick"])
 
-        def view() -> tuple[set[str], dict[str, set[str]], list[str]]:
+        def view() -> tuple[set[str], dict[str, set[str]], list[str]]:  # on the loop thread (call_soon)
             state = server.loop.state
             nicks = {s.nick for s in state.nicks.values()} - {"watchdog"}
             rooms = {r.name: {m.nick for m in r.members} - {"watchdog"} for r in state.rooms.values() if r.members}

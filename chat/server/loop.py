@@ -108,6 +108,7 @@ class EventLoop:
         self.writer, self.reader = storage(self.wake)
         self.doors: dict[int, Door] = {}  # listening fd -> door
         self._stop = False
+        self._released = False  # a held connection may go on (its read was answered, its queue drained)
         self._next_id = 1
         self._next_sweep = 0.0
         self._accept_paused_until = 0.0
@@ -193,6 +194,7 @@ class EventLoop:
             elif fd == self._wake_r:
                 self._drain_wake()
         if self.waiting:
+            self._released = False
             self._release_held(now)
         while self._calls:
             fn, future = self._calls.popleft()
@@ -206,7 +208,7 @@ class EventLoop:
         self._flush_dirty()
 
     def _timeout(self) -> float:
-        if self.deliverer.dirty or self.writer.done or self.reader.done:
+        if self.deliverer.dirty or self.writer.done or self.reader.done or self._released:
             return 0
         timeout = max(0.0, self._next_sweep - self.monotonic())
         if self.waiting and self.config.rate:
@@ -317,6 +319,7 @@ class EventLoop:
                 m.waiting.remove(read)
             if m.conn.phase <= Phase.DRAINING:
                 self.waiting.add(m.conn)  # its held lines may go on now
+                self._released = True
         self._start_reads()
 
     def _resume_paused(self) -> None:
@@ -376,7 +379,9 @@ class EventLoop:
         self.unregistered.add(c)
         self.epoll.register(c.fd, _IN)
         log.info("connect %s", c.label, extra={"event": "connect", "session": c.id, "peer": peer, "door": door.name})
-        self.service.connected(c.member, self.current)
+        greeting = Outbox()  # the first thing it gets: nothing before it to wait for, whatever storage is doing
+        self.service.connected(c.member, greeting)
+        self.deliverer.deliver(greeting)
 
     def _refuse(self, sock: socket.socket, peer: str, code: ErrorCode, message: str) -> None:
         log.warning("refused %s: %s", peer, code.value, extra={"event": "refused", "peer": peer, "code": code.value})
@@ -497,14 +502,14 @@ class EventLoop:
                 self._handle(c, frame)
             if c.phase >= Phase.ENDING:
                 self.waiting.discard(c)
-            elif not c.held:
-                if not m.waiting:
-                    self.waiting.discard(c)
-                    if c.phase is Phase.DRAINING:
-                        self._finish(c)
-            elif not c.reading and c.phase is Phase.OPEN and c.held_bytes <= HELD_BYTES_MAX // 2 and not behind:
-                c.reading = True
+                continue
+            if not c.reading and c.phase is Phase.OPEN and c.held_bytes <= HELD_BYTES_MAX // 2 and not behind:
+                c.reading = True  # what it sent is being handled: read on
                 self._rearm(c)
+            if not c.held and not m.waiting:
+                self.waiting.discard(c)
+                if c.phase is Phase.DRAINING:
+                    self._finish(c)
 
     # ------------------------------------------------------------------------------------------- write
 
@@ -561,6 +566,7 @@ class EventLoop:
             self._close(c, c.reason or "quit")
         elif c.held and c.phase <= Phase.DRAINING:
             self.waiting.add(c)  # its queue has room again: its next lines may go
+            self._released = True
 
     def _want_write(self, c: Connection, want: bool) -> None:
         if c.writing is not want:

@@ -36,7 +36,7 @@ from chat.protocol.events import (
     Welcome,
     Who,
 )
-from chat.protocol.names import check_nick, check_room, name_key
+from chat.protocol.names import check_nick, check_room, name_key, strip_room_prefix
 from chat.server.config import ServerConfig
 from chat.server.member import Member
 from chat.server.outbox import Backlog, CloseAfterFlush, Goodbye, Outbox, SetFormat
@@ -52,6 +52,7 @@ class ChatService:
         self.state = state
         self.config = config
         self.clock = clock
+        self._lobby_key = name_key(strip_room_prefix(config.lobby)) if config.lobby else None  # the server's room: free to create
 
     # ---------------------------------------------------------------------------------- connection events
 
@@ -247,7 +248,8 @@ class ChatService:
             state.rooms[unsaved.key] = unsaved
             return unsaved
         config = self.config
-        if not m.take_new_room(self.clock(), config.new_rooms_burst, config.new_rooms_per_minute):
+        if lookup.key != self._lobby_key and not m.take_new_room(self.clock(), config.new_rooms_burst,
+                                                                  config.new_rooms_per_minute):
             raise ChatError(ErrorCode.TOO_MANY_ROOMS, f"You have created too many rooms lately (at most "
                             f"{config.new_rooms_per_minute:g} a minute); join an existing one or wait a little.",
                             subject=lookup.name)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from chat.server.app import ChatServer
 from chat.server.config import ServerConfig
-from harness.clients import WAIT, LineClient
+from harness.clients import WAIT, LineClient, wait_for
+
+T = TypeVar("T")
 
 
 class ServerThread:
@@ -33,6 +36,14 @@ class ServerThread:
     @property
     def loop(self) -> Any:
         return self.server.loop
+
+    def inspect(self, fn: Callable[[Any], T]) -> T:
+        """`fn(loop)`, run on the loop thread (chat state belongs to it), and its result."""
+        return self.loop.call_soon(lambda: fn(self.loop)).result(WAIT)
+
+    def wait_until(self, condition: Callable[[Any], bool], what: str = "condition") -> None:
+        """Wait, with a deadline, until `condition(loop)` holds on the loop thread."""
+        wait_for(lambda: self.inspect(condition), what=what)
 
     def client(self, nick: str | None = None, **kwargs: Any) -> LineClient:
         c = LineClient(self.host, self.port, **kwargs)
