@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 
 from chat.protocol.errors import ErrorCode
-from chat.protocol.events import ChatMessage, DeliveryState, Error, Join, Joined, MessageKind, Part, Quit
+from chat.protocol.events import ChatMessage, DeliveryState, Error, Join, Joined, MessageKind, Part, Quit, Who
 from chat.server.member import Member
-from chat.server.outbox import Backlog, CloseAfterFlush, Outbox
-from chat.server.reads import HistoryRequest
+from chat.server.outbox import Backlog, CloseAfterFlush, Goodbye, Outbox
+from chat.server.reads import HistoryRequest, RoomLookup
+from chat.storage.records import FoundRoom, StoredRoom
 from harness import World
 
 
@@ -130,3 +131,76 @@ def test_nick_change_reaches_everyone_sharing_a_room_once(world: World) -> None:
     assert sorted(s.nick for s in to) == ["alicia", "bob"]
     assert event.old == "alice" and event.new == "alicia"  # type: ignore[union-attr]
     assert world.state.nicks["alicia"] is alice and "alice" not in world.state.nicks
+
+
+def test_the_services_import_without_a_database_library() -> None:
+    """Storage records carry no SQLAlchemy: the services run (and are tested) without one."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['sqlalchemy'] = None; sys.modules['alembic'] = None\n"
+            "import chat.server.service, chat.server.outbox, chat.server.reads, chat.storage.records\n"
+            "print('ok')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "ok", done.stderr
+
+
+def test_the_last_member_out_takes_the_room_out_of_memory(world: World) -> None:
+    alice, bob = world.member("alice"), world.member("bob")
+    world.line(alice, "/join dev")
+    world.line(bob, "/join dev")
+    world.line(alice, "/leave dev")
+    assert "dev" in world.state.rooms
+    world.line(bob, "/quit")
+    assert "dev" not in world.state.rooms and world.problems() == []
+
+
+def test_a_join_of_a_room_not_in_memory_waits_for_its_lookup(world: World) -> None:
+    world.rooms_in_db["dev"] = FoundRoom(StoredRoom(7, "Dev", "Release", "carol", 1.0, 1.0), [
+        ChatMessage(i, MessageKind.MESSAGE, "carol", f"m{i}", 1.0, room="Dev") for i in range(1, 6)])
+    alice, bob = world.member("alice"), world.member("bob")
+    asked = world.line(alice, "/join dev", answer_reads=False)
+    (lookup,) = asked.reads
+    assert isinstance(lookup, RoomLookup) and alice.waiting == [lookup] and "dev" not in alice.rooms
+    world.line(bob, "/join DEV", answer_reads=False)  # a second joiner waits on the same lookup
+    assert world.state.lookups["dev"] is lookup and lookup.joiners == [alice, bob]
+    out = Outbox()
+    world.answer(lookup, out)
+    room = world.state.rooms["dev"]
+    assert (room.id, room.name, room.topic, room.persisted) == (7, "Dev", "Release", True)
+    assert room.members == (alice, bob) and not alice.waiting and not bob.waiting
+    joined = next(e for e in events_for(out, alice) if isinstance(e, Joined))
+    assert joined.topic == "Release"
+    backlog = next(e for e in events_for(out, alice) if isinstance(e, Backlog))
+    assert [m.text for m in backlog.messages] == ["m3", "m4", "m5"] and backlog.more  # the backlog is 3 here
+    assert world.problems() == []
+
+
+def test_the_topic_of_a_room_nobody_is_in_is_read_from_the_database(world: World) -> None:
+    world.rooms_in_db["ops"] = FoundRoom(StoredRoom(3, "ops", "On call: bob", "bob", 5.0, 1.0), [])
+    alice = world.member("alice")
+    out = world.line(alice, "/topic #ops")
+    (topic,) = [e for e in events_for(out, alice) if not isinstance(e, Error)]
+    assert topic.topic == "On call: bob" and "ops" not in world.state.rooms  # type: ignore[attr-defined]
+    out = world.line(alice, "/topic #nowhere")
+    (error,) = events_for(out, alice)
+    assert isinstance(error, Error) and error.code is ErrorCode.NO_SUCH_ROOM and error.command == "topic"
+
+
+def test_who_of_a_room_nobody_is_in_is_empty(world: World) -> None:
+    alice = world.member("alice")
+    (who,) = events_for(world.line(alice, "/who #empty"), alice)
+    assert isinstance(who, Who) and who.members == []
+
+
+def test_a_goodbye_for_cause_follows_the_echoes_of_what_was_accepted(world: World) -> None:
+    alice = world.member("alice")
+    out = world.line(alice, "hello")
+    (message, _), = out.writes.messages
+    world.service.end(alice, "Too many lines.", ErrorCode.FLOOD, "flood", out)
+    kinds = [type(item).__name__ for to, item in out.deliveries if alice in to]
+    assert kinds == ["ChatMessage", "Goodbye", "CloseAfterFlush"]
+    message.state = DeliveryState.STORED
+    assert alice.last_stored_id() == message.id
+    goodbye = next(item for _, item in out.deliveries if isinstance(item, Goodbye))
+    assert goodbye.code is ErrorCode.FLOOD and alice.gone

@@ -57,9 +57,9 @@ class ChatServer:
             gc.collect()
             gc.freeze()
             service = ChatService(state, self.config, self.clock)
-            page_budget = self.config.sendq // 4  # a /history page never fills more than a quarter of a SendQ
+            budget = self.config.page_budget
             self.loop = EventLoop(self.config, state, service,
-                                  lambda wake: (StorageWorker(store, wake), StorageReader(store, wake, page_budget)))
+                                  lambda wake: (StorageWorker(store, wake), StorageReader(store, wake, budget)))
             address = self.loop.listen()
         except BaseException:
             self._release()

@@ -43,6 +43,12 @@ class ServerConfig:
         if self.sendq < 4 * self.max_line:
             raise ValueError("sendq must hold at least four maximal lines")
 
+    @property
+    def page_budget(self) -> int:
+        """Bytes a backlog or a /history page may take: a quarter of a send queue, so a page alone never
+        overflows it."""
+        return self.sendq // 4
+
     def is_exempt(self, ip: str) -> bool:
         try:
             address = ipaddress.ip_address(ip)

@@ -261,7 +261,7 @@ class ChatService:
         room.add_member(m)
         m.rooms[room.key] = room
         m.current = room
-        messages, more = room.backlog(self.config.backlog, self.config.sendq // 4)
+        messages, more = room.backlog(self.config.backlog, self.config.page_budget)
         m.cursors[room.key] = messages[0].id if messages else self.state.next_message_id
         out.reply(m, Joined(room.name, [x.nick for x in room.members], room.topic, now))
         if messages:
