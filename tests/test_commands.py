@@ -52,6 +52,7 @@ from chat.protocol.errors import ChatError, ErrorCode
         ("/history dev", c.History(room="dev")),
         ("/history 10 before 99", c.History(count=10, before=99)),
         ("/history dev after 3", c.History(room="dev", after=3)),
+        (f"/history 5 before {2**63 - 1}", c.History(count=5, before=2**63 - 1)),  # the largest id storage takes
         ("/help", c.Help()),
         ("/help msg", c.Help(command="msg")),
         ("/format json", c.Format(format="json")),
@@ -94,6 +95,9 @@ def test_blank_lines_mean_nothing(line: str) -> None:
         ("/history 501", ErrorCode.BAD_ARGUMENT),
         ("/history 5 sideways 3", ErrorCode.BAD_ARGUMENT),
         ("/history before x", ErrorCode.BAD_ARGUMENT),
+        ("/history 5 before 99999999999999999999", ErrorCode.BAD_ARGUMENT),  # past any 64-bit id
+        (f"/history 5 before {2**63}", ErrorCode.BAD_ARGUMENT),
+        (f"/history after {2**63}", ErrorCode.BAD_ARGUMENT),
         ("/format xml", ErrorCode.BAD_ARGUMENT),
         ("/format", ErrorCode.BAD_ARGUMENT),
     ],

@@ -19,7 +19,7 @@ from chat.protocol.errors import ChatError
 from chat.protocol.framing import LineFramer
 from chat.server.member import Member
 from chat.server.outbox import Outbox
-from harness import ServerThread, World, record_figures, scale, wait_for
+from harness import ServerThread, World, capture_logs, record_figures, scale, wait_for
 
 MAX = 64
 TRIED: dict[str, int] = {}  # inputs each property tried, for the figures
@@ -213,3 +213,29 @@ def test_a_line_in_pieces_over_a_real_socket_means_the_whole_line(make_server: C
     check()
 
 
+def test_history_ids_past_64_bits_are_a_bad_argument_and_log_nothing(make_server: Callable[..., ServerThread]) -> None:
+    server = make_server()
+    alice = server.client("alice")
+    with capture_logs() as logs:
+        for line in ("/history 5 before 99999999999999999999", f"/history 5 before {2**63}",
+                     f"/history after {2**63}", "/history lobby 5 after 99999999999999999999"):
+            alice.send(line)
+            assert alice.expect("[error").startswith("[error bad_argument] "), line
+        alice.sync()
+    assert logs.problems() == []
+
+
+@pytest.mark.parametrize("cut", [0, 1, 4096, 4097])
+def test_a_line_of_exactly_max_line_bytes_ended_by_crlf_is_taken(make_server: Callable[..., ServerThread],
+                                                                  cut: int) -> None:
+    server = make_server()
+    alice, bob = server.client("alice"), server.client("bob")
+    line = b"x" * server.config.max_line + b"\r\n"
+
+    def buffered() -> int:
+        return server.loop.call_soon(lambda: sum(c.codec.buffered for c in server.loop.connections.values())).result(5)
+
+    alice.send_raw(line[:cut])
+    wait_for(lambda: buffered() == cut, what="the server to hold the first piece")  # then the rest, on its own
+    alice.send_raw(line[cut:])
+    assert bob.expect("alice: ") == "[#lobby] alice: " + "x" * server.config.max_line
