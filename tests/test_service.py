@@ -204,3 +204,11 @@ def test_a_goodbye_for_cause_follows_the_echoes_of_what_was_accepted(world: Worl
     assert alice.last_stored_id() == message.id
     goodbye = next(item for _, item in out.deliveries if isinstance(item, Goodbye))
     assert goodbye.code is ErrorCode.FLOOD and alice.gone
+
+
+def test_nick_to_your_own_nick_changes_nothing_and_stores_nothing(world: World) -> None:
+    alice = world.member("alice")
+    out = world.line(alice, "/nick alice")
+    assert not out.writes and out.deliveries == []
+    out = world.line(alice, "/nick Alice")  # a new spelling is a change: shown and stored
+    assert [u.nick for u in out.writes.users] == ["Alice"] and len(out.deliveries) == 1
