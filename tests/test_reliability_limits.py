@@ -10,6 +10,8 @@ import subprocess
 import time
 from collections.abc import Callable
 
+import pytest
+
 from harness import (
     LineClient,
     ServerThread,
@@ -261,6 +263,33 @@ def test_loopback_is_exempt_by_default(make_server: Callable[..., ServerThread])
         assert server.inspect(lambda loop: dict(loop.per_ip)) == {}
     finally:
         swarm.close_all()
+
+
+def _ipv6_problem() -> str | None:
+    """Why a dual-stack `::` listener cannot be tested here, or None."""
+    if not socket.has_ipv6:
+        return "this Python has no IPv6"
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError as e:
+        return f"no IPv6 loopback here: {e}"
+    return None
+
+
+def test_a_dual_stack_listener_keeps_ipv4_loopback_exempt(make_server: Callable[..., ServerThread]) -> None:
+    problem = _ipv6_problem()
+    if problem:
+        pytest.skip(problem)
+    server = make_server(host="::", max_per_ip=2)
+    try:
+        clients = [LineClient("127.0.0.1", server.port) for _ in range(5)]  # arrive as ::ffff:127.0.0.1
+    except OSError as e:
+        pytest.skip(f"this :: listener takes no IPv4 (net.ipv6.bindv6only=1?): {e}")
+    clients += [LineClient("::1", server.port) for _ in range(3)]
+    for c in clients:
+        c.expect("Welcome to chat")
+    assert server.loop.call_soon(lambda: dict(server.loop.per_ip)).result(5) == {}  # nobody counted
 
 
 def test_the_exempt_option_replaces_the_default(sqlite_db: str) -> None:

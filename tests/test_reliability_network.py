@@ -4,17 +4,14 @@ namespace, whose link is then cut. Needs root and `ip` (iproute2); skips, saying
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
+import json
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import pytest
 
 from harness import ServerThread, capture_logs, record_figures
+from harness.netns import ip, namespace_link
 
 CLIENT = """
 import socket, sys
@@ -28,50 +25,16 @@ sys.stdin.readline()  # then it just sits there, as a client on a dead link does
 """
 
 
-def _ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
-
-
-@contextmanager
-def namespace_link() -> Iterator[tuple[str, str, str, str]]:
-    """A network namespace joined to this one by a veth pair: (namespace, its link, host address, its address)."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to create a network namespace")
-    if not shutil.which("ip"):
-        pytest.skip("needs ip (iproute2)")
-    tag = f"{os.getpid() % 10000}"
-    ns, host_link, ns_link = f"chatrel{tag}", f"vch{tag}", f"vcn{tag}"
-    subnet = 16 + os.getpid() % 200
-    host_ip, ns_ip = f"10.231.{subnet}.1", f"10.231.{subnet}.2"
-    try:
-        _ip("netns", "add", ns)
-    except (subprocess.CalledProcessError, OSError) as e:
-        pytest.skip(f"cannot create a network namespace here: {e}")
-    try:
-        _ip("link", "add", host_link, "type", "veth", "peer", "name", ns_link)
-        _ip("link", "set", ns_link, "netns", ns)
-        _ip("addr", "add", f"{host_ip}/30", "dev", host_link)
-        _ip("link", "set", host_link, "up")
-        _ip("netns", "exec", ns, "ip", "addr", "add", f"{ns_ip}/30", "dev", ns_link)
-        _ip("netns", "exec", ns, "ip", "link", "set", ns_link, "up")
-        _ip("netns", "exec", ns, "ip", "link", "set", "lo", "up")
-        yield ns, ns_link, host_ip, ns_ip
-    finally:
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10)
-        subprocess.run(["ip", "link", "del", host_link], capture_output=True, timeout=10)
-
-
 def test_a_vanished_peer_is_found_by_keepalive(make_server: Callable[..., ServerThread]) -> None:
-    with namespace_link() as (ns, ns_link, host_ip, _ns_ip):
-        server = make_server(host=host_ip, keepalive=1)  # probes after 1 s of silence; gone 2 s later
+    with namespace_link() as link:
+        server = make_server(host=link.host_ip, keepalive=1)  # probes after 1 s of silence; gone 2 s later
         bystander = server.client("bystander")
-        ghost = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", CLIENT, host_ip,
-                                  str(server.port)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        ghost = link.python(CLIENT, link.host_ip, str(server.port))
         try:
             assert ghost.stdout is not None and ghost.stdout.readline() == "ready\n"
             bystander.expect("ghost joined")
             with capture_logs() as logs:
-                _ip("netns", "exec", ns, "ip", "link", "set", ns_link, "down")  # the cable is pulled
+                ip("netns", "exec", link.ns, "ip", "link", "set", link.ns_link, "down")  # the cable is pulled
                 cut = time.monotonic()
                 assert bystander.expect("ghost quit", timeout=30) == "*** ghost quit (connection lost)"
                 found = time.monotonic() - cut
@@ -81,3 +44,40 @@ def test_a_vanished_peer_is_found_by_keepalive(make_server: Callable[..., Server
             ghost.wait(10)
     assert found < 15
     record_figures("vanished_peer", keepalive_s=1, found_after_s=round(found, 1))
+
+
+PEERS = """
+import json, socket, sys
+host, port = sys.argv[1], int(sys.argv[2])
+held = []
+for source in sys.argv[3:]:  # one connection from each source address, each kept open
+    sock = socket.create_connection((host, port), timeout=10, source_address=(source, 0))
+    held.append(sock)
+    first = b""
+    while b"\\n" not in first:
+        data = sock.recv(4096)
+        if not data:
+            break
+        first += data
+    print(json.dumps([source, first.decode().split("\\n")[0]]), flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_an_ipv6_client_is_limited_per_64_not_per_address(make_server: Callable[..., ServerThread]) -> None:
+    with namespace_link() as link:
+        if not link.ns_ip6:
+            pytest.skip("no IPv6 on the namespace link")
+        server = make_server(host="::", max_per_ip=1)  # these addresses are not loopback: not exempt
+        first, same_64, other_64 = link.ns_ip6
+        peers = link.python(PEERS, link.host_ip6, str(server.port), first, same_64, other_64)
+        try:
+            assert peers.stdout is not None
+            seen = dict(json.loads(peers.stdout.readline()) for _ in range(3))
+        finally:
+            peers.kill()
+            peers.wait(10)
+    near = first.rsplit("::", 1)[0] + "::/64"
+    assert seen[first].startswith("*** Welcome to chat")
+    assert seen[same_64] == f"*** Goodbye: Too many connections from {near} (at most 1). (too_many_connections)"
+    assert seen[other_64].startswith("*** Welcome to chat")  # another /64 is another client

@@ -1,9 +1,14 @@
-"""Server settings and limits. Every field is a `chat serve` option (see `chat serve --help`)."""
+"""Server settings and limits. Every field but `server_name` is a `chat serve` option (see `chat serve --help`),
+and its default here is the only one: the CLI reads it from `DEFAULTS`."""
 
 from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+
+from chat.protocol.errors import ChatError
+from chat.protocol.names import check_room
+from chat.server.addresses import peer_address
 
 DEFAULT_PORT = 33000  # the classic tutorial's port
 LOOPBACK_NETWORKS = ("127.0.0.0/8", "::1/128")
@@ -38,6 +43,14 @@ class ServerConfig:
     def __post_init__(self) -> None:
         networks = tuple(ipaddress.ip_network(n, strict=False) for n in self.exempt)
         object.__setattr__(self, "exempt_networks", networks)
+        if not self.host.strip():  # an empty host means every interface to bind(): never by accident
+            raise ValueError("the host is empty; give an address to listen on, such as 127.0.0.1 "
+                             "(0.0.0.0 or :: for every interface)")
+        if self.lobby is not None:
+            try:
+                object.__setattr__(self, "lobby", check_room(self.lobby))  # stored without its #
+            except ChatError as e:
+                raise ValueError(f"lobby: {e.message}") from None
         if self.max_line < 64:
             raise ValueError("max_line must be at least 64 bytes")
         if self.sendq < 4 * self.max_line:
@@ -50,8 +63,10 @@ class ServerConfig:
         return self.sendq // 4
 
     def is_exempt(self, ip: str) -> bool:
-        try:
-            address = ipaddress.ip_address(ip)
-        except ValueError:
-            return False
-        return any(address in network for network in self.exempt_networks)
+        """Whether connections from `ip` are free of the per-address limit (an IPv4-mapped address counts as the
+        IPv4 address it is, so loopback stays exempt behind a dual-stack `::` listener)."""
+        address = peer_address(ip)
+        return address is not None and any(address in network for network in self.exempt_networks)
+
+
+DEFAULTS = ServerConfig()  # what `chat serve` uses for an option not given

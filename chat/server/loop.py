@@ -30,6 +30,7 @@ from chat.protocol.errors import ChatError, ErrorCode
 from chat.protocol.events import Bye, DeliveryState, Error
 from chat.protocol.native import NativeCodec
 from chat.protocol.render import render_text
+from chat.server.addresses import limit_key
 from chat.server.config import ServerConfig
 from chat.server.connection import Connection, Phase
 from chat.server.delivery import Deliverer
@@ -357,10 +358,10 @@ class EventLoop:
             self._refuse(sock, peer, ErrorCode.SERVER_FULL, "The server is full; please try again later.")
             return
         exempt = self.config.is_exempt(ip)
-        limit_key = ip
-        if not exempt and self.per_ip.get(limit_key, 0) >= self.config.max_per_ip:
+        key = limit_key(ip)  # an IPv4-mapped address as its IPv4 address, an IPv6 one as its /64
+        if not exempt and self.per_ip.get(key, 0) >= self.config.max_per_ip:
             self._refuse(sock, peer, ErrorCode.TOO_MANY_CONNECTIONS,
-                         f"Too many connections from {ip} (at most {self.config.max_per_ip}).")
+                         f"Too many connections from {key} (at most {self.config.max_per_ip}).")
             return
         try:
             sock.setblocking(False)
@@ -370,7 +371,7 @@ class EventLoop:
             log.info("connect %s failed: %s", peer, e)
             sock.close()
             return
-        c = Connection(self._next_id, transport, door.codec(), peer, ip, "" if exempt else limit_key, door.name,
+        c = Connection(self._next_id, transport, door.codec(), peer, ip, "" if exempt else key, door.name,
                        self.config.burst, now, self.config.new_rooms_burst)
         self._next_id += 1
         self.connections[c.fd] = c
