@@ -6,6 +6,7 @@ import csv
 import io
 import json
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any
@@ -15,24 +16,37 @@ from sqlalchemy import Engine, func, inspect, select
 from chat.protocol.events import ChatMessage, MessageKind
 from chat.protocol.names import name_key, strip_room_prefix
 from chat.protocol.render import iso_time, message_json, short_time
-from chat.storage.database import make_engine, sqlite_path
+from chat.storage.database import DatabaseUnusable, check_schema, database_errors, make_engine, sqlite_path
 from chat.storage.repository import MESSAGES, ROOMS, _message, to_timestamp
-
-FORMATS = ("text", "json", "csv")
 
 
 class AdminError(Exception):
-    """A problem with the request (unknown room, missing database): shown as one line, exit status 1."""
+    """A problem with the request (unknown room, missing or unusable database): shown as one line, exit status 1."""
+
+
+@contextmanager
+def admin_errors(db: str) -> Iterator[None]:
+    """Inside this block, a database that cannot be used is an AdminError: one line, not a traceback."""
+    try:
+        with database_errors(db):
+            yield
+    except DatabaseUnusable as e:
+        raise AdminError(str(e)) from e
 
 
 def open_database(db: str) -> Engine:
-    engine = make_engine(db)
-    path = sqlite_path(str(engine.url))
-    if path is not None and not path.exists():
-        raise AdminError(f"no database at {path} (chat serve --db {path} creates one)")
-    if not inspect(engine).has_table("messages"):
-        raise AdminError(f"{engine.url.render_as_string(hide_password=True)} has no chat tables; "
-                         "run chat serve on it once")
+    """An engine on an existing chat database. A database a newer chat migrated is refused, as `chat serve`
+    refuses it: its migrations may have changed what these queries read, and a wrong answer is worse than none."""
+    with admin_errors(db):
+        engine = make_engine(db)
+        path = sqlite_path(str(engine.url))
+        if path is not None and not path.exists():
+            raise AdminError(f"no database at {path} (chat serve --db {path} creates one)")
+        if not inspect(engine).has_table("messages"):
+            raise AdminError(f"{engine.url.render_as_string(hide_password=True)} has no chat tables; "
+                             "run chat serve on it once")
+        with engine.connect() as connection:
+            check_schema(connection)
     return engine
 
 
@@ -51,7 +65,11 @@ def parse_when(value: str, *, end: bool = False) -> datetime:
     except ValueError:
         raise AdminError(f"{value!r} is not an ISO date or time (like 2026-11-24, 2026-11-24T07:30 or 07:30)") \
             from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)  # in UTC as stored; the queries compare with it
+    except OverflowError:  # 0001-01-01T00:00+05:00 is in the year 0
+        raise AdminError(f"{value!r} is out of range: in UTC it falls outside the years 1-9999") from None
 
 
 def room_history(

@@ -6,14 +6,15 @@ from typing import Annotated
 
 import typer
 
-from chat.server.config import DEFAULT_PORT
+from chat.server.config import DEFAULTS
 
 DB_HELP = "SQLite file path, or an SQLAlchemy URL such as postgresql+psycopg://user@host/dbname."
 
 Db = Annotated[str, typer.Option("--db", envvar="CHAT_DB", help=DB_HELP)]
 Host = Annotated[str, typer.Option("--host", envvar="CHAT_HOST", help="Address of the server.")]
 Port = Annotated[int, typer.Option("--port", envvar="CHAT_PORT", min=0, max=65535, help="TCP port.")]
-DEFAULT_DB = "chat.sqlite"
-DEFAULT_HOST = "127.0.0.1"
+DEFAULT_DB = DEFAULTS.db  # the server's defaults, defined once in ServerConfig; the client and admin use them too
+DEFAULT_HOST = DEFAULTS.host
+DEFAULT_PORT = DEFAULTS.port
 
 __all__ = ["DEFAULT_DB", "DEFAULT_HOST", "DEFAULT_PORT", "Db", "Host", "Port"]

@@ -6,12 +6,12 @@ import errno
 import logging
 import sys
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
 from chat.cli.options import DEFAULT_DB, DEFAULT_HOST, DEFAULT_PORT, Db, Port
-from chat.server.config import LOOPBACK_NETWORKS
+from chat.server.config import DEFAULTS
 
 
 class LogFormat(StrEnum):
@@ -26,35 +26,42 @@ class LogLevel(StrEnum):
     error = "error"
 
 
+# Every default below is ServerConfig's (DEFAULTS): it is defined there once.
 def serve(
     db: Db = DEFAULT_DB,
     host: Annotated[str, typer.Option("--host", envvar="CHAT_HOST",
                                       help="Address to listen on. 0.0.0.0 (or ::) opens the server to your LAN.")]
     = DEFAULT_HOST,
     port: Port = DEFAULT_PORT,
-    backlog: Annotated[int, typer.Option(min=0, help="Recent messages sent to a newcomer to a room.")] = 50,
-    lobby: Annotated[str, typer.Option(help="Room everyone joins once named ('' for none).")] = "lobby",
-    max_line: Annotated[int, typer.Option(min=64, help="Longest line a client may send, in bytes.")] = 4096,
+    backlog: Annotated[int, typer.Option(min=0, help="Recent messages sent to a newcomer to a room.")]
+    = DEFAULTS.backlog,
+    lobby: Annotated[str, typer.Option(help="Room everyone joins once named ('' for none).")] = DEFAULTS.lobby or "",
+    max_line: Annotated[int, typer.Option(min=64, help="Longest line a client may send, in bytes.")]
+    = DEFAULTS.max_line,
     sendq: Annotated[int, typer.Option(help="Bytes waiting to be sent to a client before it is disconnected "
-                                            "('send queue exceeded').")] = 1 << 20,
+                                            "('send queue exceeded').")] = DEFAULTS.sendq,
     rate: Annotated[float, typer.Option(min=0, help="Lines per second a client may send, sustained; faster "
-                                                    "lines wait. 0 turns flood control off.")] = 5.0,
-    burst: Annotated[int, typer.Option(min=1, help="Lines a client may send at once before being slowed.")] = 20,
+                                                    "lines wait. 0 turns flood control off.")] = DEFAULTS.rate,
+    burst: Annotated[int, typer.Option(min=1, help="Lines a client may send at once before being slowed.")]
+    = DEFAULTS.burst,
     flood_limit: Annotated[int, typer.Option(min=1, help="Lines waiting for flood control before the client "
-                                                         "is disconnected.")] = 100,
+                                                         "is disconnected.")] = DEFAULTS.flood_limit,
     nick_timeout: Annotated[float, typer.Option(min=1, help="Seconds a new client has to choose a nickname.")]
-    = 60.0,
-    max_clients: Annotated[int, typer.Option(min=1, help="Connections in total.")] = 10_000,
-    max_per_ip: Annotated[int, typer.Option(min=1, help="Connections from one address.")] = 20,
+    = DEFAULTS.nick_timeout,
+    max_clients: Annotated[int, typer.Option(min=1, help="Connections in total.")] = DEFAULTS.max_clients,
+    max_per_ip: Annotated[int, typer.Option(min=1, help="Connections from one address (IPv6: from one /64).")]
+    = DEFAULTS.max_per_ip,
     exempt: Annotated[list[str] | None, typer.Option(help="Network exempt from --max-per-ip (repeatable); "
-                                                          f"default {', '.join(LOOPBACK_NETWORKS)}.")] = None,
+                                                          f"default {', '.join(DEFAULTS.exempt)}.")] = None,
     keepalive: Annotated[int, typer.Option(min=0, help="Seconds of silence before TCP keepalive probes; a "
-                                                       "vanished peer is dropped about 2x later. 0: off.")] = 60,
+                                                       "vanished peer is dropped about 2x later. 0: off.")]
+    = DEFAULTS.keepalive,
     listen_backlog: Annotated[int, typer.Option(min=1, help="Connections the kernel queues before they are "
-                                                            "accepted.")] = 4096,
+                                                            "accepted.")] = DEFAULTS.listen_backlog,
     busy_timeout: Annotated[float, typer.Option(min=0, help="Seconds a write waits for a lock held by another "
                                                             "program (SQLite busy_timeout, PostgreSQL "
-                                                            "lock_timeout) before the batch fails.")] = 5.0,
+                                                            "lock_timeout) before the batch fails.")]
+    = DEFAULTS.busy_timeout,
     log_level: Annotated[LogLevel, typer.Option(help="Least important log level shown.")] = LogLevel.info,
     log_format: Annotated[LogFormat, typer.Option(help="text, or json (one object per line).")] = LogFormat.text,
 ) -> None:
@@ -62,11 +69,12 @@ def serve(
 
     The database is created or upgraded at start. Connect with `nc 127.0.0.1 33000` or `chat client`.
     SIGINT or SIGTERM stores everything already accepted, tells the clients, and exits 0.
+    A bad option is one line and exit status 2; a database, address or lock that cannot be used, exit status 1.
     """
     from chat.logs import setup_logging
     from chat.server.app import ChatServer
     from chat.server.config import ServerConfig
-    from chat.storage.database import resolve_url
+    from chat.storage.database import DatabaseUnusable, shown_url
     from chat.storage.lock import DatabaseInUse
 
     setup_logging(log_level.value, log_format.value)
@@ -75,33 +83,30 @@ def serve(
         config = ServerConfig(
             host=host, port=port, db=db, backlog=backlog, lobby=lobby or None, max_line=max_line, sendq=sendq,
             rate=rate, burst=burst, flood_limit=flood_limit, nick_timeout=nick_timeout, max_clients=max_clients,
-            max_per_ip=max_per_ip, exempt=tuple(exempt) if exempt else LOOPBACK_NETWORKS, keepalive=keepalive,
+            max_per_ip=max_per_ip, exempt=tuple(exempt) if exempt else DEFAULTS.exempt, keepalive=keepalive,
             listen_backlog=listen_backlog, busy_timeout=busy_timeout,
         )
     except ValueError as e:
-        raise typer.BadParameter(str(e)) from None
+        _fail(str(e), status=2)
     server = ChatServer(config)
     try:
         bound_host, bound_port = server.start()
+    except DatabaseUnusable as e:
+        _fail(str(e))
     except DatabaseInUse as e:
         _fail(f"cannot start: {e}")
     except OSError as e:
         if e.errno == errno.EADDRINUSE:
             _fail(f"cannot listen on {host}:{port}: the address is in use (another server?); try --port")
         _fail(f"cannot start: {e}")
-    shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-    print(f"chat server listening on {shown}:{bound_port} (database {_safe(resolve_url(db))})", flush=True)
+    # before the line that says it is up: whoever waits for that line may send SIGTERM at once
     server.install_signal_handlers()
+    shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+    print(f"chat server listening on {shown}:{bound_port} (database {shown_url(db)})", flush=True)
     server.serve_forever()
     log.info("stopped")
 
 
-def _safe(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
-
-
-def _fail(message: str) -> None:
+def _fail(message: str, status: int = 1) -> NoReturn:
     print(f"chat serve: {message}", file=sys.stderr)
-    raise typer.Exit(1)
+    raise typer.Exit(status)

@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
 from collections.abc import Callable
 
-from harness import LineClient, ServerThread, serve_process
+import pytest
+
+from harness import (
+    WRITE_SYSCALL,
+    LineClient,
+    ServerThread,
+    blocked_writing,
+    chat_command,
+    full_pipe,
+    serve_process,
+    wait_for,
+)
 
 
 def _chat_a_little(server: ServerThread) -> None:
@@ -62,6 +75,31 @@ def test_sigterm_stores_everything_accepted_tells_clients_and_exits_0(sqlite_db:
         texts = [e["text"] for e in carol.events_until("history_end", reason="page") if e.get("history")]
         assert texts == [f"line {i}" for i in range(200)]
         again.terminate()
+
+
+def test_a_sigterm_the_moment_the_listening_line_is_written_is_a_clean_shutdown(sqlite_db: str) -> None:
+    # The listening line says the server is up, so a supervisor may send SIGTERM as soon as it reads it. To hit
+    # that moment exactly, the line is written into a full pipe: the server blocks in write() on it, is signalled
+    # there, and only then is the pipe read.
+    if WRITE_SYSCALL is None:
+        pytest.skip(f"write(2)'s syscall number on {os.uname().machine} is not known here")
+    r, w = full_pipe()
+    proc = subprocess.Popen([*chat_command(), "serve", "--db", sqlite_db, "--port", "0"], stdout=w,
+                            stderr=subprocess.PIPE)
+    os.close(w)
+    try:
+        wait_for(lambda: blocked_writing(proc.pid, 1), timeout=30, what="chat serve to write its listening line")
+        proc.send_signal(signal.SIGTERM)
+        with os.fdopen(r, "rb") as pipe:
+            out = pipe.read()  # unblocks it; read to the end, when it exits
+        code = proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert b"chat server listening on 127.0.0.1:" in out
+    assert code == 0, f"exit status {code}"
+    assert proc.stderr is not None and b"SIGTERM: shutting down" in proc.stderr.read()
 
 
 def test_the_same_server_runs_on_postgresql(make_server: Callable[..., ServerThread], postgres_db: str) -> None:

@@ -18,7 +18,7 @@ from chat.server.loop import EventLoop
 from chat.server.service import ChatService
 from chat.server.state import ChatState
 from chat.server.storage_worker import StorageReader, StorageWorker
-from chat.storage.database import make_engine, upgrade
+from chat.storage.database import database_errors, make_engine, upgrade
 from chat.storage.lock import ServerLock
 from chat.storage.repository import ChatStore
 
@@ -42,15 +42,17 @@ class ChatServer:
         return self.loop.address
 
     def start(self) -> tuple[str, int]:
-        """Open and upgrade the database, load rooms and recent messages, and listen. Returns (host, port)."""
+        """Open and upgrade the database, load rooms and recent messages, and listen. Returns (host, port).
+        Raises DatabaseUnusable (with SchemaTooNew), DatabaseInUse or OSError (the address)."""
         raise_open_file_limit()
-        self.engine = make_engine(self.config.db, busy_timeout_ms=int(self.config.busy_timeout * 1000))
-        self._lock = ServerLock(self.engine)
-        self._lock.acquire()
         try:
-            upgrade(self.engine)
-            store = ChatStore(self.engine)
-            state = self._load(store)
+            with database_errors(self.config.db):  # one line saying why, instead of a driver's traceback
+                self.engine = make_engine(self.config.db, busy_timeout_ms=int(self.config.busy_timeout * 1000))
+                self._lock = ServerLock(self.engine)
+                self._lock.acquire()
+                upgrade(self.engine)
+                store = ChatStore(self.engine)
+                state = self._load(store)
             # Everything alive now (imported libraries, loaded rooms) lives as long as the server: keep it out of
             # the cyclic collector's scans. In the profile the collector took 18% of the interpreter under load,
             # walking the ~85,000 objects of the imports again and again.

@@ -5,7 +5,10 @@ from harness.faults import fill_disk, immutable, immutable_supported, small_tmpf
 from harness.logs import LogCapture, capture_logs, log_problems, record_figures, scale, soak
 from harness.process import ServeProcess, chat_command, serve_process
 from harness.procfs import (
+    WRITE_SYSCALL,
+    blocked_writing,
     cpu_seconds,
+    full_pipe,
     peak_rss_bytes,
     rss_bytes,
     soft_open_file_limit,
@@ -19,6 +22,7 @@ from harness.world import World
 
 __all__ = [
     'WAIT',
+    'WRITE_SYSCALL',
     'LineClient',
     'LogCapture',
     'ScriptedServer',
@@ -27,10 +31,12 @@ __all__ = [
     'Swarm',
     'SwarmClient',
     'World',
+    'blocked_writing',
     'capture_logs',
     'chat_command',
     'cpu_seconds',
     'fill_disk',
+    'full_pipe',
     'immutable',
     'immutable_supported',
     'log_problems',

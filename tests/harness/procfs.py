@@ -7,6 +7,29 @@ import resource
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+WRITE_SYSCALL = {"x86_64": 1, "aarch64": 64}.get(os.uname().machine)  # write(2)'s number in /proc/PID/syscall
+
+
+def blocked_writing(pid: int, fd: int) -> bool:
+    """Whether the process's main thread is blocked in write(2) on descriptor `fd` (from /proc/PID/syscall)."""
+    with open(f"/proc/{pid}/syscall", encoding="ascii") as f:
+        fields = f.read().split()
+    return len(fields) > 1 and fields[0] == str(WRITE_SYSCALL) and int(fields[1], 16) == fd
+
+
+def full_pipe() -> tuple[int, int]:
+    """A pipe whose buffer is already full: (read end, write end). Whoever writes to it blocks until it is read."""
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    for chunk in (b"." * 4096, b"."):
+        try:
+            while True:
+                os.write(w, chunk)
+        except BlockingIOError:
+            pass
+    os.set_blocking(w, True)
+    return r, w
+
 
 def _proc_status(pid: int) -> dict[str, str]:
     with open(f"/proc/{pid}/status", encoding="ascii") as f:
