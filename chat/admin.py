@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,7 +14,8 @@ from sqlalchemy import Engine, func, inspect, select
 
 from chat.protocol.events import ChatMessage, MessageKind
 from chat.protocol.names import name_key, strip_room_prefix
-from chat.protocol.render import iso_time, message_json, short_time
+from chat.protocol.render import iso_time, json_line, message_json, short_time
+from chat.protocol.text import sanitize
 from chat.storage.database import DatabaseUnusable, check_schema, database_errors, make_engine, sqlite_path
 from chat.storage.repository import MESSAGES, ROOMS, _message, to_timestamp
 
@@ -135,7 +135,8 @@ def room_stats(engine: Engine) -> list[RoomStats]:
     )
     with engine.connect() as conn:
         return [
-            RoomStats(row.name, row.topic, row.n or 0, to_timestamp(row.last) if row.last else None)
+            RoomStats(row.name, sanitize(row.topic) if row.topic else None, row.n or 0,
+                      to_timestamp(row.last) if row.last else None)
             for row in conn.execute(query)
         ]
 
@@ -146,7 +147,7 @@ def room_stats(engine: Engine) -> list[RoomStats]:
 def format_messages(messages: Iterable[ChatMessage], fmt: str) -> Iterator[str]:
     if fmt == "json":
         for m in messages:
-            yield json.dumps(message_json(m), ensure_ascii=False)
+            yield json_line(message_json(m))
     elif fmt == "csv":
         yield from _csv_lines(["id", "time", "room", "kind", "nick", "text"],
                               ([m.id, iso_time(m.time), m.room, m.kind.value, m.nick, m.text] for m in messages))
@@ -162,8 +163,7 @@ def format_rooms(rooms: list[RoomStats], fmt: str) -> Iterator[str]:
 
     if fmt == "json":
         for r in rooms:
-            yield json.dumps({"room": r.name, "topic": r.topic, "messages": r.messages, "last_activity": last(r)},
-                             ensure_ascii=False)
+            yield json_line({"room": r.name, "topic": r.topic, "messages": r.messages, "last_activity": last(r)})
     elif fmt == "csv":
         yield from _csv_lines(["room", "topic", "messages", "last_activity"],
                               ([r.name, r.topic or "", r.messages, last(r) or ""] for r in rooms))

@@ -35,3 +35,19 @@ def test_an_error_is_one_line_with_its_code() -> None:
     assert render_text(Error(ErrorCode.NICK_TAKEN, "Taken.")) == "[error nick_taken] Taken.\n"
     assert json.loads(render_json(Error(ErrorCode.NICK_TAKEN, "Taken.", "nick", "bob"))) == {
         "type": "error", "code": "nick_taken", "message": "Taken.", "command": "nick", "subject": "bob"}
+
+
+
+@given(st.text())
+def test_a_json_line_is_one_line_for_splitlines_and_means_the_same(text: str) -> None:
+    from chat.protocol.render import json_line
+
+    line = json_line({"text": text})  # whatever text reaches it (it is sanitized before, but this holds anyway)
+    assert line.splitlines() == [line]
+    assert json.loads(line) == {"text": text}
+
+
+def test_json_lines_escape_what_splitlines_breaks_on() -> None:
+    from chat.protocol.render import json_line
+
+    assert json_line({"t": "a\u2028b\u2029c\x85d"}) == '{"t":"a\\u2028b\\u2029c\\u0085d"}'

@@ -37,7 +37,16 @@ from chat.protocol.events import (
     Who,
 )
 
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def json_line(obj: Any) -> str:
+    """`obj` as one line of compact JSON (UTF-8 kept), no newline. JSON escapes the C0 controls itself; NEL,
+    U+2028 and U+2029 are escaped here too, because `str.splitlines()` (and older JavaScript) end a line there."""
+    text = _encode(obj)
+    if "\u2028" in text or "\u2029" in text or "\x85" in text:
+        text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").replace("\x85", "\\u0085")
+    return text
 
 
 def iso_time(t: float) -> str:
@@ -160,12 +169,12 @@ def _plural(n: int, word: str) -> str:
 
 def render_json(event: Event) -> str:
     if isinstance(event, History):
-        lines = [_dumps(message_json(m, history=True)) for m in event.messages]
+        lines = [json_line(message_json(m, history=True)) for m in event.messages]
         end = {"type": "history_end", "room": event.room, "count": len(event.messages), "more": event.more,
                "reason": event.reason}
-        lines.append(_dumps(end))
+        lines.append(json_line(end))
         return "\n".join(lines) + "\n"
-    return _dumps(event_json(event)) + "\n"
+    return json_line(event_json(event)) + "\n"
 
 
 def message_json(m: ChatMessage, history: bool = False) -> dict[str, Any]:

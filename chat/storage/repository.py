@@ -15,6 +15,7 @@ from sqlalchemy import Engine, Insert, Table, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from chat.protocol.events import ChatMessage, MessageKind
+from chat.protocol.text import sanitize
 from chat.storage.models import Message, Room, User
 from chat.storage.records import FoundRoom, LoadedState, SeenUser, StoredRoom, TopicChange, WriteBatch
 
@@ -189,7 +190,7 @@ def _stored_room(row: object) -> StoredRoom:
     return StoredRoom(
         id=row.id,  # type: ignore[attr-defined]
         name=row.name,  # type: ignore[attr-defined]
-        topic=row.topic,  # type: ignore[attr-defined]
+        topic=sanitize(row.topic) if row.topic else row.topic,  # type: ignore[attr-defined]  # see _message
         topic_set_by=row.topic_set_by,  # type: ignore[attr-defined]
         topic_set_at=to_timestamp(row.topic_set_at) if row.topic_set_at else None,  # type: ignore[attr-defined]
         created_at=to_timestamp(row.created_at),  # type: ignore[attr-defined]
@@ -202,7 +203,8 @@ def _message(row: object, room_name: str | None) -> ChatMessage:
         id=r.id,  # type: ignore[attr-defined]
         kind=MessageKind(r.kind),  # type: ignore[attr-defined]
         nick=r.sender,  # type: ignore[attr-defined]
-        text=r.text,  # type: ignore[attr-defined]
+        # under today's rule, whoever wrote it (an older chat, another program): text from a database is shown
+        text=sanitize(r.text),  # type: ignore[attr-defined]
         time=to_timestamp(r.created_at),  # type: ignore[attr-defined]
         room=room_name,
         to=r.recipient,  # type: ignore[attr-defined]
