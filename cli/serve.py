@@ -51,6 +51,12 @@ def serve(
     max_clients: Annotated[int, typer.Option(min=1, help="Connections in total.")] = DEFAULTS.max_clients,
     max_per_ip: Annotated[int, typer.Option(min=1, help="Connections from one address (IPv6: from one /64).")]
     = DEFAULTS.max_per_ip,
+    max_rooms_per_client: Annotated[int, typer.Option(min=1, help="Rooms one client may be in at once.")]
+    = DEFAULTS.max_rooms_per_client,
+    new_rooms_per_minute: Annotated[float, typer.Option(min=0, help="New rooms one client may create a minute, "
+                                                                    "sustained.")] = DEFAULTS.new_rooms_per_minute,
+    new_rooms_burst: Annotated[int, typer.Option(min=1, help="New rooms one client may create at once.")]
+    = DEFAULTS.new_rooms_burst,
     exempt: Annotated[list[str] | None, typer.Option(help="Network exempt from --max-per-ip (repeatable); "
                                                           f"default {', '.join(DEFAULTS.exempt)}.")] = None,
     keepalive: Annotated[int, typer.Option(min=0, help="Seconds of silence before TCP keepalive probes; a "
@@ -83,8 +89,10 @@ def serve(
         config = ServerConfig(
             host=host, port=port, db=db, backlog=backlog, lobby=lobby or None, max_line=max_line, sendq=sendq,
             rate=rate, burst=burst, flood_limit=flood_limit, nick_timeout=nick_timeout, max_clients=max_clients,
-            max_per_ip=max_per_ip, exempt=tuple(exempt) if exempt else DEFAULTS.exempt, keepalive=keepalive,
-            listen_backlog=listen_backlog, busy_timeout=busy_timeout,
+            max_per_ip=max_per_ip, max_rooms_per_client=max_rooms_per_client,
+            new_rooms_per_minute=new_rooms_per_minute, new_rooms_burst=new_rooms_burst,
+            exempt=tuple(exempt) if exempt else DEFAULTS.exempt, keepalive=keepalive, listen_backlog=listen_backlog,
+            busy_timeout=busy_timeout,
         )
     except ValueError as e:
         _fail(str(e), status=2)
