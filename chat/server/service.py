@@ -36,7 +36,7 @@ from chat.protocol.events import (
     Welcome,
     Who,
 )
-from chat.protocol.names import check_nick, check_room, name_key, strip_room_prefix
+from chat.protocol.names import check_nick, check_room, name_key
 from chat.server.config import ServerConfig
 from chat.server.member import Member
 from chat.server.outbox import Backlog, CloseAfterFlush, Goodbye, Outbox, SetFormat
@@ -52,7 +52,7 @@ class ChatService:
         self.state = state
         self.config = config
         self.clock = clock
-        self._lobby_key = name_key(strip_room_prefix(config.lobby)) if config.lobby else None  # the server's room: free to create
+        self._lobby_key = name_key(config.lobby) if config.lobby else None  # the server's own room: free to create
 
     # ---------------------------------------------------------------------------------- connection events
 
