@@ -134,6 +134,8 @@ class EventLoop:
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:  # `::` takes IPv4 clients too, whatever the system's bindv6only says
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
             sock.bind((host, port))
             sock.listen(self.config.listen_backlog)
             sock.setblocking(False)
