@@ -13,23 +13,30 @@ from chat.client import events as ev
 from chat.client.core import ClientCore, Outcome, alternate_nick
 from chat.client.inputline import Completer, InputHistory
 from chat.client.model import ClientModel, Entry, EntryKind
+from chat.client.outgoing import SYNC_TOKEN
+from chat.protocol import events as protocol
 from chat.protocol.names import is_valid_nick
 
 T = "2026-01-01T00:00:00.000Z"
 
 
-def event(**fields: Any) -> ev.Incoming:
+def event(**fields: Any) -> ev.Incoming | None:
     return ev.decode_line(json.dumps(fields).encode())
 
 
-def message(id_: int, text: str, nick: str = "bob", room: str = "lobby", **more: Any) -> ev.Incoming:
+def message(id_: int, text: str, nick: str = "bob", room: str = "lobby", **more: Any) -> ev.Incoming | None:
     return event(type="message", id=id_, time=T, room=room, nick=nick, text=text, **more)
+
+
+def sent(core: ClientCore) -> list[str]:
+    """What the core sends now, less the sync pings that follow every batch (outgoing.py)."""
+    return [line for line in core.take_outbox() if not line.startswith(f"/ping {SYNC_TOKEN}")]
 
 
 def online_core(nick: str = "alice") -> ClientCore:
     core = ClientCore(nick, None, "test")
     core.connection_opened()
-    for item in (event(type="welcome", nick=nick),
+    for item in (event(type="welcome", nick=nick, max_line=4096),
                  event(type="joined", room="lobby", members=[nick, "bob"], topic=None, time=T)):
         core.receive(item)
     core.take_outbox()
@@ -59,8 +66,8 @@ def test_no_event_the_server_could_send_crashes_the_core(kind: str, fields: dict
 
 
 def test_a_well_formed_message_decodes_and_a_wrong_one_is_garbage() -> None:
-    ok = message(7, "hi", history=True)
-    assert isinstance(ok, ev.Message) and ok.id == 7 and ok.history and ok.time.year == 2026
+    ok = message(7, "hi")
+    assert isinstance(ok, protocol.ChatMessage) and ok.id == 7 and ok.time == 1767225600.0
     assert isinstance(event(type="message", id=1, time=T, nick="a", text="no room"), ev.Garbage)
     assert isinstance(event(type="private", id=1, time=T, nick="a", text="no to"), ev.Garbage)
     assert isinstance(event(type="someday", x=1), ev.Unknown)
@@ -116,26 +123,27 @@ def test_unread_counts_only_new_messages_from_others_elsewhere() -> None:
 
 def test_input_is_spelled_out_for_the_conversation_shown() -> None:
     core = online_core()
-    sent = lambda line: (core.user_input(line), core.take_outbox())  # noqa: E731
-    assert sent("hello") == (Outcome.SENT, ["/msg #lobby hello"])
-    assert sent("//slash") == (Outcome.SENT, ["/msg #lobby /slash"])
-    assert sent("/me waves") == (Outcome.SENT, ["/me #lobby waves"])
-    assert sent("/topic new topic") == (Outcome.SENT, ["/topic #lobby new topic"])
-    assert sent("/who") == (Outcome.SENT, ["/who #lobby"])
-    assert sent("/rooms") == (Outcome.SENT, ["/rooms"])
-    assert sent("/format text") == (Outcome.LOCAL, [])
-    assert sent("/query bob") == (Outcome.LOCAL, [])
+    said = lambda line: (core.user_input(line), sent(core))  # noqa: E731
+    assert said("hello") == (Outcome.SENT, ["/msg #lobby hello"])
+    assert said("//slash") == (Outcome.SENT, ["/msg #lobby /slash"])
+    assert said("/me waves") == (Outcome.SENT, ["/me #lobby waves"])
+    assert said("/topic new topic") == (Outcome.SENT, ["/topic #lobby new topic"])
+    assert said("/who") == (Outcome.SENT, ["/who #lobby"])
+    assert said("/names") == (Outcome.SENT, ["/who #lobby"])  # the server's aliases are the client's too
+    assert said("/rooms") == (Outcome.SENT, ["/rooms"])
+    assert said("/format text") == (Outcome.LOCAL, [])
+    assert said("/query bob") == (Outcome.LOCAL, [])
     assert core.model.current.title == "bob"
-    assert sent("psst") == (Outcome.SENT, ["/msg bob psst"])
-    assert sent("/me waves")[0] is Outcome.LOCAL  # no private actions on this server
-    assert sent("/quit bye now") == (Outcome.QUIT, [])
+    assert said("psst") == (Outcome.SENT, ["/msg bob psst"])
+    assert said("/me waves")[0] is Outcome.LOCAL  # no private actions on this server
+    assert said("/quit bye now") == (Outcome.QUIT, [])
     assert core.quit_reason == "bye now"
 
 
 def test_while_offline_input_is_kept_and_nothing_is_sent() -> None:
     core = online_core()
     core.connection_lost("gone")
-    assert core.user_input("hello?") is Outcome.OFFLINE and core.take_outbox() == []
+    assert core.user_input("hello?") is Outcome.KEPT and core.take_outbox() == []
     assert core.user_input("/reconnect") is Outcome.RECONNECT
 
 
@@ -146,11 +154,11 @@ def test_on_reconnect_rooms_are_rejoined_and_a_lobby_we_had_left_is_left_again()
     assert [c.title for c in core.model.rooms()] == ["#dev"]
     core.connection_lost("gone")
     core.connection_opened()
-    assert core.take_outbox() == ["/format json", "/nick alice"]
-    core.receive(event(type="welcome", nick="alice"))
-    assert core.take_outbox() == ["/join dev", "/ping chat-client:rejoined"]
+    assert sent(core) == ["/format json", "/nick alice"]
+    core.receive(event(type="welcome", nick="alice", max_line=4096))
+    assert sent(core) == ["/join dev", "/ping chat-client:rejoined"]
     core.receive(event(type="joined", room="lobby", members=["alice"], topic=None, time=T))  # the server's lobby
-    assert core.take_outbox() == ["/leave #lobby"]
+    assert sent(core) == ["/leave #lobby"]
     core.receive(event(type="part", room="lobby", nick="alice", reason=None, time=T))
     core.receive(event(type="joined", room="dev", members=["alice"], topic=None, time=T))
     assert [c.title for c in core.model.rooms()] == ["#dev"] and core.model.get("#dev").joined
@@ -162,12 +170,12 @@ def test_a_taken_nick_after_a_reconnect_gets_a_stand_in_then_is_taken_back() -> 
     core.connection_opened()
     core.take_outbox()
     core.receive(event(type="error", code="nick_taken", message="taken", command="nick"))
-    assert core.take_outbox() == ["/nick alice_"]
-    core.receive(event(type="welcome", nick="alice_"))
+    assert sent(core) == ["/nick alice_"]
+    core.receive(event(type="welcome", nick="alice_", max_line=4096))
     core.take_outbox()
     assert core.wants_nick_back
     core.reclaim_nick()
-    assert core.take_outbox() == ["/nick alice"]
+    assert sent(core) == ["/nick alice"]
     core.receive(event(type="error", code="nick_taken", message="still taken", command="nick"))
     assert not any(e.kind is EntryKind.ERROR for e in core.model.current.entries)  # retried quietly
     core.reclaim_nick()

@@ -162,7 +162,7 @@ def test_no_server_is_a_clear_error() -> None:
 def test_garbage_from_the_server_never_crashes_plain_mode() -> None:
     fake = ScriptedServer(b"".join([
         b"hello in text\n",
-        b'{"type":"welcome","nick":"bot"}\n',
+        b'{"type":"welcome","nick":"bot","max_line":4096}\n',
         b"{broken\n",
         b'{"type":"message","id":"nope"}\n',
         b"\xff\xfe\n",

@@ -2,7 +2,8 @@
 
 The client never relies on the server's idea of a "current room": text for a room goes out as
 `/msg #room text`, and the commands that default to the current room get the room shown spelled out.
-Commands the client does not handle itself go to the server as typed.
+Commands the client does not handle itself go to the server as typed. The verbs and their aliases are the
+server's (`chat.protocol.commands`): a verb is handled here when its command model is, under every alias.
 """
 
 from __future__ import annotations
@@ -11,30 +12,48 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from chat.client.model import Conversation, Kind, room_key
-from chat.protocol.commands import HISTORY_MAX
+from chat.client.model import MESSAGE_KINDS, Conversation, EntryKind, Kind, room_key
+from chat.protocol import commands as server
+from chat.protocol.commands import HISTORY_MAX, VERBS, parse_line
 from chat.protocol.errors import ChatError
 from chat.protocol.names import check_nick, check_room
 
 if TYPE_CHECKING:
     from chat.client.core import ClientCore
 
-QUIT_VERBS = frozenset({"quit", "disconnect", "exit", "bye"})
+QUIT_VERBS = frozenset({server.Quit.name, *server.Quit.aliases})
+LASTLOG_MAX = 50  # matches /lastlog shows, the newest
+CLIENT_COMMANDS = {  # commands of this client only, and what they do (for /help)
+    "close": "/close leaves the room shown, or closes the private conversation shown",
+    "ignore": "/ignore NICK hides NICK's messages (saved in the config file); /ignore alone lists them",
+    "unignore": "/unignore NICK shows them again",
+    "lastlog": "/lastlog TEXT lists the messages here that contain TEXT (so does Ctrl-R)",
+    "reconnect": "/reconnect retries the connection at once",
+}
 CLIENT_HELP = (
     "In this client: Enter sends to the conversation shown; Tab completes commands, nicks and #rooms;",
-    "Up/Down recall what you typed; PageUp/PageDown scroll (past the top fetches older messages);",
-    "Ctrl-N/Ctrl-P (or Alt-Right/Alt-Left) switch conversations; Ctrl-C, Ctrl-D or /quit leave.",
-    "Client commands: /query NICK opens a private conversation, /close leaves the room or closes the",
-    "conversation shown, /reconnect retries at once. //text sends text that starts with /.",
+    "Up/Down recall what you typed; PageUp/PageDown scroll (past the top fetches older messages); End or",
+    "Ctrl-End jump to the newest; Ctrl-R searches back; Ctrl-N/Ctrl-P or Alt-1…9 switch conversations;",
+    "Ctrl-C, Ctrl-D or /quit leave. /query NICK opens a private conversation. //text sends text that starts",
+    "with /. Client commands:",
+    *(f"  {text}" for text in CLIENT_COMMANDS.values()),
 )
+
+
+def is_quit(line: str) -> bool:
+    """The line leaves the server (/quit and its aliases, or !DISCONNECT): the server's own parser says."""
+    try:
+        return isinstance(parse_line(line.strip()), server.Quit)
+    except ChatError:
+        return False
 
 
 class Outcome(StrEnum):
     """What became of a line the user typed."""
 
-    SENT = "sent"  # lines to send are in the core's outbox
+    SENT = "sent"  # lines to send are queued in the core
     LOCAL = "local"  # the client handled it itself (or refused it, saying why)
-    OFFLINE = "offline"  # it needs the server and we are not connected: keep the text for later
+    KEPT = "kept"  # it could not be sent (offline, too long): keep the text in the input line
     QUIT = "quit"  # the user wants to leave
     RECONNECT = "reconnect"  # the user asks to retry the connection now
 
@@ -42,26 +61,34 @@ class Outcome(StrEnum):
 class TypedInput:
     def __init__(self, core: ClientCore) -> None:
         self.core = core
-        self._commands: dict[str, Callable[[str], Outcome]] = {
-            "join": self._join, "j": self._join,
-            "leave": self._leave, "part": self._leave, "close": self._close,
-            "msg": self._msg, "query": self._msg, "tell": self._msg,
-            "me": self._me, "topic": self._topic, "who": self._who, "names": self._who,
-            "history": self._history, "nick": self._nick, "format": self._format,
-            "reconnect": lambda _: Outcome.RECONNECT,
+        handled: dict[type[server.Command], Callable[[str], Outcome]] = {
+            server.Join: self._join, server.Leave: self._leave, server.Msg: self._msg, server.Me: self._me,
+            server.Topic: self._topic, server.Who: self._who, server.History: self._history,
+            server.Nick: self._nick, server.Format: self._format,
         }
+        self._commands: dict[str, Callable[[str], Outcome]] = {
+            verb: handled[model] for verb, model in VERBS.items() if model in handled
+        }
+        self._commands.update({
+            "close": self._close, "ignore": self._ignore, "unignore": self._unignore, "lastlog": self._lastlog,
+            "reconnect": lambda _: Outcome.RECONNECT,
+        })
+
+    @property
+    def verbs(self) -> list[str]:
+        """Every command the user can type here, for completion."""
+        return sorted({*VERBS, *CLIENT_COMMANDS})
 
     def handle(self, line: str) -> Outcome:
         line = line.rstrip("\r\n")
         if not line.strip():
             return Outcome.LOCAL
-        if line.strip().upper() == "!DISCONNECT":
-            return self._quit("")
+        if is_quit(line):
+            command = parse_line(line.strip())
+            return self._quit(command.reason if isinstance(command, server.Quit) else None)
         if line.startswith("/") and not line.startswith("//"):
             verb, _, rest = line[1:].partition(" ")
             verb = verb.lower()
-            if verb in QUIT_VERBS:
-                return self._quit(rest)
             if not self.core.registered:
                 return self._before_registration(line, verb, rest)
             handler = self._commands.get(verb)
@@ -71,13 +98,23 @@ class TypedInput:
         text = line[1:] if line.startswith("//") else line
         if not self.core.registered:
             return self._before_registration(line, "", text)
-        return self._say(self.core.model.current, text)
+        return self.say(self.core.model.current, text)
+
+    def say_lines(self, lines: list[str]) -> Outcome:
+        """Lines pasted at once: each is text for the conversation shown, even one that starts with /."""
+        outcome = Outcome.LOCAL
+        for line in lines:
+            if line.strip():
+                outcome = self.say(self.core.model.current, line)
+                if outcome is not Outcome.SENT:
+                    break
+        return outcome
 
     def _before_registration(self, line: str, verb: str, rest: str) -> Outcome:
         if self.core.needs_nick:
             if verb == "":
                 return self.core.send(rest.strip())  # as on nc: the first plain line is the nickname
-            if verb in ("nick", "help", "ping"):
+            if verb in (server.Nick.name, server.Help.name, server.Ping.name):
                 return self.core.send(line)
             self.core.error_here("Choose a nickname first: type it and press Enter.")
             return Outcome.LOCAL
@@ -85,17 +122,16 @@ class TypedInput:
             return Outcome.RECONNECT
         return self.core.refuse_offline()
 
-    def _say(self, conversation: Conversation, text: str) -> Outcome:
+    def say(self, conversation: Conversation, text: str) -> Outcome:
         if conversation.kind is Kind.SERVER:
             self.core.error_here("This is the server window: /join a room or /query a nick to talk.")
             return Outcome.LOCAL
-        target = conversation.title
         if conversation.kind is Kind.ROOM and not conversation.joined:
             return self.core.refuse_offline()
-        return self.core.send(f"/msg {target} {text}", confirm=conversation.key)
+        return self.core.send_text(f"/msg {conversation.title} ", text, conversation.key)
 
-    def _quit(self, reason: str) -> Outcome:
-        self.core.quit_reason = reason.strip() or "leaving"
+    def _quit(self, reason: str | None) -> Outcome:
+        self.core.quit_reason = (reason or "").strip() or "leaving"
         return Outcome.QUIT
 
     def _join(self, rest: str) -> Outcome:
@@ -134,7 +170,9 @@ class TypedInput:
         if not target:
             return self._usage("/msg NICK|#ROOM TEXT  (or /query NICK to open a conversation)")
         if target.startswith("#"):
-            return self.core.send(f"/msg {rest}", confirm=room_key(target) if text.strip() else None)
+            if not text.strip():
+                return self.core.send(f"/msg {rest}")  # the server explains what is missing
+            return self.core.send_text(f"/msg {target} ", text, room_key(target))
         try:
             check_nick(target)
         except ChatError as e:
@@ -144,7 +182,7 @@ class TypedInput:
         self.core.model.select(conversation.key)
         if not text.strip():
             return Outcome.LOCAL
-        return self.core.send(f"/msg {target} {text}", confirm=conversation.key)
+        return self.core.send_text(f"/msg {target} ", text, conversation.key)
 
     def _me(self, rest: str) -> Outcome:
         current = self.core.model.current
@@ -155,7 +193,7 @@ class TypedInput:
             return self._usage("/me ACTION")
         if not current.joined:
             return self.core.refuse_offline()
-        return self.core.send(f"/me {current.title} {rest}", confirm=current.key)
+        return self.core.send_text(f"/me {current.title} ", rest, current.key)
 
     def _topic(self, rest: str) -> Outcome:
         if rest.startswith("#"):
@@ -195,6 +233,50 @@ class TypedInput:
 
     def _format(self, rest: str) -> Outcome:
         self.core.error_here("This client needs JSON from the server; for text, use chat client --plain or nc.")
+        return Outcome.LOCAL
+
+    def _ignore(self, rest: str) -> Outcome:
+        if not rest:
+            ignored = sorted(self.core.ignored.values(), key=str.lower)
+            self.core.info_here(f"Ignoring: {', '.join(ignored)}." if ignored else "You ignore nobody.")
+            return Outcome.LOCAL
+        return self._set_ignored(rest.split()[0], True)
+
+    def _unignore(self, rest: str) -> Outcome:
+        if not rest:
+            return self._usage("/unignore NICK")
+        return self._set_ignored(rest.split()[0], False)
+
+    def _set_ignored(self, nick: str, ignore: bool) -> Outcome:
+        try:
+            check_nick(nick)
+        except ChatError as e:
+            self.core.error_here(e.message)
+            return Outcome.LOCAL
+        if not self.core.set_ignored(nick, ignore):
+            self.core.info_here(f"You already ignore {nick}." if ignore else f"You do not ignore {nick}.")
+            return Outcome.LOCAL
+        problem = self.core.save_ignored()
+        done = f"Ignoring {nick}: their messages are hidden." if ignore else f"No longer ignoring {nick}."
+        self.core.info_here(done if problem is None else f"{done} Not saved: {problem}.")
+        return Outcome.LOCAL
+
+    def _lastlog(self, rest: str) -> Outcome:
+        if not rest:
+            return self._usage("/lastlog TEXT")
+        current = self.core.model.current
+        needle = rest.casefold()
+        found = [e for e in current.entries
+                 if e.kind in MESSAGE_KINDS and not e.hidden and needle in f"{e.nick} {e.text}".casefold()]
+        if not found:
+            self.core.info_here(f"Nothing here contains {rest!r}.")
+            return Outcome.LOCAL
+        shown = found[-LASTLOG_MAX:]
+        more = f" (the last {len(shown)} shown)" if len(found) > len(shown) else ""
+        self.core.info_here(f"{len(found)} message{'s' if len(found) != 1 else ''} here contain {rest!r}{more}:")
+        for entry in shown:
+            who = f"* {entry.nick}" if entry.kind is EntryKind.ACTION else f"<{entry.nick}>"
+            self.core.info_here(f"  {entry.time.astimezone():%m-%d %H:%M} {who} {entry.text}")
         return Outcome.LOCAL
 
     def _usage(self, usage: str) -> Outcome:

@@ -76,12 +76,6 @@ class LineConnection:
         with contextlib.suppress(OSError):
             await self._writer.drain()
 
-    def half_close(self) -> None:
-        """Tell the server we are done sending; it still answers what we sent."""
-        with contextlib.suppress(OSError, RuntimeError):
-            if self._writer.can_write_eof():
-                self._writer.write_eof()
-
     def close(self) -> None:
         with contextlib.suppress(OSError, RuntimeError):
             self._writer.close()

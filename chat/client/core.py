@@ -1,17 +1,21 @@
 """The full-screen client's protocol logic, without I/O: what each event does and what to send.
 
 `ClientCore` is told three things: the connection opened or was lost, an event arrived, the user typed a
-line (translated in commands.py). It answers by changing the model (model.py) and appending lines to send to
-`outbox`. The session (session.py) does the I/O and the timing, the UI shows the model, so all of this is
-testable without either.
+line (translated in commands.py). It answers by changing the model (model.py), queueing lines to send
+(outgoing.py paces them; `take_outbox` gives what may go now) and raising alerts (a mention, a private
+message) for the UI to ring. The session (session.py) does the I/O and the timing, the UI shows the model,
+so all of this is testable without either.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
+import time
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from chat.client import events as ev
@@ -27,14 +31,20 @@ from chat.client.model import (
     now,
     room_key,
 )
+from chat.client.outgoing import INTERNAL_TOKEN, LAG_TOKEN, WINDOW, Outgoing
+from chat.client.split import split_text
+from chat.protocol import events as protocol
+from chat.protocol.events import ChatMessage, History, MessageKind
 from chat.protocol.names import NICK_MAX
 
-INTERNAL_TOKEN = "chat-client:"  # /ping tokens the client uses for itself; their pongs are not shown
+__all__ = ["INTERNAL_TOKEN", "WINDOW", "Alert", "ClientCore", "Outcome", "Phase"]
+
 REJOINED_TOKEN = INTERNAL_TOKEN + "rejoined"
 HEARTBEAT_TOKEN = INTERNAL_TOKEN + "alive"
 OLDER_PAGE = 100  # messages per page when scrolling back
 CATCHUP_PAGE = 500  # messages per page when fetching what was missed while disconnected
 CATCHUP_PAGES = 10  # at most this many catch-up pages per room and reconnect
+UNKNOWN_MAX_LINE = 510  # bytes per line until the server says its limit (IRC's, which any server takes)
 
 
 class Phase(StrEnum):
@@ -55,6 +65,16 @@ class PageRequest:
     pages_left: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """Something that should reach the user even when they look elsewhere: a mention or a private message."""
+
+    key: str  # the conversation
+    nick: str
+    text: str
+    private: bool
+
+
 def mentions(text: str, nick: str) -> bool:
     return re.search(rf"(?<![\w-]){re.escape(nick)}(?![\w-])", text, re.IGNORECASE) is not None
 
@@ -65,8 +85,14 @@ def alternate_nick(nick: str, attempt: int) -> str:
     return nick[: NICK_MAX - len(suffix)] + suffix
 
 
+def _when(t: float) -> datetime:
+    return datetime.fromtimestamp(t, UTC)
+
+
 class ClientCore:
-    def __init__(self, nick: str | None, room: str | None, server_label: str) -> None:
+    def __init__(self, nick: str | None, room: str | None, server_label: str, *, ignored: Iterable[str] = (),
+                 on_ignore: Callable[[list[str]], str | None] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.model = ClientModel(server_label)
         self.server_label = server_label
         self.wanted_nick = nick  # the nick we want; None: ask the user
@@ -77,18 +103,21 @@ class ClientCore:
         self.quit_reason: str | None = None
         self.last_error: str | None = None  # why the last connection attempt failed or ended
         self.retry_at: float | None = None  # monotonic time of the next attempt, while waiting (session)
-        self.bye: ev.Bye | None = None
+        self.bye: protocol.Bye | None = None
         self.garbage_lines = 0
-        self.outbox: list[str] = []
+        self.max_line: int | None = None  # the server's limit on a line, from its welcome
+        self.ignored: dict[str, str] = {nick_key(n): n for n in ignored}  # key -> nick as the user typed it
+        self.on_ignore = on_ignore  # saves the ignore list; returns why it could not, or None
+        self.alerts: list[Alert] = []
+        self.outgoing = Outgoing(clock)
+        self._lag_numbers = itertools.count(1)
         self._alt_attempt = 0
         self._reclaiming = False
         self._rejoining: set[str] | None = None  # room keys being rejoined after a reconnect
         self._user_joins: set[str] = set()  # room keys the user asked to join: show them when joined
         self._leaving_quietly: set[str] = set()  # rooms the server put us in that we had left
         self._pages: deque[PageRequest] = deque()
-        self._page_buffer: dict[str, list[ev.Message]] = {}
-        self._pending_join: tuple[str, Entry] | None = None
-        self._unconfirmed: deque[str] = deque()  # conversation keys of messages sent, not yet echoed
+        self._pending_mark: tuple[str, Entry] | None = None  # "You joined"/"Rejoined", placed after the backlog
         self.typed = TypedInput(self)
 
     # -------------------------------------------------------------------------------------- properties
@@ -109,8 +138,15 @@ class ClientCore:
                 and nick_key(self.model.nick) != nick_key(self.wanted_nick) and not self._reclaiming)
 
     def take_outbox(self) -> list[str]:
-        lines, self.outbox = self.outbox, []
-        return lines
+        """The lines to send now (a long input goes out a window at a time, as the server answers)."""
+        return self.outgoing.take()
+
+    def take_alerts(self) -> list[Alert]:
+        alerts, self.alerts = self.alerts, []
+        return alerts
+
+    def _queue(self, line: str) -> None:
+        self.outgoing.push(line)
 
     # -------------------------------------------------------------------------------------- connection
 
@@ -124,9 +160,9 @@ class ClientCore:
         self.bye = None
         self._alt_attempt = 0
         self._reclaiming = False
-        self.outbox.append("/format json")
+        self._queue("/format json")
         if self.wanted_nick:
-            self.outbox.append(f"/nick {self.wanted_nick}")
+            self._queue(f"/nick {self.wanted_nick}")
 
     def connection_failed(self, reason: str) -> None:
         """An attempt to connect failed. Said once per outage, not at every retry."""
@@ -138,7 +174,7 @@ class ClientCore:
     def connection_lost(self, reason: str) -> None:
         if self.phase is Phase.CLOSED:
             return
-        self._flush_pending_join()
+        self._flush_pending_mark()
         # said once per outage: not again for each retry that connects and is dropped the same way
         news = self.registered or (self.phase is Phase.REGISTERING and self.last_error != reason)
         self.phase = Phase.OFFLINE
@@ -146,17 +182,20 @@ class ClientCore:
         self.last_error = reason
         self._rejoining = None
         self._pages.clear()
-        self._page_buffer.clear()
         for conversation in self.model.rooms():
             conversation.joined = False
             conversation.fetching = False
-        if self._unconfirmed:
-            for key in dict.fromkeys(self._unconfirmed):
-                unconfirmed = self.model.get(key)
-                if unconfirmed is not None:
-                    self._add(unconfirmed, EntryKind.ERROR, "The connection dropped before the server confirmed "
-                              "your last message; it may not have been delivered.")
-            self._unconfirmed.clear()
+        unsent = self.outgoing.reset()
+        for key in unsent.unconfirmed:
+            unconfirmed = self.model.get(key)
+            if unconfirmed is not None:
+                self._add(unconfirmed, EntryKind.ERROR, "The connection dropped before the server confirmed "
+                          "your last message; it may not have been delivered.")
+        for key, count in unsent.not_sent.items():
+            waiting = self.model.get(key)
+            if waiting is not None:
+                lines = "line was" if count == 1 else f"{count} lines were"
+                self._add(waiting, EntryKind.ERROR, f"The connection dropped: {lines} not sent.")
         if news:
             self._status_everywhere(f"Disconnected: {reason}. Reconnecting…" if self.quit_reason is None
                                     else f"Disconnected: {reason}.")
@@ -164,29 +203,78 @@ class ClientCore:
     def closed(self) -> None:
         self.phase = Phase.CLOSED
 
+    def ping_for_lag(self) -> None:
+        """Measure the lag now, unless a ping of ours is already on its way (its pong will measure it)."""
+        if self.online and not self.outgoing.pinging(INTERNAL_TOKEN):
+            self.outgoing.ping(f"{LAG_TOKEN}{next(self._lag_numbers)}")
+
     # -------------------------------------------------------------------------------------- user input
 
     def user_input(self, line: str) -> Outcome:
         """The user typed `line` in the conversation shown (see commands.py)."""
         return self.typed.handle(line)
 
-    def send(self, *lines: str, confirm: str | None = None) -> Outcome:
-        """Send lines for the user; `confirm`: the conversation whose echo will confirm a message."""
+    def send(self, *lines: str) -> Outcome:
+        """Send lines for the user, as they are (commands)."""
         if self.phase not in (Phase.ONLINE, Phase.REGISTERING):
             return self.refuse_offline()
-        self.outbox.extend(lines)
-        if confirm is not None:
-            self._unconfirmed.append(confirm)
+        too_long = next((line for line in lines if len(line.encode("utf-8")) > self.line_limit), None)
+        if too_long is not None:
+            self.error_here(f"That line is {len(too_long.encode('utf-8'))} bytes long and the server takes at "
+                            f"most {self.line_limit}: nothing was sent. It is still in the input line.")
+            return Outcome.KEPT
+        for line in lines:
+            self._queue(line)
         return Outcome.SENT
+
+    def send_text(self, prefix: str, text: str, key: str) -> Outcome:
+        """Say `text` with `prefix` (`/msg #room `, `/me #room `) in as many messages as the server's limit on
+        a line needs; each is confirmed by its echo in conversation `key`."""
+        if self.phase is not Phase.ONLINE:
+            return self.refuse_offline()
+        budget = self.line_limit - len(prefix.encode("utf-8"))
+        if budget < 4:
+            self.error_here(f"The server takes lines of at most {self.line_limit} bytes: no room for text here.")
+            return Outcome.KEPT
+        for part in split_text(text, budget):
+            self.outgoing.push(prefix + part, confirm=key)
+        return Outcome.SENT
+
+    @property
+    def line_limit(self) -> int:
+        return self.max_line or UNKNOWN_MAX_LINE
 
     def refuse_offline(self) -> Outcome:
         self.error_here("Not connected: nothing was sent. It is still in the input line; press Enter again "
                         "once reconnected (/reconnect tries now).")
-        return Outcome.OFFLINE
+        return Outcome.KEPT
 
     def expect_join(self, name: str) -> None:
         """The user asked to join `name`: show the room when the server says we are in."""
         self._user_joins.add(room_key(name))
+
+    # ---------------------------------------------------------------------------------------- ignoring
+
+    def is_ignored(self, nick: str | None) -> bool:
+        return nick is not None and nick_key(nick) in self.ignored
+
+    def set_ignored(self, nick: str, ignore: bool) -> bool:
+        """Ignore `nick` (or stop): their messages and comings and goings are hidden. False if nothing changed."""
+        key = nick_key(nick)
+        if (key in self.ignored) == ignore:
+            return False
+        if ignore:
+            self.ignored[key] = nick
+        else:
+            del self.ignored[key]
+        self.model.hide(lambda entry: entry.nick is not None and nick_key(entry.nick) in self.ignored)
+        return True
+
+    def save_ignored(self) -> str | None:
+        """Save the ignore list; why it could not be saved, or None."""
+        if self.on_ignore is None:
+            return "no config file is used"
+        return self.on_ignore(sorted(self.ignored.values(), key=str.lower))
 
     # ----------------------------------------------------------------------------------------- paging
 
@@ -199,7 +287,7 @@ class ClientCore:
             return False
         oldest = conversation.oldest_id
         place = f" before {oldest}" if oldest is not None else ""
-        self.outbox.append(f"/history {conversation.title} {count}{place}")
+        self._queue(f"/history {conversation.title} {count}{place}")
         self._pages.append(PageRequest(key, newer=False))
         conversation.fetching = True
         return True
@@ -209,7 +297,7 @@ class ClientCore:
             self._add(conversation, EntryKind.INFO, "More was said while you were away than is shown here; "
                       f"/history {conversation.title} 500 after {after} shows more.")
             return
-        self.outbox.append(f"/history {conversation.title} {CATCHUP_PAGE} after {after}")
+        self._queue(f"/history {conversation.title} {CATCHUP_PAGE} after {after}")
         self._pages.append(PageRequest(conversation.key, newer=True, stop_at=stop_at, pages_left=pages_left - 1))
 
     def _take_page_request(self, key: str) -> PageRequest | None:
@@ -219,54 +307,58 @@ class ClientCore:
 
     # ------------------------------------------------------------------------------------------ events
 
-    def receive(self, item: ev.Incoming) -> None:
+    def receive(self, item: ev.Incoming | None) -> None:
         """Handle one thing the server sent. Never raises for anything the server can send."""
-        if self._pending_join is not None and not self._continues_backlog(item):
-            self._flush_pending_join()
+        if item is None:
+            return  # a line of a history page: the page comes whole
+        if self._pending_mark is not None and not self._continues_backlog(item):
+            self._flush_pending_mark()
         match item:
-            case ev.Message():
+            case protocol.ChatMessage():
                 self._on_message(item)
-            case ev.HistoryEnd():
-                self._on_history_end(item)
-            case ev.Join():
+            case protocol.History():
+                self._on_history(item)
+            case protocol.Join():
                 conversation = self.model.get(room_key(item.room))
                 if conversation is not None:
                     conversation.add_member(item.nick)
                     self._add(conversation, EntryKind.JOIN, f"{item.nick} joined {conversation.title}",
-                              nick=item.nick, time=item.time)
-            case ev.Joined():
+                              nick=item.nick, time=_when(item.time))
+            case protocol.Joined():
                 self._on_joined(item)
-            case ev.Part():
+            case protocol.Part():
                 self._on_part(item)
-            case ev.Quit():
+            case protocol.Quit():
                 self._on_quit(item)
-            case ev.NickChanged():
+            case protocol.NickChange():
                 self._on_nick(item)
-            case ev.Topic():
+            case protocol.Topic():
                 self._on_topic(item)
-            case ev.Who():
+            case protocol.Who():
                 conversation = self.model.get(room_key(item.room))
                 if conversation is not None:
                     conversation.set_members(item.members)
                 count = f"{len(item.members)} member{'s' if len(item.members) != 1 else ''}"
                 self.info_here(f"#{item.room}: {count}: {', '.join(item.members)}")
-            case ev.Rooms():
+            case protocol.RoomList():
                 self._on_rooms(item)
-            case ev.Help():
+            case protocol.Help():
                 lines = list(item.lines) + (list(CLIENT_HELP) if item.command is None else [])
                 for line in lines:
                     self.info_here(line)
-            case ev.Pong():
+            case protocol.Pong():
                 self._on_pong(item)
-            case ev.Notice():
+            case protocol.Notice():
                 self.info_here(item.text)
-            case ev.Welcome():
+            case protocol.Welcome():
                 self._on_welcome(item)
-            case ev.Error():
+            case protocol.Hello():
+                self.max_line = item.max_line
+            case protocol.Error():
                 self._on_error(item)
-            case ev.Bye():
+            case protocol.Bye():
                 self.bye = item
-                why = f" ({item.code})" if item.code else ""
+                why = f" ({item.code.value})" if item.code else ""
                 self._status_everywhere(f"The server says goodbye: {item.reason}{why}")
             case ev.TextLine():
                 if item.text.strip():
@@ -274,28 +366,27 @@ class ClientCore:
             case ev.Garbage():
                 self.garbage_lines += 1
                 self._add(self.model.server, EntryKind.ERROR, f"Ignored a line from the server: {item.why}")
-            case ev.Hello() | ev.FormatChanged() | ev.Unknown():
-                pass
+            case protocol.Current() | protocol.FormatChanged() | ev.Unknown():
+                pass  # the client names the room of everything it sends; its own /format json
 
     def _continues_backlog(self, item: ev.Incoming) -> bool:
-        assert self._pending_join is not None
-        key = self._pending_join[0]
-        if isinstance(item, ev.Message):
-            return item.history and item.room is not None and room_key(item.room) == key
-        return isinstance(item, ev.HistoryEnd) and item.reason == "backlog" and room_key(item.room) == key
+        assert self._pending_mark is not None
+        return isinstance(item, History) and item.reason == "backlog" and room_key(item.room) == self._pending_mark[0]
 
-    def _flush_pending_join(self) -> None:
-        if self._pending_join is not None:
-            key, entry = self._pending_join
-            self._pending_join = None
+    def _flush_pending_mark(self, anchor: int | None = None) -> None:
+        if self._pending_mark is not None:
+            key, entry = self._pending_mark
+            self._pending_mark = None
             conversation = self.model.get(key)
             if conversation is not None:
+                entry.anchor = anchor
                 self.model.add(conversation, entry)
 
-    def _on_welcome(self, e: ev.Welcome) -> None:
+    def _on_welcome(self, e: protocol.Welcome) -> None:
         self.registered = True
         self.phase = Phase.ONLINE
         self.last_error = None
+        self.max_line = e.max_line
         self.model.nick = e.nick
         if self.wanted_nick is None:
             self.wanted_nick = e.nick
@@ -304,22 +395,22 @@ class ClientCore:
             self._add(self.model.server, EntryKind.STATUS, f"Connected to {self.server_label} as {e.nick}.")
             if self.initial_room:
                 self._user_joins.add(room_key(self.initial_room))
-                self.outbox.append(f"/join {self.initial_room}")
+                self._queue(f"/join {self.initial_room}")
             return
         rooms = self.model.rooms()
         self._rejoining = {c.key for c in rooms}
         self._status_everywhere(f"Reconnected to {self.server_label} as {e.nick}.")
         for conversation in rooms:
-            self.outbox.append(f"/join {conversation.name}")
-        self.outbox.append(f"/ping {REJOINED_TOKEN}")
+            self._queue(f"/join {conversation.name}")
+        self._queue(f"/ping {REJOINED_TOKEN}")  # after the joins: its pong says they are all answered
 
-    def _on_joined(self, e: ev.Joined) -> None:
+    def _on_joined(self, e: protocol.Joined) -> None:
         key = room_key(e.room)
         rejoin = key in self.model.conversations
         if self._rejoining is not None and not rejoin and key not in self._user_joins:
             # the server put us in its lobby again, but we had left it: leave, without a word
             self._leaving_quietly.add(key)
-            self.outbox.append(f"/leave #{e.room}")
+            self._queue(f"/leave #{e.room}")
             return
         conversation = self.model.room(e.room)
         conversation.joined = True
@@ -328,68 +419,70 @@ class ClientCore:
         count = f"{len(e.members)} member{'s' if len(e.members) != 1 else ''}"
         if rejoin:
             conversation.catchup_after = conversation.newest_id
-            self._add(conversation, EntryKind.MARK, f"Rejoined {conversation.title} ({count})", time=e.time)
+            entry = Entry(EntryKind.MARK, f"Rejoined {conversation.title} ({count})", _when(e.time))
         else:
             about = f" Topic: {e.topic}" if e.topic else ""
-            entry = Entry(EntryKind.MARK, f"You joined {conversation.title} ({count}).{about}", e.time)
-            self._pending_join = (key, entry)  # shown after the backlog, which comes next if there is one
+            entry = Entry(EntryKind.MARK, f"You joined {conversation.title} ({count}).{about}", _when(e.time))
+        self._pending_mark = (key, entry)  # placed after the backlog, which comes next if there is one
         if key in self._user_joins:
             self._user_joins.discard(key)
             self.model.select(key)
         elif self.model.current_key == SERVER_KEY and not rejoin:
             self.model.select(key)
 
-    def _on_message(self, m: ev.Message) -> None:
-        if m.history and m.room is not None:
-            self._page_buffer.setdefault(room_key(m.room), []).append(m)
-            return
+    def _on_message(self, m: ChatMessage) -> None:
         me = self.model.nick or ""
         own = nick_key(m.nick) == nick_key(me)
-        if m.is_private:
+        if m.kind is MessageKind.PRIVATE:
             assert m.to is not None
             conversation = self.model.private(m.to if own else m.nick)
         else:
             assert m.room is not None
             conversation = self.model.room(m.room)
-        if own and self._unconfirmed:
-            self._unconfirmed.popleft()
-        self._add_message(conversation, m, earlier=False)
+        if own:
+            self.outgoing.echoed(conversation.key)
+        entry = self._add_message(conversation, m, earlier=False)
+        if entry is not None and entry.mention and not entry.hidden:
+            self.alerts.append(Alert(conversation.key, m.nick, m.text, m.kind is MessageKind.PRIVATE))
 
-    def _add_message(self, conversation: Conversation, m: ev.Message, earlier: bool) -> bool:
+    def _add_message(self, conversation: Conversation, m: ChatMessage, earlier: bool) -> Entry | None:
         me = self.model.nick or ""
         own = nick_key(m.nick) == nick_key(me)
-        kind = {"message": EntryKind.MESSAGE, "action": EntryKind.ACTION}.get(m.type, EntryKind.PRIVATE)
-        entry = Entry(kind, m.text, m.time, nick=m.nick, id=m.id, earlier=earlier, own=own,
-                      mention=bool(me) and not own and mentions(m.text, me))
-        return self.model.add(conversation, entry)
+        kind = {MessageKind.MESSAGE: EntryKind.MESSAGE, MessageKind.ACTION: EntryKind.ACTION}.get(
+            m.kind, EntryKind.PRIVATE)
+        mention = not own and (m.kind is MessageKind.PRIVATE or (bool(me) and mentions(m.text, me)))
+        entry = Entry(kind, m.text, _when(m.time), nick=m.nick, id=m.id, earlier=earlier, own=own,
+                      mention=mention, hidden=self.is_ignored(m.nick))
+        return entry if self.model.add(conversation, entry) else None
 
-    def _on_history_end(self, e: ev.HistoryEnd) -> None:
-        key = room_key(e.room)
-        batch = self._page_buffer.pop(key, [])
+    def _on_history(self, h: History) -> None:
+        key = room_key(h.room)
         conversation = self.model.get(key)
-        request = self._take_page_request(key) if e.reason == "page" else None
+        request = self._take_page_request(key) if h.reason == "page" else None
         if conversation is None or conversation.kind is not Kind.ROOM:
-            for m in batch:  # /history of a room we are not in: show it here, as lines
-                who = f"* {m.nick}" if m.type == "action" else f"{m.nick}:"
-                self.info_here(f"#{m.room} {m.time:%Y-%m-%d %H:%M} {who} {m.text}")
-            if e.reason == "page":
-                self.info_here(f"#{e.room}: {e.count} message(s){'; there are more' if e.more else ''}.")
+            for m in h.messages:  # /history of a room we are not in: show it here, as lines
+                if not self.is_ignored(m.nick):
+                    who = f"* {m.nick}" if m.kind is MessageKind.ACTION else f"{m.nick}:"
+                    self.info_here(f"#{m.room} {_when(m.time):%Y-%m-%d %H:%M} {who} {m.text}")
+            if h.reason == "page":
+                self.info_here(f"#{h.room}: {len(h.messages)} message(s){'; there are more' if h.more else ''}.")
             return
         after = conversation.catchup_after
-        for m in batch:
+        for m in h.messages:
             self._add_message(conversation, m, earlier=after is None or m.id <= after)
-        if e.reason == "backlog":
-            if after is None and not e.more:
+        if h.reason == "backlog":
+            if after is None and not h.more:
                 self._reached_beginning(conversation)
-            elif after is not None and e.more and batch and batch[0].id > after:
-                self._catch_up(conversation, after, batch[0].id, CATCHUP_PAGES)  # a gap: fetch what was said
-            self._flush_pending_join()
+            elif after is not None and h.more and h.messages and h.messages[0].id > after:
+                self._catch_up(conversation, after, h.messages[0].id, CATCHUP_PAGES)  # a gap: fetch what was said
+            newest = h.messages[-1].id if h.messages else conversation.newest_id
+            self._flush_pending_mark(anchor=newest)  # what was missed, however late it comes, goes above
         elif request is not None and request.newer:
-            if e.more and batch and request.stop_at is not None and batch[-1].id < request.stop_at:
-                self._catch_up(conversation, batch[-1].id, request.stop_at, request.pages_left)
+            if h.more and h.messages and request.stop_at is not None and h.messages[-1].id < request.stop_at:
+                self._catch_up(conversation, h.messages[-1].id, request.stop_at, request.pages_left)
         elif request is not None:
             conversation.fetching = False
-            if not e.more:
+            if not h.more:
                 self._reached_beginning(conversation)
 
     def _reached_beginning(self, conversation: Conversation) -> None:
@@ -397,7 +490,7 @@ class ClientCore:
             conversation.at_beginning = True
             self.model.add_at_top(conversation, Entry(EntryKind.MARK, f"The beginning of {conversation.title}"))
 
-    def _on_part(self, e: ev.Part) -> None:
+    def _on_part(self, e: protocol.Part) -> None:
         key = room_key(e.room)
         if self.model.nick and nick_key(e.nick) == nick_key(self.model.nick):
             if key in self._leaving_quietly:
@@ -412,18 +505,18 @@ class ClientCore:
             conversation.remove_member(e.nick)
             why = f" ({e.reason})" if e.reason else ""
             self._add(conversation, EntryKind.PART, f"{e.nick} left {conversation.title}{why}", nick=e.nick,
-                      time=e.time)
+                      time=_when(e.time))
 
-    def _on_quit(self, e: ev.Quit) -> None:
+    def _on_quit(self, e: protocol.Quit) -> None:
         why = f" ({e.reason})" if e.reason else ""
         for conversation in self.model.rooms():
             if conversation.remove_member(e.nick):
-                self._add(conversation, EntryKind.QUIT, f"{e.nick} quit{why}", nick=e.nick, time=e.time)
+                self._add(conversation, EntryKind.QUIT, f"{e.nick} quit{why}", nick=e.nick, time=_when(e.time))
         private = self.model.get(nick_key(e.nick))
         if private is not None and private.kind is Kind.PRIVATE:
-            self._add(private, EntryKind.QUIT, f"{e.nick} quit{why}", nick=e.nick, time=e.time)
+            self._add(private, EntryKind.QUIT, f"{e.nick} quit{why}", nick=e.nick, time=_when(e.time))
 
-    def _on_nick(self, e: ev.NickChanged) -> None:
+    def _on_nick(self, e: protocol.NickChange) -> None:
         mine = self.model.nick is not None and nick_key(e.old) == nick_key(self.model.nick)
         if mine:
             self.model.nick = e.new
@@ -431,32 +524,34 @@ class ClientCore:
                 self.wanted_nick = e.new  # taken back, or changed on purpose: this is the nick to keep
             self._reclaiming = False
         text = f"You are now known as {e.new}" if mine else f"{e.old} is now known as {e.new}"
+        when = _when(e.time)
         for conversation in self.model.rooms():
             if conversation.remove_member(e.old) or mine:
                 conversation.add_member(e.new)
-                self._add(conversation, EntryKind.NICK, text, nick=e.new, time=e.time)
+                self._add(conversation, EntryKind.NICK, text, nick=e.new, time=when)
         if not mine:
             self.model.rename_private(e.old, e.new)
             private = self.model.get(nick_key(e.new))
             if private is not None and private.kind is Kind.PRIVATE:
-                self._add(private, EntryKind.NICK, text, nick=e.new, time=e.time)
+                self._add(private, EntryKind.NICK, text, nick=e.new, time=when)
         else:
-            self._add(self.model.server, EntryKind.NICK, text, nick=e.new, time=e.time)
+            self._add(self.model.server, EntryKind.NICK, text, nick=e.new, time=when)
 
-    def _on_topic(self, e: ev.Topic) -> None:
+    def _on_topic(self, e: protocol.Topic) -> None:
         conversation = self.model.get(room_key(e.room))
         if conversation is not None:
             conversation.topic = e.topic
+        when = _when(e.time) if e.time is not None else None
         if e.change and conversation is not None:
             text = f"{e.nick} set the topic: {e.topic}" if e.topic else f"{e.nick} cleared the topic"
-            self._add(conversation, EntryKind.TOPIC, text, nick=e.nick, time=e.time or None)
+            self._add(conversation, EntryKind.TOPIC, text, nick=e.nick, time=when)
         elif e.topic:
-            by = f" (set by {e.nick} on {e.time:%Y-%m-%d %H:%M} UTC)" if e.nick and e.time else ""
+            by = f" (set by {e.nick} on {when:%Y-%m-%d %H:%M} UTC)" if e.nick and when else ""
             self.info_here(f"Topic of #{e.room}: {e.topic}{by}")
         else:
             self.info_here(f"No topic is set for #{e.room}.")
 
-    def _on_rooms(self, e: ev.Rooms) -> None:
+    def _on_rooms(self, e: protocol.RoomList) -> None:
         if not e.rooms:
             self.info_here("No rooms have anyone in them.")
         for info in e.rooms:
@@ -464,21 +559,19 @@ class ClientCore:
             topic = f": {info.topic}" if info.topic else ""
             self.info_here(f"#{info.room} ({info.members} member{'s' if info.members != 1 else ''}){topic}")
 
-    def _on_pong(self, e: ev.Pong) -> None:
+    def _on_pong(self, e: protocol.Pong) -> None:
         token = e.token or ""
         if token == REJOINED_TOKEN:
             self._rejoining = None
-        elif not token.startswith(INTERNAL_TOKEN):
+        if not self.outgoing.answered(token):
             self.info_here(f"pong {token}".rstrip())
 
-    def _on_error(self, e: ev.Error) -> None:
+    def _on_error(self, e: protocol.Error) -> None:
         if not self.registered and e.code in ("nick_taken", "invalid_nick") and self._on_nick_refused(e):
             return
         if self._reclaiming and e.command == "nick" and e.code == "nick_taken":
             self._reclaiming = False  # still taken: try again later, quietly
             return
-        if e.command in ("say", "msg", "me") and self._unconfirmed:
-            self._unconfirmed.popleft()
         if e.command == "history" and self._pages:
             request = self._pages.popleft()
             conversation = self.model.get(request.key)
@@ -486,12 +579,12 @@ class ClientCore:
                 conversation.fetching = False
         self.error_here(f"{e.message}")
 
-    def _on_nick_refused(self, e: ev.Error) -> bool:
+    def _on_nick_refused(self, e: protocol.Error) -> bool:
         """Our nick was refused before registration. True when handled without showing the error."""
         if self.ever_registered and e.code == "nick_taken" and self.wanted_nick:
             # after a reconnect our old connection may still hold the nick: use a stand-in, take it back later
             self._alt_attempt += 1
-            self.outbox.append(f"/nick {alternate_nick(self.wanted_nick, self._alt_attempt)}")
+            self._queue(f"/nick {alternate_nick(self.wanted_nick, self._alt_attempt)}")
             return True
         self.wanted_nick = None  # ask the user for another
         self._add(self.model.server, EntryKind.ERROR, e.message)
@@ -505,7 +598,7 @@ class ClientCore:
         if self.wants_nick_back:
             assert self.wanted_nick is not None
             self._reclaiming = True
-            self.outbox.append(f"/nick {self.wanted_nick}")
+            self._queue(f"/nick {self.wanted_nick}")
 
     def internal_error(self, raw: bytes, error: Exception) -> None:
         shown = raw[:200].decode("utf-8", "replace")
@@ -516,7 +609,8 @@ class ClientCore:
 
     def _add(self, conversation: Conversation, kind: EntryKind, text: str, *, nick: str | None = None,
              time: datetime | None = None) -> None:
-        self.model.add(conversation, Entry(kind, text, time or now(), nick=nick))
+        hidden = kind in (EntryKind.JOIN, EntryKind.PART, EntryKind.QUIT, EntryKind.NICK) and self.is_ignored(nick)
+        self.model.add(conversation, Entry(kind, text, time or now(), nick=nick, hidden=hidden))
 
     def info_here(self, text: str) -> None:
         self._add(self.model.current, EntryKind.INFO, text)

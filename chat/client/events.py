@@ -1,180 +1,41 @@
-"""What the client receives: each server line decoded into a validated event, or into `Garbage`.
+"""What the client receives: each server line decoded into one of the server's own events, or into `Garbage`.
 
-The server's JSON shapes are in `chat.protocol.render`. Here every shape is a pydantic model that ignores
-fields it does not know (a newer server may add some) and refuses wrong types, so the rest of the client
-never sees a malformed event: a line that is not a well-formed event becomes `Garbage`, which is shown and
-otherwise ignored. An event type this client does not know becomes `Unknown`.
+There is one definition of each event: its class in `chat.protocol.events` (the fields) and its rendering in
+`chat.protocol.render` (the JSON shape). The decoder is derived from both: the JSON `type` of each event class
+is learned by rendering an example of it, and an event's fields are validated by pydantic against the class
+itself, so a field or an event added to the server is known here without a second list. A test renders every
+event in both formats and decodes it back (tests/test_client_events.py).
+
+Nothing the server sends can make the rest of the client see a malformed event: a line that is not a
+well-formed event becomes `Garbage` (shown, otherwise ignored), an event type this client does not know
+becomes `Unknown` (ignored), and fields it does not know are ignored (a newer server may add some).
+
+A history page (a backlog, or the answer to /history) arrives as one line per message and a `history_end`
+line; the decoder gathers it back into the one `History` event the server rendered.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import json
+import types
+import typing
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal, Union
+from enum import Enum
+from functools import cache
+from typing import Any, Literal, Union, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import TypeAdapter, ValidationError
 
+from chat.protocol.commands import HISTORY_MAX
+from chat.protocol.errors import ErrorCode
+from chat.protocol.events import Bye, ChatMessage, Error, Event, History, MessageKind
+from chat.protocol.render import render_json
 
-class ServerEvent(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-
-class Hello(ServerEvent):
-    type: Literal["hello"]
-    server: str
-    version: str
-
-
-class Notice(ServerEvent):
-    type: Literal["notice"]
-    text: str
-
-
-class Welcome(ServerEvent):
-    type: Literal["welcome"]
-    nick: str
-
-
-class NickChanged(ServerEvent):
-    type: Literal["nick"]
-    old: str
-    new: str
-    time: datetime
-
-
-class Join(ServerEvent):
-    type: Literal["join"]
-    room: str
-    nick: str
-    time: datetime
-
-
-class Joined(ServerEvent):
-    type: Literal["joined"]
-    room: str
-    members: list[str]
-    topic: str | None = None
-    time: datetime
-
-
-class Part(ServerEvent):
-    type: Literal["part"]
-    room: str
-    nick: str
-    reason: str | None = None
-    time: datetime
-
-
-class Quit(ServerEvent):
-    type: Literal["quit"]
-    nick: str
-    reason: str | None = None
-    time: datetime
-
-
-class Message(ServerEvent):
-    """A room message, a /me action or a private message; `history` marks backlog and /history pages."""
-
-    type: Literal["message", "action", "private"]
-    id: int
-    time: datetime
-    nick: str
-    text: str
-    room: str | None = None
-    to: str | None = None
-    history: bool = False
-
-    @model_validator(mode="after")
-    def _has_a_destination(self) -> Message:
-        if self.type == "private" and self.to is None:
-            raise ValueError("a private message needs 'to'")
-        if self.type != "private" and self.room is None:
-            raise ValueError(f"a {self.type} needs 'room'")
-        return self
-
-    @property
-    def is_private(self) -> bool:
-        return self.type == "private"
-
-
-class HistoryEnd(ServerEvent):
-    type: Literal["history_end"]
-    room: str
-    count: int
-    more: bool
-    reason: Literal["backlog", "page"] = "page"
-
-
-class Topic(ServerEvent):
-    type: Literal["topic"]
-    room: str
-    topic: str | None = None
-    nick: str | None = None
-    time: datetime | None = None
-    change: bool = False
-
-
-class RoomInfo(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
-    room: str
-    members: int
-    topic: str | None = None
-
-
-class Rooms(ServerEvent):
-    type: Literal["rooms"]
-    rooms: list[RoomInfo]
-
-
-class Who(ServerEvent):
-    type: Literal["who"]
-    room: str
-    members: list[str]
-
-
-class Help(ServerEvent):
-    type: Literal["help"]
-    command: str | None = None
-    lines: list[str]
-
-
-class Pong(ServerEvent):
-    type: Literal["pong"]
-    token: str | None = None
-
-
-class FormatChanged(ServerEvent):
-    type: Literal["format"]
-    format: str
-
-
-class Error(ServerEvent):
-    type: Literal["error"]
-    code: str
-    message: str
-    command: str | None = None
-
-
-class Bye(ServerEvent):
-    type: Literal["bye"]
-    reason: str
-    code: str | None = None
-
-
-AnyEvent = Annotated[
-    Union[  # noqa: UP007 - a discriminated union needs Union[...]
-        Hello, Notice, Welcome, NickChanged, Join, Joined, Part, Quit, Message, HistoryEnd, Topic, Rooms, Who,
-        Help, Pong, FormatChanged, Error, Bye,
-    ],
-    Field(discriminator="type"),
-]
-_EVENT: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
-KNOWN_TYPES = frozenset(
-    t for model in (Hello, Notice, Welcome, NickChanged, Join, Joined, Part, Quit, Message, HistoryEnd, Topic,
-                    Rooms, Who, Help, Pong, FormatChanged, Error, Bye)
-    for t in model.model_fields["type"].annotation.__args__  # type: ignore[union-attr]
-)
+PAGE_LIMIT = 4 * HISTORY_MAX  # history messages held while waiting for their `history_end`, all rooms together
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,28 +61,147 @@ class Garbage:
     why: str
 
 
-Incoming = ServerEvent | TextLine | Unknown | Garbage
+Incoming = Event | TextLine | Unknown | Garbage
 TOO_LONG = b"\x00too long"  # what the connection reads in place of a line too long to keep
 
 
-def decode_line(raw: bytes) -> Incoming:
-    """Decode one line from the server (without its newline). Never raises."""
-    if raw == TOO_LONG:
-        return Garbage("", "a line too long to be an event was dropped")
-    line = raw.decode("utf-8", errors="replace").rstrip("\r")
-    if not line.startswith("{"):
-        return TextLine(line)
+# ------------------------------------------------------------------------------- derived from the server
+
+
+def _placeholders(hint: Any) -> list[Any]:
+    """Values of a field's type good enough to render an event with: every member of an enum (a message's
+    kind decides its JSON type), None for an optional field, an empty value otherwise."""
+    if isinstance(hint, type) and issubclass(hint, Enum):
+        return list(hint)
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        return [get_args(hint)[0]]
+    if origin in (Union, types.UnionType):
+        return [None] if type(None) in get_args(hint) else _placeholders(get_args(hint)[0])
+    if origin is list:
+        return [[]]
+    return [hint()]  # str, int, float, bool
+
+
+def _examples(cls: type[Any]) -> Iterator[Event]:
+    hints = typing.get_type_hints(cls)
+    fields = [_placeholders(hints[f.name]) for f in dataclasses.fields(cls)]
+    for values in itertools.product(*fields):
+        yield cls(*values)
+
+
+@cache
+def event_types() -> dict[str, type[Any]]:
+    """Each JSON `type` the server sends, and the event class it comes from, learned by rendering examples."""
+    found: dict[str, type[Any]] = {}
+    for cls in get_args(Event):
+        for example in _examples(cls):
+            for line in render_json(example).split("\n")[:-1]:
+                found[json.loads(line)["type"]] = cls
+    return found
+
+
+KNOWN_TYPES = frozenset(event_types())
+_CODES = frozenset(code.value for code in ErrorCode)
+_ADAPTERS: dict[type[Any], TypeAdapter[Any]] = {}
+
+
+def _adapter(cls: type[Any]) -> TypeAdapter[Any]:
+    if cls not in _ADAPTERS:
+        _ADAPTERS[cls] = TypeAdapter(cls)
+    return _ADAPTERS[cls]
+
+
+# ------------------------------------------------------------------------------------------- decoding
+
+
+class Decoder:
+    """Decodes the lines of one connection, in order (a history page spans several lines)."""
+
+    def __init__(self, page_limit: int = PAGE_LIMIT) -> None:
+        self.page_limit = page_limit
+        self._pages: dict[str, list[ChatMessage]] = {}  # room -> history messages before their history_end
+        self._held = 0
+
+    def decode(self, raw: bytes) -> Incoming | None:
+        """Decode one line from the server (without its newline). None: a line of a history page, which comes
+        whole with its last line. Never raises."""
+        if raw == TOO_LONG:
+            return Garbage("", "a line too long to be an event was dropped")
+        line = raw.decode("utf-8", errors="replace").rstrip("\r")
+        if not line.startswith("{"):
+            return TextLine(line)
+        try:
+            data = json.loads(line)
+        except (ValueError, RecursionError) as e:
+            return Garbage(line, f"not JSON ({e})")
+        if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+            return Garbage(line, "not an event (no type)")
+        kind = data["type"]
+        cls = event_types().get(kind)
+        if cls is None:
+            return Unknown(kind, data)
+        try:
+            if cls is ChatMessage:
+                message = _message(data)
+                return self._hold(message) if data.get("history") is True else message
+            if cls is History:
+                return self._page(data)
+            if cls in (Error, Bye) and isinstance(data.get("code"), str) and data["code"] not in _CODES:
+                return Garbage(line, f"an error this client does not know ({data['code']}): {data.get('message')}")
+            return _adapter(cls).validate_python(_with_times(data))
+        except ValidationError as e:
+            first = e.errors(include_url=False)[0]
+            where = ".".join(str(p) for p in first["loc"]) or "event"
+            return Garbage(line, f"bad {kind} event: {where}: {first['msg']}")
+        except ValueError as e:
+            return Garbage(line, f"bad {kind} event: {e}")
+
+    def _hold(self, message: ChatMessage) -> Incoming | None:
+        if message.room is None:
+            return Garbage("", "a history message without a room")
+        if self._held >= self.page_limit:
+            self._pages.clear()
+            self._held = 0
+            return Garbage("", f"a history page longer than {self.page_limit} messages was dropped")
+        self._pages.setdefault(message.room, []).append(message)
+        self._held += 1
+        return None
+
+    def _page(self, data: dict[str, Any]) -> History:
+        messages = self._pages.pop(data["room"], []) if isinstance(data.get("room"), str) else []
+        self._held -= len(messages)
+        fields = {"room": data.get("room"), "messages": messages, "more": data.get("more")}
+        if "reason" in data:
+            fields["reason"] = data["reason"]
+        page: History = _adapter(History).validate_python(fields)
+        return page
+
+
+def _message(data: dict[str, Any]) -> ChatMessage:
+    fields = {k: v for k, v in _with_times(data).items() if k not in ("type", "state", "history")}
+    message: ChatMessage = _adapter(ChatMessage).validate_python({**fields, "kind": data["type"]})
+    if message.kind is MessageKind.PRIVATE and message.to is None:
+        raise ValueError("a private message needs 'to'")
+    if message.kind is not MessageKind.PRIVATE and message.room is None:
+        raise ValueError(f"a {message.kind.value} needs 'room'")
+    return message
+
+
+def _with_times(data: dict[str, Any]) -> dict[str, Any]:
+    """The server writes times as ISO-8601 UTC (`render.iso_time`); the events hold seconds since the epoch."""
+    when = data.get("time")
+    if not isinstance(when, str):
+        return data
     try:
-        data = json.loads(line)
-    except (ValueError, RecursionError) as e:
-        return Garbage(line, f"not JSON ({e})")
-    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
-        return Garbage(line, "not an event (no type)")
-    if data["type"] not in KNOWN_TYPES:
-        return Unknown(data["type"], data)
-    try:
-        return _EVENT.validate_python(data)
-    except ValidationError as e:
-        first = e.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in first["loc"][1:]) or "event"
-        return Garbage(line, f"bad {data['type']} event: {where}: {first['msg']}")
+        parsed = datetime.fromisoformat(when)
+    except ValueError:
+        raise ValueError(f"time: not an ISO-8601 time: {when[:40]!r}") from None
+    if parsed.tzinfo is None:
+        raise ValueError(f"time: no time zone: {when[:40]!r}")
+    return {**data, "time": parsed.timestamp()}
+
+
+def decode_line(raw: bytes) -> Incoming | None:
+    """Decode a line on its own (no history page in progress): for tests and one-off lines."""
+    return Decoder().decode(raw)

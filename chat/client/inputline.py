@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# commands whose first argument is a room (so a bare word there completes to a room name)
-ROOM_COMMANDS = frozenset({"/join", "/j", "/leave", "/part", "/who", "/names", "/history"})
+from chat.protocol import commands as server
+
+# commands whose first argument is a room (so a bare word there completes to a room name), under every alias
+ROOM_COMMANDS = frozenset(
+    f"/{verb}" for verb, model in server.VERBS.items() if model in (server.Join, server.Leave, server.Who,
+                                                                  server.History)
+)
 
 
 class InputHistory:

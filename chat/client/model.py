@@ -5,7 +5,10 @@ list of entries: messages (with the server's message id) and everything else (jo
 Messages are kept in id order and never twice: a message id seen again (a backlog after a reconnect, an
 overlapping /history page) is dropped. A message older than some already shown is placed just before the
 oldest newer one, so a page of older history lands above, and messages missed while disconnected land
-between what was seen before and what came after.
+between what was seen before and what came after. A mark may be anchored after a message id ("Rejoined" is
+anchored after the newest message of the backlog): messages up to that id land above it, later ones below.
+
+Entries from nicks the user ignores are kept, hidden (their ids still count for paging and duplicates).
 
 Every change to a scrollback is recorded in `ClientModel.inserts`, in order, for a view to replay.
 """
@@ -13,6 +16,7 @@ Every change to a scrollback is recorded in `ClientModel.inserts`, in order, for
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -53,6 +57,7 @@ class EntryKind(StrEnum):
 
 
 MESSAGE_KINDS = frozenset({EntryKind.MESSAGE, EntryKind.ACTION, EntryKind.PRIVATE})
+IGNORABLE_KINDS = MESSAGE_KINDS | {EntryKind.JOIN, EntryKind.PART, EntryKind.QUIT, EntryKind.NICK}
 
 
 def now() -> datetime:
@@ -68,7 +73,9 @@ class Entry:
     id: int | None = None  # the server's message id, for messages
     earlier: bool = False  # history: sent before we were here
     own: bool = False  # sent by us
-    mention: bool = False  # mentions our nick
+    mention: bool = False  # mentions our nick, or is a private message to us
+    anchor: int | None = None  # marks: placed after this message id (messages up to it above, later ones below)
+    hidden: bool = False  # from a nick the user ignores
 
     @property
     def is_message(self) -> bool:
@@ -88,8 +95,11 @@ class Conversation:
     at_beginning: bool = False  # rooms: no older messages exist on the server
     fetching: bool = False  # rooms: a page of older messages was asked for
     catchup_after: int | None = None  # rooms, after a rejoin: newer history than this was missed, not earlier
+    marker: Entry | None = None  # the last entry shown when the user last looked away: new ones come after it
     _ids: list[int] = field(default_factory=list)  # message ids, sorted
     _by_id: dict[int, Entry] = field(default_factory=dict)
+    _order: list[tuple[int, int, int]] = field(default_factory=list)  # sorted keys of messages and anchored marks
+    _by_order: dict[tuple[int, int, int], Entry] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -112,22 +122,45 @@ class Conversation:
     def has_message(self, message_id: int) -> bool:
         return message_id in self._by_id
 
+    def _order_key(self, entry: Entry) -> tuple[int, int, int] | None:
+        """Messages sort by id; a mark anchored after id A sorts after message A and before message A + 1."""
+        if entry.id is not None:
+            return (entry.id, 0, 0)
+        if entry.anchor is not None:
+            return (entry.anchor, 1, len(self._order))
+        return None
+
     def position_for(self, entry: Entry) -> int | None:
         """Where `entry` belongs in the scrollback; None when it is a message already there."""
-        if entry.id is None:
-            return len(self.entries)
-        if entry.id in self._by_id:
+        if entry.id is not None and entry.id in self._by_id:
             return None
-        after = bisect.bisect_right(self._ids, entry.id)
-        if after == len(self._ids):
+        key = self._order_key(entry)
+        if key is None:
             return len(self.entries)
-        return self.entries.index(self._by_id[self._ids[after]])
+        after = bisect.bisect_right(self._order, key)
+        if after == len(self._order):
+            return len(self.entries)
+        return self.entries.index(self._by_order[self._order[after]])
 
     def insert(self, index: int, entry: Entry) -> None:
+        key = self._order_key(entry)
         self.entries.insert(index, entry)
         if entry.id is not None:
             bisect.insort(self._ids, entry.id)
             self._by_id[entry.id] = entry
+        if key is not None:
+            bisect.insort(self._order, key)
+            self._by_order[key] = entry
+
+    def marker_index(self) -> int | None:
+        """Where to draw the read marker (after this entry), when something shown came after it; else None."""
+        if self.marker is None or self.marker.hidden:
+            return None
+        try:
+            index = self.entries.index(self.marker)
+        except ValueError:
+            return None
+        return index if any(not e.hidden for e in self.entries[index + 1:]) else None
 
     def member_nicks(self) -> list[str]:
         return sorted(self.members.values(), key=str.lower)
@@ -164,6 +197,7 @@ class ClientModel:
         self.nick: str | None = None
         self.known_rooms: dict[str, str] = {}  # room key -> name: every room heard of, for completion
         self.inserts: list[Insert] = []
+        self.redraw: set[str] = set()  # conversation keys whose entries changed in place (hidden or shown)
 
     # ---------------------------------------------------------------------------------- conversations
 
@@ -224,10 +258,18 @@ class ClientModel:
 
     def select(self, key: str) -> None:
         if key in self.conversations:
+            if key != self.current_key:
+                self.looked_away()
             self.current_key = key
             conversation = self.conversations[key]
             conversation.unread = 0
             conversation.mentioned = False
+
+    def looked_away(self) -> None:
+        """The user stops looking at the conversation shown (another is shown, or the terminal lost focus):
+        what comes next there is new since they looked."""
+        shown = [e for e in self.current.entries if not e.hidden]
+        self.current.marker = shown[-1] if shown else None
 
     def cycle(self, step: int) -> None:
         """Show the next (step 1) or previous (step -1) conversation, wrapping around."""
@@ -244,7 +286,8 @@ class ClientModel:
             return False
         conversation.insert(index, entry)
         self.inserts.append(Insert(conversation.key, index, entry))
-        if entry.is_message and not entry.earlier and not entry.own and conversation.key != self.current_key:
+        if (entry.is_message and not entry.earlier and not entry.own and not entry.hidden
+                and conversation.key != self.current_key):
             conversation.unread += 1
             conversation.mentioned = conversation.mentioned or entry.mention
         return True
@@ -256,6 +299,14 @@ class ClientModel:
     def take_inserts(self) -> list[Insert]:
         inserts, self.inserts = self.inserts, []
         return inserts
+
+    def hide(self, hidden: Callable[[Entry], bool]) -> None:
+        """Hide the messages and comings and goings for which `hidden` is true; show the others again."""
+        for conversation in self.conversations.values():
+            for entry in conversation.entries:
+                if entry.kind in IGNORABLE_KINDS and entry.hidden != hidden(entry):
+                    entry.hidden = not entry.hidden
+                    self.redraw.add(conversation.key)
 
     # -------------------------------------------------------------------------------------------- names
 

@@ -11,6 +11,9 @@ Exit status: 0 all accepted; 1 could not connect, the nick was refused, or the c
 
 Lines go out in windows of `WINDOW`, each followed by a /ping whose answer opens the next window: a long
 input then flows at the server's pace instead of overrunning its flood control.
+
+`--no-backlog` leaves out the recent history a room sends on joining (a cron job that posts one line then
+prints just that line), in text and in JSON.
 """
 
 from __future__ import annotations
@@ -23,12 +26,12 @@ import threading
 from typing import BinaryIO, TextIO
 
 from chat.client import events as ev
-from chat.client.commands import QUIT_VERBS
+from chat.client.commands import is_quit
 from chat.client.connection import LineConnection, describe_os_error
-from chat.client.core import INTERNAL_TOKEN
 from chat.client.format import text_lines
+from chat.client.outgoing import INTERNAL_TOKEN, WINDOW
+from chat.protocol import events as protocol
 
-WINDOW = 20  # lines sent before waiting for the server to catch up (its default burst)
 QUIT_WAIT = 30.0  # seconds to wait for the goodbye after /quit
 CONNECT_TIMEOUT = 10.0
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED = 0, 1, 2
@@ -44,31 +47,34 @@ class _End:
 END_OF_INPUT, INTERRUPTED, CONNECTION_CLOSED = _End("eof"), _End("interrupt"), _End("closed")
 
 
-def is_quit(line: str) -> bool:
-    stripped = line.strip()
-    if stripped.upper() == "!DISCONNECT":
-        return True
-    return stripped.startswith("/") and stripped[1:].split(" ", 1)[0].lower() in QUIT_VERBS
-
-
 class Printer:
-    def __init__(self, stdout: TextIO, stderr: TextIO, json_output: bool) -> None:
+    def __init__(self, stdout: TextIO, stderr: TextIO, json_output: bool, backlog: bool = True) -> None:
         self.stdout = stdout
         self.stderr = stderr
         self.json_output = json_output
+        self.backlog = backlog  # print the history a room sends on joining
         self._broken = False  # stdout was closed (| head): keep going, print nothing
+        self._page: list[str] = []  # JSON lines of a history page, printed once we know what page it is
 
-    def event(self, raw: bytes, item: ev.Incoming) -> None:
+    def event(self, raw: bytes, item: ev.Incoming | None) -> None:
+        """Print what the server sent: `raw`, decoded as `item` (None: a line of a history page)."""
         if self.json_output:
             if raw.startswith(b"{"):
-                self._out(raw.decode("utf-8", "replace"))
-            if isinstance(item, ev.Error):
-                self.error(f"[error {item.code}] {item.message}")
+                self._page.append(raw.decode("utf-8", "replace"))
+            if item is not None:
+                lines, self._page = self._page, []
+                if self.backlog or not (isinstance(item, protocol.History) and item.reason == "backlog"):
+                    for line in lines:
+                        self._out(line)
+            if isinstance(item, protocol.Error):
+                self.error(f"[error {item.code.value}] {item.message}")
             return
-        if isinstance(item, ev.Error):
-            self.error(f"[error {item.code}] {item.message}")
+        if isinstance(item, protocol.Error):
+            self.error(f"[error {item.code.value}] {item.message}")
             return
-        for line in text_lines(item):
+        if isinstance(item, protocol.History) and item.reason == "backlog" and not self.backlog:
+            return
+        for line in text_lines(item) if item is not None else []:
             self._out(line)
 
     def error(self, text: str) -> None:
@@ -93,40 +99,41 @@ class PlainClient:
         self.inbox = inbox  # stdin lines, and the ends
         self.registered = False
         self.nick_given = False
-        self.nick_error: ev.Error | None = None
+        self.nick_error: protocol.Error | None = None
         self.refused = 0  # errors the server answered our lines with
-        self.bye: ev.Bye | None = None
+        self.bye: protocol.Bye | None = None
         self.closed = asyncio.Event()
         self._pongs: dict[str, asyncio.Event] = {}
         self._tokens = 0
 
     async def receive(self) -> None:
+        decoder = ev.Decoder()
         try:
             while (lines := await self.connection.read_lines()) is not None:
                 for raw in lines:
-                    self._handle(raw, ev.decode_line(raw))
+                    self._handle(raw, decoder.decode(raw))
         finally:
             self.closed.set()
             self.inbox.put_nowait(CONNECTION_CLOSED)
 
-    def _handle(self, raw: bytes, item: ev.Incoming) -> None:
-        if isinstance(item, ev.Pong) and (item.token or "").startswith(INTERNAL_TOKEN):
+    def _handle(self, raw: bytes, item: ev.Incoming | None) -> None:
+        if isinstance(item, protocol.Pong) and (item.token or "").startswith(INTERNAL_TOKEN):
             waiter = self._pongs.pop(item.token or "", None)
             if waiter is not None:
                 waiter.set()
             return
-        if isinstance(item, ev.FormatChanged):
+        if isinstance(item, protocol.FormatChanged):
             return  # our own /format json
         if isinstance(item, ev.TextLine) and self.nick_given:
             return  # the greeting asks for a nickname: we gave one
-        if isinstance(item, ev.Welcome):
+        if isinstance(item, protocol.Welcome):
             self.registered = True
-        elif isinstance(item, ev.Error):
+        elif isinstance(item, protocol.Error):
             if not self.registered:
                 self.nick_error = item  # no nick yet: whatever was refused was our attempt at one
             else:
                 self.refused += 1
-        elif isinstance(item, ev.Bye):
+        elif isinstance(item, protocol.Bye):
             self.bye = item
         self.printer.event(raw, item)
 
@@ -228,8 +235,9 @@ def _read_stdin(stdin: TextIO | BinaryIO, loop: asyncio.AbstractEventLoop,
 
 
 async def run_plain_async(host: str, port: int, nick: str | None, room: str | None, *, json_output: bool,
-                          stdin: TextIO, stdout: TextIO, stderr: TextIO, interactive: bool) -> int:
-    printer = Printer(stdout, stderr, json_output)
+                          stdin: TextIO, stdout: TextIO, stderr: TextIO, interactive: bool,
+                          backlog: bool = True) -> int:
+    printer = Printer(stdout, stderr, json_output, backlog)
     try:
         connection = await LineConnection.open(host, port, CONNECT_TIMEOUT)
     except OSError as e:
@@ -260,7 +268,8 @@ async def run_plain_async(host: str, port: int, nick: str | None, room: str | No
 
 
 def run_plain(host: str, port: int, nick: str | None, room: str | None, *, json: bool = False,
-              stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr) -> int:
+              backlog: bool = True, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout,
+              stderr: TextIO = sys.stderr) -> int:
     interactive = stdin.isatty() if hasattr(stdin, "isatty") else False
     return asyncio.run(run_plain_async(host, port, nick, room, json_output=json, stdin=stdin, stdout=stdout,
-                                       stderr=stderr, interactive=interactive))
+                                       stderr=stderr, interactive=interactive, backlog=backlog))

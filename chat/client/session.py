@@ -3,8 +3,8 @@
 `ClientSession.run()` keeps a connection to the server until the user quits: when the connection fails or
 drops it waits (0.5 s, 1 s, 2 s... up to 30 s, with some jitter so a crowd does not come back at once) and
 tries again; /reconnect tries at once. While connected it pings a silent server now and then, so a server
-that vanished without closing the connection is noticed too. `on_change` is called after anything that
-may have changed what the UI shows.
+that vanished without closing the connection is noticed too, and measures the lag every `lag_every` seconds.
+`on_change` is called after anything that may have changed what the UI shows.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from chat.client.connection import LineConnection, describe_os_error
 from chat.client.core import HEARTBEAT_TOKEN, ClientCore, Outcome
-from chat.client.events import decode_line
+from chat.client.events import Decoder
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +31,7 @@ class ReconnectPolicy:
     heartbeat: float = 60.0  # seconds of silence from the server before we ping it
     heartbeat_timeout: float = 30.0  # seconds to wait for that ping's answer before giving up the connection
     nick_retry: float = 15.0  # seconds between attempts to take our nick back from a stand-in
+    lag_every: float = 30.0  # seconds between pings that measure the lag (shown in the status line)
     quit_wait: float = 3.0  # seconds to wait for the server's goodbye when leaving
 
     def delay(self, attempt: int) -> float:
@@ -54,6 +55,7 @@ class ClientSession:
         self._last_heard = 0.0
         self._ping_sent: float | None = None
         self._next_reclaim = 0.0
+        self._next_lag = 0.0
 
     @property
     def connected(self) -> bool:
@@ -99,6 +101,7 @@ class ClientSession:
         self.on_change()
         watchdog = asyncio.create_task(self._watch(connection))
         reason = "the server closed the connection"
+        decoder = Decoder()
         try:
             while True:
                 lines = await connection.read_lines()
@@ -108,7 +111,7 @@ class ClientSession:
                 self._ping_sent = None
                 for raw in lines:
                     try:
-                        self.core.receive(decode_line(raw))
+                        self.core.receive(decoder.decode(raw))
                     except Exception as e:  # a bug of ours must not take the whole client down with it
                         self.core.internal_error(raw, e)
                 if self.core.registered:
@@ -127,7 +130,8 @@ class ClientSession:
 
     async def _watch(self, connection: LineConnection) -> None:
         """Ping a silent server, drop it when it stays silent, and take our nick back when we can."""
-        tick = min(1.0, self.policy.heartbeat / 2, self.policy.nick_retry / 2)
+        tick = min(1.0, self.policy.heartbeat / 2, self.policy.nick_retry / 2, self.policy.lag_every / 2)
+        self._next_lag = time.monotonic() + self.policy.lag_every
         while True:
             await asyncio.sleep(tick)
             now = time.monotonic()
@@ -141,6 +145,11 @@ class ClientSession:
                 self._next_reclaim = now + self.policy.nick_retry
                 self.core.reclaim_nick()
                 self._flush()
+            if now >= self._next_lag:
+                self._next_lag = now + self.policy.lag_every
+                self.core.ping_for_lag()
+                self._flush()
+                self.on_change()
 
     def _flush(self) -> None:
         lines = self.core.take_outbox()

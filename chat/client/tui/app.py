@@ -21,9 +21,6 @@ from chat.client.model import ClientModel, Conversation, Kind
 from chat.client.session import ClientSession, ReconnectPolicy
 from chat.client.tui.render import nick_colour, render_conversation_label, render_entry
 from chat.client.tui.widgets import ChatInput, Clickable, Scrollback
-from chat.protocol.commands import VERBS
-
-CLIENT_COMMANDS = ("close", "reconnect")
 
 
 class ChatApp(App[int]):
@@ -83,14 +80,14 @@ class ChatApp(App[int]):
         line = event.value
         field.history.add(line)
         outcome = self.session.submit(line)
-        if outcome is not Outcome.OFFLINE:
+        if outcome is not Outcome.KEPT:
             field.value = ""
         if outcome is Outcome.QUIT:
             await self.action_quit_chat()
 
     def on_chat_input_complete(self, _: ChatInput.Complete) -> None:
-        commands = sorted({*VERBS, *CLIENT_COMMANDS})
-        self.query_one(ChatInput).complete_with(commands, self.model.known_nicks(), self.model.room_names())
+        self.query_one(ChatInput).complete_with(self.core.typed.verbs, self.model.known_nicks(),
+                                                self.model.room_names())
 
     async def on_chat_input_quit_request(self, _: ChatInput.QuitRequest) -> None:
         await self.action_quit_chat()
