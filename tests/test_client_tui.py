@@ -29,6 +29,7 @@ from chat.client.core import Phase
 from chat.client.model import EntryKind, Kind
 from chat.client.session import ReconnectPolicy
 from chat.client.tui.app import ChatApp
+from chat.client.tui.render import Rendered
 from chat.client.tui.widgets import ChatInput, Scrollback
 
 FAST = ReconnectPolicy(first_delay=0.05, max_delay=0.2, jitter=0.0, nick_retry=0.2, quit_wait=WAIT)
@@ -272,10 +273,14 @@ def test_scrolling_back_fetches_older_history_until_the_beginning_without_duplic
         run(app_for(server), scenario, size=(100, 24))
 
 
+def line(text: str) -> Rendered:
+    return Rendered(Text(), Text(text))
+
+
 def test_the_scrollback_keeps_the_reader_in_place_when_older_lines_arrive_above() -> None:
     class OneScrollback(App[None]):
         def compose(self) -> ComposeResult:
-            yield Scrollback("#room", [Text(f"line {i}") for i in range(50)])
+            yield Scrollback("#room", [line(f"line {i}") for i in range(50)])
 
     async def main() -> None:
         async with OneScrollback().run_test(size=(40, 10)) as pilot:
@@ -283,15 +288,15 @@ def test_the_scrollback_keeps_the_reader_in_place_when_older_lines_arrive_above(
             await pilot.pause()
             height = scrollback.scrollable_content_region.height
             assert scrollback.render_line(height - 1).text.strip() == "line 49"  # it starts at the bottom
-            scrollback.insert(50, Text("line 50"))
+            scrollback.insert(50, line("line 50"))
             await pilot.pause()
             assert scrollback.render_line(height - 1).text.strip() == "line 50"  # and follows new lines
             scrollback.scroll_to(y=20, animate=False, immediate=True)
             await pilot.pause()
             assert scrollback.render_line(0).text.strip() == "line 20"
             for i in range(30):  # a page of older lines arrives while the reader reads line 20
-                scrollback.insert(i, Text(f"older {i}"))
-            scrollback.insert(len(scrollback.texts), Text("line 51"))  # and a new one at the bottom
+                scrollback.insert(i, line(f"older {i}"))
+            scrollback.insert(len(scrollback.items), line("line 51"))  # and a new one at the bottom
             await pilot.pause()
             assert scrollback.render_line(0).text.strip() == "line 20"  # the reader did not move
             scrollback.scroll_to(y=0, animate=False, immediate=True)

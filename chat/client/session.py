@@ -167,6 +167,13 @@ class ClientSession:
         self.on_change()
         return outcome
 
+    def submit_lines(self, lines: list[str]) -> Outcome:
+        """Lines pasted at once, each sent as text to the conversation shown (in windows: see outgoing.py)."""
+        outcome = self.core.typed.say_lines(lines)
+        self._flush()
+        self.on_change()
+        return outcome
+
     def fetch_older(self, key: str) -> bool:
         started = self.core.fetch_older(key)
         self._flush()
