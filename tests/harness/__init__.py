@@ -18,6 +18,7 @@ from harness.procfs import (
 from harness.scripted import ScriptedServer
 from harness.server import ServerThread, server_config
 from harness.swarm import Swarm, SwarmClient
+from harness.terminal import TerminalClient, TmuxSession, tmux_available
 from harness.world import World
 
 __all__ = [
@@ -30,6 +31,8 @@ __all__ = [
     'ServerThread',
     'Swarm',
     'SwarmClient',
+    'TerminalClient',
+    'TmuxSession',
     'World',
     'blocked_writing',
     'capture_logs',
@@ -52,5 +55,6 @@ __all__ = [
     'sqlite_write_lock',
     'stored_messages',
     'thread_cpu_seconds',
+    'tmux_available',
     'wait_for',
 ]
