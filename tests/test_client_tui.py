@@ -8,7 +8,9 @@ deadline.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+import tomllib
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -25,6 +27,7 @@ from textual.app import App, ComposeResult
 from textual.pilot import Pilot
 from textual.widgets import Static
 
+from chat.client.config import ClientConfig, load_config
 from chat.client.core import Phase
 from chat.client.model import EntryKind, Kind
 from chat.client.session import ReconnectPolicy
@@ -85,8 +88,8 @@ def on_screen(app: ChatApp, text: str) -> bool:
 
 
 def app_for(server: ServerThread | ScriptedServer, nick: str | None = "alice", room: str | None = None,
-            policy: ReconnectPolicy = FAST) -> ChatApp:
-    return ChatApp(server.host, server.port, nick, room, policy)
+            policy: ReconnectPolicy = FAST, config: ClientConfig | None = None) -> ChatApp:
+    return ChatApp(server.host, server.port, nick, room, policy, config)
 
 
 @contextmanager
@@ -463,3 +466,253 @@ def test_a_server_that_stops_answering_is_noticed_and_left() -> None:
         run(app_for(hung, policy=policy), scenario)
     finally:
         hung.close()
+
+
+# ------------------------------------------------------------------------------------- long input, pastes
+
+
+def their_texts(client: LineClient, kind: str = "message") -> list[str]:
+    """The texts of the `kind` events a LineClient has seen so far, in order."""
+    return [e["text"] for e in (json.loads(line) for line in client.seen if line.startswith("{"))
+            if e.get("type") == kind]
+
+
+def test_a_long_line_is_split_under_the_servers_limit_every_part_arriving_in_order(make_server: Any) -> None:
+    """A 5,000-character paste was refused as longer than 4096 bytes, the input emptied, and a later disconnect
+    warned that a message "may not have been delivered" that was (a stale entry left by the refused line)."""
+    server = make_server(max_line=256)
+    text = " ".join(f"word{i}-é😀" for i in range(500))  # multi-byte characters at every boundary
+    with people(server, "bob") as (bob,):
+
+        async def scenario(app: ChatApp, pilot: Pilot[Any]) -> None:
+            await online(app, pilot)
+            assert app.core.max_line == 256  # said by the server's welcome
+            field = app.query_one(ChatInput)
+            field.post_message(events.Paste(text))  # one long line, pasted
+            await until(pilot, lambda: field.value == text, "the paste in the input")
+            await pilot.press("enter")
+            await until(pilot, lambda: field.value == "", "the input emptied once sent")
+            await until(pilot, lambda: on_screen(app, "word499-é😀"), "the echo of the last part")
+            await asyncio.to_thread(bob.sync)  # everything stored was delivered to bob before this answer
+            parts = their_texts(bob)
+            assert "".join(parts) == text  # every part, in order, none cut inside a character
+            assert len(parts) > 20 and all(len(f"/msg #lobby {p}".encode()) <= 256 for p in parts)
+            assert not any(e.kind is EntryKind.ERROR for e in app.model.current.entries)
+            await asyncio.to_thread(server.stop)
+            await until(pilot, lambda: on_screen(app, "Disconnected"), "the disconnection")
+            assert not on_screen(app, "may not have been delivered")
+
+        run(app_for(server), scenario)
+
+
+def test_a_multi_line_paste_asks_first_then_every_line_arrives_in_order(make_server: Any) -> None:
+    server = make_server(rate=200, burst=20, flood_limit=25)  # 150 lines at once would be a flood
+    lines = [f"pasted line {i}" for i in range(150)]
+    with people(server, "bob") as (bob,):
+
+        async def scenario(app: ChatApp, pilot: Pilot[Any]) -> None:
+            await online(app, pilot)
+            field = app.query_one(ChatInput)
+            field.value = "draft"
+            field.cursor_position = len("draft")
+            field.post_message(events.Paste("\n".join(lines) + "\n"))
+            await until(pilot, lambda: on_screen(app, "Paste 150 lines into #lobby"), "the question")
+            await asyncio.to_thread(bob.sync, "asked")
+            assert their_texts(bob) == []  # nothing sent before the answer
+            await pilot.press("enter")
+            for line in ["draftpasted line 0", *lines[1:]]:  # what was typed before the paste leads it
+                await asyncio.to_thread(bob.expect_event, "message", text=line)
+            assert their_texts(bob) == ["draftpasted line 0", *lines[1:]]
+            assert app.core.online and field.value == ""
+            field.value = "kept"
+            field.post_message(events.Paste("one\ntwo\n/three"))
+            await until(pilot, lambda: on_screen(app, "Paste 3 lines"), "the second question")
+            await pilot.press("escape")
+            await until(pilot, lambda: field.value == "kept", "the draft back")
+            await asyncio.to_thread(bob.sync, "after")
+            assert "two" not in their_texts(bob)
+
+        run(app_for(server), scenario)
+
+
+# ------------------------------------------------------------------------------------------------ layout
+
+
+def pane_shown(app: ChatApp, pane: str) -> bool:
+    return app.query_one(f"#{pane}").styles.display != "none"
+
+
+def test_narrow_terminals_fold_the_side_panes_and_wrapped_lines_hang_under_the_text(server: ServerThread) -> None:
+    """At 60x20 the panes kept about 35 columns and left 19 for the messages."""
+    with people(server, "bob") as (bob,):
+
+        async def scenario(app: ChatApp, pilot: Pilot[Any]) -> None:
+            await online(app, pilot)
+            scrollback = current_scrollback(app)
+            assert scrollback is not None
+            assert not pane_shown(app, "conversations-pane") and not pane_shown(app, "members-pane")
+            await until(pilot, lambda: scrollback.scrollable_content_region.width >= 55, "the messages' width")
+            long = "a long message " * 12
+            await asyncio.to_thread(bob.send, long.strip(), "/msg alice psst")
+            await until(pilot, lambda: on_screen(app, long.strip()), "the long message")
+            lines = scrollback.screen_lines
+            first = next(i for i, line in enumerate(lines) if "<bob> a long message" in line)
+            indent = lines[first].index("a long message")
+            assert lines[first + 1].startswith(" " * indent) and lines[first + 1][indent] != " "
+            await until(pilot, lambda: "3:bob(1!)" in status(app), "the unread private message in the status")
+            await pilot.resize_terminal(80, 24)
+            await until(pilot, lambda: pane_shown(app, "conversations-pane"), "the list back at 80 columns")
+            assert not pane_shown(app, "members-pane")
+            await pilot.resize_terminal(110, 30)
+            await until(pilot, lambda: pane_shown(app, "members-pane"), "the members back at 110 columns")
+
+        run(app_for(server), scenario, size=(60, 20))
+
+
+def test_scrolled_up_a_bar_says_more_below_and_end_or_ctrl_end_jumps_down(make_server: Any) -> None:
+    server = make_server(backlog=100)
+    with people(server, "bob") as (bob,):
+        bob.send(*(f"old {i}" for i in range(100)))
+        bob.sync()
+
+        async def scenario(app: ChatApp, pilot: Pilot[Any]) -> None:
+            await online(app, pilot)
+            await until(pilot, lambda: on_screen(app, "old 99"), "the backlog")
+            scrollback = current_scrollback(app)
+            assert scrollback is not None and scrollback.following
+            bar = app.query_one("#more-below", Static)
+            assert not bar.display
+            await pilot.press("pageup")
+            await until(pilot, lambda: not scrollback.following and bar.display, "the bar")
+            await asyncio.to_thread(bob.send, "news")
+            await until(pilot, lambda: "1 new below" in str(bar.render()), "the count of new lines")
+            await pilot.press("end")  # the input line is empty: End jumps down
+            await until(pilot, lambda: scrollback.following and not bar.display, "back at the bottom")
+            app.query_one(ChatInput).value = "typing"
+            app.query_one(ChatInput).cursor_position = 0
+            await pilot.press("pageup", "end")  # in the middle of a line, End goes to its end first
+            assert app.query_one(ChatInput).cursor_position == len("typing") and not scrollback.following
+            await pilot.press("ctrl+end")
+            await until(pilot, lambda: scrollback.following, "ctrl+end at the bottom")
+
+        run(app_for(server), scenario, size=(100, 24))
+
+
+# ------------------------------------------------------------------------------- attention: marks, alerts
+
+
+def test_a_read_marker_shows_what_came_since_you_looked(server: ServerThread) -> None:
+    with people(server, "bob") as (bob,):
+
+        async def scenario(app: ChatApp, pilot: Pilot[Any]) -> None:
+            await online(app, pilot)
+            await asyncio.to_thread(bob.send, "seen before")
+            await until(pilot, lambda: on_screen(app, "seen before"), "the first message")
+            await type_line(pilot, "/join dev")
+            await online(app, pilot, "#dev")
+            await asyncio.to_thread(bob.send, "said while you were in dev")
+            await until(pilot, lambda: app.model.get("#lobby").unread == 1, "one unread")
+            await pilot.press("ctrl+p")
+            await until(pilot, lambda: app.model.current.title == "#lobby", "the lobby shown")
+            lines = current_scrollback(app).screen_lines  # type: ignore[union-attr]
+            marker = next(i for i, line in enumerate(lines) if "new since you looked" in line)
+            assert "seen before" in lines[marker - 1] and "said while you were in dev" in lines[marker + 1]
+
+        run(app_for(server), scenario)
+
+
+def test_mentions_and_private_messages_ring_unless_you_are_looking(server: ServerThread) -> None:
+    with people(server, "bob") as (bob,):
+
+        async def scenario(app: ChatApp, pilot: Pilot[Any]) -> None:
+            await online(app, pilot)
+            await asyncio.to_thread(bob.send, "/msg alice psst")
+            await until(pilot, lambda: app.model.get("bob") is not None and app.rung, "the private message")
+            assert app.model.get("bob").mentioned  # a private message counts as a mention: the red count
+            assert app.rung == ["\a"]  # headless: no desktop notification chosen, the bell alone
+            await asyncio.to_thread(bob.send, "alice: here?", "no mention")
+            await until(pilot, lambda: on_screen(app, "no mention"), "both lines")
+            assert len(app.rung) == 2  # the terminal never said it had focus: ring even for the room shown
+            app.post_message(events.AppFocus())
+            await until(pilot, lambda: app.focused_terminal is True, "the focus reported")
+            await asyncio.to_thread(bob.send, "alice: and now?", "/msg alice and privately?")
+            await until(pilot, lambda: len(app.rung) == 3, "the private message rung")
+            await asyncio.to_thread(bob.sync)
+            await pilot.pause(0.05)
+            assert len(app.rung) == 3  # the mention in the room shown, with the terminal focused, did not
+
+        run(app_for(server), scenario)
+
+
+# ----------------------------------------------------------------------------------- search, lag, ignore
+
+
+def test_lastlog_and_ctrl_r_find_what_was_said(server: ServerThread) -> None:
+    with people(server, "bob") as (bob,):
+
+        async def scenario(app: ChatApp, pilot: Pilot[Any]) -> None:
+            await online(app, pilot)
+            await asyncio.to_thread(bob.send, "apple pie", "banana", "Apple juice")
+            await until(pilot, lambda: on_screen(app, "Apple juice"), "the messages")
+            await type_line(pilot, "/lastlog apple")
+            await until(pilot, lambda: on_screen(app, "2 messages here contain 'apple'"), "the lastlog")
+            assert on_screen(app, "<bob> apple pie") and on_screen(app, "<bob> Apple juice")
+            field = app.query_one(ChatInput)
+            field.value = "draft"
+            await pilot.press("ctrl+r", *"apple")
+            scrollback = current_scrollback(app)
+            assert scrollback is not None
+            entries = app.model.current.entries
+            await until(pilot, lambda: scrollback.highlighted is not None
+                        and entries[scrollback.highlighted].text == "Apple juice", "the newest match")
+            await pilot.press("ctrl+r")
+            await until(pilot, lambda: entries[scrollback.highlighted or 0].text == "apple pie", "an older one")
+            await pilot.press("escape")
+            await until(pilot, lambda: scrollback.highlighted is None and field.value == "draft", "search left")
+            assert scrollback.following
+
+        run(app_for(server), scenario)
+
+
+def test_the_lag_is_in_the_status_line(server: ServerThread) -> None:
+    async def scenario(app: ChatApp, pilot: Pilot[Any]) -> None:
+        await online(app, pilot)
+        await until(pilot, lambda: " ms" in status(app) and "lag " in status(app), "the lag")
+        assert app.core.outgoing.lag is not None and app.core.outgoing.lag < WAIT
+
+    run(app_for(server), scenario)
+
+
+def test_ignore_hides_a_nick_and_is_saved_with_the_server(server: ServerThread, tmp_path: Any) -> None:
+    path = tmp_path / "chat" / "client.toml"
+    with people(server, "bob", "carol") as (bob, carol):
+
+        async def first(app: ChatApp, pilot: Pilot[Any]) -> None:
+            await online(app, pilot)
+            await asyncio.to_thread(bob.send, "before the ignore")
+            await until(pilot, lambda: on_screen(app, "before the ignore"), "bob's line")
+            await type_line(pilot, "/ignore bob")
+            await until(pilot, lambda: on_screen(app, "Ignoring bob"), "the answer")
+            assert not on_screen(app, "before the ignore")  # hidden, already said or not
+            await asyncio.to_thread(bob.send, "spam", "/msg alice more spam")
+            await asyncio.to_thread(carol.send, "carol speaks")
+            await until(pilot, lambda: on_screen(app, "carol speaks"), "carol's line")
+            assert not on_screen(app, "spam") and app.model.get("bob") is not None
+            assert app.model.get("bob").unread == 0 and not app.rung
+
+        run(app_for(server, config=load_config(path)), first)
+        saved = tomllib.loads(path.read_text())
+        assert saved["ignore"]["nicks"] == ["bob"]
+        assert saved["server"] == {"host": server.host, "port": server.port, "nick": "alice"}
+
+        async def second(app: ChatApp, pilot: Pilot[Any]) -> None:
+            await online(app, pilot)
+            await asyncio.to_thread(bob.send, "still ignored")
+            await asyncio.to_thread(carol.send, "carol again")
+            await until(pilot, lambda: on_screen(app, "carol again"), "carol's line")
+            assert not on_screen(app, "still ignored")
+            await type_line(pilot, "/unignore bob")
+            await until(pilot, lambda: on_screen(app, "still ignored"), "bob shown again")
+
+        run(app_for(server, config=load_config(path)), second)
+        assert tomllib.loads(path.read_text())["ignore"]["nicks"] == []
