@@ -13,7 +13,8 @@ from chat.client import events as ev
 from chat.client.core import ClientCore, Outcome, alternate_nick
 from chat.client.inputline import Completer, InputHistory
 from chat.client.model import ClientModel, Entry, EntryKind
-from chat.client.outgoing import SYNC_TOKEN
+from chat.client.outgoing import SYNC_TOKEN, WINDOW
+from chat.client.split import split_text
 from chat.protocol import events as protocol
 from chat.protocol.names import is_valid_nick
 
@@ -39,8 +40,15 @@ def online_core(nick: str = "alice") -> ClientCore:
     for item in (event(type="welcome", nick=nick, max_line=4096),
                  event(type="joined", room="lobby", members=[nick, "bob"], topic=None, time=T)):
         core.receive(item)
-    core.take_outbox()
+    answer(core, core.take_outbox())
     return core
+
+
+def answer(core: ClientCore, lines: list[str]) -> None:
+    """Answer the sync pings among `lines`, as the server does once it has handled what came before them."""
+    for line in lines:
+        if line.startswith(f"/ping {SYNC_TOKEN}"):
+            core.receive(event(type="pong", token=line.removeprefix("/ping ")))
 
 
 # ------------------------------------------------------------------------------------------------ decoding
@@ -215,3 +223,117 @@ def test_history_recalls_lines_and_keeps_the_draft() -> None:
     assert history.next() == "two"
     assert history.next() == "draft"
     assert history.next() is None
+
+
+# ------------------------------------------------------------------------------------- splitting, pacing
+
+
+@given(st.text(st.characters(blacklist_categories=("Cs",)), max_size=400), st.integers(4, 60))
+def test_split_parts_fit_the_budget_and_join_back_to_the_text(text: str, budget: int) -> None:
+    parts = split_text(text, budget)
+    assert all(len(p.encode("utf-8")) <= budget for p in parts)
+    assert all(p.strip(" ") for p in parts) or parts == [text]  # never a part of spaces only
+    assert "".join(parts).replace(" ", "") == text.replace(" ", "")  # only runs of spaces may go (the server
+    # drops spaces that start a message anyway)
+
+
+def test_split_prefers_spaces_and_keeps_combining_marks_with_their_letter() -> None:
+    assert split_text("hello world again", 12) == ["hello world ", "again"]
+    assert split_text("e\u0301" * 5, 6) == ["e\u0301e\u0301", "e\u0301e\u0301", "e\u0301"]  # é as e + accent
+
+
+def test_a_long_text_goes_out_in_windows_each_closed_by_a_sync_ping() -> None:
+    core = online_core()
+    assert core.user_input("\n") is Outcome.LOCAL
+    assert core.typed.say_lines([f"line {i}" for i in range(WINDOW + 5)]) is Outcome.SENT
+    first = core.take_outbox()
+    assert len(first) == WINDOW + 1 and first[-1].startswith(f"/ping {SYNC_TOKEN}")
+    assert core.take_outbox() == []  # the window is full until the server answers
+    answer(core, first)
+    second = core.take_outbox()
+    assert second[:-1] == [f"/msg #lobby line {i}" for i in range(WINDOW, WINDOW + 5)]
+    assert core.outgoing.lag is not None
+
+
+def test_a_refused_line_leaves_nothing_unconfirmed_once_its_sync_is_answered() -> None:
+    core = online_core()
+    core.user_input("/msg #bad! hi")  # refused by the server without naming a command (issue 8, item 6)
+    assert core.take_outbox()[-1] == f"/ping {SYNC_TOKEN}2"
+    core.receive(event(type="error", code="invalid_room", message="bad room", command=None))
+    core.receive(event(type="pong", token=f"{SYNC_TOKEN}2"))  # the first answered registration
+    core.connection_lost("gone")
+    assert not any("may not have been delivered" in e.text for c in core.model.conversations.values()
+                   for e in c.entries)
+
+
+def test_a_message_without_its_answer_when_the_connection_drops_is_pointed_out() -> None:
+    core = online_core()
+    core.user_input("are you there?")
+    core.take_outbox()
+    core.typed.say_lines([f"queued {i}" for i in range(WINDOW + 3)])
+    core.take_outbox()
+    core.connection_lost("gone")
+    errors = [e.text for e in core.model.get("#lobby").entries if e.kind is EntryKind.ERROR]
+    assert any("may not have been delivered" in t for t in errors)
+    assert any("4 lines were not sent" in t for t in errors)  # the window had room for WINDOW - 1 more
+
+
+def test_a_line_the_server_would_refuse_as_too_long_is_kept_not_sent() -> None:
+    core = online_core()
+    assert core.user_input("/topic " + "x" * 5000) is Outcome.KEPT
+    assert sent(core) == []
+
+
+# ------------------------------------------------------------------------------------ mentions, ignoring
+
+
+def test_private_messages_count_as_mentions_and_raise_alerts() -> None:
+    core = online_core()
+    core.receive(event(type="private", id=1, time=T, nick="bob", to="alice", text="psst"))
+    core.receive(message(2, "alice: hi"))
+    core.receive(message(3, "nothing for you"))
+    private = core.model.get("bob")
+    assert private is not None and private.mentioned and private.unread == 1
+    assert [(a.nick, a.private) for a in core.take_alerts()] == [("bob", True), ("bob", False)]
+
+
+def test_ignored_nicks_are_hidden_not_forgotten() -> None:
+    core = online_core()
+    core.receive(message(1, "before"))
+    assert core.set_ignored("Bob", True) and not core.set_ignored("bob", True)
+    core.receive(message(2, "alice: spam"))
+    core.receive(event(type="private", id=3, time=T, nick="bob", to="alice", text="more spam"))
+    lobby = core.model.get("#lobby")
+    assert [e.text for e in lobby.entries if e.is_message and not e.hidden] == []
+    assert lobby.newest_id == 2 and core.take_alerts() == []  # kept for paging and duplicates, never rung
+    assert core.model.get("bob").unread == 0
+    core.set_ignored("bob", False)
+    assert [e.text for e in lobby.entries if e.is_message and not e.hidden] == ["before", "alice: spam"]
+
+
+def test_the_rejoined_mark_goes_after_the_backlog_so_catch_up_lands_above_it() -> None:
+    core = online_core()
+    core.receive(message(5, "seen"))
+    core.connection_lost("gone")
+    core.connection_opened()
+    core.receive(event(type="welcome", nick="alice", max_line=4096))
+    core.receive(event(type="joined", room="lobby", members=["alice"], topic=None, time=T))
+    decoder = ev.Decoder()  # a backlog page comes in two lines
+    for line in (dict(type="message", id=9, time=T, room="lobby", nick="bob", text="backlog 9", history=True),
+                 dict(type="history_end", room="lobby", count=1, more=True, reason="backlog")):
+        core.receive(decoder.decode(json.dumps(line).encode()))
+    core.receive(message(10, "live 10"))
+    core.receive(message(7, "missed 7"))  # a catch-up page, late
+    texts = [e.text for e in core.model.get("#lobby").entries if e.is_message or e.text.startswith("Rejoined")]
+    assert texts == ["seen", "missed 7", "backlog 9", "Rejoined #lobby (1 member)", "live 10"]
+
+
+def test_verbs_come_from_the_servers_commands() -> None:
+    from chat.client.commands import QUIT_VERBS, is_quit
+    from chat.protocol import commands as server
+
+    assert {server.Quit.name, *server.Quit.aliases} == QUIT_VERBS
+    assert all(is_quit(line) for line in ("/quit", "/BYE now", "!DISCONNECT", " !disconnect "))
+    assert not any(is_quit(line) for line in ("quit", "//quit", "/quitter"))
+    core = online_core()
+    assert {"j", "part", "tell", "names", "ignore", "lastlog"} <= set(core.typed.verbs)

@@ -21,6 +21,7 @@ def client_command(host: str, port: int, *args: str) -> list[str]:
 def run_client(server: Any, stdin: str, *args: str) -> subprocess.CompletedProcess[str]:
     """Run the client to its end with `stdin` piped in (not a terminal: plain mode)."""
     env = {k: v for k, v in os.environ.items() if k != "CHAT_NICK"}  # the nick comes from the test only
+    env["XDG_CONFIG_HOME"] = "/nonexistent"  # and never from the settings of whoever runs the tests
     return subprocess.run(client_command(server.host, server.port, *args), input=stdin, capture_output=True,
                           text=True, timeout=WAIT * 3, env=env)
 
@@ -181,5 +182,42 @@ def test_garbage_from_the_server_never_crashes_plain_mode() -> None:
 def test_help_explains_both_modes() -> None:
     done = subprocess.run([*chat_command(), "client", "--help"], capture_output=True, text=True, timeout=WAIT * 3)
     assert done.returncode == 0
-    for word in ("--host", "--port", "--nick", "--room", "--plain", "--json", "CHAT_HOST", "Ctrl-C", "printf"):
+    for word in ("--host", "--port", "--nick", "--room", "--plain", "--json", "--no-backlog", "--config",
+                 "CHAT_HOST", "Ctrl-C", "printf"):
         assert word in done.stdout
+
+
+def test_no_backlog_prints_what_happens_now_and_not_the_rooms_history(make_server: Any) -> None:
+    server = make_server(backlog=60)
+    alice = server.client("alice", json_mode=True)
+    alice.send(*(f"old {i}" for i in range(60)))
+    alice.sync()
+    done = run_client(server, "posted by cron\n", "--nick", "bot", "--no-backlog")
+    assert done.returncode == 0, done.stderr
+    assert "old " not in done.stdout and "earlier message" not in done.stdout
+    assert "[#lobby] bot: posted by cron" in done.stdout
+    as_json = run_client(server, "again\n", "--nick", "bot", "--no-backlog", "--json")
+    events = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert not any(e.get("history") or e["type"] == "history_end" for e in events)
+    assert any(e["type"] == "message" and e["text"] == "again" for e in events)
+    with_it = run_client(server, "", "--nick", "bot")  # and without the option, the backlog is there
+    assert "(earlier) [#lobby] alice: old 59" in with_it.stdout and "Above: 60 earlier messages" in with_it.stdout
+
+
+def test_the_settings_file_chooses_the_server_and_options_win(server: ServerThread, tmp_path: Any) -> None:
+    (tmp_path / "chat").mkdir()
+    (tmp_path / "chat" / "client.toml").write_text(
+        f'[server]\nhost = "{server.host}"\nport = {server.port}\nnick = "fromfile"\n')
+    env = {k: v for k, v in os.environ.items() if k not in ("CHAT_NICK", "CHAT_HOST", "CHAT_PORT")}
+    env["XDG_CONFIG_HOME"] = str(tmp_path)
+    done = subprocess.run([*chat_command(), "client"], input="hi\n", capture_output=True, text=True,
+                          timeout=WAIT * 3, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "[#lobby] fromfile: hi" in done.stdout
+    named = subprocess.run([*chat_command(), "client", "--nick", "fromoption"], input="hi\n",
+                           capture_output=True, text=True, timeout=WAIT * 3, env=env)
+    assert "[#lobby] fromoption: hi" in named.stdout
+    (tmp_path / "chat" / "client.toml").write_text("[server]\nport = 'many'\n")
+    broken = subprocess.run([*chat_command(), "client"], input="", capture_output=True, text=True,
+                            timeout=WAIT * 3, env=env)
+    assert broken.returncode == 1 and "server.port" in broken.stderr and "Traceback" not in broken.stderr
