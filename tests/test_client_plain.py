@@ -30,8 +30,9 @@ class ClientProcess:
     """The client running with its stdin held open, its output collected as it comes."""
 
     def __init__(self, server: Any, *args: str) -> None:
+        env = {**os.environ, "XDG_CONFIG_HOME": "/nonexistent"}  # never the settings of whoever runs the tests
         self.proc = subprocess.Popen(client_command(server.host, server.port, *args), stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         self.out: list[str] = []
         self.err: list[str] = []
         for stream, sink in ((self.proc.stdout, self.out), (self.proc.stderr, self.err)):

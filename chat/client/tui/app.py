@@ -86,7 +86,7 @@ class ChatApp(App[int]):
                                on_ignore=self._save_ignored)
         self.session = ClientSession(self.core, host, port, policy, on_change=self.sync_view)
         self.scrollbacks: dict[Conversation, Scrollback] = {}
-        self.rung: list[str] = []  # what was written to get the user's attention, for tests and /lastlog
+        self.rung: list[str] = []  # what was written to get the user's attention (tests read it)
         self.focused_terminal: bool | None = None  # None: the terminal never said (no focus reporting)
         self._desktop = desktop_kind(self.config.desktop, os.environ)
         self._counter = 0
@@ -374,29 +374,32 @@ class ChatApp(App[int]):
         if not self._mounted():
             return
         core = self.core
+        narrow = self.screen.has_class("-narrow")  # no conversation list: the status line lists the activity
         status = Text(no_wrap=True, overflow="ellipsis")
-        status.append(f" {core.server_label} ", style="bold")
-        status.append("│ ")
+        if not narrow:
+            status.append(f" {core.server_label} ", style="bold")
+            status.append("│")
         nick = self.model.nick or core.wanted_nick or "(no nick yet)"
+        status.append(" ")
         status.append(nick, style=nick_colour(nick) if self.model.nick else "italic")
         status.append(" │ ")
         status.append(self.model.current.title)
         if self.model.current.fetching:
             status.append(" (fetching older messages…)", style="italic")
         status.append(" │ ")
-        status.append(*self._connection_state())
-        lag = core.outgoing.current_lag()
-        if core.online and lag is not None:
-            status.append(f" │ lag {_seconds(lag)}", style="bold red" if lag >= 5 else "")
-        if self.screen.has_class("-narrow"):
+        state, style = self._connection_state()
+        status.append(state.split(" ", 1)[0] if narrow and core.online else state, style=style)
+        if narrow:
             activity = render_activity(list(self.model.conversations.values()))
             if activity:
                 status.append(" │ ")
                 status.append_text(activity)
-        else:
-            unread = sum(c.unread for c in self.model.conversations.values())
-            if unread:
-                status.append(f" │ {unread} unread", style="bold yellow")
+        lag = core.outgoing.current_lag()
+        if core.online and lag is not None:
+            status.append(f" │ lag {_seconds(lag)}", style="bold red" if lag >= 5 else "")
+        unread = sum(c.unread for c in self.model.conversations.values())
+        if unread and not narrow:
+            status.append(f" │ {unread} unread", style="bold yellow")
         self.query_one("#status", Static).update(status)
         self._refresh_more_below()
         field = self.query_one(ChatInput)
