@@ -22,7 +22,7 @@ T = "2026-01-01T00:00:00.000Z"
 
 
 def event(**fields: Any) -> ev.Incoming | None:
-    return ev.decode_line(json.dumps(fields).encode())
+    return ev.Decoder().decode(json.dumps(fields).encode())
 
 
 def message(id_: int, text: str, nick: str = "bob", room: str = "lobby", **more: Any) -> ev.Incoming | None:
@@ -56,7 +56,7 @@ def answer(core: ClientCore, lines: list[str]) -> None:
 
 @given(st.binary(max_size=300))
 def test_decoding_never_raises_on_any_bytes(raw: bytes) -> None:
-    ev.decode_line(raw)
+    ev.Decoder().decode(raw)
 
 
 json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=10),
@@ -70,7 +70,7 @@ json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.text(m
     json_values, max_size=8))
 def test_no_event_the_server_could_send_crashes_the_core(kind: str, fields: dict[str, Any]) -> None:
     core = online_core()
-    core.receive(ev.decode_line(json.dumps({**fields, "type": kind}).encode()))
+    core.receive(ev.Decoder().decode(json.dumps({**fields, "type": kind}).encode()))
 
 
 def test_a_well_formed_message_decodes_and_a_wrong_one_is_garbage() -> None:
@@ -79,7 +79,7 @@ def test_a_well_formed_message_decodes_and_a_wrong_one_is_garbage() -> None:
     assert isinstance(event(type="message", id=1, time=T, nick="a", text="no room"), ev.Garbage)
     assert isinstance(event(type="private", id=1, time=T, nick="a", text="no to"), ev.Garbage)
     assert isinstance(event(type="someday", x=1), ev.Unknown)
-    assert isinstance(ev.decode_line(b"*** Welcome"), ev.TextLine)
+    assert isinstance(ev.Decoder().decode(b"*** Welcome"), ev.TextLine)
 
 
 # --------------------------------------------------------------------------------------------------- model

@@ -111,7 +111,7 @@ def test_a_history_page_that_never_ends_is_dropped_not_hoarded() -> None:
 
 def test_wrong_fields_and_unknown_types_never_pass_as_events() -> None:
     def decode(**fields: Any) -> ev.Incoming | None:
-        return ev.decode_line(json.dumps(fields).encode())
+        return ev.Decoder().decode(json.dumps(fields).encode())
 
     assert isinstance(decode(type="join", room="dev", nick="bob", time="yesterday"), ev.Garbage)
     assert isinstance(decode(type="join", room="dev", nick="bob", time="2026-01-01T00:00:00"), ev.Garbage)  # no zone

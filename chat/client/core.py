@@ -117,7 +117,7 @@ class ClientCore:
         self._user_joins: set[str] = set()  # room keys the user asked to join: show them when joined
         self._leaving_quietly: set[str] = set()  # rooms the server put us in that we had left
         self._pages: deque[PageRequest] = deque()
-        self._pending_mark: tuple[str, Entry] | None = None  # "You joined"/"Rejoined", placed after the backlog
+        self._pending_marks: dict[str, Entry] = {}  # room key -> "You joined"/"Rejoined", placed after the backlog
         self.typed = TypedInput(self)
 
     # -------------------------------------------------------------------------------------- properties
@@ -174,7 +174,8 @@ class ClientCore:
     def connection_lost(self, reason: str) -> None:
         if self.phase is Phase.CLOSED:
             return
-        self._flush_pending_mark()
+        for key in list(self._pending_marks):
+            self._place_mark(key)
         # said once per outage: not again for each retry that connects and is dropped the same way
         news = self.registered or (self.phase is Phase.REGISTERING and self.last_error != reason)
         self.phase = Phase.OFFLINE
@@ -311,8 +312,8 @@ class ClientCore:
         """Handle one thing the server sent. Never raises for anything the server can send."""
         if item is None:
             return  # a line of a history page: the page comes whole
-        if self._pending_mark is not None and not self._continues_backlog(item):
-            self._flush_pending_mark()
+        if self._pending_marks:
+            self._before_backlog(item)
         match item:
             case protocol.ChatMessage():
                 self._on_message(item)
@@ -369,18 +370,25 @@ class ClientCore:
             case protocol.Current() | protocol.FormatChanged() | ev.Unknown():
                 pass  # the client names the room of everything it sends; its own /format json
 
-    def _continues_backlog(self, item: ev.Incoming) -> bool:
-        assert self._pending_mark is not None
-        return isinstance(item, History) and item.reason == "backlog" and room_key(item.room) == self._pending_mark[0]
+    def _before_backlog(self, item: ev.Incoming) -> None:
+        """A room's join mark waits for its backlog; anything else about that room first (there should be
+        nothing: the server sends the backlog right after `joined`), or a pong (everything sent before was
+        answered), places it where things stand."""
+        if isinstance(item, protocol.Pong):
+            for key in list(self._pending_marks):
+                self._place_mark(key)
+            return
+        room = getattr(item, "room", None)
+        backlog = isinstance(item, History) and item.reason == "backlog"
+        if isinstance(room, str) and room_key(room) in self._pending_marks and not backlog:
+            self._place_mark(room_key(room))
 
-    def _flush_pending_mark(self, anchor: int | None = None) -> None:
-        if self._pending_mark is not None:
-            key, entry = self._pending_mark
-            self._pending_mark = None
-            conversation = self.model.get(key)
-            if conversation is not None:
-                entry.anchor = anchor
-                self.model.add(conversation, entry)
+    def _place_mark(self, key: str, anchor: int | None = None) -> None:
+        entry = self._pending_marks.pop(key, None)
+        conversation = self.model.get(key)
+        if entry is not None and conversation is not None:
+            entry.anchor = anchor
+            self.model.add(conversation, entry)
 
     def _on_welcome(self, e: protocol.Welcome) -> None:
         self.registered = True
@@ -423,7 +431,7 @@ class ClientCore:
         else:
             about = f" Topic: {e.topic}" if e.topic else ""
             entry = Entry(EntryKind.MARK, f"You joined {conversation.title} ({count}).{about}", _when(e.time))
-        self._pending_mark = (key, entry)  # placed after the backlog, which comes next if there is one
+        self._pending_marks[key] = entry  # placed after the backlog, which comes next
         if key in self._user_joins:
             self._user_joins.discard(key)
             self.model.select(key)
@@ -476,7 +484,7 @@ class ClientCore:
             elif after is not None and h.more and h.messages and h.messages[0].id > after:
                 self._catch_up(conversation, after, h.messages[0].id, CATCHUP_PAGES)  # a gap: fetch what was said
             newest = h.messages[-1].id if h.messages else conversation.newest_id
-            self._flush_pending_mark(anchor=newest)  # what was missed, however late it comes, goes above
+            self._place_mark(key, anchor=newest)  # what was missed, however late it comes, goes above it
         elif request is not None and request.newer:
             if h.more and h.messages and request.stop_at is not None and h.messages[-1].id < request.stop_at:
                 self._catch_up(conversation, h.messages[-1].id, request.stop_at, request.pages_left)

@@ -200,8 +200,3 @@ def _with_times(data: dict[str, Any]) -> dict[str, Any]:
     if parsed.tzinfo is None:
         raise ValueError(f"time: no time zone: {when[:40]!r}")
     return {**data, "time": parsed.timestamp()}
-
-
-def decode_line(raw: bytes) -> Incoming | None:
-    """Decode a line on its own (no history page in progress): for tests and one-off lines."""
-    return Decoder().decode(raw)

@@ -119,9 +119,6 @@ class Conversation:
     def newest_id(self) -> int | None:
         return self._ids[-1] if self._ids else None
 
-    def has_message(self, message_id: int) -> bool:
-        return message_id in self._by_id
-
     def _order_key(self, entry: Entry) -> tuple[int, int, int] | None:
         """Messages sort by id; a mark anchored after id A sorts after message A and before message A + 1."""
         if entry.id is not None:

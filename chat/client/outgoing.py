@@ -56,11 +56,6 @@ class Outgoing:
         """Lines sent whose answer (the pong after them) has not come back yet."""
         return self._sent - self._answered_upto
 
-    @property
-    def waiting(self) -> int:
-        """Lines queued, not sent yet (the window is full)."""
-        return len(self._queue)
-
     def push(self, line: str, confirm: str | None = None) -> None:
         self._queue.append(_Line(line, confirm))
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -86,7 +87,7 @@ class ChatApp(App[int]):
                                on_ignore=self._save_ignored)
         self.session = ClientSession(self.core, host, port, policy, on_change=self.sync_view)
         self.scrollbacks: dict[Conversation, Scrollback] = {}
-        self.rung: list[str] = []  # what was written to get the user's attention (tests read it)
+        self.rung: deque[str] = deque(maxlen=100)  # the last things written to get the user's attention
         self.focused_terminal: bool | None = None  # None: the terminal never said (no focus reporting)
         self._desktop = desktop_kind(self.config.desktop, os.environ)
         self._counter = 0
