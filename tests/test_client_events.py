@@ -15,11 +15,13 @@ from chat.client import events as ev
 from chat.protocol import events as protocol
 from chat.protocol.events import ChatMessage, Event, History, MessageKind
 from chat.protocol.render import render_json, render_text
+from chat.protocol.text import sanitize
 
 EVENT_CLASSES: tuple[type[Any], ...] = get_args(Event)
-texts = st.text(st.characters(blacklist_categories=("Cs",)), max_size=30)  # UTF-8 can carry any but surrogates
+# what the server sends: any text but surrogates (UTF-8 cannot carry them), its control characters made visible
+texts = st.text(st.characters(blacklist_categories=("Cs",)), max_size=30).map(sanitize)
 names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_\-]{0,19}", fullmatch=True)
-times = st.floats(min_value=0, max_value=4_000_000_000, allow_nan=False)  # 1970 to 2096
+times = st.floats(min_value=1, max_value=4_000_000_000, allow_nan=False)  # 1970 to 2096 (render.py reads 0 as no time)
 
 
 @st.composite
@@ -43,6 +45,10 @@ def _field_strategy(hint: Any, name: str) -> st.SearchStrategy[Any]:
         return times if hint is float else st.none() | times
     if hint is str:
         return texts
+    if hint == str | None:
+        return st.none() | texts
+    if hint == list[str]:
+        return st.lists(texts, max_size=4)
     return st.from_type(hint)
 
 

@@ -10,6 +10,7 @@ status line then lists the conversations with something unread), so the messages
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections import deque
@@ -21,6 +22,7 @@ from textual import events
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.css.query import NoMatches
 from textual.widgets import ContentSwitcher, Input, Static
 
 from chat.client.config import ClientConfig, save_ignore
@@ -288,6 +290,10 @@ class ChatApp(App[int]):
 
     def sync_view(self) -> None:
         """Bring every widget up to date with the model."""
+        with contextlib.suppress(NoMatches):  # the app is closing, its widgets going (the session may report)
+            self._sync_view()
+
+    def _sync_view(self) -> None:
         if not self._mounted():
             return
         switcher = self.query_one(ContentSwitcher)
@@ -372,6 +378,10 @@ class ChatApp(App[int]):
         self.query_one("#topic", Static).update(topic)
 
     def _refresh_status(self) -> None:
+        with contextlib.suppress(NoMatches):  # the app is closing (its timer may fire as the widgets go)
+            self._draw_status()
+
+    def _draw_status(self) -> None:
         if not self._mounted():
             return
         core = self.core
