@@ -209,7 +209,7 @@ def event_json(event: Event) -> dict[str, Any]:
             return {"type": "joined", "room": room, "members": members, "topic": topic, "time": iso_time(t)}
         case Topic(room, topic, nick, t, change):
             return {"type": "topic", "room": room, "topic": topic, "nick": nick,
-                    "time": iso_time(t) if t else None, "change": change}
+                    "time": iso_time(t) if t is not None else None, "change": change}
         case Who(room, members):
             return {"type": "who", "room": room, "members": members}
         case RoomList(rooms, total):

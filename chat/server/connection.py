@@ -32,8 +32,8 @@ class Phase(IntEnum):
 class Connection(Link):
     __slots__ = (
         "codec", "connected_at", "deadline", "door", "fd", "held", "held_bytes", "id", "ip", "last_refill",
-        "limit_key", "member", "out", "out_bytes", "peer", "phase", "reading", "reason", "tokens", "transport",
-        "writing",
+        "limit_key", "linger", "member", "out", "out_bytes", "peer", "phase", "reading", "reason", "tokens",
+        "transport", "writing",
     )  # fmt: skip
 
     def __init__(self, conn_id: int, transport: SocketTransport, codec: Codec, peer: str, ip: str, limit_key: str,
@@ -50,7 +50,8 @@ class Connection(Link):
         self.connected_at = now
         self.phase = Phase.OPEN
         self.reason: str | None = None  # why it is ending, once it is
-        self.deadline = 0.0  # ENDING/FLUSHING: closed at this time whatever is left to send
+        self.linger = 0.0  # seconds it may take to send its last output once FLUSHING...
+        self.deadline = 0.0  # ...after which it is closed whatever is left to send
         # output: chunks waiting to be sent; the first may be a memoryview of a partly sent chunk
         self.out: list[bytes | memoryview] = []
         self.out_bytes = 0

@@ -148,9 +148,13 @@ class EventLoop:
         return door.address
 
     def wake(self) -> None:
-        """Interrupt the wait for events (from any thread, or a signal handler)."""
-        with contextlib.suppress(BlockingIOError):  # a full pipe wakes the loop anyway
-            os.write(self._wake_w, b"\0")
+        """Interrupt the wait for events (from any thread, or a signal handler). After the loop has ended it does
+        nothing: its descriptor may belong to another file by then."""
+        fd = self._wake_w
+        if fd < 0:
+            return
+        with contextlib.suppress(BlockingIOError, OSError):  # a full pipe wakes the loop anyway
+            os.write(fd, b"\0")
 
     def call_soon(self, fn: Callable[[], Any]) -> Future[Any]:
         """Run `fn` on the loop thread at its next pass (from any thread); the future gets its result.
@@ -176,8 +180,10 @@ class EventLoop:
             self.writer.stop()
             self.reader.stop()
             self.epoll.close()
-            os.close(self._wake_r)
-            os.close(self._wake_w)
+            wake_r, wake_w = self._wake_r, self._wake_w
+            self._wake_r = self._wake_w = -1
+            os.close(wake_r)
+            os.close(wake_w)
 
     # ---------------------------------------------------------------------------------------- one pass
 
@@ -601,10 +607,10 @@ class EventLoop:
         self._ending(c, reason, linger)
 
     def _ending(self, c: Connection, reason: str, linger: float = LINGER) -> None:
-        """No more input: its last output goes through the outbox (after a commit: allow for a slow one)."""
+        """No more input: its last output goes through the outbox, after the echoes of what it sent."""
         c.phase = Phase.ENDING
         c.reason = c.reason or reason
-        c.deadline = self.monotonic() + linger + self.config.busy_timeout
+        c.linger = linger  # its deadline starts once its goodbye is queued (FLUSHING): the outbox may take a while
         c.held.clear()
         c.held_bytes = 0
         self.waiting.discard(c)
@@ -651,8 +657,12 @@ class EventLoop:
         for c in [c for c in self.unregistered if now - c.connected_at > timeout and c.phase is Phase.OPEN]:
             self._kill(c, "registration timeout", ErrorCode.REGISTRATION_TIMEOUT,
                        f"No nickname was chosen within {timeout:g} seconds.")
-        for c in [c for c in self.ending if now > c.deadline]:
-            self._close(c, c.reason or "quit")
+        for c in list(self.ending):
+            if c.phase is Phase.FLUSHING:
+                if not c.deadline:
+                    c.deadline = now + c.linger
+                elif now > c.deadline:
+                    self._close(c, c.reason or "quit")
         if self._accept_paused_until and now >= self._accept_paused_until:
             self._accept_paused_until = 0.0
             for fd in self.doors:
