@@ -68,12 +68,19 @@ def serve(
                                                             "program (SQLite busy_timeout, PostgreSQL "
                                                             "lock_timeout) before the batch fails.")]
     = DEFAULTS.busy_timeout,
+    web_port: Annotated[int | None, typer.Option(min=0, max=65535, envvar="CHAT_WEB_PORT",
+                                                 help="Serve the web client on this port (http://HOST:PORT/, "
+                                                      "its WebSocket at /ws). Off by default.")] = None,
+    web_origin: Annotated[list[str] | None, typer.Option(help="An origin whose pages may use the web client's "
+                                                             "WebSocket besides the server's own page "
+                                                             "(repeatable; * for any). See docs/WEB.md.")] = None,
     log_level: Annotated[LogLevel, typer.Option(help="Least important log level shown.")] = LogLevel.info,
     log_format: Annotated[LogFormat, typer.Option(help="text, or json (one object per line).")] = LogFormat.text,
 ) -> None:
     """Run the chat server.
 
-    The database is created or upgraded at start. Connect with `nc 127.0.0.1 33000` or `chat client`.
+    The database is created or upgraded at start. Connect with `nc 127.0.0.1 33000` or `chat client`, or
+    with a browser when --web-port is given.
     SIGINT or SIGTERM stores everything already accepted, tells the clients, and exits 0.
     A bad option is one line and exit status 2; a database, address or lock that cannot be used, exit status 1.
     """
@@ -92,7 +99,7 @@ def serve(
             max_per_ip=max_per_ip, max_rooms_per_client=max_rooms_per_client,
             new_rooms_per_minute=new_rooms_per_minute, new_rooms_burst=new_rooms_burst,
             exempt=tuple(exempt) if exempt else DEFAULTS.exempt, keepalive=keepalive, listen_backlog=listen_backlog,
-            busy_timeout=busy_timeout,
+            busy_timeout=busy_timeout, web_port=web_port, web_origins=tuple(web_origin or ()),
         )
     except ValueError as e:
         _fail(str(e), status=2)
@@ -111,6 +118,8 @@ def serve(
     server.install_signal_handlers()
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
     print(f"chat server listening on {shown}:{bound_port} (database {shown_url(db)})", flush=True)
+    if server.web_address is not None:
+        print(f"web client on http://{shown}:{server.web_address[1]}/", flush=True)
     server.serve_forever()
     log.info("stopped")
 

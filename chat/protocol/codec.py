@@ -9,18 +9,40 @@ Rendering is shared: connections whose codecs have equal `key`s get the same byt
 busy room's run of messages is rendered once per key, not once per member. A codec's rendering of an event
 delivered to several connections must therefore depend on nothing but the event and the key; replies to one
 connection (errors, numerics that name the recipient) may use the codec's own state.
+
+Some protocols carry traffic of their own besides chat (WebSocket's ping and close frames, the HTTP request
+before the upgrade). A codec returns it from `frames` as a `ControlFrame` of its own, handled by `decode` in its
+place among the other frames, and answers with `Reply`s: delivered in order like any reply, to that one
+connection only, and rendered by that codec alone.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
 
 from chat.protocol.commands import Command
 from chat.protocol.errors import ChatError
 from chat.protocol.events import Event
 
-Frame = str | ChatError  # a line (or message) as received, or why one was refused
+
+class ControlFrame:
+    """Input a codec handles itself rather than a line (a WebSocket ping or close, an HTTP request): returned by
+    its `frames`, given back to its `decode` in order. Flood control counts it like a line."""
+
+    __slots__ = ()
+
+
+@dataclass(slots=True, eq=False)
+class Reply:
+    """Bytes a codec answers its own connection with, outside the chat protocol (an HTTP response, a WebSocket
+    pong or close frame). Never part of a shared rendering: it is only ever delivered to that one connection."""
+
+    data: bytes
+
+
+Frame = str | ChatError | ControlFrame  # a line (or message) as received, why one was refused, or the codec's own
 
 
 class Codec(ABC):
@@ -28,17 +50,17 @@ class Codec(ABC):
     echo: bool = True  # does this connection receive its own messages back (the receipt)?
 
     @abstractmethod
-    def frames(self, data: bytes) -> list[Frame]:
+    def frames(self, data: bytes) -> Sequence[Frame]:
         """Split received bytes into frames (lines, WebSocket messages), capped in size; never buffer
         unboundedly. Frames are handled later, one by one (flood control may hold some back)."""
 
     @abstractmethod
-    def decode(self, frame: str) -> Sequence[Command | Event]:
+    def decode(self, frame: str | ControlFrame) -> Sequence[Command | Event | Reply]:
         """What one frame asks for: commands for the services, or events answered by the codec itself (IRC's
         CAP negotiation), in order. Raises ChatError for a frame that is refused."""
 
     @abstractmethod
-    def render(self, events: Sequence[Event]) -> bytes:
+    def render(self, events: Sequence[Event | Reply]) -> bytes:
         """The bytes for these events, in order (b"" for events this codec does not show)."""
 
     @property
@@ -48,6 +70,8 @@ class Codec(ABC):
 
     def resume_point(self, rest: bytes | memoryview) -> int:
         """How much of `rest` (what remains of a partly sent chunk) must still be sent so the peer never gets
-        half a line when the rest of its queue is dropped. Line codecs: up to and including the next newline."""
+        half a line when the rest of its queue is dropped. Line codecs: up to and including the next newline.
+        A memoryview `rest` is the tail of `rest.obj`, which starts where a chunk this codec rendered starts (the
+        loop never joins a partly sent chunk with the next), so a codec of length-prefixed frames can walk them."""
         end = bytes(rest[:65536]).find(b"\n")
         return end + 1 if end >= 0 else len(rest)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import get_args
 
-from chat.protocol.codec import Codec, Frame
+from chat.protocol.codec import Codec, ControlFrame, Frame, Reply
 from chat.protocol.commands import Command, Format, parse_line
 from chat.protocol.events import Event
 from chat.protocol.framing import LineFramer
@@ -32,18 +32,19 @@ class NativeCodec(Codec):
         self.key = output
         self._render = render_json if output == JSON else render_text
 
-    def frames(self, data: bytes) -> list[Frame]:
+    def frames(self, data: bytes) -> Sequence[Frame]:
         return self._framer.feed(data)
 
-    def decode(self, frame: str) -> Sequence[Command | Event]:
+    def decode(self, frame: str | ControlFrame) -> Sequence[Command | Event | Reply]:
+        assert type(frame) is str  # this codec makes no control frames
         command = parse_line(frame)
         return () if command is None else (command,)
 
-    def render(self, events: Sequence[Event]) -> bytes:
+    def render(self, events: Sequence[Event | Reply]) -> bytes:
         render = self._render
         if len(events) == 1:
-            return render(events[0]).encode()
-        return "".join([render(e) for e in events]).encode()
+            return render(events[0]).encode()  # type: ignore[arg-type]  # it makes no replies
+        return "".join([render(e) for e in events]).encode()  # type: ignore[arg-type]
 
     @property
     def buffered(self) -> int:

@@ -41,6 +41,12 @@ class ChatServer:
         assert self.loop is not None, "start() first"
         return self.loop.address
 
+    @property
+    def web_address(self) -> tuple[str, int] | None:
+        """Where the web client is served (None: no --web-port)."""
+        assert self.loop is not None, "start() first"
+        return self.loop.door_address("web") if self.config.web_port is not None else None
+
     def start(self) -> tuple[str, int]:
         """Open and upgrade the database, load rooms and recent messages, and listen. Returns (host, port).
         Raises DatabaseUnusable (with SchemaTooNew), DatabaseInUse or OSError (the address)."""
@@ -63,6 +69,12 @@ class ChatServer:
             self.loop = EventLoop(self.config, state, service,
                                   lambda wake: (StorageWorker(store, wake), StorageReader(store, wake, budget)))
             address = self.loop.listen()
+            if self.config.web_port is not None:
+                from chat.web import web_codec  # the page's files are read only when it is served
+
+                self.loop.add_door("web", self.config.host, self.config.web_port, web_codec(self.config))
+                # HTTPS (--https-port) is this door again with the TLS transport factory, once TLS lands:
+                # add_door("web-tls", host, https_port, web_codec(config), <TLS transport factory>)
         except BaseException:
             self._release()
             raise

@@ -4,6 +4,7 @@ and its default here is the only one: the CLI reads it from `DEFAULTS`."""
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field
 
 from chat.protocol.errors import ChatError
@@ -12,6 +13,7 @@ from chat.server.addresses import peer_address
 
 DEFAULT_PORT = 33000  # the classic tutorial's port
 LOOPBACK_NETWORKS = ("127.0.0.0/8", "::1/128")
+ORIGIN_RE = re.compile(r"https?://[^/\s]+")  # what --web-origin takes (besides *)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +40,9 @@ class ServerConfig:
     keepalive: int = 60  # seconds of silence before TCP keepalive probes; a dead peer goes in about 2x this
     listen_backlog: int = 4096  # connections the kernel may queue before we accept them
     busy_timeout: float = 5.0  # seconds a write waits for a lock held by someone else (SQLite, PostgreSQL)
+    # the web client (chat.web): its port (None: no web door), and origins allowed besides the page's own
+    web_port: int | None = None
+    web_origins: tuple[str, ...] = ()
     exempt_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -55,6 +60,10 @@ class ServerConfig:
             raise ValueError("max_line must be at least 64 bytes")
         if self.sendq < 4 * self.max_line:
             raise ValueError("sendq must hold at least four maximal lines")
+        for origin in self.web_origins:
+            if origin != "*" and ORIGIN_RE.fullmatch(origin) is None:
+                raise ValueError(f"--web-origin {origin!r} is not an origin: scheme://host[:port] "
+                                 "(e.g. https://chat.example.com), or *")
 
     @property
     def page_budget(self) -> int:

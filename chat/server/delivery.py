@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Hashable, Sequence
 
+from chat.protocol.codec import Reply
 from chat.protocol.errors import ErrorCode
 from chat.protocol.events import Bye, ChatMessage, DeliveryState, Error, Event, FormatChanged, History
 from chat.protocol.native import NativeCodec
@@ -31,14 +32,14 @@ class Deliverer:
 
     def deliver(self, outbox: Outbox) -> None:
         run_to: Sequence[Member] = ()
-        run: list[Event] = []
+        run: list[Event | Reply] = []
         senders = outbox.senders
         for planned_to, item in outbox.deliveries:
             if type(item) is ChatMessage:  # the common case first
                 if item.state is DeliveryState.FAILED:  # only its sender hears of it
                     sender = senders.get(item.id)
                     to: Sequence[Member] = (sender,) if sender else ()
-                    event: Event | None = Error(ErrorCode.NOT_DELIVERED, NOT_DELIVERED, "say")
+                    event: Event | Reply | None = Error(ErrorCode.NOT_DELIVERED, NOT_DELIVERED, "say")
                 else:
                     to, event = planned_to, item
             elif isinstance(item, SetFormat | CloseAfterFlush):
@@ -78,7 +79,7 @@ class Deliverer:
                 self.dirty[conn] = None
 
     @staticmethod
-    def _resolve(to: Sequence[Member], item: Deliverable) -> Event | None:
+    def _resolve(to: Sequence[Member], item: Deliverable) -> Event | Reply | None:
         """What a planned delivery is, now that the commit is done (None: nothing to send)."""
         if isinstance(item, Backlog):
             stored = [m for m in item.messages if m.state is DeliveryState.STORED]
@@ -87,7 +88,7 @@ class Deliverer:
             return Bye(item.reason, item.code, to[0].last_stored_id() if item.code else None)
         return item  # type: ignore[return-value]
 
-    def _queue(self, to: Sequence[Member], events: list[Event], senders: dict[int, Member]) -> None:
+    def _queue(self, to: Sequence[Member], events: list[Event | Reply], senders: dict[int, Member]) -> None:
         dirty = self.dirty
         sendq = self.sendq
         rendered: dict[Hashable, bytes] = {}

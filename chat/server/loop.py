@@ -29,7 +29,6 @@ from chat.protocol.commands import Command
 from chat.protocol.errors import ChatError, ErrorCode
 from chat.protocol.events import Bye, DeliveryState, Error
 from chat.protocol.native import NativeCodec
-from chat.protocol.render import render_text
 from chat.server.addresses import limit_key
 from chat.server.config import ServerConfig
 from chat.server.connection import Connection, Phase
@@ -120,7 +119,11 @@ class EventLoop:
     @property
     def address(self) -> tuple[str, int]:
         """Where the native door listens."""
-        return next(d.address for d in self.doors.values() if d.name == "native")
+        return self.door_address("native")
+
+    def door_address(self, name: str) -> tuple[str, int]:
+        """Where the door called `name` listens."""
+        return next(d.address for d in self.doors.values() if d.name == name)
 
     def listen(self) -> tuple[str, int]:
         """Open the native door on the configured address."""
@@ -363,12 +366,12 @@ class EventLoop:
         ip = address[0]
         peer = f"[{ip}]:{address[1]}" if ":" in ip else f"{ip}:{address[1]}"
         if len(self.connections) >= self.config.max_clients:
-            self._refuse(sock, peer, ErrorCode.SERVER_FULL, "The server is full; please try again later.")
+            self._refuse(door, sock, peer, ErrorCode.SERVER_FULL, "The server is full; please try again later.")
             return
         exempt = self.config.is_exempt(ip)
         key = limit_key(ip)  # an IPv4-mapped address as its IPv4 address, an IPv6 one as its /64
         if not exempt and self.per_ip.get(key, 0) >= self.config.max_per_ip:
-            self._refuse(sock, peer, ErrorCode.TOO_MANY_CONNECTIONS,
+            self._refuse(door, sock, peer, ErrorCode.TOO_MANY_CONNECTIONS,
                          f"Too many connections from {key} (at most {self.config.max_per_ip}).")
             return
         try:
@@ -392,11 +395,11 @@ class EventLoop:
         self.service.connected(c.member, greeting)
         self.deliverer.deliver(greeting)
 
-    def _refuse(self, sock: socket.socket, peer: str, code: ErrorCode, message: str) -> None:
+    def _refuse(self, door: Door, sock: socket.socket, peer: str, code: ErrorCode, message: str) -> None:
         log.warning("refused %s: %s", peer, code.value, extra={"event": "refused", "peer": peer, "code": code.value})
         try:
             sock.setblocking(False)
-            sock.send(render_text(Bye(message, code)).encode())
+            sock.send(door.codec().render([Bye(message, code)]))  # in the door's own words (an HTTP 503)
         except OSError:
             pass
         sock.close()
@@ -466,7 +469,9 @@ class EventLoop:
         out = self.current
         was_registered = m.registered
         try:
-            if type(frame) is str:
+            if isinstance(frame, ChatError):
+                self.service.refused(m, frame, out)
+            else:  # a line, or the codec's own control frame
                 for item in c.codec.decode(frame):
                     if isinstance(item, Command):
                         self.service.handle(m, item, out)
@@ -474,8 +479,6 @@ class EventLoop:
                         out.reply(m, item)  # the codec answers it itself
                     if m.gone:
                         break
-            else:
-                self.service.refused(m, frame, out)  # type: ignore[arg-type]
         except ChatError as e:
             self.service.refused(m, e, out)
         except Exception:  # a bug must cost one line, not the server
@@ -538,7 +541,9 @@ class EventLoop:
         while out:
             # join a slice, not the whole queue: the chunks are shared with every other recipient
             n, size = 1, len(out[0])
-            while n < len(out) and size < SEND_SLICE:
+            # a partly sent chunk goes alone, so what is left of it stays the tail of one rendered chunk (a codec
+            # finds its frame boundaries from the chunk's start when the queue is cut: Codec.resume_point)
+            while n < len(out) and size < SEND_SLICE and type(out[0]) is not memoryview:
                 size += len(out[n])
                 n += 1
             data = out[0] if n == 1 else b"".join(out[:n])

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from chat.protocol.codec import Reply
 from chat.protocol.errors import ErrorCode
 from chat.protocol.events import ChatMessage, Event
 from chat.server.member import Member
@@ -50,7 +51,7 @@ class CloseAfterFlush:
     """Close the connection once what was queued for it before this point has been sent."""
 
 
-Deliverable = Event | Backlog | SetFormat | Goodbye | CloseAfterFlush
+Deliverable = Event | Reply | Backlog | SetFormat | Goodbye | CloseAfterFlush
 
 
 class Outbox:

@@ -19,11 +19,13 @@ from harness.scripted import ScriptedServer
 from harness.server import ServerThread, server_config
 from harness.swarm import Swarm, SwarmClient
 from harness.terminal import TerminalClient, TmuxSession, tmux_available
+from harness.web import HttpAnswer, WebSocketClient, http_get, http_request
 from harness.world import World
 
 __all__ = [
     'WAIT',
     'WRITE_SYSCALL',
+    'HttpAnswer',
     'LineClient',
     'LogCapture',
     'ScriptedServer',
@@ -33,6 +35,7 @@ __all__ = [
     'SwarmClient',
     'TerminalClient',
     'TmuxSession',
+    'WebSocketClient',
     'World',
     'blocked_writing',
     'capture_logs',
@@ -40,6 +43,8 @@ __all__ = [
     'cpu_seconds',
     'fill_disk',
     'full_pipe',
+    'http_get',
+    'http_request',
     'immutable',
     'immutable_supported',
     'log_problems',

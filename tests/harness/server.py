@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from chat.server.app import ChatServer
 from chat.server.config import ServerConfig
 from harness.clients import WAIT, LineClient, wait_for
+from harness.web import WebSocketClient
 
 T = TypeVar("T")
 
@@ -44,6 +45,24 @@ class ServerThread:
     def wait_until(self, condition: Callable[[Any], bool], what: str = "condition") -> None:
         """Wait, with a deadline, until `condition(loop)` holds on the loop thread."""
         wait_for(lambda: self.inspect(condition), what=what)
+
+    @property
+    def web_address(self) -> tuple[str, int]:
+        address = self.server.web_address
+        assert address is not None, "started without web_port"
+        return address
+
+    @property
+    def web_url(self) -> str:
+        host, port = self.web_address
+        return f"http://{host}:{port}/"
+
+    def web_client(self, nick: str | None = None, **kwargs: Any) -> WebSocketClient:
+        """A WebSocket client of the web door (start the server with web_port=0)."""
+        c = WebSocketClient(*self.web_address, **kwargs)
+        if nick:
+            c.register(nick)
+        return c
 
     def client(self, nick: str | None = None, **kwargs: Any) -> LineClient:
         c = LineClient(self.host, self.port, **kwargs)
