@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, TypeVar
@@ -18,9 +19,9 @@ T = TypeVar("T")
 class ServerThread:
     """A ChatServer serving from a thread. `stop()` shuts it down the way SIGTERM does and joins."""
 
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(self, config: ServerConfig, clock: Callable[[], float] = time.time) -> None:
         self.config = config
-        self.server = ChatServer(config)
+        self.server = ChatServer(config, clock)
         self.host, self.port = self.server.start()
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._serve, name="chat-server", daemon=True)

@@ -273,7 +273,7 @@ class App {
     if (page && m.history && m.id > page.maxId) page.maxId = m.id;
     if (!conv.addMessage(m, this.me)) return;
     if (missed) {
-      conv.firstMissed ??= m.id;
+      conv.firstMissed = Math.min(conv.firstMissed ?? m.id, m.id); // a gap's page comes after the backlog
       this.arrived(conv, m, false);
     } else if (!m.history) {
       this.arrived(conv, m, m.mention);
@@ -294,7 +294,7 @@ class App {
     if (!watching) {
       conv.unread += 1;
       if (m.mention || conv.kind === "private") conv.mention = true;
-      conv.firstUnread ??= m.id;
+      conv.firstUnread = Math.min(conv.firstUnread ?? m.id, m.id);
       this.renderSidebar();
     } else if (!conv.isAtBottom()) {
       $("jump").hidden = false;
@@ -723,6 +723,8 @@ class App {
       mention ||= conv.mention;
     });
     list.replaceChildren(...items);
+    $("menu-button").classList.toggle("unread", total > 0); // on a phone the list is hidden: a dot says so
+    $("menu-button").classList.toggle("mention", mention);
     document.title = total ? `(${total}${mention ? "!" : ""}) ${this.serverName}` : this.serverName;
   }
 

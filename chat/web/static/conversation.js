@@ -198,7 +198,7 @@ function messageElement(m, me) {
   const body = document.createElement("span");
   body.className = "body";
   if (m.type === "action") {
-    body.append("* ", nickElement(m.nick), " ");
+    body.append("* ", nickElement(m.nick));
   } else {
     body.append(nickElement(m.nick));
   }

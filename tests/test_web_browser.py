@@ -1,0 +1,307 @@
+"""The web client in a real browser: Debian's chromium, headless, driven by Playwright; the page talks to a real
+server on 127.0.0.1 beside nc-style line clients. One browser per test session (each test gets fresh contexts:
+separate storage, like separate people). Skipped, saying why, where chromium or Playwright is missing."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness import ServerThread, server_config, wait_for
+from harness.browser import ChatPage, browser_unavailable, launch
+
+pytestmark = pytest.mark.skipif(browser_unavailable() is not None, reason=str(browser_unavailable()))
+
+Server = Callable[..., ServerThread]
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = launch(playwright)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def open_page(browser: Any) -> Iterator[Callable[..., ChatPage]]:
+    """Open the chat in a new browser context (its own storage, as another person's browser would be)."""
+    contexts: list[Any] = []
+    pages: list[ChatPage] = []
+
+    def open_(url: str, **context_options: Any) -> ChatPage:
+        context = browser.new_context(**{"viewport": {"width": 1200, "height": 760}, **context_options})
+        context.set_default_timeout(10_000)
+        contexts.append(context)
+        page = ChatPage(context.new_page(), url)
+        pages.append(page)
+        return page
+
+    yield open_
+    for context in contexts:
+        context.close()
+    for page in pages:
+        assert not page.problems, page.problems
+
+
+def test_two_browser_users_and_an_nc_user_chat_in_one_room(make_server: Server,
+                                                            open_page: Callable[..., ChatPage]) -> None:
+    server = make_server(web_port=0)
+    alice, bob = open_page(server.web_url), open_page(server.web_url)
+    alice.login("alice")
+    bob.login("bob")
+    carol = server.client("carol")
+    alice.say("hello everyone")
+    bob.wait_text("hello everyone")
+    assert carol.expect("alice: ") == "[#lobby] alice: hello everyone"
+    carol.send("hi from nc")
+    alice.wait_text("hi from nc")
+    bob.wait_text("hi from nc")
+    bob.say("/me waves")
+    alice.log().locator(".msg.action", has_text="waves").wait_for()
+    assert carol.expect("* bob") == "[#lobby] * bob waves"
+    members = alice.page.locator("#member-list button")
+    wait_for(lambda: members.all_text_contents() == ["alice", "bob", "carol"], what="three members")
+    # Tab completes a nick; Up brings back what was sent, to edit and send again
+    alice.page.fill("#input", "ca")
+    alice.page.press("#input", "Tab")
+    assert alice.page.input_value("#input") == "carol: "
+    alice.page.fill("#input", "")
+    alice.page.press("#input", "ArrowUp")
+    assert alice.page.input_value("#input") == "hello everyone"
+    alice.page.press("#input", "End")
+    alice.page.keyboard.type(" again")
+    alice.page.press("#input", "Enter")
+    assert carol.expect("alice: ") == "[#lobby] alice: hello everyone again"
+    # a mention is marked; another room gets an unread count; Alt+number switches
+    carol.send("/join dev", "/topic #dev Release day")
+    alice.page.fill("#join-room", "dev")
+    alice.page.press("#join-room", "Enter")
+    alice.page.locator("#conv-name", has_text="#dev").wait_for()
+    alice.page.locator("#conv-topic", has_text="Release day").wait_for()
+    carol.send("/msg #lobby alice: are you there?")
+    badge = alice.conversation("#lobby").locator(".badge.mention")
+    badge.wait_for()
+    assert badge.text_content() == "1"
+    alice.page.keyboard.press("Alt+1")
+    alice.page.locator("#conv-name", has_text="#lobby").wait_for()
+    assert alice.log().locator(".msg.mention .text").last.text_content() == "alice: are you there?"
+    assert alice.log().locator(".marker").count() == 1  # the "new messages" marker, before it
+    assert alice.conversation("#lobby").locator(".badge").count() == 0
+    alice.page.keyboard.press("Alt+2")
+    alice.page.locator("#conv-name", has_text="#dev").wait_for()
+    # a private message opens a conversation of its own
+    carol.send("/msg bob just between us")
+    bob.conversation("@carol").locator(".badge.mention").wait_for()
+    bob.conversation("@carol").click()
+    bob.wait_text("just between us", key="@carol")
+    bob.say("sure")
+    assert carol.expect("bob -> carol") == "[private] bob -> carol: sure"
+
+
+def test_scrolling_up_loads_older_history_to_the_beginning_without_duplicates(
+        make_server: Server, open_page: Callable[..., ChatPage]) -> None:
+    server = make_server(web_port=0, backlog=30)
+    carol = server.client("carol")
+    count = 260
+    for i in range(count):
+        carol.send(f"line {i}")
+    carol.sync()
+    alice = open_page(server.web_url, viewport={"width": 1000, "height": 600})
+    alice.login("alice")
+    alice.wait_text(f"line {count - 1}")
+    log = alice.log()
+    beginning = log.locator(".beginning")
+    for _ in range(40):
+        if beginning.is_visible():
+            break
+        shown = log.locator(".msg").count()
+        log.evaluate("el => { el.scrollTop = 0; el.dispatchEvent(new Event('scroll')); }")
+        wait_for(lambda shown=shown: log.locator(".msg").count() > shown or beginning.is_visible(),
+                 what="an older page")
+    assert beginning.text_content() == "This is the beginning of #lobby."
+    assert alice.texts() == [f"line {i}" for i in range(count)]
+    ids = alice.ids()
+    assert ids == sorted(set(ids))
+
+
+def test_a_server_restart_reconnects_the_page_and_shows_what_was_missed_once(
+        make_server: Server, open_page: Callable[..., ChatPage], sqlite_db: str) -> None:
+    server = make_server(web_port=0, backlog=5)
+    port = server.web_address[1]
+    carol = server.client("carol")
+    carol.send("before 0", "before 1", "before 2")
+    carol.sync()
+    alice = open_page(server.web_url)
+    alice.login("alice")
+    alice.wait_text("before 2")
+    server.stop()
+    alice.page.locator('#status[data-state="offline"]').wait_for()
+    assert alice.page.locator("#offline").is_visible()
+    alice.page.context.set_offline(True)  # so that the page cannot come back before the messages it misses
+    again = make_server(web_port=port, backlog=5)  # same database, same address
+    carol = again.client("carol")
+    missed = [f"missed {i}" for i in range(8)]  # more than the backlog: the page fetches the rest
+    carol.send(*missed)
+    carol.sync()
+    alice.page.context.set_offline(False)
+    alice.wait_online(timeout=40)
+    alice.wait_text("missed 7")
+    wait_for(lambda: alice.texts() == ["before 0", "before 1", "before 2", *missed], what="every message once")
+    marker = alice.log().locator(".marker + .msg .text")
+    assert marker.text_content() == "missed 0"  # the "new messages" marker: where the missed ones begin
+    alice.say("back again")
+    assert carol.expect("alice: ") == "[#lobby] alice: back again"
+
+
+def test_markup_in_messages_and_topics_is_shown_as_text(make_server: Server,
+                                                         open_page: Callable[..., ChatPage]) -> None:
+    server = make_server(web_port=0)
+    alice = open_page(server.web_url)
+    alice.login("alice")
+    response = alice.page.request.get(server.web_url)
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    mallory = server.client("mallory")
+    attacks = [
+        "<script>window.__pwned = 1</script>",
+        '<img src=x onerror="window.__pwned = 2">',
+        '<a href="javascript:window.__pwned=3">click</a> javascript:window.__pwned=4',
+        "see https://example.com/a?b=<i>c</i> now",  # a URL ends where markup begins
+    ]
+    mallory.send(*attacks, "/topic <img src=y onerror=window.__pwned=5>")
+    alice.log().locator(".system.topic").wait_for()
+    alice.wait_text("see https://example.com")
+    assert alice.texts() == attacks
+    assert alice.page.locator("#conv-topic").text_content() == "<img src=y onerror=window.__pwned=5>"
+    assert alice.page.evaluate("window.__pwned") is None
+    assert alice.page.locator(".log img, .log script, .log i, #conv-topic *").count() == 0
+    links = alice.log().locator("a")
+    assert links.count() == 1  # only the http(s) address became a link
+    assert links.get_attribute("href") == "https://example.com/a?b="
+    assert links.get_attribute("rel") == "noopener noreferrer"
+    assert links.get_attribute("target") == "_blank"
+
+
+def test_the_phone_width_layout(make_server: Server, open_page: Callable[..., ChatPage]) -> None:
+    server = make_server(web_port=0)
+    carol = server.client("carol")
+    carol.send("a fairly long line that must wrap on a narrow screen rather than widen the page " * 3)
+    alice = open_page(server.web_url, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    alice.login("alice")
+    alice.wait_text("fairly long line")
+    page = alice.page
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing wider than the screen
+    sidebar = page.locator("#sidebar")
+
+    def on_screen() -> bool:
+        box = sidebar.bounding_box()
+        return box is not None and box["x"] >= 0
+
+    assert not on_screen()  # the conversations are a drawer...
+    assert page.locator("#members").bounding_box()["x"] >= 390  # ...and so are the members
+    composer = page.locator("#input").bounding_box()
+    assert composer is not None and composer["x"] >= 0 and composer["x"] + composer["width"] <= 390
+    assert composer["y"] + composer["height"] <= 844
+    page.click("#menu-button")
+    wait_for(on_screen, what="the drawer to open")
+    alice.conversation("#lobby").click()
+    wait_for(lambda: not on_screen(), what="the drawer to close")
+    page.click("#members-button")
+    page.locator("#member-list button", has_text="carol").wait_for()
+    wait_for(lambda: page.locator("#members").bounding_box()["x"] < 390, what="the members to slide in")
+
+
+def test_notifications_are_requested_and_shown_for_mentions_and_private_messages(
+        make_server: Server, open_page: Callable[..., ChatPage]) -> None:
+    server = make_server(web_port=0)
+    watch = """
+        window.__asked = 0; window.__shown = [];
+        const Real = window.Notification;
+        const ask = Real.requestPermission.bind(Real);
+        Real.requestPermission = (...args) => { window.__asked += 1; return ask(...args); };
+        window.Notification = new Proxy(Real, {construct(target, args) {
+            window.__shown.push({title: args[0], body: args[1].body}); return new target(...args); }});
+    """
+    asked = open_page(server.web_url)
+    asked.page.add_init_script(watch)
+    asked.login("asked")
+    assert asked.page.evaluate("window.__asked") == 1  # on the click that logged in
+    allowed = open_page(server.web_url, permissions=["notifications"])
+    allowed.page.add_init_script(watch)
+    allowed.login("alice")
+    carol = server.client("carol")
+    carol.send("/join dev")
+    allowed.page.fill("#join-room", "dev")
+    allowed.page.press("#join-room", "Enter")
+    allowed.page.locator("#conv-name", has_text="#dev").wait_for()
+    carol.send("/msg #lobby nothing for anyone", "/msg #lobby alice, lunch?", "/msg alice a secret")
+    wait_for(lambda: len(allowed.page.evaluate("window.__shown")) == 2, what="two notifications")
+    assert allowed.page.evaluate("window.__shown") == [
+        {"title": "carol in #lobby", "body": "alice, lunch?"}, {"title": "carol", "body": "a secret"}]
+
+
+def test_screenshots_at_desktop_and_phone_width(open_page: Callable[..., ChatPage], sqlite_db: str,
+                                                tmp_path: Path) -> None:
+    """The pictures in the README (docs/web-desktop.png, docs/web-phone.png): a fixed clock and a fixed script,
+    so that a run changes them only when the page changes."""
+    ticks = iter(range(10**6))
+    server = ServerThread(server_config(sqlite_db, web_port=0),
+                          clock=lambda: 1_795_510_800.0 + 23 * next(ticks))  # 2026-11-24 09:00 UTC on
+    try:
+        bob, carol, erin = server.client("bob"), server.client("carol"), server.client("erin")
+        script = [
+            (bob, "/join dev"), (carol, "/join dev"), (erin, "/join dev"),
+            (bob, "/topic #dev Release 0.4: ship it on Thursday"),
+            (bob, "morning! the build is green again"), (bob, "/me puts the kettle on"),
+            (carol, "nice. was it the flaky storage test?"),
+            (bob, "yes: it waited on a sleep, now it waits for the commit"),
+            (erin, "the benchmark numbers are in PERFORMANCE.md, web clients included"),
+            (carol, "1,000 browsers in one room, on two cores. not bad"),
+            (erin, "the page reconnects by itself after a restart, and shows what you missed"),
+            (bob, "alice, can you review the web client? https://example.com/pull/12"),
+            (carol, "/msg #lobby lunch at 12:30, anyone?"),
+        ]
+        for who, line in script:  # one at a time: the order (and the ids) are the same every run
+            who.send(line)
+            who.sync()
+        options = {"timezone_id": "UTC", "locale": "en-GB", "color_scheme": "light"}
+        desktop = open_page(server.web_url, viewport={"width": 1200, "height": 700}, **options)
+        desktop.page.clock.set_fixed_time(1_795_511_200)
+        desktop.login("alice")
+        desktop.page.fill("#join-room", "dev")
+        desktop.page.press("#join-room", "Enter")
+        desktop.wait_text("review the web client", key="#dev")
+        carol.send("/msg #lobby see you there")
+        desktop.conversation("#lobby").locator(".badge").wait_for()
+        carol.send("/msg alice thanks for the review!")
+        desktop.conversation("@carol").locator(".badge").wait_for()
+        desktop.page.fill("#input", "looks good to me, merging")
+        desktop.page.wait_for_timeout(300)  # the fonts: nothing to wait on but a paint
+        shot(desktop, tmp_path / "web-desktop.png")
+        phone = open_page(server.web_url, viewport={"width": 390, "height": 780}, is_mobile=True, has_touch=True,
+                          device_scale_factor=2, **options)
+        phone.page.clock.set_fixed_time(1_795_511_200)
+        phone.login("dana")
+        phone.page.fill("#join-room", "dev")
+        phone.page.press("#join-room", "Enter")
+        phone.wait_text("review the web client", key="#dev")
+        phone.page.wait_for_timeout(300)
+        shot(phone, tmp_path / "web-phone.png")
+    finally:
+        server.stop()
+
+
+def shot(page: ChatPage, path: Path) -> None:
+    page.page.screenshot(path=str(path), animations="disabled", caret="hide")
+    assert path.stat().st_size > 10_000  # a picture of something, not a blank page
+    if DOCS.is_dir():
+        with contextlib.suppress(OSError):  # a read-only checkout: the test still checked the page
+            shutil.copyfile(path, DOCS / path.name)
