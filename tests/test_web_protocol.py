@@ -12,7 +12,7 @@ import subprocess
 from collections.abc import Callable
 
 import pytest
-from websockets.frames import CloseCode
+from websockets.frames import CloseCode, Frame, Opcode
 
 from harness import (
     WAIT,
@@ -354,3 +354,21 @@ def test_a_bad_web_origin_is_refused_at_start(sqlite_db: str) -> None:
                              "--web-origin", "chat.example.com"], capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert "is not an origin" in result.stderr
+
+
+def test_frames_sent_before_the_101_are_handled_after_it(make_server: Server) -> None:
+    server = web(make_server)
+    host, port = server.web_address
+    key = base64.b64encode(os.urandom(16)).decode()
+    upgrade = (f"GET /ws HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode()
+    nick = Frame(Opcode.TEXT, b"eager").serialize(mask=True, extensions=())  # RFC 6455: it should have waited
+    with socket.create_connection((host, port), timeout=WAIT) as sock:
+        sock.sendall(upgrade + nick)
+        data = b""
+        while b'"type":"joined"' not in data:
+            chunk = sock.recv(65536)
+            assert chunk, data
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 101 ")
+    assert data.index(b'"type":"hello"') < data.index(b'"type":"welcome"') < data.index(b'"type":"joined"')

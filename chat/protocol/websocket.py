@@ -107,7 +107,7 @@ class WebCodec(Codec):
         self._in = _In.REQUEST
         self._out = _Out.HTTP
         self._head = bytearray()
-        self._early = b""  # bytes after the request, before it was answered (a client must wait for the 101)
+        self._early = b""  # bytes after the request, before it was answered (a client should wait for the 101)
         self._greeting: list[Event] = []
         self._parts: list[bytes | bytearray | memoryview] | None = None  # a fragmented text message being put together
         self.key: object = self  # rendered for itself alone until it is a WebSocket
@@ -142,8 +142,6 @@ class WebCodec(Codec):
 
     def _messages(self, data: bytes) -> Sequence[Frame]:
         ws = self._ws
-        if self._early:
-            data, self._early = self._early + data, b""
         ws.receive_data(data)
         out: list[Frame] = []
         error: Error | None = None
@@ -258,7 +256,15 @@ class WebCodec(Codec):
         if response.status_code != HTTPStatus.SWITCHING_PROTOCOLS:
             return _final(data)
         self._in = _In.MESSAGES
-        return (Upgrade(data),)
+        said: list[Command | Event | Reply] = [Upgrade(data)]
+        if self._early:  # frames sent before the 101 (a client should wait for it): handled now, after it
+            early, self._early = self._early, b""
+            for frame in self._messages(early):
+                try:
+                    said.extend(self.decode(frame))
+                except ChatError as e:
+                    said.append(Error(e.code, e.message, e.command, e.subject))
+        return said
 
     # -------------------------------------------------------------------------------------------- output
 
