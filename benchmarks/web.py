@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import os
 import resource
@@ -127,10 +128,8 @@ def measure(run: Run, pid: int, native_port: int, web_port: int, senders: int, w
         for key, mask in sel.select(wait):
             c: Client = key.data
             if mask & selectors.EVENT_WRITE and c.out:
-                try:
+                with contextlib.suppress(BlockingIOError):
                     del c.out[:c.sock.send(c.out)]
-                except BlockingIOError:
-                    pass
             if mask & selectors.EVENT_READ:
                 receive(c)
             sel.modify(c.sock, selectors.EVENT_READ | (selectors.EVENT_WRITE if c.out else 0), c)
@@ -222,7 +221,7 @@ def main() -> None:
     parser.add_argument("--kinds", default=",".join(KINDS))
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     kinds = args.kinds.split(",")
     runs: list[Run] = []

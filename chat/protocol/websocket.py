@@ -260,6 +260,7 @@ class WebCodec(Codec):
         if self._early:  # frames sent before the 101 (a client should wait for it): handled now, after it
             early, self._early = self._early, b""
             for frame in self._messages(early):
+                assert not isinstance(frame, ChatError)  # _messages reports trouble as control frames
                 try:
                     said.extend(self.decode(frame))
                 except ChatError as e:

@@ -37,7 +37,11 @@ class ChatPage:
         self.url = url
         self.problems: list[str] = []  # script errors and console errors: a test ends with none
         page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
-        page.on("console", lambda m: m.type == "error" and self.problems.append(f"console: {m.text}"))
+        page.on("console", self._console)
+
+    def _console(self, message: Any) -> None:
+        if message.type == "error":
+            self.problems.append(f"console: {message.text}")
 
     def login(self, nick: str) -> None:
         self.page.goto(self.url)
