@@ -143,6 +143,11 @@ def test_a_server_restart_reconnects_the_page_and_shows_what_was_missed_once(
     alice = open_page(server.web_url)
     alice.login("alice")
     alice.wait_text("before 2")
+    for room in ("dev", "ops"):
+        alice.page.fill("#join-room", room)
+        alice.page.press("#join-room", "Enter")
+        alice.page.locator("#conv-name", has_text=f"#{room}").wait_for()
+    alice.page.keyboard.press("Alt+1")
     server.stop()
     alice.page.locator('#status[data-state="offline"]').wait_for()
     assert alice.page.locator("#offline").is_visible()
@@ -160,6 +165,8 @@ def test_a_server_restart_reconnects_the_page_and_shows_what_was_missed_once(
     assert marker.text_content() == "missed 0"  # the "new messages" marker: where the missed ones begin
     alice.say("back again")
     assert carol.expect("alice: ") == "[#lobby] alice: back again"
+    carol.send("/join ops", "in ops")  # its other rooms were joined again too
+    alice.wait_text("in ops", key="#ops")
 
 
 def test_markup_in_messages_and_topics_is_shown_as_text(make_server: Server,

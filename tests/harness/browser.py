@@ -67,7 +67,7 @@ class ChatPage:
         return [int(i) for i in self.log(key).locator(".msg").evaluate_all("els => els.map(e => e.dataset.id)")]
 
     def wait_text(self, text: str, key: str = "#lobby", timeout: float = 10) -> None:
-        self.log(key).locator(".msg .text", has_text=text).first.wait_for(timeout=timeout * 1000)
+        self.log(key).locator(".msg .text", has_text=text).first.wait_for(state="attached", timeout=timeout * 1000)
 
     def conversation(self, key: str) -> Any:
         """Its button in the sidebar."""

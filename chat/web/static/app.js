@@ -28,6 +28,7 @@ class App {
     this.pages = []; // history pages asked for, oldest first: {key, kind: "before" | "after", maxId}
     this.switchTo = null; // a room the user asked to join: shown once joined
     this.restoreActive = null;
+    this.rejoining = []; // room names to join again, one after the other
     this.history = new InputHistory();
     this.completer = new NickCompleter();
     this.connection = new Connection({
@@ -250,16 +251,20 @@ class App {
     $("app").hidden = false;
     $("me-nick").replaceChildren(nickElement(e.nick));
     this.renderNotifyButton();
-    if (again) {
-      for (const conv of this.convs.values()) {
-        if (conv.kind === "room") this.connection.send(`/join #${conv.name}`);
-      }
-      this.activeConv()?.addLine("Reconnected.", "system");
-    } else {
-      for (const name of this.saved()?.rooms ?? []) this.connection.send(`/join #${name}`);
-    }
+    // rooms to join again (after a reconnect, or a reload of the tab): one at a time, each once the last one
+    // is joined, so that many rooms never trip the server's flood control
+    this.rejoining = again
+      ? [...this.convs.values()].filter((c) => c.kind === "room").map((c) => c.name)
+      : [...(this.saved()?.rooms ?? [])];
+    this.rejoinNext();
+    if (again) this.activeConv()?.addLine("Reconnected.", "system");
     this.save();
     $("input").focus();
+  }
+
+  rejoinNext() {
+    const name = this.rejoining.shift();
+    if (name !== undefined) this.connection.send(`/join #${name}`);
   }
 
   // -------------------------------------------------------------------------------------- messages
@@ -412,6 +417,7 @@ class App {
     if (!this.active || this.switchTo === key || (!existed && this.restoreActive === key)) this.activate(conv);
     if (this.switchTo === key) this.switchTo = null;
     if (this.restoreActive === key) this.restoreActive = null;
+    if (this.rejoining.length) this.rejoinNext();
     this.renderHeader();
     this.renderMembers();
     this.save();
@@ -488,7 +494,10 @@ class App {
       const conv = page && this.convs.get(page.key);
       conv?.setLoading(false);
     }
-    if (e.command === "join" && this.switchTo === roomKey(e.subject ?? "")) this.switchTo = null;
+    if (e.command === "join") {
+      if (this.switchTo === roomKey(e.subject ?? "")) this.switchTo = null;
+      else this.rejoinNext(); // a room that could not be joined again: on to the next
+    }
     (this.activeConv() ?? this.serverConv()).addLine(e.message, "system error");
   }
 
