@@ -70,7 +70,8 @@ def serve(
     = DEFAULTS.busy_timeout,
     web_port: Annotated[int | None, typer.Option(min=0, max=65535, envvar="CHAT_WEB_PORT",
                                                  help="Serve the web client on this port (http://HOST:PORT/, "
-                                                      "its WebSocket at /ws). Off by default.")] = None,
+                                                      "its WebSocket at /ws). Off by default.")]
+    = DEFAULTS.web_port,
     web_origin: Annotated[list[str] | None, typer.Option(help="An origin whose pages may use the web client's "
                                                              "WebSocket besides the server's own page "
                                                              "(repeatable; * for any). See docs/WEB.md.")] = None,
