@@ -287,9 +287,11 @@ class App {
 
   privateMessage(m) {
     const other = m.nick === this.me ? m.to : m.nick;
+    const opened = !this.convs.has(privateKey(other));
     const conv = this.privateConv(other);
     m.mention = false;
     if (conv.addMessage(m, this.me)) this.arrived(conv, m, m.nick !== this.me);
+    if (opened && m.nick === this.me) this.activate(conv); // /msg typed elsewhere: the conversation it began
   }
 
   /** A message the user has not seen yet: counted unread unless they are looking; a mention notifies. */
