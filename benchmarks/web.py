@@ -53,6 +53,7 @@ class Run:
     elapsed_s: float = 0.0
     received: int = 0
     expected: int = 0
+    bytes_read: int = 0  # by all the clients during the measured part
     server_cpu_s: float = 0.0
     client_cpu_s: float = 0.0
     problems: list[str] = field(default_factory=list)
@@ -63,13 +64,14 @@ class Run:
 
 
 class Client:
-    __slots__ = ("carry", "count", "joined", "out", "outstanding", "sent", "sock", "upgraded")
+    __slots__ = ("bytes_read", "carry", "count", "joined", "out", "outstanding", "sent", "sock", "upgraded")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.out = bytearray()
         self.carry = b""  # the end of the last read: a marker may be cut between two reads
         self.count = 0  # markers received
+        self.bytes_read = 0
         self.joined = False
         self.upgraded = False
         self.sent = 0
@@ -145,6 +147,7 @@ def measure(run: Run, pid: int, native_port: int, web_port: int, senders: int, w
             head, sep, data = data.partition(b"\r\n\r\n")
             assert sep and head.startswith(b"HTTP/1.1 101"), head[:100]
             c.upgraded = True
+        c.bytes_read += len(data)
         text = c.carry + data
         if not c.joined and joined in text:
             c.joined = True
@@ -178,7 +181,7 @@ def measure(run: Run, pid: int, native_port: int, web_port: int, senders: int, w
     while time.monotonic() < quiet:
         pump(0.05)
     for c in everyone:
-        c.count = 0
+        c.count = c.bytes_read = 0
     talkers = everyone[:senders]
     cpu0, server0 = time.process_time(), cpu_seconds(pid)
     run.setup_s = time.monotonic() - t0
@@ -201,6 +204,7 @@ def measure(run: Run, pid: int, native_port: int, web_port: int, senders: int, w
             break
     run.elapsed_s = time.monotonic() - start
     run.received = sum(min(c.count, total) for c in everyone)
+    run.bytes_read = sum(c.bytes_read for c in everyone)
     run.client_cpu_s = time.process_time() - cpu0
     run.server_cpu_s = cpu_seconds(pid) - server0
     if run.received < run.expected:
@@ -235,18 +239,23 @@ def main() -> None:
             runs.append(run)
             print(f"rep {rep + 1} {kind:<12} {run.deliveries_per_s:>10,.0f} deliveries/s  "
                   f"({run.received:,} in {run.elapsed_s:.2f} s; server CPU {run.server_cpu_s:.2f} s, "
-                  f"client CPU {run.client_cpu_s:.2f} s; setup {run.setup_s:.1f} s)"
+                  f"client CPU {run.client_cpu_s:.2f} s; {run.bytes_read / run.received:.0f} bytes each; "
+                  f"setup {run.setup_s:.1f} s)"
                   f"{'  ' + '; '.join(run.problems) if run.problems else ''}", flush=True)
     print()
-    print(f"| kind | deliveries/s (median of {args.reps}) | min | max | server CPU s per 1M deliveries |")
-    print("|---|---:|---:|---:|---:|")
+    print(f"| kind | deliveries/s (median of {args.reps}) | min | max | server CPU s per 1M deliveries "
+          "| bytes per delivery | MB/s read |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     medians = {}
     for kind in kinds:
         mine = [r for r in runs if r.kind == kind]
         rates = [r.deliveries_per_s for r in mine]
         medians[kind] = statistics.median(rates)
         cpu = statistics.median(r.server_cpu_s / r.received * 1e6 for r in mine if r.received)
-        print(f"| {kind} | {medians[kind]:,.0f} | {min(rates):,.0f} | {max(rates):,.0f} | {cpu:.2f} |")
+        size = statistics.median(r.bytes_read / r.received for r in mine if r.received)
+        mbs = statistics.median(r.bytes_read / r.elapsed_s / 1e6 for r in mine if r.elapsed_s)
+        print(f"| {kind} | {medians[kind]:,.0f} | {min(rates):,.0f} | {max(rates):,.0f} | {cpu:.2f} | {size:.0f} "
+              f"| {mbs:.0f} |")
     if "websocket" in medians and "native-json" in medians:
         print(f"\nwebsocket / native-json: {medians['websocket'] / medians['native-json']:.2f}")
     if "websocket" in medians and "native-text" in medians:
