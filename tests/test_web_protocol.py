@@ -372,3 +372,17 @@ def test_frames_sent_before_the_101_are_handled_after_it(make_server: Server) ->
             data += chunk
     assert data.startswith(b"HTTP/1.1 101 ")
     assert data.index(b'"type":"hello"') < data.index(b'"type":"welcome"') < data.index(b'"type":"joined"')
+
+
+def test_a_websocket_flood_is_slowed_then_ended_like_any_clients(make_server: Server) -> None:
+    server = web(make_server, rate=5.0, burst=5, flood_limit=20)
+    bob = server.client("bob")
+    flooder = server.web_client("flooder")
+    flooder.send(*[f"spam {i}" for i in range(200)])  # far past the burst and the limit, all at once
+    bye = flooder.expect_event("bye")
+    assert bye["code"] == "flood"
+    close = flooder.expect_closed()
+    assert close is not None and close.code == CloseCode.POLICY_VIOLATION
+    said = [line for line in bob.lines_until("flooder quit") if line.startswith("[#lobby] flooder: ")]
+    assert said == [f"[#lobby] flooder: spam {i}" for i in range(len(said))]  # what was taken, in order
+    assert 1 <= len(said) < 200  # the burst, less the request and the nick it also counted
