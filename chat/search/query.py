@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 
 from chat.protocol.errors import ChatError, ErrorCode
 from chat.protocol.names import check_nick, check_room, name_key
+from chat.protocol.text import sanitize
 from chat.search.terms import PREFIX_MIN, terms
 
 QUERY_MAX = 500  # characters in a query
@@ -73,6 +74,7 @@ class SearchQuery:
 
 def parse_search(query: str) -> SearchQuery:
     """Parse a search; raise ChatError(BAD_SEARCH) with a sentence saying what is wrong."""
+    query = sanitize(query)  # as stored texts are: a NUL typed in a query is the ␀ stored in place of one
     if len(query) > QUERY_MAX:
         raise _bad(f"A search is at most {QUERY_MAX} characters (this one has {len(query)})")
     include: list[TextMatch] = []

@@ -15,7 +15,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, Select, and_, cast, exists, func, literal_column, or_, select, true
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Select,
+    and_,
+    cast,
+    exists,
+    func,
+    literal_column,
+    or_,
+    select,
+    true,
+)
 from sqlalchemy.dialects.postgresql import TSQUERY
 from sqlalchemy.exc import OperationalError
 
@@ -74,8 +87,10 @@ def search_messages(
 
 # ------------------------------------------------------------------------------------------------ the SQL
 
-_COLUMNS: tuple[ColumnElement[Any], ...] = (MESSAGES.c.id, MESSAGES.c.kind, MESSAGES.c.sender, MESSAGES.c.recipient, MESSAGES.c.text,
-            MESSAGES.c.created_at, ROOMS.c.name.label("room_name"))
+_COLUMNS: tuple[ColumnElement[Any], ...] = (
+    MESSAGES.c.id, MESSAGES.c.kind, MESSAGES.c.sender, MESSAGES.c.recipient, MESSAGES.c.text, MESSAGES.c.created_at,
+    ROOMS.c.name.label("room_name"),
+)
 
 
 def _visible(conn: Connection, query: SearchQuery, scope: SearchScope) -> ColumnElement[bool] | None:
