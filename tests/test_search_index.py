@@ -6,44 +6,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from alembic import command
 from sqlalchemy import Engine, inspect, select
 
 from chat.protocol.events import ChatMessage, MessageKind
 from chat.search.query import parse_search
-from chat.storage.database import alembic_config, make_engine, upgrade
-from chat.storage.repository import MESSAGES, ChatStore, StoredRoom, WriteBatch
+from chat.storage.database import make_engine, upgrade
+from chat.storage.repository import MESSAGES, ChatStore, WriteBatch
 from chat.storage.search import SearchScope, search_messages
 from chat.storage.search_index import SEARCH_TABLES, backfill, backfill_step, unindexed_below
-from harness import LineClient, ServerThread, capture_logs
+from harness import LineClient, ServerThread, capture_logs, database_before_search
 
 EVERYTHING = SearchScope.everything()
-TEXTS = ["Café numéro {i}", "東京 {i} 🎉", "plain words {i}", "don't {i} stop"]
-
-
-def old_database(db: str, count: int) -> Engine:
-    """A database at the schema before search (0001), filled the way that version's server filled it."""
-    engine = make_engine(db)
-    config = alembic_config()
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, "0001")
-    store = ChatStore(engine, search_index=False)
-    store.write(WriteBatch(rooms=[StoredRoom(1, "lobby", None, None, None, 0.0),
-                                  StoredRoom(2, "dev", None, None, None, 0.0)]))
-    batch = WriteBatch()
-    for i in range(1, count + 1):
-        text = "common uniq" + str(i) + " " + TEXTS[i % len(TEXTS)].format(i=i)
-        if i % 10 == 0:
-            batch.messages.append((ChatMessage(i, MessageKind.PRIVATE, "alice", text, 1e9 + i, to="bob"), None))
-        else:
-            batch.messages.append((ChatMessage(i, MessageKind.MESSAGE, "bob", text, 1e9 + i,
-                                               room="lobby" if i % 2 else "dev"), 1 if i % 2 else 2))
-        if len(batch.messages) == 500:
-            store.write(batch)
-            batch = WriteBatch()
-    store.write(batch)
-    return engine
 
 
 def all_rows(engine: Engine) -> list[tuple[Any, ...]]:
@@ -63,7 +36,7 @@ def every_match(engine: Engine, query: str) -> list[int]:
 
 
 def test_the_migration_keeps_every_message_and_the_backfill_indexes_each_once(any_db: str) -> None:
-    engine = old_database(any_db, 2500)
+    engine = database_before_search(any_db, 2500)
     before = all_rows(engine)
     with capture_logs() as logs:
         upgrade(engine)
@@ -100,7 +73,7 @@ def test_the_migration_keeps_every_message_and_the_backfill_indexes_each_once(an
 
 
 def test_backfills_side_by_side_index_nothing_twice(any_db: str) -> None:
-    one = old_database(any_db, 1200)
+    one = database_before_search(any_db, 1200)
     upgrade(one)
     other = make_engine(any_db)
     steps = 0
@@ -117,7 +90,7 @@ def test_backfills_side_by_side_index_nothing_twice(any_db: str) -> None:
 
 def test_the_server_starts_on_a_database_still_being_indexed(make_server: Callable[..., ServerThread],
                                                                any_db: str) -> None:
-    old_database(any_db, 3000).dispose()
+    database_before_search(any_db, 3000).dispose()
     server = make_server(db=any_db, backlog=5)  # it migrates the database at start: the index is empty
     alice = LineClient(server.host, server.port, json_mode=True)
     alice.register("alice")
