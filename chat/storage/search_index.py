@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import BigInteger, Column, Connection, Engine, MetaData, Table, Text, func, insert, select, update
+from sqlalchemy import BigInteger, Column, Connection, Engine, MetaData, Table, Text, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import TSVECTOR
 
 from chat.search.terms import is_verbatim, terms
@@ -147,6 +147,9 @@ def backfill(
                      extra={"event": "search_backfill_progress", "done": done, "total": total})
         if pause:
             time.sleep(pause)
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:  # fresh statistics, or the planner guesses the GIN index is not worth it
+            conn.execute(text("ANALYZE message_search"))
     log.info("search index: complete, %d older messages indexed in %.1f s", done, time.monotonic() - started,
              extra={"event": "search_backfill_done", "done": done})
     return done
