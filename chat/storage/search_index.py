@@ -112,7 +112,8 @@ def backfill_step(engine: Engine, batch: int = 1000) -> BackfillStep:
             .order_by(MESSAGES.c.id.desc()).limit(batch)
         ).all()
         next_below = rows[-1].id if len(rows) == batch else None
-        index_messages(conn, [(row.id, row.text) for row in rows])
+        # oldest first within the batch: FTS5 flushes its pending terms whenever a rowid goes down
+        index_messages(conn, [(row.id, row.text) for row in reversed(rows)])
         conn.execute(update(STATE).where(STATE.c.id == STATE_ID).values(backfill_below=next_below))
     return BackfillStep(len(rows), next_below)
 
