@@ -62,7 +62,7 @@ class SearchScope:
 @dataclass(slots=True)
 class SearchPage:
     messages: list[ChatMessage]  # newest first
-    more: bool  # older matches may exist: search again with before=messages[-1].id
+    more: bool  # older matches exist: search again with before=messages[-1].id
     unindexed_below: int | None  # messages with ids below this are not indexed yet: text matches among them are
     # missing from the results (None: the index is complete)
 
@@ -120,9 +120,10 @@ def _visible(conn: Connection, query: SearchQuery, scope: SearchScope) -> Column
 
 def _in_rooms(dialect: str, ids: set[int] | frozenset[int]) -> ColumnElement[bool]:
     room_id = MESSAGES.c.room_id
-    if dialect == "sqlite" and len(ids) > 1:
-        # `room_id + 0` keeps SQLite off the (room_id, id) index here: with several rooms it would read every
-        # message of them and sort; walking the messages newest first stops at the first page of matches
+    if len(ids) > 1:
+        # `room_id + 0` keeps the planners off the (room_id, id) index here: with several rooms they would read
+        # every message of them and sort (PostgreSQL took 2.5 s for from:nick alone on a million); walking the
+        # messages newest first stops at the first page of matches. One room's index gives that order itself.
         return (room_id + literal_column("0")).in_(sorted(ids))
     return room_id.in_(sorted(ids))
 

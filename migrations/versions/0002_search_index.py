@@ -36,12 +36,12 @@ def upgrade() -> None:
         # the index's terms come from chat.search.terms; `ascii` only splits them (see chat.storage.search_index)
         op.execute("CREATE VIRTUAL TABLE messages_fts USING fts5(terms, content='', tokenize='ascii', columnsize=0)")
     else:
+        # no foreign key: its check would lock each new message's row again, for every message written; the writer
+        # adds both in one transaction, and whatever deletes messages deletes their terms (as on SQLite)
         op.create_table(
             "message_search",
             sa.Column("message_id", sa.BigInteger(), nullable=False),
             sa.Column("vector", postgresql.TSVECTOR(), nullable=False),
-            sa.ForeignKeyConstraint(["message_id"], ["messages.id"], name="fk_message_search_message_id_messages",
-                                    ondelete="CASCADE"),
             sa.PrimaryKeyConstraint("message_id", name="pk_message_search"),
         )
         op.create_index("ix_message_search_vector", "message_search", ["vector"], postgresql_using="gin")
