@@ -18,8 +18,8 @@ from chat.protocol.events import ChatMessage, MessageKind
 from chat.protocol.names import check_room, name_key, strip_room_prefix
 from chat.protocol.render import iso_time, json_line, message_json, short_time
 from chat.protocol.text import sanitize
-from chat.storage.database import DatabaseUnusable, check_schema, database_errors, make_engine, sqlite_path
 from chat.search.query import parse_search
+from chat.storage.database import DatabaseUnusable, check_schema, database_errors, make_engine, sqlite_path
 from chat.storage.repository import MESSAGES, ROOMS, _message, to_timestamp
 from chat.storage.search import PAGE_MAX, SearchPage, SearchScope, search_messages
 from chat.storage.search_index import STATE, backfill
