@@ -1,4 +1,5 @@
-"""Admin queries behind `chat history` and `chat rooms`: read-only, safe while a server runs on the database."""
+"""Admin queries behind `chat history`, `chat rooms` and `chat index`: safe while a server runs on the database
+(the first two only read; `chat index` writes the search index in short transactions)."""
 
 from __future__ import annotations
 
@@ -6,18 +7,24 @@ import csv
 import io
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time
 from typing import Any
 
 from sqlalchemy import Engine, func, inspect, select
 
+from chat.protocol.errors import ChatError
 from chat.protocol.events import ChatMessage, MessageKind
-from chat.protocol.names import name_key, strip_room_prefix
+from chat.protocol.names import check_room, name_key, strip_room_prefix
 from chat.protocol.render import iso_time, json_line, message_json, short_time
 from chat.protocol.text import sanitize
+from chat.search.query import parse_search
 from chat.storage.database import DatabaseUnusable, check_schema, database_errors, make_engine, sqlite_path
 from chat.storage.repository import MESSAGES, ROOMS, _message, to_timestamp
+from chat.storage.search import PAGE_MAX, SearchPage, SearchScope, search_messages
+from chat.storage.search_index import STATE, backfill
+
+ADMIN_SEARCH_BUDGET = 30.0  # seconds per page of results: an admin may ask for much more than a user
 
 
 class AdminError(Exception):
@@ -107,6 +114,58 @@ def room_history(
     return [_message(row, found.name) for row in rows]
 
 
+@dataclass(slots=True)
+class SearchRun:
+    messages: Iterator[ChatMessage]  # every match, newest first, fetched a page at a time
+    unindexed_below: int | None  # messages with ids below this are not indexed yet (chat index)
+
+
+def search_history(engine: Engine, query: str, *, room: str | None = None, limit: int | None = None,
+                   budget: float = ADMIN_SEARCH_BUDGET) -> SearchRun:
+    """The search language of /search over every room and private message, unless `in:` (or `room`) narrows it."""
+    try:
+        parsed = parse_search(query)
+        if room is not None:
+            parsed = replace(parsed, rooms=(*parsed.rooms, check_room(room)))
+    except ChatError as e:
+        raise AdminError(e.message) from None
+    with engine.connect() as conn:
+        known = set(conn.execute(select(ROOMS.c.name_key)).scalars())
+    for name in parsed.rooms:
+        if name_key(name) not in known:
+            raise AdminError(f"there is no room #{name}")
+    scope = SearchScope.everything()
+
+    def page(before: int | None, size: int) -> SearchPage:
+        try:
+            return search_messages(engine, parsed, scope, limit=size, before=before, budget=budget)
+        except ChatError as e:
+            raise AdminError(e.message) from None
+
+    first = page(None, min(limit or PAGE_MAX, PAGE_MAX))
+
+    def pages() -> Iterator[ChatMessage]:
+        current, left = first, limit
+        while True:
+            shown = current.messages if left is None else current.messages[:left]
+            yield from shown
+            if left is not None:
+                left -= len(shown)
+            if not current.more or left == 0 or not shown:
+                return
+            current = page(shown[-1].id, min(left or PAGE_MAX, PAGE_MAX))
+
+    return SearchRun(pages(), first.unindexed_below)
+
+
+def index_database(engine: Engine, *, batch: int = 1000, pause: float = 0.01) -> int:
+    """Index the messages stored before the search index existed; returns how many. Progress goes to the log."""
+    if not inspect(engine).has_table(STATE.name):
+        raise AdminError("this database has no search index yet: start chat serve on it once (it upgrades the "
+                         "schema), then run chat index")
+    return backfill(engine, batch=batch, pause=pause)
+
+
 def _db_time(engine: Engine, moment: datetime) -> datetime:
     # SQLite stores naive UTC text, compared as strings: compare with naive UTC
     utc = moment.astimezone(UTC)
@@ -155,6 +214,24 @@ def format_messages(messages: Iterable[ChatMessage], fmt: str) -> Iterator[str]:
         for m in messages:
             body = f"* {m.nick} {m.text}" if m.kind is MessageKind.ACTION else f"{m.nick}: {m.text}"
             yield f"{short_time(m.time)}  {body}"
+
+
+def format_found(messages: Iterable[ChatMessage], fmt: str) -> Iterator[str]:
+    """Search results, from any room or private conversation: each line says where it was said."""
+    if fmt == "json":
+        for m in messages:
+            yield json_line(message_json(m))
+    elif fmt == "csv":
+        yield from _csv_lines(["id", "time", "room", "kind", "nick", "to", "text"],
+                              ([m.id, iso_time(m.time), m.room or "", m.kind.value, m.nick, m.to or "", m.text]
+                               for m in messages))
+    else:
+        for m in messages:
+            if m.kind is MessageKind.PRIVATE:
+                yield f"{short_time(m.time)}  (private)  {m.nick} -> {m.to}: {m.text}"
+            else:
+                body = f"* {m.nick} {m.text}" if m.kind is MessageKind.ACTION else f"{m.nick}: {m.text}"
+                yield f"{short_time(m.time)}  #{m.room}  {body}"
 
 
 def format_rooms(rooms: list[RoomStats], fmt: str) -> Iterator[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from chat import __version__
-from chat.cli.admin import history, rooms
+from chat.cli.admin import history, index, rooms
 from chat.cli.bench import bench
 from chat.cli.client import client
 from chat.cli.serve import serve
@@ -21,6 +21,7 @@ app.command()(serve)
 app.command()(client)
 app.command()(history)
 app.command()(rooms)
+app.command()(index)
 app.command()(bench)
 
 

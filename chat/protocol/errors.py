@@ -28,6 +28,9 @@ class ErrorCode(StrEnum):
     NOT_DELIVERED = "not_delivered"
     HISTORY_UNAVAILABLE = "history_unavailable"
     SERVER_ERROR = "server_error"  # a bug on our side, logged with its context
+    # search
+    BAD_SEARCH = "bad_search"  # the query does not parse, or asks for nothing
+    SEARCH_TIMEOUT = "search_timeout"  # the query ran past its time budget: narrow it
     # reasons a connection is closed by the server (sent in the `bye` event)
     SERVER_FULL = "server_full"
     TOO_MANY_CONNECTIONS = "too_many_connections"

@@ -68,3 +68,17 @@ class Message(Base):
     recipient: Mapped[str | None] = mapped_column(String(NICK_MAX))  # private messages only
     text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SearchIndexState(Base):
+    """One row: how far the search index has come with the messages stored before it existed.
+
+    The index itself (SQLite's FTS5 table, PostgreSQL's `message_search`) is engine-specific and described in
+    chat.storage.search_index. Messages written since the index exists are indexed in the same transaction;
+    older ones are filled in newest first, in batches, each batch moving `backfill_below` down with it.
+    """
+
+    __tablename__ = "search_index_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    backfill_below: Mapped[int | None] = mapped_column(BigId)  # ids below this are not indexed yet; None: all are

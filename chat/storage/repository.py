@@ -1,7 +1,8 @@
 """The message store: what the server writes and reads, as plain domain objects (never ORM rows).
 
 The server's single writer calls `write()` with everything accepted since the last commit, in one transaction.
-The hot path uses Core executemany inserts: one statement for a whole batch, no ORM unit of work per row.
+The hot path uses Core executemany inserts: one statement for a whole batch, no ORM unit of work per row. The
+same transaction adds the messages to the search index (chat.storage.search_index).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from chat.protocol.events import ChatMessage, MessageKind
 from chat.protocol.text import sanitize
 from chat.storage.models import Message, Room, User
 from chat.storage.records import FoundRoom, LoadedState, SeenUser, StoredRoom, TopicChange, WriteBatch
+from chat.storage.search_index import BackfillStep, backfill_step, index_messages
 
 __all__ = ["ChatStore", "FoundRoom", "LoadedState", "SeenUser", "StoredRoom", "TopicChange", "WriteBatch"]
 
@@ -59,8 +61,11 @@ def to_timestamp(d: datetime) -> float:
 
 
 class ChatStore:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, search_index: bool = True) -> None:
+        """`search_index=False` writes no search terms: only for measuring what the index costs, on a database
+        without one (migrated to 0001)."""
         self.engine = engine
+        self.search_index = search_index
         self._dialect = engine.dialect.name
         # the writer takes SQLite's write lock at BEGIN (see database._tune_sqlite)
         self._writer = engine.execution_options(sqlite_begin="IMMEDIATE")
@@ -105,12 +110,19 @@ class ChatStore:
                         for m, room_id in batch.messages
                     ],
                 )
+            if batch.messages and self.search_index:
+                index_messages(conn, [(m.id, m.text) for m, _room_id in batch.messages])
             for t in batch.topics:
                 conn.execute(
                     update(ROOMS).where(ROOMS.c.id == t.room_id).values(
                         topic=t.topic, topic_set_by=t.nick, topic_set_at=to_datetime(t.time)
                     )
                 )
+
+    def backfill_search(self, batch: int = 1000) -> BackfillStep:
+        """Index the newest `batch` messages stored before the search index existed (one short transaction).
+        For the writer's idle moments; `step.below is None` once there is nothing left to do."""
+        return backfill_step(self.engine, batch)
 
     def _insert_ignoring_duplicates(self, table: Table) -> Insert:
         # a room may already be there: a batch that failed after the room went in is retried with it

@@ -1,0 +1,341 @@
+#!/usr/bin/env python3
+"""Search at the storage level, on a 1,000,000-message database: query latencies, the index's size, what the index
+costs the store's writes, and how fast `chat index` fills it in. Not a test: it prints figures.
+
+    python benchmarks/search_bench.py [--dir /tmp/chat-search] [--messages 1000000] [--store-messages 100000]
+                                      [--postgres URL | --no-postgres]
+
+Run with the project's Python (it imports `chat`). It takes a few minutes on 2 cores and is bounded by its sizes.
+Parts, each printed as it ends and all together as one JSON object at the end:
+
+* store: `ChatStore.write` batches (as the server's writer thread calls it, like store_micro.py) of 10, 100 and
+  1000 messages on a fresh database, with the index written by the writer (what chat does), without any index
+  (a database at migration 0001), and with the alternative the issue asked to weigh: an index kept by triggers
+  (SQLite: an external-content FTS5 table, `unicode61 remove_diacritics 2`, as soju does; PostgreSQL: a generated
+  `to_tsvector('simple', text)` column). Median of 3 runs, alternating.
+* build: a 1,000,000-message database written at migration 0001 (no index), upgraded, then indexed by
+  `backfill()` (what `chat index` runs): its rate, and the index's size on disk beside the messages'.
+* queries: `search_messages` as a user who may read every room, 50 results a page, after one warm-up pass:
+  one word (also matching longer words it begins, the default), the same word exact ("word"), two words,
+  a two-word phrase taken from a stored message, a CJK run, a word narrowed by in:#room, and from:nick alone.
+  p50 and p99 in milliseconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOMS = 20
+SENDERS = 200
+VOCABULARY = 50_000
+ACCENTED = ["café", "naïve", "déjà", "crème", "Straße", "Łódź", "façade", "señor"]
+CJK = ["東京タワー", "会議は明日です", "서울에서 만나요", "北京欢迎你", "ありがとう"]
+EMOJI = ["🎉", "👍", "🚀", "😂", "❤️"]
+
+
+class Corpus:
+    """Chat-like text: 3-15 words of a Zipf-distributed made-up vocabulary; some accents, CJK and emoji."""
+
+    def __init__(self, seed: int = 7) -> None:
+        rng = random.Random(seed)
+        letters = "etaoinshrdlcumwfgypbvkjxqz"
+        weights = [12, 9, 8, 8, 7, 7, 6, 6, 6, 4, 4, 3, 3, 2, 2, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1]
+        words: set[str] = set()
+        while len(words) < VOCABULARY:
+            words.add("".join(rng.choices(letters, weights, k=rng.choice((2, 3, 4, 4, 5, 5, 6, 6, 7, 8, 9)))))
+        self.words = sorted(words, key=lambda w: (len(w), w))  # short words are the common ones, as in language
+        self.cum = list(itertools.accumulate(1 / (rank + 1) ** 1.07 for rank in range(VOCABULARY)))
+        self.rng = rng
+
+    def text(self) -> str:
+        rng = self.rng
+        words = rng.choices(self.words, cum_weights=self.cum, k=rng.randint(3, 15))
+        roll = rng.random()
+        if roll < 0.05:
+            words.insert(rng.randrange(len(words)), rng.choice(ACCENTED))
+        elif roll < 0.08:
+            words.append(rng.choice(CJK))
+        elif roll < 0.11:
+            words.append(rng.choice(EMOJI))
+        return " ".join(words)
+
+    def batches(self, count: int, size: int, start: int = 1, t0: float = 1_790_000_000.0) -> Any:
+        from chat.protocol.events import ChatMessage, MessageKind
+        from chat.storage.repository import WriteBatch
+
+        for first in range(start, start + count, size):
+            batch = WriteBatch()
+            for i in range(first, min(first + size, start + count)):
+                room = i % ROOMS + 1
+                batch.messages.append((ChatMessage(i, MessageKind.MESSAGE, f"user{i % SENDERS}", self.text(),
+                                                   t0 + i * 0.01, room=f"room{room}"), room))
+            yield batch
+
+
+# ------------------------------------------------------------------------------------------------ databases
+
+
+def fresh_sqlite(path: Path) -> str:
+    for suffix in ("", "-wal", "-shm", ".lock"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+    return str(path)
+
+
+def fresh_postgres(url: str, name: str) -> str:
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return postgres_url(url, name)
+
+
+def postgres_url(url: str, name: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_postgres(url: str, name: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def migrate(engine: Any, revision: str) -> None:
+    from alembic import command
+
+    from chat.storage.database import alembic_config
+
+    config = alembic_config()
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, revision)
+
+
+def add_trigger_index(engine: Any) -> None:
+    """The alternative to the writer: the database keeps an index itself, on every insert."""
+    from sqlalchemy import text
+
+    with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.execute(text("CREATE VIRTUAL TABLE trigger_fts USING fts5(text, content='messages', "
+                              "content_rowid='id', tokenize='unicode61 remove_diacritics 2')"))
+            conn.execute(text("CREATE TRIGGER trigger_fts_insert AFTER INSERT ON messages BEGIN "
+                              "INSERT INTO trigger_fts (rowid, text) VALUES (new.id, new.text); END"))
+        else:
+            conn.execute(text("ALTER TABLE messages ADD COLUMN trigger_vector tsvector "
+                              "GENERATED ALWAYS AS (to_tsvector('simple', text)) STORED"))
+            conn.execute(text("CREATE INDEX ix_trigger_vector ON messages USING gin (trigger_vector)"))
+
+
+# ------------------------------------------------------------------------------------------------ parts
+
+
+def part_store(kind: str, make_db: Any, corpus: Corpus, count: int) -> dict[str, dict[str, int]]:
+    from chat.storage.database import make_engine
+    from chat.storage.repository import ChatStore, StoredRoom, WriteBatch
+
+    variants = ("writer index", "no index", "trigger index")
+    results: dict[str, dict[str, list[float]]] = {v: {} for v in variants}
+    for batch in (10, 100, 1000):
+        n = min(count, batch * 1500)
+        # the same texts for every variant: generated once
+        batches = list(corpus.batches(n, batch))
+        for _rep in range(3):
+            for variant in variants:
+                engine = make_engine(make_db())
+                migrate(engine, "head" if variant == "writer index" else "0001")
+                if variant == "trigger index":
+                    add_trigger_index(engine)
+                store = ChatStore(engine, search_index=variant == "writer index")
+                store.write(WriteBatch(rooms=[StoredRoom(r, f"room{r}", None, None, None, 0.0)
+                                              for r in range(1, ROOMS + 1)]))
+                t0 = time.perf_counter()
+                for b in batches:
+                    store.write(b)
+                elapsed = time.perf_counter() - t0
+                results[variant].setdefault(str(batch), []).append(n / elapsed)
+                engine.dispose()
+        line = ", ".join(f"{v} {statistics.median(results[v][str(batch)]):,.0f}" for v in variants)
+        print(f"[{kind}] store, batches of {batch}: messages/s: {line}", file=sys.stderr, flush=True)
+    return {v: {b: round(statistics.median(r)) for b, r in per.items()} for v, per in results.items()}
+
+
+def part_build(kind: str, db: str, corpus: Corpus, count: int) -> dict[str, Any]:
+    from sqlalchemy import text
+
+    from chat.storage.database import make_engine, upgrade
+    from chat.storage.repository import ChatStore, StoredRoom, WriteBatch
+    from chat.storage.search_index import backfill
+
+    engine = make_engine(db)
+    migrate(engine, "0001")
+    store = ChatStore(engine, search_index=False)
+    store.write(WriteBatch(rooms=[StoredRoom(r, f"room{r}", None, None, None, 0.0) for r in range(1, ROOMS + 1)]))
+    t0 = time.perf_counter()
+    for b in corpus.batches(count, 5000):
+        store.write(b)
+    written = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    upgrade(engine)
+    migrated = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    indexed = backfill(engine, batch=5000, report_every=30)
+    elapsed = time.perf_counter() - t0
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:  # what autovacuum does after a bulk load, so the plans are the usual ones
+            conn.execute(text("ANALYZE messages"))
+    sizes = disk_sizes(engine)
+    engine.dispose()
+    out = {"messages": indexed, "write_s": round(written, 1), "migration_0002_s": round(migrated, 3),
+           "backfill_s": round(elapsed, 1), "backfill_per_s": round(indexed / elapsed), **sizes}
+    print(f"[{kind}] build: {json.dumps(out)}", file=sys.stderr, flush=True)
+    return out
+
+
+def disk_sizes(engine: Any) -> dict[str, float]:
+    from sqlalchemy import text
+
+    mib = 1 << 20
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+            rows = conn.execute(text("SELECT name, sum(pgsize) FROM dbstat GROUP BY name")).all()
+            index = sum(size for name, size in rows if name.startswith("messages_fts"))
+            messages = sum(size for name, size in rows if name in ("messages", "ix_messages_room_id_id"))
+            total = sum(size for _name, size in rows)
+        else:
+            index = conn.execute(text("SELECT pg_total_relation_size('message_search')")).scalar()
+            messages = conn.execute(text("SELECT pg_total_relation_size('messages')")).scalar()
+            total = conn.execute(text("SELECT pg_database_size(current_database())")).scalar()
+    return {"index_mib": round(index / mib, 1), "messages_mib": round(messages / mib, 1),
+            "database_mib": round(total / mib, 1)}
+
+
+def part_queries(kind: str, db: str, corpus: Corpus, count: int, per_class: int) -> dict[str, dict[str, float]]:
+    from sqlalchemy import select
+
+    from chat.search.query import parse_search
+    from chat.storage.database import make_engine
+    from chat.storage.repository import MESSAGES
+    from chat.storage.search import SearchScope, search_messages
+
+    rng = random.Random(11)
+    engine = make_engine(db)
+    scope = SearchScope(room_ids=frozenset(range(1, ROOMS + 1)))
+    mid = [corpus.words[rng.randrange(50, 20_000)] for _ in range(per_class)]
+    with engine.connect() as conn:
+        sample = [conn.execute(select(MESSAGES.c.text).where(MESSAGES.c.id == rng.randrange(1, count))).scalar()
+                  for _ in range(per_class)]
+    phrases = []
+    for text in sample:
+        words = [w for w in text.split() if w.isascii()]
+        at = rng.randrange(max(len(words) - 1, 1))
+        phrases.append('"' + " ".join(words[at:at + 2]) + '"')
+    classes = {
+        "one word (also as a prefix; ranks 50-20,000)": mid,
+        'the same word, exact ("word")': [f'"{w}"' for w in mid],
+        "a common word (ranks 0-49)": [corpus.words[rng.randrange(50)] for _ in range(per_class)],
+        "two words": [f"{a} {b}" for a, b in zip(mid, reversed(mid), strict=True)],
+        "a phrase from a stored message": phrases,
+        "a CJK run (会議)": ["会議"] * per_class,
+        "a word in:#room": [f"{w} in:#room{rng.randrange(1, ROOMS + 1)}" for w in mid],
+        "from:nick alone": [f"from:user{rng.randrange(SENDERS)}" for _ in range(per_class)],
+    }
+    out: dict[str, dict[str, float]] = {}
+    for name, queries in classes.items():
+        parsed = [parse_search(q) for q in queries]
+        for q in parsed[: min(20, len(parsed))]:  # warm-up
+            search_messages(engine, q, scope, limit=50, budget=10)
+        times, results = [], []
+        for q in parsed:
+            t0 = time.perf_counter()
+            page = search_messages(engine, q, scope, limit=50, budget=10)
+            times.append((time.perf_counter() - t0) * 1000)
+            results.append(len(page.messages))
+        times.sort()
+        out[name] = {"p50_ms": round(times[len(times) // 2], 2), "p99_ms": round(times[int(len(times) * 0.99)], 2),
+                     "max_ms": round(times[-1], 2), "mean_results": round(statistics.mean(results), 1)}
+        print(f"[{kind}] {name}: {json.dumps(out[name])}", file=sys.stderr, flush=True)
+    engine.dispose()
+    return out
+
+
+def postgres_reachable(url: str) -> bool:
+    try:
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(url, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+        return True
+    except Exception:  # any failure: no PostgreSQL part
+        return False
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dir", type=Path, default=Path("/tmp/chat-search-bench"))
+    ap.add_argument("--messages", type=int, default=1_000_000)
+    ap.add_argument("--store-messages", type=int, default=100_000)
+    ap.add_argument("--queries", type=int, default=200, help="queries per class")
+    ap.add_argument("--postgres", default=os.environ.get("CHAT_TEST_POSTGRES_URL",
+                                                         "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
+    ap.add_argument("--no-postgres", action="store_true")
+    ap.add_argument("--no-sqlite", action="store_true")
+    ap.add_argument("--parts", default="store,build,queries")
+    ap.add_argument("--keep", action="store_true", help="keep the big PostgreSQL database (for --parts queries)")
+    args = ap.parse_args()
+    args.dir.mkdir(parents=True, exist_ok=True)
+    parts = set(args.parts.split(","))
+    results: dict[str, Any] = {"messages": args.messages}
+
+    kinds = [] if args.no_sqlite else ["sqlite"]
+    if not args.no_postgres and postgres_reachable(args.postgres):
+        kinds.append("postgresql")
+    for kind in kinds:
+        corpus = Corpus()
+        res: dict[str, Any] = {}
+        if kind == "sqlite":
+            def scratch() -> str:
+                return fresh_sqlite(args.dir / "store.sqlite")
+            big = str(args.dir / "big.sqlite")
+        else:
+            def scratch() -> str:
+                return fresh_postgres(args.postgres, "chat_search_store")
+            big = "postgresql"
+        if "store" in parts:
+            res["store"] = part_store(kind, scratch, corpus, args.store_messages)
+        if kind == "postgresql":
+            drop_postgres(args.postgres, "chat_search_store")
+        if "build" in parts:
+            db = fresh_sqlite(Path(big)) if kind == "sqlite" else fresh_postgres(args.postgres, "chat_search_big")
+            res["build"] = part_build(kind, db, corpus, args.messages)
+        else:
+            db = big if kind == "sqlite" else postgres_url(args.postgres, "chat_search_big")
+        if "queries" in parts:
+            res["queries"] = part_queries(kind, db, corpus, args.messages, args.queries)
+        if kind == "postgresql" and not args.keep:
+            drop_postgres(args.postgres, "chat_search_big")
+        results[kind] = res
+    print(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,269 @@
+"""Running a search on SQLite or PostgreSQL: newest first, a page at a time, within what the searcher may read and
+within a time budget.
+
+The SQL is built by SQLAlchemy with every value bound. The text part is one bound value too: an FTS5 query or a
+tsquery written here from the query's terms, each term quoted as a literal (terms never hold a quote, and the
+quoting does not depend on that), so nothing a user types is ever read as FTS syntax.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Select,
+    and_,
+    cast,
+    exists,
+    func,
+    literal_column,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.dialects.postgresql import TSQUERY
+from sqlalchemy.exc import OperationalError
+
+from chat.protocol.errors import ChatError, ErrorCode
+from chat.protocol.events import ChatMessage, MessageKind
+from chat.search.query import SearchQuery, TextMatch
+from chat.storage.repository import MESSAGES, ROOMS, _message
+from chat.storage.search_index import FTS, MESSAGE_SEARCH, quote_lexeme, unindexed_below
+
+DEFAULT_BUDGET = 1.0  # seconds one page of results may take, by default
+PAGE_MAX = 500
+_PROGRESS_STEPS = 10_000  # SQLite VM steps between two looks at the clock (each look takes the GIL)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchScope:
+    """What the searcher may read: the caller says (the server knows who may read what); a search never widens it.
+
+    Users: `SearchScope(room_ids=<the rooms they may read>)`; once private conversations are searchable,
+    `private_of=<their nick key>` adds those they sent or received. Admins: `SearchScope.everything()`."""
+
+    room_ids: frozenset[int] | None = frozenset()  # None: every room
+    private_of: str | None = None  # a nick key: the private messages this nick sent or received
+    all_private: bool = False  # every private message
+
+    @classmethod
+    def everything(cls) -> SearchScope:
+        return cls(room_ids=None, all_private=True)
+
+
+@dataclass(slots=True)
+class SearchPage:
+    messages: list[ChatMessage]  # newest first
+    more: bool  # older matches exist: search again with before=messages[-1].id
+    unindexed_below: int | None  # messages with ids below this are not indexed yet: text matches among them are
+    # missing from the results (None: the index is complete)
+
+
+def search_messages(
+    engine: Engine, query: SearchQuery, scope: SearchScope, *, limit: int = 50, before: int | None = None,
+    budget: float = DEFAULT_BUDGET,
+) -> SearchPage:
+    """The newest `limit` matches with ids below `before`. Raises ChatError(SEARCH_TIMEOUT) past `budget` seconds."""
+    if not 1 <= limit <= PAGE_MAX:
+        raise ValueError(f"limit must be 1-{PAGE_MAX}")
+    with engine.connect() as conn, _time_budget(conn, budget):
+        pending = unindexed_below(conn)
+        visible = _visible(conn, query, scope)
+        if visible is None:
+            return SearchPage([], False, pending)
+        stmt = _statement(conn.dialect.name, query, visible, before, pending).limit(limit + 1)
+        rows = conn.execute(stmt).all()
+    more = len(rows) > limit
+    return SearchPage([_message(row, row.room_name) for row in rows[:limit]], more, pending)
+
+
+# ------------------------------------------------------------------------------------------------ the SQL
+
+_COLUMNS: tuple[ColumnElement[Any], ...] = (
+    MESSAGES.c.id, MESSAGES.c.kind, MESSAGES.c.sender, MESSAGES.c.recipient, MESSAGES.c.text, MESSAGES.c.created_at,
+    ROOMS.c.name.label("room_name"),
+)
+
+
+def _visible(conn: Connection, query: SearchQuery, scope: SearchScope) -> ColumnElement[bool] | None:
+    """The condition on messages the searcher may see and asked for (in:), or None when that is nothing."""
+    m = MESSAGES
+    if query.rooms:  # in: narrows to rooms, so no private messages
+        keys = sorted({room.lower() for room in query.rooms})
+        ids = set(conn.execute(select(ROOMS.c.id).where(ROOMS.c.name_key.in_(keys))).scalars())
+        if scope.room_ids is not None:
+            ids &= scope.room_ids
+        return _in_rooms(conn.dialect.name, ids) if ids else None
+    if scope.room_ids is None and scope.all_private:
+        return true()
+    parts: list[ColumnElement[bool]] = []
+    if scope.room_ids is None:
+        parts.append(m.c.room_id.is_not(None))
+    elif scope.room_ids:
+        parts.append(_in_rooms(conn.dialect.name, scope.room_ids))
+    if scope.all_private:
+        parts.append(m.c.kind == MessageKind.PRIVATE.value)
+    elif scope.private_of:
+        key = scope.private_of.lower()
+        parts.append(and_(m.c.kind == MessageKind.PRIVATE.value,
+                          or_(func.lower(m.c.sender) == key, func.lower(m.c.recipient) == key)))
+    return or_(*parts) if parts else None
+
+
+def _in_rooms(dialect: str, ids: set[int] | frozenset[int]) -> ColumnElement[bool]:
+    room_id = MESSAGES.c.room_id
+    if len(ids) > 1:
+        # `room_id + 0` keeps the planners off the (room_id, id) index here: with several rooms they would read
+        # every message of them and sort (PostgreSQL took 2.5 s for from:nick alone on a million); walking the
+        # messages newest first stops at the first page of matches. One room's index gives that order itself.
+        return (room_id + literal_column("0")).in_(sorted(ids))
+    return room_id.in_(sorted(ids))
+
+
+def _statement(dialect: str, query: SearchQuery, visible: ColumnElement[bool], before: int | None,
+               pending: int | None) -> Select[Any]:
+    m = MESSAGES
+    conditions: list[ColumnElement[bool]] = [visible]
+    if query.senders:
+        conditions.append(func.lower(m.c.sender).in_(query.senders))
+    if query.after is not None:
+        conditions.append(m.c.created_at >= _db_time(dialect, query.after))
+    if query.before is not None:
+        conditions.append(m.c.created_at < _db_time(dialect, query.before))
+    if dialect == "sqlite":
+        return _sqlite_statement(query, conditions, before, pending)
+    return _postgres_statement(query, conditions, before, pending)
+
+
+def _sqlite_statement(query: SearchQuery, conditions: list[ColumnElement[bool]], before: int | None,
+                      pending: int | None) -> Select[Any]:
+    m = MESSAGES
+    stmt: Select[Any]
+    if query.include:
+        # the FTS table drives: it walks the matches newest first (ORDER BY its rowid) and stops at the page
+        text = FTS.c.terms.match(fts5_query(query.include, query.exclude))
+        joined = FTS.join(m, m.c.id == FTS.c.rowid).outerjoin(ROOMS, ROOMS.c.id == m.c.room_id)
+        stmt = select(*_COLUMNS).select_from(joined).where(text, *conditions).order_by(FTS.c.rowid.desc())
+        if before is not None:
+            stmt = stmt.where(FTS.c.rowid < before)
+        return stmt
+    stmt = _plain(conditions, before)
+    if query.exclude:
+        excluded = select(FTS.c.rowid).where(FTS.c.terms.match(fts5_any(query.exclude)))
+        stmt = stmt.where(m.c.id.not_in(excluded), *_indexed(pending))
+    return stmt
+
+
+def _postgres_statement(query: SearchQuery, conditions: list[ColumnElement[bool]], before: int | None,
+                        pending: int | None) -> Select[Any]:
+    m, s = MESSAGES, MESSAGE_SEARCH
+    stmt: Select[Any]
+    if query.include:
+        text = s.c.vector.bool_op("@@")(cast(tsquery(query.include, query.exclude), TSQUERY))
+        joined = s.join(m, m.c.id == s.c.message_id).outerjoin(ROOMS, ROOMS.c.id == m.c.room_id)
+        stmt = select(*_COLUMNS).select_from(joined).where(text, *conditions).order_by(s.c.message_id.desc())
+        if before is not None:
+            stmt = stmt.where(s.c.message_id < before)
+        return stmt
+    stmt = _plain(conditions, before)
+    if query.exclude:
+        excluded = exists().where(s.c.message_id == m.c.id,
+                                  s.c.vector.bool_op("@@")(cast(tsquery_any(query.exclude), TSQUERY)))
+        stmt = stmt.where(~excluded, *_indexed(pending))
+    return stmt
+
+
+def _plain(conditions: list[ColumnElement[bool]], before: int | None) -> Select[Any]:
+    """Filters only: the messages table alone, newest first."""
+    m = MESSAGES
+    stmt = (select(*_COLUMNS).select_from(m.outerjoin(ROOMS, ROOMS.c.id == m.c.room_id))
+            .where(*conditions).order_by(m.c.id.desc()))
+    if before is not None:
+        stmt = stmt.where(m.c.id < before)
+    return stmt
+
+
+def _indexed(pending: int | None) -> list[ColumnElement[bool]]:
+    """Only messages the index holds can be told apart by their words."""
+    return [] if pending is None else [MESSAGES.c.id >= pending]
+
+
+def _db_time(dialect: str, moment: datetime) -> datetime:
+    utc = moment.astimezone(UTC)  # SQLite keeps naive UTC text and compares it as text
+    return utc.replace(tzinfo=None) if dialect == "sqlite" else utc
+
+
+# ------------------------------------------------------------------------------------------------ FTS syntax
+
+
+def fts5_query(include: tuple[TextMatch, ...], exclude: tuple[TextMatch, ...] = ()) -> str:
+    """An FTS5 query: every included match, none of the excluded ones. Each term is an FTS5 string ("...")."""
+    query = " AND ".join(f"({_fts5_phrase(m)})" for m in include)
+    return query + "".join(f" NOT ({_fts5_phrase(m)})" for m in exclude)
+
+
+def fts5_any(matches: tuple[TextMatch, ...]) -> str:
+    return " OR ".join(f"({_fts5_phrase(m)})" for m in matches)
+
+
+def _fts5_phrase(match: TextMatch) -> str:
+    phrase = " + ".join('"' + term.replace('"', '""') + '"' for term in match.terms)
+    return phrase + " *" if match.prefix else phrase
+
+
+def tsquery(include: tuple[TextMatch, ...], exclude: tuple[TextMatch, ...] = ()) -> str:
+    """The same as a PostgreSQL tsquery: `<->` for adjacent terms, `:*` for a prefix, `!` for excluded."""
+    return " & ".join([*(f"({_tsquery_phrase(m)})" for m in include),
+                       *(f"!({_tsquery_phrase(m)})" for m in exclude)])
+
+
+def tsquery_any(matches: tuple[TextMatch, ...]) -> str:
+    return " | ".join(f"({_tsquery_phrase(m)})" for m in matches)
+
+
+def _tsquery_phrase(match: TextMatch) -> str:
+    lexemes = [f"'{quote_lexeme(term)}'" for term in match.terms]
+    if match.prefix:
+        lexemes[-1] += ":*"
+    return " <-> ".join(lexemes)
+
+
+# ------------------------------------------------------------------------------------------------ the budget
+
+
+@contextmanager
+def _time_budget(conn: Connection, seconds: float) -> Iterator[None]:
+    """Stop the queries run inside past `seconds`: ChatError(SEARCH_TIMEOUT). SQLite: a progress handler that
+    interrupts the statement; PostgreSQL: statement_timeout, for this transaction only."""
+    try:
+        if conn.dialect.name == "sqlite":
+            raw: Any = conn.connection.driver_connection
+            deadline = time.monotonic() + seconds
+            raw.set_progress_handler(lambda: time.monotonic() > deadline, _PROGRESS_STEPS)
+            try:
+                yield
+            finally:
+                raw.set_progress_handler(None, 0)
+        else:
+            with conn.begin():
+                conn.execute(select(func.set_config("statement_timeout", str(max(1, int(seconds * 1000))), True)))
+                yield
+    except OperationalError as e:
+        if _timed_out(e):
+            raise ChatError(ErrorCode.SEARCH_TIMEOUT, f"The search took longer than its {seconds:g} s: narrow it "
+                            "(more words, a phrase, in:#room, from:nick, after:DATE).") from None
+        raise
+
+
+def _timed_out(e: OperationalError) -> bool:
+    cause = e.orig
+    return "interrupted" in str(cause) or getattr(cause, "sqlstate", None) == "57014"  # query_canceled
+

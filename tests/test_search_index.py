@@ -1,0 +1,120 @@
+"""The search index on a database made before it: migration 0002 keeps every message, the server starts at once,
+and the backfill indexes every older message, newest first, once, beside a running server."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Engine, inspect, select
+
+from chat.protocol.events import ChatMessage, MessageKind
+from chat.search.query import parse_search
+from chat.storage.database import make_engine, upgrade
+from chat.storage.repository import MESSAGES, ChatStore, WriteBatch
+from chat.storage.search import SearchScope, search_messages
+from chat.storage.search_index import SEARCH_TABLES, backfill, backfill_step, unindexed_below
+from harness import LineClient, ServerThread, capture_logs, database_before_search
+
+EVERYTHING = SearchScope.everything()
+
+
+def all_rows(engine: Engine) -> list[tuple[Any, ...]]:
+    with engine.connect() as conn:
+        return [tuple(row) for row in conn.execute(select(MESSAGES).order_by(MESSAGES.c.id))]
+
+
+def every_match(engine: Engine, query: str) -> list[int]:
+    ids: list[int] = []
+    before = None
+    while True:
+        page = search_messages(engine, parse_search(query), EVERYTHING, limit=500, before=before)
+        ids += [m.id for m in page.messages]
+        if not page.more:
+            return ids
+        before = page.messages[-1].id
+
+
+def test_the_migration_keeps_every_message_and_the_backfill_indexes_each_once(any_db: str) -> None:
+    engine = database_before_search(any_db, 2500)
+    before = all_rows(engine)
+    with capture_logs() as logs:
+        upgrade(engine)
+    assert any("run `chat index`" in m for m in logs.messages())
+    assert all_rows(engine) == before
+    assert {"search_index_state"} | ({"messages_fts"} if engine.dialect.name == "sqlite" else {"message_search"}) \
+        <= set(inspect(engine).get_table_names())
+    with engine.connect() as conn:
+        assert unindexed_below(conn) == 2501
+
+    # still being indexed: older messages are not found yet, and the page says so; a new one is found at once
+    page = search_messages(engine, parse_search("common"), EVERYTHING)
+    assert page.messages == [] and page.unindexed_below == 2501
+    ChatStore(engine).write(WriteBatch(messages=[(ChatMessage(2501, MessageKind.MESSAGE, "carol", "common new",
+                                                              2e9, room="lobby"), 1)]))
+    assert [m.id for m in search_messages(engine, parse_search("common"), EVERYTHING).messages] == [2501]
+
+    progress: list[tuple[int, int]] = []
+    with capture_logs() as logs:
+        assert backfill(engine, batch=700, progress=lambda done, total: progress.append((done, total))) == 2500
+    assert progress == [(700, 2500), (1400, 2500), (2100, 2500), (2500, 2500)]
+    assert "search index: complete, 2500 older messages indexed" in "\n".join(logs.messages())
+    assert all_rows(engine)[:2500] == before
+
+    assert every_match(engine, "common") == list(range(2501, 0, -1))  # each message once, newest first
+    for i in range(1, 2501, 7):
+        assert every_match(engine, f'"uniq{i}"') == [i]
+    assert every_match(engine, "numero") == [i for i in range(2500, 0, -1) if i % 4 == 0]
+    assert every_match(engine, "東京 🎉") == [i for i in range(2500, 0, -1) if i % 4 == 1]
+    page = search_messages(engine, parse_search("common"), EVERYTHING)
+    assert page.unindexed_below is None
+    assert backfill(engine) == 0  # done: nothing more to do
+    engine.dispose()
+
+
+def test_backfills_side_by_side_index_nothing_twice(any_db: str) -> None:
+    one = database_before_search(any_db, 1200)
+    upgrade(one)
+    other = make_engine(any_db)
+    steps = 0
+    while True:
+        a, b = backfill_step(one, 150), backfill_step(other, 110)
+        steps += 1
+        if a.below is None and b.below is None:
+            break
+    assert steps < 10
+    assert every_match(one, "common") == list(range(1200, 0, -1))
+    one.dispose()
+    other.dispose()
+
+
+def test_the_server_starts_on_a_database_still_being_indexed(make_server: Callable[..., ServerThread],
+                                                               any_db: str) -> None:
+    database_before_search(any_db, 3000).dispose()
+    server = make_server(db=any_db, backlog=5)  # it migrates the database at start: the index is empty
+    alice = LineClient(server.host, server.port, json_mode=True)
+    alice.register("alice")
+    backlog = alice.events_until("history_end", room="lobby")
+    assert [e["id"] for e in backlog if e.get("history")] == [2991, 2993, 2995, 2997, 2999]
+    engine = make_engine(any_db)
+    alice.send("/msg #lobby common, said after the upgrade")
+    said = alice.expect_event("message", room="lobby")["id"]
+    assert every_match(engine, "common") == [said]
+
+    assert backfill(engine, batch=500) == 3000  # beside the running server, as `chat index` does
+    alice.send("/msg #lobby common again")
+    again = alice.expect_event("message", room="lobby")["id"]
+    assert every_match(engine, "common") == [again, said, *range(3000, 0, -1)]
+    engine.dispose()
+
+
+def test_the_index_tables_are_known_to_env_py(any_db: str) -> None:
+    """`alembic check` skips exactly the index's tables: every other table is a model."""
+    engine = make_engine(any_db)
+    upgrade(engine)
+    from chat.storage.models import Base
+
+    tables = set(inspect(engine).get_table_names()) - {"alembic_version"}
+    assert tables - SEARCH_TABLES == set(Base.metadata.tables)
+    assert tables & SEARCH_TABLES
+    engine.dispose()
