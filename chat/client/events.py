@@ -32,7 +32,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from chat.protocol.commands import HISTORY_MAX
 from chat.protocol.errors import ErrorCode
-from chat.protocol.events import Bye, ChatMessage, Error, Event, History, MessageKind
+from chat.protocol.events import Bye, ChatMessage, Error, Event, History, MessageKind, SearchResults
 from chat.protocol.render import render_json
 
 PAGE_LIMIT = 4 * HISTORY_MAX  # history messages held while waiting for their `history_end`, all rooms together
@@ -121,6 +121,7 @@ class Decoder:
     def __init__(self, page_limit: int = PAGE_LIMIT) -> None:
         self.page_limit = page_limit
         self._pages: dict[str, list[ChatMessage]] = {}  # room -> history messages before their history_end
+        self._found: list[ChatMessage] = []  # search results before their search_end
         self._held = 0
 
     def decode(self, raw: bytes) -> Incoming | None:
@@ -144,9 +145,17 @@ class Decoder:
         try:
             if cls is ChatMessage:
                 message = _message(data)
+                if data.get("search") is True:
+                    return self._hold_result(message)
                 return self._hold(message) if data.get("history") is True else message
             if cls is History:
                 return self._page(data)
+            if cls is SearchResults:
+                found, self._found = self._found, []
+                self._held -= len(found)
+                fields = {k: v for k, v in data.items() if k not in ("type", "count")}
+                results: SearchResults = _adapter(SearchResults).validate_python({**fields, "messages": found})
+                return results
             if cls in (Error, Bye) and isinstance(data.get("code"), str) and data["code"] not in _CODES:
                 return Garbage(line, f"an error this client does not know ({data['code']}): {data.get('message')}")
             return _adapter(cls).validate_python(_with_times(data))
@@ -168,6 +177,16 @@ class Decoder:
         self._held += 1
         return None
 
+    def _hold_result(self, message: ChatMessage) -> Incoming | None:
+        if self._held >= self.page_limit:
+            self._found.clear()
+            self._pages.clear()
+            self._held = 0
+            return Garbage("", f"a search page longer than {self.page_limit} messages was dropped")
+        self._found.append(message)
+        self._held += 1
+        return None
+
     def _page(self, data: dict[str, Any]) -> History:
         messages = self._pages.pop(data["room"], []) if isinstance(data.get("room"), str) else []
         self._held -= len(messages)
@@ -179,7 +198,7 @@ class Decoder:
 
 
 def _message(data: dict[str, Any]) -> ChatMessage:
-    fields = {k: v for k, v in _with_times(data).items() if k not in ("type", "state", "history")}
+    fields = {k: v for k, v in _with_times(data).items() if k not in ("type", "state", "history", "search")}
     message: ChatMessage = _adapter(ChatMessage).validate_python({**fields, "kind": data["type"]})
     if message.kind is MessageKind.PRIVATE and message.to is None:
         raise ValueError("a private message needs 'to'")

@@ -19,8 +19,10 @@ from pydantic_core import PydanticCustomError
 from chat.protocol.errors import ChatError, ErrorCode
 from chat.protocol.names import ROOMS_PAGE, TOPIC_MAX, check_nick, check_room
 from chat.protocol.text import sanitize
+from chat.search.query import parse_search
 
 HISTORY_MAX = 500
+SEARCH_PAGE = 20  # results one /search answers with
 QUIT_WORD = "!DISCONNECT"  # the classic tutorial's way out, a plain line rather than a command
 MESSAGE_ID_MAX = (1 << 63) - 1  # ids are 64-bit in the database; anything larger cannot name a message
 
@@ -283,6 +285,38 @@ class Format(Command):
         return args
 
 
+def _checked_search(query: str) -> str:
+    parse_search(query)  # raises ChatError(bad_search), saying what is wrong
+    return query
+
+
+class Search(Command):
+    verb: Literal["search"] = "search"
+    query: Annotated[str, AfterValidator(_as_custom_error(_checked_search))]
+    before: Annotated[int, Field(ge=1, le=MESSAGE_ID_MAX)] | None = None
+    name = "search"
+    aliases = ("find",)
+    usage = "QUERY [before ID]"
+    summary = f"Find messages, newest first ({SEARCH_PAGE} at a time): words, \"a phrase\", -word, in:#room, from:nick."
+    details = (
+        "after:DATE and before:DATE narrow it in time (2026-11-24, 2026-11-24T07:30; UTC unless it says).",
+        "A word of 3 letters or more also finds longer words it begins; case and accents do not matter.",
+        "before ID (the last two words) shows the results older than message ID: the next page.",
+        "/history ROOM around ID opens a room at a result.",
+    )
+    tail = "query"
+    tail_required = True
+
+    @classmethod
+    def arguments(cls, rest: str) -> dict[str, Any]:
+        args = super().arguments(rest)
+        head, _, last = args["query"].rstrip(" ").rpartition(" ")
+        query, _, word = head.rstrip(" ").rpartition(" ")
+        if word.lower() == "before" and last.isdigit() and query.strip():
+            args["query"], args["before"] = query, last
+        return args
+
+
 class Ping(Command):
     verb: Literal["ping"] = "ping"
     token: Annotated[str, AfterValidator(sanitize)] | None = None
@@ -294,7 +328,8 @@ class Ping(Command):
 
 
 AnyCommand = Annotated[
-    Union[Say, Nick, Join, Leave, Msg, Me, Rooms, Who, Topic, History, Help, Quit, Format, Ping],  # noqa: UP007
+    Union[Say, Nick, Join, Leave, Msg, Me, Rooms, Who, Topic, History, Search, Help, Quit, Format,  # noqa: UP007
+          Ping],
     Field(discriminator="verb"),
 ]
 COMMAND_ADAPTER: TypeAdapter[AnyCommand] = TypeAdapter(AnyCommand)

@@ -129,6 +129,18 @@ class History:
 
 
 @dataclass(slots=True, eq=False)
+class SearchResults:
+    """A page of /search: `messages` newest first; `more`: older matches may exist (search again with `before`);
+    `indexing`: messages older than the search index are not all indexed yet, so older matches may be missing."""
+
+    query: str  # as the server understood it (canonical: sending it back gives the same search)
+    messages: list[ChatMessage]
+    more: bool
+    before: int | None  # where the next page starts (the oldest result's id), when `more`
+    indexing: bool = False
+
+
+@dataclass(slots=True, eq=False)
 class RoomInfo:
     room: str
     members: int
@@ -185,5 +197,5 @@ class Bye:
 
 Event = (
     ChatMessage | Hello | Notice | Welcome | NickChange | Join | Joined | Current | Part | Quit | Topic | History
-    | RoomList | Who | Help | Pong | FormatChanged | Error | Bye
+    | SearchResults | RoomList | Who | Help | Pong | FormatChanged | Error | Bye
 )

@@ -32,6 +32,7 @@ from chat.protocol.events import (
     Pong,
     Quit,
     RoomList,
+    SearchResults,
     Topic,
     Welcome,
     Who,
@@ -90,6 +91,8 @@ def render_text(event: Event) -> str:
             return f"[#{room}] *** You joined #{room} ({count}). {about}\n"
         case History():
             return _text_history(event)
+        case SearchResults():
+            return _text_search(event)
         case Topic():
             return _text_topic(event)
         case Who(room, []):
@@ -145,6 +148,24 @@ def _text_history(h: History) -> str:
     return "".join(lines)
 
 
+def _text_search(r: SearchResults) -> str:
+    if not r.messages:
+        return f"*** No results for {r.query}.\n"
+    lines = [f"*** Search: {r.query}\n"]
+    for m in r.messages:
+        at = f"[{short_time(m.time)} #{m.id}]"
+        if m.kind is MessageKind.PRIVATE:
+            lines.append(f"[private] {at} {m.nick} -> {m.to}: {m.text}\n")
+        elif m.kind is MessageKind.ACTION:
+            lines.append(f"[#{m.room}] {at} * {m.nick} {m.text}\n")
+        else:
+            lines.append(f"[#{m.room}] {at} {m.nick}: {m.text}\n")
+    more = f"/search {r.query} before {r.before} shows older ones" if r.more else "that is all"
+    missing = " (older messages are still being indexed: some may be missing)" if r.indexing else ""
+    lines.append(f"*** End of search: {_plural(len(r.messages), 'result')}; {more}.{missing}\n")
+    return "".join(lines)
+
+
 def _text_topic(t: Topic) -> str:
     if t.change:
         if t.topic:
@@ -168,6 +189,12 @@ def _plural(n: int, word: str) -> str:
 
 
 def render_json(event: Event) -> str:
+    if isinstance(event, SearchResults):
+        lines = [json_line(message_json(m, search=True)) for m in event.messages]
+        end = {"type": "search_end", "query": event.query, "count": len(event.messages), "more": event.more,
+               "before": event.before, "indexing": event.indexing}
+        lines.append(json_line(end))
+        return "\n".join(lines) + "\n"
     if isinstance(event, History):
         lines = [json_line(message_json(m, history=True)) for m in event.messages]
         end = {"type": "history_end", "room": event.room, "count": len(event.messages), "more": event.more,
@@ -177,7 +204,7 @@ def render_json(event: Event) -> str:
     return json_line(event_json(event)) + "\n"
 
 
-def message_json(m: ChatMessage, history: bool = False) -> dict[str, Any]:
+def message_json(m: ChatMessage, history: bool = False, search: bool = False) -> dict[str, Any]:
     obj: dict[str, Any] = {"type": m.kind.value, "id": m.id, "time": iso_time(m.time)}
     if m.kind is MessageKind.PRIVATE:
         obj["nick"] = m.nick
@@ -188,6 +215,8 @@ def message_json(m: ChatMessage, history: bool = False) -> dict[str, Any]:
     obj["text"] = m.text
     if history:
         obj["history"] = True
+    if search:
+        obj["search"] = True
     return obj
 
 

@@ -34,7 +34,7 @@ from chat.server.config import ServerConfig
 from chat.server.connection import Connection, Phase
 from chat.server.delivery import Deliverer
 from chat.server.outbox import CloseAfterFlush, Outbox
-from chat.server.reads import HistoryRequest, RoomLookup, StorageRead
+from chat.server.reads import HistoryRequest, RoomLookup, SearchRequest, StorageRead
 from chat.server.service import ChatService
 from chat.server.state import ChatState
 from chat.server.storage_worker import StorageJob, StorageReader, StorageWorker
@@ -326,6 +326,10 @@ class EventLoop:
             case RoomLookup():
                 members = read.members
                 self.service.room_found(read, self.current)
+            case SearchRequest():
+                members = [read.member]
+                if not read.member.gone:
+                    self.deliverer.push(read.member, self.service.search_read(read))
         for m in members:
             with contextlib.suppress(ValueError):
                 m.waiting.remove(read)

@@ -1,4 +1,4 @@
-"""Reads of the database the services ask for: a /history page, a room that is not in memory.
+"""Reads of the database the services ask for: a /history page, a room that is not in memory, a /search page.
 
 A read placed in outbox N runs on the storage reader thread once N is committed, so it sees every write
 accepted before it. Its member's next lines wait until it is answered (one read in flight per member), and the
@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from chat.protocol.errors import ChatError
 from chat.protocol.events import ChatMessage
+from chat.search.query import SearchQuery
+from chat.search.scope import SearchScope
 from chat.server.member import Member
 from chat.storage.records import FoundRoom
 
@@ -61,4 +64,25 @@ class RoomLookup:
         return all(m.gone for m in self.members)
 
 
-StorageRead = HistoryRequest | RoomLookup
+@dataclass(slots=True, eq=False)
+class SearchRequest:
+    """A page of /search, within what the member may read (`scope`)."""
+
+    member: Member
+    query: SearchQuery
+    scope: SearchScope
+    limit: int
+    before: int | None = None
+    # the answer
+    messages: list[ChatMessage] = field(default_factory=list)
+    more: bool = False
+    indexing: bool = False
+    refusal: ChatError | None = None  # the search ran past its time budget
+    error: Exception | None = None
+
+    @property
+    def cancelled(self) -> bool:
+        return self.member.gone
+
+
+StorageRead = HistoryRequest | RoomLookup | SearchRequest

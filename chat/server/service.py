@@ -32,15 +32,18 @@ from chat.protocol.events import (
     Quit,
     RoomInfo,
     RoomList,
+    SearchResults,
     Topic,
     Welcome,
     Who,
 )
 from chat.protocol.names import check_nick, check_room, name_key
+from chat.search.query import parse_search
+from chat.search.scope import SearchScope
 from chat.server.config import ServerConfig
 from chat.server.member import Member
 from chat.server.outbox import Backlog, CloseAfterFlush, Goodbye, Outbox, SetFormat
-from chat.server.reads import HistoryRequest, RoomLookup
+from chat.server.reads import HistoryRequest, RoomLookup, SearchRequest
 from chat.server.state import ChatState, Room
 from chat.storage.records import SeenUser, TopicChange
 
@@ -127,6 +130,8 @@ class ChatService:
                 self.topic(m, c, out)
             case cmd.History():
                 self.history(m, c, out)
+            case cmd.Search():
+                self.search(m, c, out)
             case cmd.Help():
                 out.reply(m, Help(c.command, cmd.help_lines(c.command)))
             case cmd.Quit():
@@ -338,6 +343,22 @@ class ChatService:
             request.member.cursors[request.room_key] = request.messages[0].id
         return History(request.room_name, request.messages, request.more, reason="page")
 
+    def search(self, m: Member, c: cmd.Search, out: Outbox) -> None:
+        # every room is public today, so a member may search them all; private messages stay out of it (a nick
+        # is not an account: whoever takes a nick would read its conversations)
+        scope = SearchScope(room_ids=None)
+        out.ask(SearchRequest(m, parse_search(c.query), scope, cmd.SEARCH_PAGE, before=c.before), m)
+
+    def search_read(self, request: SearchRequest) -> Event:
+        """What a member is told once its search page is read (on the loop thread)."""
+        if request.refusal is not None:
+            e = request.refusal
+            return Error(e.code, e.message, "search")
+        if request.error is not None:
+            return Error(ErrorCode.HISTORY_UNAVAILABLE, SEARCH_FAILED, "search")
+        before = request.messages[-1].id if request.more and request.messages else None
+        return SearchResults(request.query.text(), request.messages, bool(before), before, request.indexing)
+
     def quit(self, m: Member, reason: str | None, out: Outbox) -> None:
         out.reply(m, Goodbye("You left the chat. Come back soon!"))
         out.reply(m, CloseAfterFlush())
@@ -360,3 +381,4 @@ class ChatService:
 
 STORAGE_UNAVAILABLE = "The server could not read that room right now. Please try again."
 HISTORY_FAILED = "History is unavailable right now: the server could not read it. Please try again."
+SEARCH_FAILED = "Search is unavailable right now: the server could not read the messages. Please try again."

@@ -17,10 +17,12 @@ from collections import deque
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+from chat.protocol.errors import ChatError
 from chat.server.outbox import Outbox
-from chat.server.reads import HistoryRequest, RoomLookup, StorageRead
+from chat.server.reads import HistoryRequest, RoomLookup, SearchRequest, StorageRead
 from chat.server.state import newest_fitting
 from chat.storage.repository import ChatStore
+from chat.storage.search import search_messages
 
 log = logging.getLogger("chat.storage")
 
@@ -103,10 +105,12 @@ class StorageReader(_Worker[StorageRead]):
 
     name = "chat-reader"
 
-    def __init__(self, store: ChatStore, notify: Callable[[], None], page_budget: int) -> None:
+    def __init__(self, store: ChatStore, notify: Callable[[], None], page_budget: int,
+                 search_budget: float = 1.0) -> None:
         super().__init__(notify)
         self.store = store
         self.page_budget = page_budget  # bytes one /history page may take
+        self.search_budget = search_budget  # seconds one /search page may take
 
     def _execute(self, read: StorageRead) -> None:
         if read.cancelled:
@@ -117,10 +121,23 @@ class StorageReader(_Worker[StorageRead]):
                     self._history(read)
                 case RoomLookup():
                     read.found = self.store.find_room(read.key, read.recent)
+                case SearchRequest():
+                    self._search(read)
         except Exception as e:
             read.error = e
-            log.error("storage: a read of #%s failed: %s", getattr(read, "room_name", getattr(read, "name", "?")),
-                      _cause(e), extra={"event": "storage_error"})
+            log.error("storage: a %s failed: %s", type(read).__name__, _cause(e), extra={"event": "storage_error"})
+
+    def _search(self, request: SearchRequest) -> None:
+        try:
+            page = search_messages(self.store.engine, request.query, request.scope, limit=request.limit,
+                                   before=request.before, budget=self.search_budget)
+        except ChatError as e:  # past its time budget: the searcher is told to narrow it
+            request.refusal = e
+            return
+        messages, cut = newest_fitting(page.messages[::-1], self.page_budget)  # never more than a page may take
+        request.messages = messages[::-1]
+        request.more = page.more or cut
+        request.indexing = page.unindexed_below is not None
 
     def _history(self, request: HistoryRequest) -> None:
         room_id = request.room_id

@@ -35,28 +35,15 @@ from sqlalchemy.exc import OperationalError
 from chat.protocol.errors import ChatError, ErrorCode
 from chat.protocol.events import ChatMessage, MessageKind
 from chat.search.query import SearchQuery, TextMatch
+from chat.search.scope import SearchScope
 from chat.storage.repository import MESSAGES, ROOMS, _message
 from chat.storage.search_index import FTS, MESSAGE_SEARCH, quote_lexeme, unindexed_below
+
+__all__ = ["DEFAULT_BUDGET", "PAGE_MAX", "SearchPage", "SearchScope", "search_messages"]
 
 DEFAULT_BUDGET = 1.0  # seconds one page of results may take, by default
 PAGE_MAX = 500
 _PROGRESS_STEPS = 10_000  # SQLite VM steps between two looks at the clock (each look takes the GIL)
-
-
-@dataclass(frozen=True, slots=True)
-class SearchScope:
-    """What the searcher may read: the caller says (the server knows who may read what); a search never widens it.
-
-    Users: `SearchScope(room_ids=<the rooms they may read>)`; once private conversations are searchable,
-    `private_of=<their nick key>` adds those they sent or received. Admins: `SearchScope.everything()`."""
-
-    room_ids: frozenset[int] | None = frozenset()  # None: every room
-    private_of: str | None = None  # a nick key: the private messages this nick sent or received
-    all_private: bool = False  # every private message
-
-    @classmethod
-    def everything(cls) -> SearchScope:
-        return cls(room_ids=None, all_private=True)
 
 
 @dataclass(slots=True)

@@ -54,13 +54,13 @@ class World:
 
     def answer(self, read: StorageRead, out: Outbox) -> None:
         """Answer a read the way the storage reader and the loop would (from `rooms_in_db`)."""
-        for m in ([read.member] if isinstance(read, HistoryRequest) else read.members):
+        for m in (read.members if isinstance(read, RoomLookup) else [read.member]):
             if read in m.waiting:
                 m.waiting.remove(read)
         if isinstance(read, RoomLookup):
             read.found = self.rooms_in_db.get(read.key)
             self.service.room_found(read, out)
-        else:
+        elif isinstance(read, HistoryRequest):
             read.found = read.room_key in self.rooms_in_db or read.room_key in self.state.rooms
 
     def problems(self) -> list[str]:
