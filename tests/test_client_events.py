@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from chat.client import events as ev
 from chat.protocol import events as protocol
-from chat.protocol.events import ChatMessage, Event, History, MessageKind
+from chat.protocol.events import ChatMessage, Event, History, MessageKind, SearchResults
 from chat.protocol.render import render_json, render_text
 from chat.protocol.text import sanitize
 
@@ -40,6 +40,13 @@ def histories(draw: st.DrawFn) -> History:
                    draw(st.sampled_from(["backlog", "page"])))
 
 
+@st.composite
+def search_pages(draw: st.DrawFn) -> SearchResults:
+    found = draw(st.lists(messages(), max_size=4))
+    more = draw(st.booleans()) and bool(found)
+    return SearchResults(draw(texts), found, more, found[-1].id if more else None, draw(st.booleans()))
+
+
 def _field_strategy(hint: Any, name: str) -> st.SearchStrategy[Any]:
     if name == "time":
         return times if hint is float else st.none() | times
@@ -53,11 +60,13 @@ def _field_strategy(hint: Any, name: str) -> st.SearchStrategy[Any]:
 
 
 def events_of(cls: type[Any]) -> st.SearchStrategy[Any]:
-    """Any event of class `cls`: the two with nested parts by hand, every other from its fields' types."""
+    """Any event of class `cls`: those with nested parts by hand, every other from its fields' types."""
     if cls is ChatMessage:
         return messages()
     if cls is History:
         return histories()
+    if cls is SearchResults:
+        return search_pages()
     hints = typing.get_type_hints(cls)
     return st.builds(cls, **{f.name: _field_strategy(hints[f.name], f.name) for f in dataclasses.fields(cls)})
 
