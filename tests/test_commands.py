@@ -81,7 +81,7 @@ def test_blank_lines_mean_nothing(line: str) -> None:
         ("/nick " + "a" * 21, ErrorCode.INVALID_NICK),
         ("/nick bad!name", ErrorCode.INVALID_NICK),
         ("/join", ErrorCode.BAD_ARGUMENT),
-        ("/join bad room!", ErrorCode.BAD_ARGUMENT),
+        ("/join bad key! extra", ErrorCode.BAD_ARGUMENT),  # a room, its key, and one word too many
         ("/join #", ErrorCode.INVALID_ROOM),
         ("/join -dash", ErrorCode.INVALID_ROOM),
         ("/join " + "r" * 33, ErrorCode.INVALID_ROOM),

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal, Union, get_args
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, ValidationError
 from pydantic_core import PydanticCustomError
 
 from chat.protocol.errors import ChatError, ErrorCode
-from chat.protocol.names import ROOMS_PAGE, TOPIC_MAX, check_nick, check_room
+from chat.protocol.names import KEY_MAX, ROOMS_PAGE, TOPIC_MAX, check_nick, check_room
 from chat.protocol.text import sanitize
 from chat.search.query import parse_search
 
@@ -25,6 +25,8 @@ HISTORY_MAX = 500
 SEARCH_PAGE = 20  # results one /search answers with
 QUIT_WORD = "!DISCONNECT"  # the classic tutorial's way out, a plain line rather than a command
 MESSAGE_ID_MAX = (1 << 63) - 1  # ids are 64-bit in the database; anything larger cannot name a message
+PRIVATE_PREFIX = "@"  # /history @NICK: a conversation, not a room
+MODE_LETTERS = {"i": False, "k": True, "t": False, "m": False, "o": True, "v": True, "b": True}  # letter: takes a word
 
 
 def _as_custom_error(check: Any) -> Any:
@@ -108,12 +110,17 @@ class Nick(Command):
 class Join(Command):
     verb: Literal["join"] = "join"
     room: RoomName
+    key: Annotated[str, Field(max_length=KEY_MAX)] | None = None
     name = "join"
     aliases = ("j",)
-    usage = "ROOM"
+    usage = "ROOM [KEY]"
     summary = "Join ROOM (created if new) and make it your current room; you get its recent history."
-    details = ("Already in ROOM? It just becomes your current room. The # before a room name is optional.",)
-    words = ("room",)
+    details = (
+        "Already in ROOM? It just becomes your current room. The # before a room name is optional.",
+        "KEY is the room's password, for a room that has one (/mode ROOM +k KEY).",
+        "The first logged-in user to join a new room becomes its owner (see /op, /kick, /ban, /mode).",
+    )
+    words = ("room", "key")
     required = 1
 
 
@@ -220,22 +227,26 @@ class Topic(Command):
 class History(Command):
     verb: Literal["history"] = "history"
     room: RoomName | None = None
+    nick: NickName | None = None  # /history @NICK: the private conversation with NICK
     count: Annotated[int, Field(ge=1, le=HISTORY_MAX)] = 20
     before: Annotated[int, Field(ge=1, le=MESSAGE_ID_MAX)] | None = None
     after: Annotated[int, Field(ge=0, le=MESSAGE_ID_MAX)] | None = None
     name = "history"
-    usage = "[ROOM] [N] [before|after ID]"
+    usage = "[ROOM|@NICK] [N] [before|after ID]"
     summary = f"Show N (default 20, at most {HISTORY_MAX}) older messages of a room; again to page back."
     details = (
         "Each /history continues from the oldest message you were shown in that room.",
         "before ID / after ID choose the place instead (message ids are in JSON events).",
+        "@NICK pages your private conversation with NICK instead: for logged-in users, with a registered NICK.",
     )
 
     @classmethod
     def arguments(cls, rest: str) -> dict[str, Any]:
         words = rest.split()
         args: dict[str, Any] = {}
-        if words and not words[0].isdigit() and words[0].lower() not in ("before", "after"):
+        if words and words[0].startswith(PRIVATE_PREFIX):
+            args["nick"] = words.pop(0)[len(PRIVATE_PREFIX):]
+        elif words and not words[0].isdigit() and words[0].lower() not in ("before", "after"):
             args["room"] = words.pop(0)
         if words and words[0].isdigit():
             args["count"] = words.pop(0)
@@ -327,9 +338,191 @@ class Ping(Command):
     tail = "token"
 
 
+# ------------------------------------------------------------------------------------------------- accounts
+
+
+class Register(Command):
+    verb: Literal["register"] = "register"
+    password: SecretStr  # never shown: its repr is stars
+    name = "register"
+    usage = "PASSWORD"
+    summary = "Register your nickname as an account with PASSWORD (at least 8 characters); you are logged in."
+    details = (
+        "Nobody else can then use your nickname. Next time: /login NICK PASSWORD, or type NICK then the password.",
+        "Logged in, you keep private history (/history @NICK) and get private messages sent while you were away.",
+    )
+    tail = "password"
+    tail_required = True
+
+
+class Login(Command):
+    verb: Literal["login"] = "login"
+    nick: NickName
+    password: SecretStr
+    name = "login"
+    aliases = ("identify",)
+    usage = "NICK PASSWORD"
+    summary = "Log in to the account NICK; you take its nickname (works as the first line, too)."
+    details = ("Too many wrong passwords for one account, or from one address, and you must wait a little.",)
+    needs_nick = False
+    words = ("nick",)
+    required = 1
+    tail = "password"
+    tail_required = True
+
+
+class Logout(Command):
+    verb: Literal["logout"] = "logout"
+    name = "logout"
+    summary = "Log out of your account; you stay connected, under a guest nickname."
+
+
+class Password(Command):
+    verb: Literal["password"] = "password"
+    password: SecretStr
+    name = "password"
+    usage = "NEW"
+    summary = "Change the password of the account you are logged in to."
+    tail = "password"
+    tail_required = True
+
+
+class Whois(Command):
+    verb: Literal["whois"] = "whois"
+    nick: NickName
+    name = "whois"
+    usage = "NICK"
+    summary = "Whether NICK is online and registered (since when), how long idle, and the rooms you share."
+    words = ("nick",)
+    required = 1
+
+
+# ------------------------------------------------------------------------------------------ room moderation
+
+
+class _RoomAndNick(Command):
+    """The shape of /op, /deop, /ban and /unban: a room, then a nick."""
+
+    room: RoomName
+    nick: NickName
+    usage = "ROOM NICK"
+    words = ("room", "nick")
+    required = 2
+
+
+class Op(_RoomAndNick):
+    verb: Literal["op"] = "op"
+    name = "op"
+    summary = "Make NICK (logged in) an op of ROOM: ops kick, ban, invite and change the room's settings."
+    details = ("Only the room's owner, its ops and server admins may. Ops are kept by account, across restarts.",)
+
+
+class Deop(_RoomAndNick):
+    verb: Literal["deop"] = "deop"
+    name = "deop"
+    summary = "Take ops of ROOM from NICK (never from its owner)."
+
+
+class Ban(_RoomAndNick):
+    verb: Literal["ban"] = "ban"
+    name = "ban"
+    summary = "Ban NICK from ROOM (the account, or a guest's nickname), and put them out if they are in it."
+
+
+class Unban(_RoomAndNick):
+    verb: Literal["unban"] = "unban"
+    name = "unban"
+    summary = "Lift the ban on NICK in ROOM."
+
+
+class Kick(Command):
+    verb: Literal["kick"] = "kick"
+    room: RoomName
+    nick: NickName
+    reason: Text | None = None
+    name = "kick"
+    usage = "ROOM NICK [REASON]"
+    summary = "Put NICK out of ROOM, telling the room REASON (they may come back unless banned)."
+    words = ("room", "nick")
+    required = 2
+    tail = "reason"
+
+
+class Invite(Command):
+    verb: Literal["invite"] = "invite"
+    nick: NickName
+    room: RoomName
+    name = "invite"
+    usage = "NICK ROOM"
+    summary = "Invite NICK (online) to ROOM: they may join it although it is invite-only or has a key."
+    details = ("A logged-in NICK stays invited (the room's invite list); a guest's invite admits them once.",)
+    words = ("nick", "room")
+    required = 2
+
+
+class Mode(Command):
+    verb: Literal["mode"] = "mode"
+    room: RoomName
+    modes: Annotated[str, Field(pattern=r"^[+-][+\-a-zA-Z]*$")] | None = None
+    args: tuple[Annotated[str, Field(max_length=KEY_MAX)], ...] = ()
+    name = "mode"
+    usage = "ROOM [+|-MODES [WORDS]]"
+    summary = "Show ROOM's settings, or change them: /mode dev +i, /mode dev +k KEY, /mode dev +o bob."
+    details = (
+        "+i invite-only; +k KEY a password to join; +t only ops set the topic; +m moderated (ops and voiced speak).",
+        "+o NICK op, +v NICK voice, +b NICK ban (- takes each away; -k needs no word). Several at once: +im.",
+        "Changes need the room's ops; anyone may look (the key and the ban list are shown to ops only).",
+    )
+    words = ("room", "modes")
+    required = 1
+    tail = "args"
+
+    @classmethod
+    def arguments(cls, rest: str) -> dict[str, Any]:
+        args = super().arguments(rest)
+        if "modes" in args and args["modes"][:1] not in ("+", "-"):
+            raise ChatError(ErrorCode.BAD_ARGUMENT, f"Modes start with + or -, as in /mode {args['room']} +i. "
+                            f"Usage: {cls.syntax()}")
+        if "args" in args:
+            args["args"] = tuple(args["args"].split())
+        return args
+
+    def model_post_init(self, context: Any) -> None:
+        self.changes()  # raises ChatError(bad_argument) for an unknown letter or a missing word
+
+    def changes(self) -> list[tuple[str, str | None]]:
+        """The changes asked for, in order: ("+o", "bob"), ("-k", None)..."""
+        found: list[tuple[str, str | None]] = []
+        words = list(self.args)
+        sign = "+"
+        for letter in self.modes or "":
+            if letter in "+-":
+                sign = letter
+                continue
+            takes_word = MODE_LETTERS.get(letter)
+            if takes_word is None:
+                raise ChatError(ErrorCode.BAD_ARGUMENT, f"There is no mode {letter} (known: "
+                                f"{''.join(MODE_LETTERS)}). Usage: {self.syntax()}", command=self.name)
+            word = None
+            if takes_word and not (letter == "k" and sign == "-"):
+                if not words:
+                    raise ChatError(ErrorCode.BAD_ARGUMENT, f"{sign}{letter} needs a word after it. Usage: "
+                                    f"{self.syntax()}", command=self.name)
+                word = words.pop(0)
+            found.append((sign + letter, word))
+        if words:
+            raise ChatError(ErrorCode.BAD_ARGUMENT, f"Too many words for {self.modes}. Usage: {self.syntax()}",
+                            command=self.name)
+        return found
+
+
 AnyCommand = Annotated[
-    Union[Say, Nick, Join, Leave, Msg, Me, Rooms, Who, Topic, History, Search, Help, Quit, Format,  # noqa: UP007
-          Ping],
+    Union[  # noqa: UP007
+        Say, Nick, Join, Leave, Msg, Me, Rooms, Who, Topic, History, Search,
+        Register, Login, Logout, Password, Whois,
+        Op, Deop, Kick, Ban, Unban, Invite, Mode,
+        Help, Quit, Format, Ping,
+    ],
     Field(discriminator="verb"),
 ]
 COMMAND_ADAPTER: TypeAdapter[AnyCommand] = TypeAdapter(AnyCommand)
@@ -337,6 +530,19 @@ COMMAND_MODELS: tuple[type[Command], ...] = get_args(get_args(AnyCommand)[0])
 VERBS: dict[str, type[Command]] = {
     verb: model for model in COMMAND_MODELS for verb in (model.name, *model.aliases)
 }
+# verbs whose line carries a password: such a line is never logged whole (see `loggable`)
+SECRET_VERBS = frozenset(
+    verb for verb, model in VERBS.items() if any(f.annotation is SecretStr for f in model.model_fields.values())
+)
+
+
+def loggable(line: str) -> str:
+    """`line` as it may appear in a log: a line carrying a password keeps its verb only."""
+    if line.startswith("/"):
+        verb = line[1:].partition(" ")[0].lower()
+        if verb in SECRET_VERBS:
+            return f"/{verb} [hidden]"
+    return line
 
 def parse_line(line: str) -> Command | None:
     """Parse one line from a client. Returns None for a blank line; raises ChatError for a bad one, naming the

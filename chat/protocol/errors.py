@@ -24,6 +24,28 @@ class ErrorCode(StrEnum):
     NOT_IN_ROOM = "not_in_room"
     NO_CURRENT_ROOM = "no_current_room"
     TOO_MANY_ROOMS = "too_many_rooms"  # in the most rooms one may be in, or created too many lately
+    # accounts
+    NOT_LOGGED_IN = "not_logged_in"  # that needs an account: /register or /login first
+    LOGGED_IN = "logged_in"  # you are logged in already (or: your nickname is your account's)
+    ALREADY_LOGGED_IN = "already_logged_in"  # the account is in use on another connection
+    NO_SUCH_ACCOUNT = "no_such_account"  # nobody registered that nickname
+    BAD_PASSWORD = "bad_password"  # wrong password
+    WEAK_PASSWORD = "weak_password"  # too short (or too long)
+    LOGIN_THROTTLED = "login_throttled"  # too many failed logins for that account or from your address: wait
+    REGISTER_THROTTLED = "register_throttled"  # too many accounts registered from your address lately: wait
+    NICK_REGISTERED = "nick_registered"  # someone registered that nickname: it is theirs
+    NICK_RESERVED = "nick_reserved"  # Guest nicknames cannot be registered
+    SERVER_BUSY = "server_busy"  # too many password checks waiting: try again in a moment
+    ACCOUNT_UNAVAILABLE = "account_unavailable"  # the server could not read or write accounts just now
+    MAILBOX_FULL = "mailbox_full"  # too many private messages wait for that offline user
+    # room moderation
+    NOT_OP = "not_op"  # that needs the room's ops (or a server admin)
+    PROTECTED = "protected"  # the room's owner and server admins cannot be kicked, banned or deopped by ops
+    NEEDS_ACCOUNT = "needs_account"  # only logged-in users can be ops or voiced, or be invited for good
+    BANNED = "banned"  # you are banned from that room
+    INVITE_ONLY = "invite_only"  # that room is invite-only and you are not invited
+    BAD_KEY = "bad_key"  # that room has a key (a password to join) and you gave none, or a wrong one
+    MODERATED = "moderated"  # only ops and voiced members may speak in that room
     # storage
     NOT_DELIVERED = "not_delivered"
     HISTORY_UNAVAILABLE = "history_unavailable"

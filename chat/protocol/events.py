@@ -6,7 +6,7 @@ renders an event once per format, however many people receive it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
 
@@ -75,12 +75,15 @@ class Join:
 
 @dataclass(slots=True, eq=False)
 class Joined:
-    """You joined a room: sent to the joiner before the room's backlog."""
+    """You joined a room: sent to the joiner before the room's backlog. `ops` and `voiced` are the members who
+    are the room's ops (its owner included) and who have a voice."""
 
     room: str
     members: list[str]
     topic: str | None
     time: float
+    ops: list[str] = field(default_factory=list)
+    voiced: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True, eq=False)
@@ -160,6 +163,96 @@ class RoomList:
 class Who:
     room: str
     members: list[str]
+    ops: list[str] = field(default_factory=list)  # those of `members` who are ops
+    voiced: list[str] = field(default_factory=list)  # ... who have a voice
+
+
+@dataclass(slots=True, eq=False)
+class AccountChange:
+    """Your connection's account changed: you registered your nickname, logged in or out, or changed the
+    password. `account` is the account's name (its nickname); `nick` is your nickname now."""
+
+    change: Literal["registered", "logged_in", "logged_out", "password_changed"]
+    account: str
+    nick: str
+
+
+@dataclass(slots=True, eq=False)
+class PasswordWanted:
+    """The nickname you chose is registered: the next plain line you send is taken as its password (or choose
+    another nickname)."""
+
+    nick: str
+
+
+@dataclass(slots=True, eq=False)
+class WhoIs:
+    nick: str
+    online: bool
+    registered: bool
+    registered_at: float | None  # when the account was made (registered nicks only)
+    last_seen: float | None  # when it was last online (registered nicks that are offline)
+    idle: float | None  # seconds since it last said something (online only)
+    rooms: list[str]  # the rooms it shares with you
+    admin: bool = False  # a server admin
+
+
+@dataclass(slots=True, eq=False)
+class PrivateHistory:
+    """Private messages, oldest first: a page of your conversation with `nick` (`reason` "page"), or the
+    messages sent to you while you were away (`nick` None, `reason` "offline"), delivered as you log in."""
+
+    nick: str | None
+    messages: list[ChatMessage]
+    more: bool
+    reason: Literal["page", "offline"] = "page"
+
+
+@dataclass(slots=True, eq=False)
+class Kick:
+    """`nick` was put out of `room` by `by` (sent to the room, the one kicked included)."""
+
+    room: str
+    nick: str
+    by: str
+    reason: str | None
+    time: float
+
+
+@dataclass(slots=True, eq=False)
+class Mode:
+    """One change of a room's settings or of someone's place in it, by `nick`. `mode` is IRC's letter with its
+    sign: +i/-i invite-only, +k/-k a key to join (never shown here), +t/-t only ops set the topic, +m/-m
+    moderated, +o/-o op, +v/-v voice, +b/-b ban; `target` is the nick for o, v and b."""
+
+    room: str
+    nick: str
+    mode: str
+    target: str | None
+    time: float
+
+
+@dataclass(slots=True, eq=False)
+class Invite:
+    """`nick` invited `target` to `room` (sent to both)."""
+
+    room: str
+    nick: str
+    target: str
+
+
+@dataclass(slots=True, eq=False)
+class RoomModes:
+    """A room's settings, the answer to `/mode ROOM`. `key`, `bans` and `invited` are shown to its ops only."""
+
+    room: str
+    modes: str  # "+ikmt", "" when none is set
+    owner: str | None
+    key: str | None
+    ops: list[str]
+    voiced: list[str]
+    bans: list[str]
+    invited: list[str]
 
 
 @dataclass(slots=True, eq=False)
@@ -197,5 +290,6 @@ class Bye:
 
 Event = (
     ChatMessage | Hello | Notice | Welcome | NickChange | Join | Joined | Current | Part | Quit | Topic | History
-    | SearchResults | RoomList | Who | Help | Pong | FormatChanged | Error | Bye
+    | SearchResults | RoomList | Who | Help | Pong | FormatChanged | Error | Bye | AccountChange | PasswordWanted
+    | WhoIs | PrivateHistory | Kick | Mode | Invite | RoomModes
 )

@@ -14,6 +14,7 @@ from chat.protocol.errors import ChatError, ErrorCode
 
 NICK_MAX = 20
 ROOM_MAX = 32
+KEY_MAX = 64  # characters of a room key (a password to join it)
 TOPIC_MAX = 390  # characters; IRC servers' usual TOPICLEN, and it keeps a room list line readable
 ROOMS_PAGE = 100  # rooms one /rooms answer lists, busiest first: the reply stays small however many exist
 NICK_RULE = f"1-{NICK_MAX} characters: a letter or _ first, then letters, digits, _ or -"

@@ -14,6 +14,7 @@ from functools import lru_cache
 from typing import Any
 
 from chat.protocol.events import (
+    AccountChange,
     Bye,
     ChatMessage,
     Current,
@@ -23,19 +24,26 @@ from chat.protocol.events import (
     Hello,
     Help,
     History,
+    Invite,
     Join,
     Joined,
+    Kick,
     MessageKind,
+    Mode,
     NickChange,
     Notice,
     Part,
+    PasswordWanted,
     Pong,
+    PrivateHistory,
     Quit,
     RoomList,
+    RoomModes,
     SearchResults,
     Topic,
     Welcome,
     Who,
+    WhoIs,
 )
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
@@ -97,8 +105,9 @@ def render_text(event: Event) -> str:
             return _text_topic(event)
         case Who(room, []):
             return f"[#{room}] *** Nobody is in #{room}.\n"
-        case Who(room, members):
-            return f"[#{room}] *** {_plural(len(members), 'member')}: {', '.join(members)}\n"
+        case Who(room, members, ops, voiced):
+            shown = ", ".join(_with_prefix(n, ops, voiced) for n in members)
+            return f"[#{room}] *** {_plural(len(members), 'member')}: {shown}\n"
         case RoomList(rooms, total):
             if not rooms:
                 return "*** No rooms have anyone in them.\n"
@@ -125,7 +134,112 @@ def render_text(event: Event) -> str:
         case Bye(reason, code, last_id):
             kept = f" Your last stored message was {last_id}." if last_id is not None else ""
             return f"*** Goodbye: {reason}{f' ({code.value})' if code else ''}{kept}\n"
+        case AccountChange():
+            return _text_account(event)
+        case PasswordWanted(nick):
+            return (f"*** {nick} is a registered nickname. Type its password on the next line, or choose another "
+                    "nickname.\n")
+        case WhoIs():
+            return _text_whois(event)
+        case PrivateHistory():
+            return _text_private_history(event)
+        case Kick(room, nick, by, reason):
+            return f"[#{room}] *** {nick} was kicked by {by}{_why(reason)}\n"
+        case Mode(room, nick, mode, target):
+            return f"[#{room}] *** {nick} {_MODE_TEXT[mode].format(room=room, target=target)}\n"
+        case Invite(room, nick, target):
+            return f"*** {nick} invited {target} to #{room} (/join {room} to go in)\n"
+        case RoomModes():
+            return _text_room_modes(event)
     raise TypeError(f"cannot render {event!r}")
+
+
+_MODE_TEXT = {
+    "+i": "made #{room} invite-only",
+    "-i": "made #{room} open to everyone",
+    "+k": "set a key on #{room} (a password to join)",
+    "-k": "removed the key of #{room}",
+    "+t": "let only ops set the topic of #{room}",
+    "-t": "let everyone set the topic of #{room}",
+    "+m": "made #{room} moderated: only ops and voiced members may speak",
+    "-m": "made #{room} unmoderated",
+    "+o": "made {target} an op",
+    "-o": "took ops from {target}",
+    "+v": "gave {target} a voice",
+    "-v": "took the voice of {target}",
+    "+b": "banned {target}",
+    "-b": "lifted the ban on {target}",
+}
+
+
+def _with_prefix(nick: str, ops: list[str], voiced: list[str]) -> str:
+    return f"@{nick}" if nick in ops else f"+{nick}" if nick in voiced else nick
+
+
+def _text_account(a: AccountChange) -> str:
+    if a.change == "registered":
+        return (f"*** {a.account} is registered to you, and you are logged in. Next time, /login {a.account} "
+                f"PASSWORD (or type {a.account}, then the password).\n")
+    if a.change == "logged_in":
+        return f"*** You are logged in as {a.account}.\n"
+    if a.change == "logged_out":
+        return f"*** You are logged out of {a.account}; you are now {a.nick}.\n"
+    return f"*** The password of {a.account} is changed.\n"
+
+
+def _text_whois(w: WhoIs) -> str:
+    parts = [f"online, idle {_duration(w.idle)}" if w.online and w.idle is not None else
+             "online" if w.online else "offline"]
+    if not w.online and w.last_seen:
+        parts[0] += f" (last seen {short_time(w.last_seen)} UTC)"
+    if w.registered:
+        since = f" since {short_time(w.registered_at)} UTC" if w.registered_at else ""
+        parts.append(f"registered{since}")
+    else:
+        parts.append("not registered (a guest)")
+    if w.admin:
+        parts.append("a server admin")
+    if w.rooms:
+        parts.append(f"in {', '.join('#' + r for r in w.rooms)} with you")
+    return f"*** {w.nick}: {', '.join(parts)}\n"
+
+
+def _duration(seconds: float | None) -> str:
+    s = int(seconds or 0)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60}s"
+    if s < 86400:
+        return f"{s // 3600}h {s % 3600 // 60}m"
+    return f"{s // 86400}d {s % 86400 // 3600}h"
+
+
+def _text_private_history(h: PrivateHistory) -> str:
+    if not h.messages:
+        return "" if h.reason == "offline" else f"*** No earlier private messages with {h.nick}.\n"
+    lines = [f"[private] [{short_time(m.time)} history] {m.nick} -> {m.to}: {m.text}\n" for m in h.messages]
+    if h.reason == "offline":
+        lines.append(f"*** End of the private messages sent while you were away ({len(h.messages)}).\n")
+    else:
+        more = f"/history @{h.nick} shows older ones" if h.more else "that is the beginning of it"
+        lines.append(f"*** End of history with {h.nick}: {_plural(len(h.messages), 'message')}; {more}.\n")
+    return "".join(lines)
+
+
+def _text_room_modes(r: RoomModes) -> str:
+    said = [_MODE_WORDS[c] for c in r.modes.lstrip("+")]
+    if r.key:
+        said = [f"key {r.key}" if s == "a key to join" else s for s in said]
+    parts = [", ".join(said) if said else "no settings"]
+    parts.append(f"owner {r.owner}" if r.owner else "no owner")
+    for label, nicks in (("ops", r.ops), ("voiced", r.voiced), ("banned", r.bans), ("invited", r.invited)):
+        if nicks:
+            parts.append(f"{label}: {', '.join(nicks)}")
+    return f"[#{r.room}] *** #{r.room}: {'; '.join(parts)}\n"
+
+
+_MODE_WORDS = {"i": "invite-only", "k": "a key to join", "m": "moderated", "t": "only ops set the topic"}
 
 
 def _text_message(m: ChatMessage) -> str:
@@ -201,6 +315,11 @@ def render_json(event: Event) -> str:
                "reason": event.reason}
         lines.append(json_line(end))
         return "\n".join(lines) + "\n"
+    if isinstance(event, PrivateHistory):
+        lines = [json_line(message_json(m, history=True)) for m in event.messages]
+        lines.append(json_line({"type": "private_history_end", "nick": event.nick, "count": len(event.messages),
+                             "more": event.more, "reason": event.reason}))
+        return "\n".join(lines) + "\n"
     return json_line(event_json(event)) + "\n"
 
 
@@ -234,13 +353,14 @@ def event_json(event: Event) -> dict[str, Any]:
             return {"type": "nick", "old": old, "new": new, "time": iso_time(t)}
         case Current(room):
             return {"type": "current", "room": room}
-        case Joined(room, members, topic, t):
-            return {"type": "joined", "room": room, "members": members, "topic": topic, "time": iso_time(t)}
+        case Joined(room, members, topic, t, ops, voiced):
+            return {"type": "joined", "room": room, "members": members, "topic": topic, "time": iso_time(t),
+                    "ops": ops, "voiced": voiced}
         case Topic(room, topic, nick, t, change):
             return {"type": "topic", "room": room, "topic": topic, "nick": nick,
                     "time": iso_time(t) if t is not None else None, "change": change}
-        case Who(room, members):
-            return {"type": "who", "room": room, "members": members}
+        case Who(room, members, ops, voiced):
+            return {"type": "who", "room": room, "members": members, "ops": ops, "voiced": voiced}
         case RoomList(rooms, total):
             return {"type": "rooms", "total": total,
                     "rooms": [{"room": r.room, "members": r.members, "topic": r.topic} for r in rooms]}
@@ -260,4 +380,22 @@ def event_json(event: Event) -> dict[str, Any]:
             return {"type": "format", "format": fmt}
         case Bye(reason, code, last_id):
             return {"type": "bye", "reason": reason, "code": code.value if code else None, "last_id": last_id}
+        case AccountChange(change, account, nick):
+            return {"type": "account", "change": change, "account": account, "nick": nick}
+        case PasswordWanted(nick):
+            return {"type": "password_wanted", "nick": nick}
+        case WhoIs(nick, online, registered, registered_at, last_seen, idle, rooms, admin):
+            return {"type": "whois", "nick": nick, "online": online, "registered": registered,
+                    "registered_at": iso_time(registered_at) if registered_at else None,
+                    "last_seen": iso_time(last_seen) if last_seen else None,
+                    "idle": round(idle) if idle is not None else None, "rooms": rooms, "admin": admin}
+        case Kick(room, nick, by, reason, t):
+            return {"type": "kick", "room": room, "nick": nick, "by": by, "reason": reason, "time": iso_time(t)}
+        case Mode(room, nick, mode, target, t):
+            return {"type": "mode", "room": room, "nick": nick, "mode": mode, "target": target, "time": iso_time(t)}
+        case Invite(room, nick, target):
+            return {"type": "invite", "room": room, "nick": nick, "target": target}
+        case RoomModes(room, modes, owner, key, ops, voiced, bans, invited):
+            return {"type": "room_modes", "room": room, "modes": modes, "owner": owner, "key": key, "ops": ops,
+                    "voiced": voiced, "bans": bans, "invited": invited}
     raise TypeError(f"cannot render {event!r}")

@@ -13,11 +13,14 @@ from types import FrameType
 
 from sqlalchemy import Engine
 
+from chat.passwords import Hasher
+from chat.server.account_worker import AccountWorkers
 from chat.server.config import ServerConfig
 from chat.server.loop import EventLoop
 from chat.server.service import ChatService
 from chat.server.state import ChatState
 from chat.server.storage_worker import StorageReader, StorageWorker
+from chat.storage.accounts import AccountStore
 from chat.storage.database import database_errors, make_engine, upgrade
 from chat.storage.lock import ServerLock
 from chat.storage.repository import ChatStore
@@ -66,8 +69,12 @@ class ChatServer:
             gc.freeze()
             service = ChatService(state, self.config, self.clock)
             budget = self.config.page_budget
-            self.loop = EventLoop(self.config, state, service,
-                                  lambda wake: (StorageWorker(store, wake), StorageReader(store, wake, budget)))
+            config = self.config
+            hasher = Hasher(config.password_profile)
+            self.loop = EventLoop(config, state, service,
+                                  lambda wake: (StorageWorker(store, wake), StorageReader(store, wake, budget)),
+                                  accounts=lambda wake: AccountWorkers(AccountStore(store.engine), hasher, wake,
+                                                                       config.password_threads, config.password_queue))
             address = self.loop.listen()
             if self.config.web_port is not None:
                 from chat.web import web_codec  # the page's files are read only when it is served

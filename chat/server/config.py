@@ -43,6 +43,16 @@ class ServerConfig:
     # the web client (chat.web): its port (None: no web door), and origins allowed besides the page's own
     web_port: int | None = None
     web_origins: tuple[str, ...] = ()
+    # accounts
+    password_profile: str = "rfc9106-low-memory"  # argon2id parameters (chat.passwords.PROFILES); "test": cheap
+    password_threads: int = 2  # threads hashing and checking passwords (chat.server.account_worker)
+    password_queue: int = 32  # password checks that may wait for a thread; more are refused (server_busy)
+    login_burst: int = 3  # failed logins allowed at once, per account and per address...
+    login_per_minute: float = 3.0  # ...and a minute, sustained (then login_throttled says how long to wait)
+    register_burst: int = 5  # accounts one address may register at once (exempt networks: any number)...
+    register_per_minute: float = 1.0  # ...and a minute, sustained
+    throttle_keys: int = 10_000  # accounts and addresses each limiter remembers at most
+    offline_max: int = 100  # private messages that may wait for one offline account
     exempt_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -64,6 +74,8 @@ class ServerConfig:
             if origin != "*" and ORIGIN_RE.fullmatch(origin) is None:
                 raise ValueError(f"--web-origin {origin!r} is not an origin: scheme://host[:port] "
                                  "(e.g. https://chat.example.com), or *")
+        if self.password_threads < 1 or self.password_queue < 0:
+            raise ValueError("password_threads must be at least 1, password_queue at least 0")
 
     @property
     def page_budget(self) -> int:

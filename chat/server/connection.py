@@ -42,7 +42,7 @@ class Connection(Link):
         self.transport = transport
         self.fd = transport.fd
         self.codec = codec
-        self.member = Member(conn_id, self, new_room_burst, now)
+        self.member = Member(conn_id, self, new_room_burst, now, ip)
         self.peer = peer
         self.ip = ip
         self.limit_key = limit_key  # what --max-per-ip counts (an IPv6 client counts by its /64)

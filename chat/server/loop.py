@@ -29,17 +29,18 @@ from chat.protocol.commands import Command
 from chat.protocol.errors import ChatError, ErrorCode
 from chat.protocol.events import Bye, DeliveryState, Error
 from chat.protocol.native import NativeCodec
+from chat.server.account_worker import AccountJob, AccountWorkers
 from chat.server.addresses import limit_key
 from chat.server.config import ServerConfig
 from chat.server.connection import Connection, Phase
 from chat.server.delivery import Deliverer
+from chat.server.member import Member
 from chat.server.outbox import CloseAfterFlush, Outbox
 from chat.server.reads import HistoryRequest, RoomLookup, SearchRequest, StorageRead
 from chat.server.service import ChatService
 from chat.server.state import ChatState
 from chat.server.storage_worker import StorageJob, StorageReader, StorageWorker
 from chat.server.transport import SocketTransport
-from chat.storage.records import StoredRoom
 
 log = logging.getLogger("chat.server")
 
@@ -83,6 +84,7 @@ class EventLoop:
         service: ChatService,
         storage: Callable[[Callable[[], None]], Storage],
         monotonic: Callable[[], float] = time.monotonic,
+        accounts: Callable[[Callable[[], None]], AccountWorkers] | None = None,
     ) -> None:
         self.config = config
         self.state = state
@@ -106,6 +108,7 @@ class EventLoop:
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.epoll.register(self._wake_r, select.EPOLLIN)
         self.writer, self.reader = storage(self.wake)
+        self.accounts = accounts(self.wake) if accounts else None  # password hashing, off this thread
         self.doors: dict[int, Door] = {}  # listening fd -> door
         self._stop = False
         self._released = False  # a held connection may go on (its read was answered, its queue drained)
@@ -175,6 +178,8 @@ class EventLoop:
         """Serve until request_stop(); then store and deliver everything accepted, say goodbye, close."""
         self.writer.start()
         self.reader.start()
+        if self.accounts:
+            self.accounts.start()
         try:
             while not self._stop:
                 self._pass()
@@ -182,6 +187,8 @@ class EventLoop:
         finally:
             self.writer.stop()
             self.reader.stop()
+            if self.accounts:
+                self.accounts.stop()
             self.epoll.close()
             wake_r, wake_w = self._wake_r, self._wake_w
             self._wake_r = self._wake_w = -1
@@ -220,7 +227,8 @@ class EventLoop:
         self._flush_dirty()
 
     def _timeout(self) -> float:
-        if self.deliverer.dirty or self.writer.done or self.reader.done or self._released:
+        if (self.deliverer.dirty or self.writer.done or self.reader.done or self._released
+                or (self.accounts and self.accounts.done)):
             return 0
         timeout = max(0.0, self._next_sweep - self.monotonic())
         if self.waiting and self.config.rate:
@@ -243,6 +251,8 @@ class EventLoop:
             self._committed(self.writer.done.popleft())
         while self.reader.done:
             self._answered(self.reader.done.popleft())
+        if self.accounts:
+            self._hand_over_jobs()
         current = self.current
         behind = self.in_flight is not None and (
             len(current.deliveries) > PENDING_MAX or current.text_bytes > PENDING_TEXT_MAX)
@@ -263,9 +273,7 @@ class EventLoop:
 
     def _submit(self, outbox: Outbox) -> None:
         self._carry_unsaved(outbox)
-        outbox.writes.rooms = [
-            StoredRoom(r.id, r.name, r.topic, r.topic_by, r.topic_at, r.created_at) for r in outbox.new_rooms.values()
-        ]
+        outbox.writes.rooms = [r.stored() for r in outbox.new_rooms.values()]
         self.in_flight = outbox
         self.writer.done_event.clear()
         self.writer.submit(StorageJob(outbox))
@@ -282,8 +290,7 @@ class EventLoop:
                 if unsaved_rooms.get(room.key) is room:
                     del unsaved_rooms[room.key]
         else:  # its messages are gone (their senders are told); its rooms, topics and nicks are live already
-            self.unsaved.writes.users += outbox.writes.users
-            self.unsaved.writes.topics += outbox.writes.topics
+            self.unsaved.writes.keep_lasting(outbox.writes)
             self.unsaved.new_rooms.update(outbox.new_rooms)
             for room in outbox.new_rooms.values():
                 unsaved_rooms[room.key] = room
@@ -296,8 +303,7 @@ class EventLoop:
         if not self.unsaved.needs_storage:
             return
         carried, self.unsaved = self.unsaved, Outbox()
-        outbox.writes.users[:0] = carried.writes.users
-        outbox.writes.topics[:0] = carried.writes.topics
+        outbox.writes.put_first(carried.writes)
         for room in carried.new_rooms.values():
             outbox.store_room(room)
 
@@ -330,13 +336,32 @@ class EventLoop:
                 members = [read.member]
                 if not read.member.gone:
                     self.deliverer.push(read.member, self.service.search_read(read))
+            case _:  # accounts' reads: private history, offline messages, what is known of a nick
+                members = read.members
+                self.service.account_read(read, self.current)
         for m in members:
-            with contextlib.suppress(ValueError):
-                m.waiting.remove(read)
-            if m.conn.phase <= Phase.DRAINING:
-                self.waiting.add(m.conn)  # its held lines may go on now
-                self._released = True
+            self._release(m, read)
         self._start_reads()
+
+    def _release(self, m: Member, item: StorageRead | AccountJob) -> None:
+        with contextlib.suppress(ValueError):
+            m.waiting.remove(item)
+        if m.conn.phase <= Phase.DRAINING:
+            self.waiting.add(m.conn)  # its held lines may go on now
+            self._released = True
+
+    def _hand_over_jobs(self) -> None:
+        """Answer the account jobs the workers finished; hand them the ones the services asked for meanwhile."""
+        accounts = self.accounts
+        assert accounts is not None
+        while accounts.done:
+            job = accounts.done.popleft()
+            accounts.taken_back(job)
+            self.service.account_done(job, self.current)
+            self._release(job.member, job)
+        jobs, self.current.jobs = self.current.jobs, []
+        for job in jobs:
+            accounts.submit(job)
 
     def _resume_paused(self) -> None:
         for c in self.paused:
@@ -485,8 +510,8 @@ class EventLoop:
                         break
         except ChatError as e:
             self.service.refused(m, e, out)
-        except Exception:  # a bug must cost one line, not the server
-            log.exception("error handling a line from %s: %.200r", c.label, frame)
+        except Exception:  # a bug must cost one line, not the server (and never log a password)
+            log.exception("error handling a line from %s: %.200r", c.label, self.service.loggable(m, frame))
             out.reply(m, Error(ErrorCode.SERVER_ERROR, "The server failed to handle that line (logged)."))
         if m.registered and not was_registered:
             self.unregistered.discard(c)

@@ -6,8 +6,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from chat.protocol.events import ChatMessage, DeliveryState
+from chat.storage.records import StoredAccount
 
 if TYPE_CHECKING:
+    from chat.server.account_worker import AccountJob
     from chat.server.connection import Connection
     from chat.server.reads import StorageRead
     from chat.server.state import Room
@@ -22,21 +24,28 @@ class Link:
 
 class Member:
     __slots__ = (
-        "conn", "current", "cursors", "gone", "id", "key", "last_message", "last_stored", "new_room_tokens",
-        "new_rooms_at", "nick", "registered", "rooms", "waiting",
+        "account", "address", "conn", "current", "cursors", "gone", "id", "key", "last_active", "last_message",
+        "last_stored", "new_room_tokens", "new_rooms_at", "nick", "password_for", "registered", "rooms", "waiting",
     )  # fmt: skip
 
-    def __init__(self, member_id: int, conn: Link, new_room_burst: int = 0, now: float = 0.0) -> None:
+    def __init__(self, member_id: int, conn: Link, new_room_burst: int = 0, now: float = 0.0,
+                 address: str = "") -> None:
         self.id = member_id
         self.conn: Connection = conn  # type: ignore[assignment]  # a bare Link only in service tests
+        self.address = address  # the peer's IP address: failed logins are limited per address too
         self.nick = ""
         self.key = ""
         self.registered = False  # holds a nick
+        self.account: StoredAccount | None = None  # the account it is logged in to
+        self.password_for: str | None = None  # a registered nick it chose: its next plain line is the password
         self.gone = False  # its chat session is over (it quit, or the server ended it): read nothing more
         self.rooms: dict[str, Room] = {}  # key -> room, in the order joined
         self.current: Room | None = None
-        self.cursors: dict[str, int] = {}  # room key -> the message id /history continues before
-        self.waiting: list[StorageRead] = []  # reads in flight for it: its next lines wait until they are answered
+        # room key (or "@" + nick key, for a private conversation) -> the message id /history continues before
+        self.cursors: dict[str, int] = {}
+        # reads and password checks in flight for it: its next lines wait until they are answered
+        self.waiting: list[StorageRead | AccountJob] = []
+        self.last_active = now  # when it last said something (/whois shows it as idle time)
         self.last_message: ChatMessage | None = None  # the last message it sent
         self.last_stored: int | None = None  # the id of a message it sent that is known to be stored
         self.new_room_tokens = float(new_room_burst)  # rooms it may still create now (a token bucket)

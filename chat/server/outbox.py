@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from chat.protocol.codec import Reply
 from chat.protocol.errors import ErrorCode
@@ -18,6 +19,9 @@ from chat.server.member import Member
 from chat.server.reads import StorageRead
 from chat.server.state import Room
 from chat.storage.records import WriteBatch
+
+if TYPE_CHECKING:
+    from chat.server.account_worker import AccountJob
 
 
 @dataclass(slots=True, eq=False)
@@ -55,12 +59,13 @@ Deliverable = Event | Reply | Backlog | SetFormat | Goodbye | CloseAfterFlush
 
 
 class Outbox:
-    __slots__ = ("deliveries", "new_rooms", "reads", "senders", "text_bytes", "writes")
+    __slots__ = ("deliveries", "jobs", "new_rooms", "reads", "senders", "text_bytes", "writes")
 
     def __init__(self) -> None:
         self.deliveries: list[tuple[Sequence[Member], Deliverable]] = []
         self.writes = WriteBatch()
         self.reads: list[StorageRead] = []
+        self.jobs: list[AccountJob] = []  # for the account workers: handed over at once, not after a commit
         self.senders: dict[int, Member] = {}  # message id -> who sent it (told if the commit fails)
         self.new_rooms: dict[int, Room] = {}  # rooms whose row must be written (again) with this batch
         self.text_bytes = 0  # message text accepted into this outbox: what waiting for storage costs in memory
@@ -88,6 +93,11 @@ class Outbox:
         if not any(r is read for r in self.reads):
             self.reads.append(read)
         member.waiting.append(read)
+
+    def work(self, job: AccountJob, member: Member) -> None:
+        """A password to hash or check for `member`: its next lines wait until the job is answered."""
+        self.jobs.append(job)
+        member.waiting.append(job)
 
     @property
     def needs_storage(self) -> bool:

@@ -8,13 +8,18 @@ loop answers it on its own thread. A read whose members are all gone is skipped,
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
 
 from chat.protocol.errors import ChatError
 from chat.protocol.events import ChatMessage
 from chat.search.query import SearchQuery
 from chat.search.scope import SearchScope
 from chat.server.member import Member
+from chat.server.state import newest_fitting
 from chat.storage.records import FoundRoom
+
+if TYPE_CHECKING:
+    from chat.storage.accounts import AccountStore, KnownNick
 
 
 @dataclass(slots=True, eq=False)
@@ -34,6 +39,7 @@ class HistoryRequest:
     messages: list[ChatMessage] = field(default_factory=list)
     more: bool = False
     found: bool = True
+    room: FoundRoom | None = None  # a room not in memory: its settings, to check the member may read it
     error: Exception | None = None
 
     @property
@@ -51,6 +57,7 @@ class RoomLookup:
     recent: int  # newest messages to read with it (a joiner's backlog)
     joiners: list[Member] = field(default_factory=list)
     askers: list[Member] = field(default_factory=list)
+    keys: dict[int, str] = field(default_factory=dict)  # member id -> the room key a joiner gave
     # the answer
     found: FoundRoom | None = None
     error: Exception | None = None
@@ -85,4 +92,102 @@ class SearchRequest:
         return self.member.gone
 
 
-StorageRead = HistoryRequest | RoomLookup | SearchRequest
+@dataclass(slots=True, eq=False)
+class NickLookup:
+    """What the database knows of a nick nobody online holds: asked when someone chooses it (is it registered?),
+    for /whois, and for a private message to someone offline (an account gets it on its next login)."""
+
+    member: Member
+    key: str
+    nick: str
+    purpose: Literal["claim", "whois", "msg"]
+    text: str = ""  # purpose "msg": the message
+    # the answer
+    found: KnownNick | None = None
+    error: Exception | None = None
+
+    @property
+    def members(self) -> list[Member]:
+        return [self.member]
+
+    @property
+    def cancelled(self) -> bool:
+        return self.member.gone
+
+    def run(self, accounts: AccountStore, page_budget: int) -> None:
+        self.found = accounts.known(self.key)
+
+
+@dataclass(slots=True, eq=False)
+class PrivateHistoryRequest:
+    """A page of a logged-in member's conversation with the account `other_key` (see HistoryRequest for the
+    paging). `other_id` is known when the other side is online; otherwise the reader finds it."""
+
+    member: Member
+    account_id: int
+    other_key: str
+    other_nick: str
+    limit: int
+    other_id: int | None = None
+    before: int | None = None
+    after: int | None = None
+    continues: bool = False
+    # the answer
+    messages: list[ChatMessage] = field(default_factory=list)
+    more: bool = False
+    found: bool = True  # False: `other_key` is no account
+    error: Exception | None = None
+
+    @property
+    def members(self) -> list[Member]:
+        return [self.member]
+
+    @property
+    def cancelled(self) -> bool:
+        return self.member.gone
+
+    def run(self, accounts: AccountStore, page_budget: int) -> None:
+        if self.other_id is None:
+            known = accounts.known(self.other_key)
+            if known is None or known.account is None:
+                self.found = False
+                return
+            self.other_id, self.other_nick = known.account.id, known.account.nick
+        messages, more = accounts.conversation(self.account_id, self.other_id, self.limit, self.before, self.after)
+        if self.after is None:
+            messages, cut = newest_fitting(messages, page_budget)
+        else:
+            kept, cut = newest_fitting(messages[::-1], page_budget)
+            messages = kept[::-1]
+        self.messages, self.more = messages, more or cut
+
+
+@dataclass(slots=True, eq=False)
+class WaitingMessages:
+    """The private messages sent to an account while it was offline, read as it logs in (oldest first, as many
+    as fit in a page)."""
+
+    member: Member
+    account_id: int
+    limit: int
+    # the answer
+    messages: list[ChatMessage] = field(default_factory=list)
+    total: int = 0  # how many wait in all (more than `messages` when they did not all fit)
+    error: Exception | None = None
+
+    @property
+    def members(self) -> list[Member]:
+        return [self.member]
+
+    @property
+    def cancelled(self) -> bool:
+        return self.member.gone
+
+    def run(self, accounts: AccountStore, page_budget: int) -> None:
+        messages, self.total = accounts.waiting_messages(self.account_id, self.limit)
+        kept, _cut = newest_fitting(messages[::-1], page_budget)  # the oldest that fit: the rest wait on
+        self.messages = kept[::-1]
+
+
+AccountRead = NickLookup | PrivateHistoryRequest | WaitingMessages
+StorageRead = HistoryRequest | RoomLookup | SearchRequest | NickLookup | PrivateHistoryRequest | WaitingMessages

@@ -2,16 +2,19 @@
 
 Everything here runs on the event-loop thread and returns nothing to send directly: it appends deliveries and
 writes to the `Outbox` it is given (see outbox.py). Every refusal is a `ChatError`, answered with one `error`
-event; the connection stays open.
+event; the connection stays open. Accounts (chat.server.accounts) and room moderation (chat.server.moderation)
+are services of their own, reached from here.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import assert_never
 
 from chat import __version__
 from chat.protocol import commands as cmd
+from chat.protocol.codec import Frame
 from chat.protocol.errors import ChatError, ErrorCode
 from chat.protocol.events import (
     ChatMessage,
@@ -40,14 +43,21 @@ from chat.protocol.events import (
 from chat.protocol.names import check_nick, check_room, name_key
 from chat.search.query import parse_search
 from chat.search.scope import SearchScope
+from chat.server import moderation
+from chat.server.account_worker import AccountJob
+from chat.server.accounts import Accounts
 from chat.server.config import ServerConfig
 from chat.server.member import Member
+from chat.server.moderation import Moderation
 from chat.server.outbox import Backlog, CloseAfterFlush, Goodbye, Outbox, SetFormat
-from chat.server.reads import HistoryRequest, RoomLookup, SearchRequest
+from chat.server.reads import AccountRead, HistoryRequest, RoomLookup, SearchRequest
 from chat.server.state import ChatState, Room
 from chat.storage.records import SeenUser, TopicChange
 
 NICK_PROMPT = "Type a nickname and press Enter."
+PASSWORD_PROMPT = "Type the password of {nick} on the next line, or choose another nickname."
+
+log = logging.getLogger("chat.server")
 
 
 class ChatService:
@@ -56,6 +66,8 @@ class ChatService:
         self.config = config
         self.clock = clock
         self._lobby_key = name_key(config.lobby) if config.lobby else None  # the server's own room: free to create
+        self.accounts = Accounts(self)
+        self.moderation = Moderation(self)
 
     # ---------------------------------------------------------------------------------- connection events
 
@@ -65,6 +77,12 @@ class ChatService:
     def handle(self, m: Member, command: cmd.Command, out: Outbox) -> None:
         """Carry out one command from a member; a refusal is answered with one `error` event."""
         try:
+            if m.password_for is not None and isinstance(command, cmd.Say):  # the line after PasswordWanted
+                nick = m.password_for
+                if m.registered:  # a guest with a nick gets one try; its next plain lines go to its room again
+                    m.password_for = None
+                self.accounts.login(m, nick, command.text, out, prompted=True)
+                return
             if not m.registered:
                 if isinstance(command, cmd.Say):  # the tutorial's flow: the first plain line is the nickname
                     command = cmd.Nick.model_construct(nick=check_nick(command.text.strip()))
@@ -79,11 +97,22 @@ class ChatService:
         """A refusal: of a command, or of a frame its codec could not take (too long, not UTF-8, malformed)."""
         out.reply(m, Error(error.code, error.message, error.command, error.subject))
         if not m.registered and not m.gone:
-            out.reply(m, Notice(NICK_PROMPT))
+            out.reply(m, Notice(PASSWORD_PROMPT.format(nick=m.password_for) if m.password_for else NICK_PROMPT))
+
+    def loggable(self, m: Member, frame: Frame) -> Frame:
+        """What of a frame may be logged: never a password (the line after PasswordWanted, or /login's)."""
+        if m.password_for is not None:
+            return "[a line that may be a password]"
+        return cmd.loggable(frame) if isinstance(frame, str) else frame
+
+    def log_failed_login(self, m: Member, nick: str, why: str) -> None:
+        log.info("failed login to %s from %s: %s", nick, m.address or "?", why,
+                 extra={"event": "login_failed", "account": nick, "peer": m.address, "reason": why})
 
     def disconnected(self, m: Member, reason: str, out: Outbox) -> None:
         """The chat session ended, however it ended: free the nick now and tell the rooms."""
         m.gone = True
+        self.accounts.forget(m)
         if not m.registered:
             return
         now = self.clock()
@@ -119,7 +148,7 @@ class ChatService:
             case cmd.Nick():
                 self.nick(m, c.nick, out)
             case cmd.Join():
-                self.join(m, c.room, out)
+                self.join(m, c.room, out, c.key)
             case cmd.Leave():
                 self.leave(m, c.room, c.reason, out)
             case cmd.Rooms():
@@ -140,16 +169,38 @@ class ChatService:
                 out.reply(m, SetFormat(c.format))
             case cmd.Ping():
                 out.reply(m, Pong(c.token))
+            case cmd.Register():
+                self.accounts.register(m, c.password.get_secret_value(), out)
+            case cmd.Login():
+                self.accounts.login(m, c.nick, c.password.get_secret_value(), out)
+            case cmd.Logout():
+                self.accounts.logout(m, out)
+            case cmd.Password():
+                self.accounts.change_password(m, c.password.get_secret_value(), out)
+            case cmd.Whois():
+                self.accounts.whois(m, c.nick, out)
+            case cmd.Op() | cmd.Deop():
+                self.moderation.op(m, c.room, c.nick, isinstance(c, cmd.Op), out)
+            case cmd.Kick():
+                self.moderation.kick(m, c.room, c.nick, c.reason, out)
+            case cmd.Ban() | cmd.Unban():
+                self.moderation.ban(m, c.room, c.nick, isinstance(c, cmd.Ban), out)
+            case cmd.Invite():
+                self.moderation.invite(m, c.nick, c.room, out)
+            case cmd.Mode():
+                self.moderation.mode(m, c, out)
             case _:
                 assert_never(c)  # type: ignore[arg-type]
 
     # ---------------------------------------------------------------------------------------- commands
 
     def say(self, m: Member, room: Room, kind: MessageKind, text: str, out: Outbox) -> None:
+        moderation.check_speak(m, room)
         message = ChatMessage(self.state.new_message_id(), kind, m.nick, text, self.clock(), room=room.name,
                               state=DeliveryState.PENDING)
         room.remember(message)
         m.sent(message)
+        m.last_active = message.time
         out.store_message(message, room, m)
         out.deliver(room.members, message)
 
@@ -158,13 +209,10 @@ class ChatService:
             self.say(m, self._member_room(m, c.target), MessageKind.MESSAGE, c.text, out)
             return
         target = self.state.nicks.get(name_key(c.target))
-        if target is None:
-            raise ChatError(ErrorCode.NO_SUCH_NICK, f"Nobody called {c.target} is online.", subject=c.target)
-        message = ChatMessage(self.state.new_message_id(), MessageKind.PRIVATE, m.nick, c.text, self.clock(),
-                              to=target.nick, state=DeliveryState.PENDING)
-        m.sent(message)
-        out.store_message(message, None, m)
-        out.deliver((m,) if target is m else (m, target), message)
+        if target is None:  # an account gets it at its next login; anyone else is refused (no_such_nick)
+            self.accounts.private_offline(m, c.target, c.text, out)
+            return
+        self.accounts.private(m, target, c.text, out)
 
     def nick(self, m: Member, nick: str, out: Outbox) -> None:
         key = name_key(nick)
@@ -173,6 +221,26 @@ class ChatService:
             raise ChatError(ErrorCode.NICK_TAKEN, f"The nickname {nick} is taken; choose another.", subject=nick)
         if m.registered and nick == m.nick:
             return  # nothing changes, nothing is written
+        account = m.account
+        if account is not None:  # logged in, your nickname is your account's
+            if m.registered and key != account.key:
+                raise ChatError(ErrorCode.LOGGED_IN, f"You are logged in as {account.nick}: your nickname is your "
+                                "account's. /logout first to use another.", subject=nick)
+            self.take_nick(m, nick if key == account.key else account.nick, out)
+            return
+        if m.registered and key == m.key:  # another spelling of the nick it holds
+            self.take_nick(m, nick, out)
+            return
+        self.accounts.claim(m, nick, out)  # is it registered? take_nick follows if not
+
+    def take_nick(self, m: Member, nick: str, out: Outbox) -> None:
+        """`m` takes `nick` (free, and registered only to its own account): its first nick, or a change."""
+        key = name_key(nick)
+        holder = self.state.nicks.get(key)
+        if holder is not None and holder is not m:
+            raise ChatError(ErrorCode.NICK_TAKEN, f"The nickname {nick} is taken; choose another.", subject=nick)
+        if m.registered and nick == m.nick:
+            return
         now = self.clock()
         out.writes.users.append(SeenUser(nick, key, now))
         if not m.registered:
@@ -191,7 +259,7 @@ class ChatService:
         if self.config.lobby:
             self.join(m, self.config.lobby, out)
 
-    def join(self, m: Member, name: str, out: Outbox) -> None:
+    def join(self, m: Member, name: str, out: Outbox, room_key: str | None = None) -> None:
         key = name_key(name)
         room = self.state.rooms.get(key)
         if room is not None and key in m.rooms:  # already there: it just becomes the current room
@@ -202,9 +270,12 @@ class ChatService:
             raise ChatError(ErrorCode.TOO_MANY_ROOMS, f"You are in {len(m.rooms)} rooms, the most one may be in; "
                             "/leave one first.", subject=name)
         if room is None:  # not in memory: read it from the database first; the join completes in room_found
-            self._look_up(m, key, name, out).joiners.append(m)
+            lookup = self._look_up(m, key, name, out)
+            lookup.joiners.append(m)
+            if room_key is not None:
+                lookup.keys[m.id] = room_key
             return
-        self._enter(m, room, out)
+        self._enter(m, room, out, room_key)
 
     def _look_up(self, m: Member, key: str, name: str, out: Outbox) -> RoomLookup:
         lookup = self.state.lookups.get(key)
@@ -223,15 +294,15 @@ class ChatService:
             if lookup.error is not None:
                 out.reply(m, Error(ErrorCode.HISTORY_UNAVAILABLE, STORAGE_UNAVAILABLE, "topic", lookup.name))
             elif (room := self.state.rooms.get(lookup.key)) is not None:
-                out.reply(m, Topic(room.name, room.topic, room.topic_by, room.topic_at, change=False))
+                self._tell_topic(m, room, out)
             elif lookup.found is not None:
-                r = lookup.found.room
-                out.reply(m, Topic(r.name, r.topic, r.topic_set_by, r.topic_set_at, change=False))
+                self._tell_topic(m, self.state.room_from(lookup.found), out)
             else:
                 out.reply(m, Error(ErrorCode.NO_SUCH_ROOM, f"There is no room #{lookup.name}.", "topic", lookup.name))
         for m in lookup.joiners:
             if m.gone:
                 continue
+            room = None
             try:
                 room = self.state.rooms.get(lookup.key)
                 if room is None:
@@ -240,10 +311,12 @@ class ChatService:
                     room = self._bring_in(m, lookup)
                 if lookup.key in m.rooms:  # joined it meanwhile (another lookup of the same name)
                     continue
-                self._enter(m, room, out)
+                self._enter(m, room, out, lookup.keys.get(m.id))
             except ChatError as e:
                 e.command = "join"
                 self.refused(m, e, out)
+                if room is not None:
+                    self.state.room_emptied(room)  # brought in for a joiner who may not join: out it goes
 
     def _bring_in(self, m: Member, lookup: RoomLookup) -> Room:
         state = self.state
@@ -251,6 +324,7 @@ class ChatService:
             return state.found_room(lookup.found)
         if (unsaved := state.unsaved_rooms.get(lookup.key)) is not None:  # its row is still to be written
             state.rooms[unsaved.key] = unsaved
+            state.mark_invite_only(unsaved)
             return unsaved
         config = self.config
         if lookup.key != self._lobby_key and not m.take_new_room(self.clock(), config.new_rooms_burst,
@@ -258,9 +332,18 @@ class ChatService:
             raise ChatError(ErrorCode.TOO_MANY_ROOMS, f"You have created too many rooms lately (at most "
                             f"{config.new_rooms_per_minute:g} a minute); join an existing one or wait a little.",
                             subject=lookup.name)
-        return self.state.new_room(lookup.name, self.clock())
+        room = self.state.new_room(lookup.name, self.clock())
+        # the first logged-in user to join a new room owns it; a guest's has no owner, nor has the lobby (the
+        # server's room: its admins moderate it)
+        if m.account is not None and lookup.key != self._lobby_key:
+            room.settings.owner_id, room.settings.owner_nick = m.account.id, m.account.nick
+        return room
 
-    def _enter(self, m: Member, room: Room, out: Outbox) -> None:
+    def _enter(self, m: Member, room: Room, out: Outbox, key: str | None = None) -> None:
+        """`m` joins `room`, now that the room is known: if its settings let it in."""
+        spent = moderation.check_join(m, room, key)
+        if spent is not None:
+            self.moderation.used_invite(room, spent, m, out)
         now = self.clock()
         out.deliver(room.members, Join(room.name, m.nick, now))
         room.add_member(m)
@@ -268,13 +351,18 @@ class ChatService:
         m.current = room
         messages, more = room.backlog(self.config.backlog, self.config.page_budget)
         m.cursors[room.key] = messages[0].id if messages else self.state.next_message_id
-        out.reply(m, Joined(room.name, [x.nick for x in room.members], room.topic, now))
+        ops, voiced = moderation.ops_of(room, room.members)
+        out.reply(m, Joined(room.name, [x.nick for x in room.members], room.topic, now, ops, voiced))
         if messages:
             out.reply(m, Backlog(room.name, messages, more))
 
     def leave(self, m: Member, name: str | None, reason: str | None, out: Outbox) -> None:
         room = self._member_room(m, name) if name else self._current(m)
         out.deliver(room.members, Part(room.name, m.nick, reason, self.clock()))
+        self.remove_from_room(m, room, out)
+
+    def remove_from_room(self, m: Member, room: Room, out: Outbox) -> None:
+        """`m` is out of `room` (it left, or was kicked): its rooms told already."""
         room.remove_member(m)
         self.state.room_emptied(room)
         del m.rooms[room.key]
@@ -284,20 +372,37 @@ class ChatService:
             out.reply(m, Current(m.current.name if m.current else None))
 
     def rooms(self, m: Member, out: Outbox) -> None:
+        """The busiest rooms; outsiders do not see invite-only ones, nor count them."""
         busiest = self.state.busiest(self.clock())
-        total = len(self.state.rooms)
+        hidden = self.state.invite_only
+        if hidden:
+            busiest = [r for r in busiest if r.key not in hidden or moderation.may_see(m, r)]
+            total = len(self.state.rooms) - sum(
+                1 for k in hidden if not moderation.may_see(m, self.state.rooms[k]))
+        else:
+            total = len(self.state.rooms)
         out.reply(m, RoomList([RoomInfo(r.name, len(r.members), r.topic) for r in busiest], total))
 
     def who(self, m: Member, name: str | None, out: Outbox) -> None:
         if name is None:
             room = self._current(m)
-            out.reply(m, Who(room.name, sorted((x.nick for x in room.members), key=str.lower)))
-            return
-        found = self.state.rooms.get(name_key(name))
-        if found is None:  # nobody is in it (it may have a history: rooms are in memory while someone is in them)
-            out.reply(m, Who(name, []))
-            return
-        out.reply(m, Who(found.name, sorted((x.nick for x in found.members), key=str.lower)))
+        else:
+            found = self.state.rooms.get(name_key(name))
+            # nobody is in it (it may have a history: rooms are in memory while someone is in them), or it is
+            # invite-only and `m` is not of it: it looks empty
+            if found is None or not moderation.may_see(m, found):
+                out.reply(m, Who(name, []))
+                return
+            room = found
+        members = sorted(room.members, key=lambda x: x.nick.lower())
+        ops, voiced = moderation.ops_of(room, members)
+        out.reply(m, Who(room.name, [x.nick for x in members], ops, voiced))
+
+    def _tell_topic(self, m: Member, room: Room, out: Outbox) -> None:
+        if not moderation.may_see(m, room):
+            raise ChatError(ErrorCode.INVITE_ONLY, f"#{room.name} is invite-only: only its members see its topic.",
+                            command="topic", subject=room.name)
+        out.reply(m, Topic(room.name, room.topic, room.topic_by, room.topic_at, change=False))
 
     def topic(self, m: Member, c: cmd.Topic, out: Outbox) -> None:
         room = self.state.rooms.get(name_key(c.room)) if c.room else self._current(m)
@@ -305,11 +410,12 @@ class ChatService:
             if room is None:  # nobody is in it: its topic is in the database
                 self._look_up(m, name_key(c.room or ""), c.room or "", out).askers.append(m)
                 return
-            out.reply(m, Topic(room.name, room.topic, room.topic_by, room.topic_at, change=False))
+            self._tell_topic(m, room, out)
             return
         if room is None or room.key not in m.rooms:
             shown = room.name if room else c.room
             raise ChatError(ErrorCode.NOT_IN_ROOM, f"You must be in #{shown} to set its topic.", subject=shown)
+        moderation.check_topic(m, room)
         now = self.clock()
         room.topic = None if c.clears else c.text
         room.topic_by, room.topic_at = m.nick, now
@@ -318,10 +424,15 @@ class ChatService:
         out.deliver(room.members, Topic(room.name, room.topic, m.nick, now, change=True))
 
     def history(self, m: Member, c: cmd.History, out: Outbox) -> None:
+        if c.nick is not None:
+            self.accounts.history(m, c, out)
+            return
         if c.room:
             name = check_room(c.room)
             key = name_key(name)
             room = self.state.rooms.get(key)
+            if room is not None:
+                moderation.check_read(m, room)  # (a room not in memory is checked once read: history_read)
         else:
             room = self._current(m)
             key, name = room.key, room.name
@@ -339,6 +450,11 @@ class ChatService:
         if not request.found:
             return Error(ErrorCode.NO_SUCH_ROOM, f"There is no room #{request.room_name}.", "history",
                          request.room_name)
+        if request.room is not None:  # read from the database: may this member read it?
+            try:
+                moderation.check_read(request.member, self.state.room_from(request.room))
+            except ChatError as e:
+                return Error(e.code, e.message, "history", e.subject)
         if request.continues and request.messages:  # the next /history goes on before this page
             request.member.cursors[request.room_key] = request.messages[0].id
         return History(request.room_name, request.messages, request.more, reason="page")
@@ -358,6 +474,13 @@ class ChatService:
             return Error(ErrorCode.HISTORY_UNAVAILABLE, SEARCH_FAILED, "search")
         before = request.messages[-1].id if request.more and request.messages else None
         return SearchResults(request.query.text(), request.messages, bool(before), before, request.indexing)
+    def account_read(self, read: AccountRead, out: Outbox) -> None:
+        """An accounts read was answered (on the loop thread)."""
+        self.accounts.answered(read, out)
+
+    def account_done(self, job: AccountJob, out: Outbox) -> None:
+        """A password was hashed or checked (on the loop thread)."""
+        self.accounts.done(job, out)
 
     def quit(self, m: Member, reason: str | None, out: Outbox) -> None:
         out.reply(m, Goodbye("You left the chat. Come back soon!"))

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from chat.protocol.events import ChatMessage, DeliveryState
 from chat.protocol.names import ROOMS_PAGE, name_key
-from chat.storage.records import FoundRoom
+from chat.storage.records import FoundRoom, RoomSettings, StoredRole, StoredRoom
 
 if TYPE_CHECKING:
     from chat.server.member import Member
@@ -42,8 +43,8 @@ def newest_fitting(messages: list[ChatMessage], budget: int) -> tuple[list[ChatM
 
 class Room:
     __slots__ = (
-        "created_at", "id", "key", "members", "name", "older_in_db", "persisted", "recent", "topic", "topic_at",
-        "topic_by",
+        "bans", "created_at", "id", "invites", "key", "members", "name", "older_in_db", "ops", "persisted",
+        "recent", "settings", "topic", "topic_at", "topic_by", "voiced",
     )  # fmt: skip
 
     def __init__(self, room_id: int, name: str, created_at: float, backlog: int) -> None:
@@ -58,6 +59,27 @@ class Room:
         self.recent: deque[ChatMessage] = deque(maxlen=backlog + RING_SLACK if backlog else 0)
         self.older_in_db = False  # messages exist in the database before the oldest in `recent`
         self.persisted = False  # the rooms row is committed
+        # moderation (chat.server.moderation): the owner and modes, and who is what, by account id or nick key
+        self.settings = RoomSettings()
+        self.ops: dict[int, str] = {}  # account id -> nick
+        self.voiced: dict[int, str] = {}  # account id -> nick
+        self.bans: dict[str, StoredRole] = {}  # nick key -> ban (of an account, or of a guest's nick)
+        self.invites: dict[str, StoredRole] = {}  # nick key -> invite (lasting for an account, once for a guest)
+
+    def stored(self) -> StoredRoom:
+        """The room's row, for the writer (a copy: the loop goes on changing the room)."""
+        return StoredRoom(self.id, self.name, self.topic, self.topic_by, self.topic_at, self.created_at,
+                          replace(self.settings))
+
+    def add_role(self, role: StoredRole) -> None:
+        if role.role == "op" and role.account_id is not None:
+            self.ops[role.account_id] = role.nick
+        elif role.role == "voice" and role.account_id is not None:
+            self.voiced[role.account_id] = role.nick
+        elif role.role == "ban":
+            self.bans[role.nick_key] = role
+        elif role.role == "invite":
+            self.invites[role.nick_key] = role
 
     def add_member(self, member: Member) -> None:
         self.members = (*self.members, member)
@@ -90,11 +112,13 @@ class ChatState:
     def __init__(self, backlog: int) -> None:
         self.backlog = backlog
         self.nicks: dict[str, Member] = {}  # nick key -> registered member
+        self.logged_in: dict[str, Member] = {}  # account (nick) key -> the one member logged in to it
         self.rooms: dict[str, Room] = {}  # room key -> room, for the rooms someone is in
         self.lookups: dict[str, RoomLookup] = {}  # room key -> the read bringing that room into memory
         # rooms whose row a failed commit left unwritten (written again with the next one): a lookup that finds
         # nothing in the database brings this room back rather than a new one under the same name
         self.unsaved_rooms: dict[str, Room] = {}
+        self.invite_only: set[str] = set()  # keys of the invite-only rooms in memory: /rooms hides them
         self.next_message_id = 1
         self.next_room_id = 1
         self._busiest: list[Room] = []
@@ -113,22 +137,39 @@ class ChatState:
 
     def found_room(self, found: FoundRoom) -> Room:
         """Bring a room read from the database into memory, with its newest messages."""
+        room = self.room_from(found)
+        self.mark_invite_only(room)
+        self.rooms[room.key] = room
+        return room
+
+    def room_from(self, found: FoundRoom) -> Room:
+        """A room as read from the database, not (yet) in memory: found_room brings it in."""
         stored = found.room
         room = Room(stored.id, stored.name, stored.created_at, self.backlog)
         room.topic, room.topic_by, room.topic_at = stored.topic, stored.topic_set_by, stored.topic_set_at
+        room.settings = replace(stored.settings)
+        for role in found.roles:
+            room.add_role(role)
         room.persisted = True
         recent = found.recent
         if len(recent) > self.backlog:  # one more than the backlog was read to learn this
             room.older_in_db = True
             recent = recent[len(recent) - self.backlog:]
         room.recent.extend(recent)
-        self.rooms[room.key] = room
         return room
 
     def room_emptied(self, room: Room) -> None:
         """The last member left: the room leaves memory (the database keeps what it had)."""
         if not room.members and self.rooms.get(room.key) is room:
             del self.rooms[room.key]
+            self.invite_only.discard(room.key)
+
+    def mark_invite_only(self, room: Room) -> None:
+        """Keep `invite_only` in step with the room's +i."""
+        if room.settings.invite_only:
+            self.invite_only.add(room.key)
+        else:
+            self.invite_only.discard(room.key)
 
     def busiest(self, now: float) -> list[Room]:
         """The ROOMS_PAGE busiest rooms, most members first. A large server recomputes it at most once a second,
@@ -161,6 +202,17 @@ class ChatState:
                     found.append(f"{member} thinks it is in #{room.name}; the room does not")
             if member.current is not None and member.current not in member.rooms.values():
                 found.append(f"{member}'s current room #{member.current.name} is not one of its rooms")
+        for key in self.invite_only - self.rooms.keys():
+            found.append(f"the room {key} is marked invite-only but is not in memory")
+        for key, member in self.logged_in.items():
+            if member not in live or member.account is None or member.account.key != key:
+                found.append(f"the account {key} is held by {member}, which is not logged in to it")
+        for member in live:
+            account = member.account
+            if account is not None and self.logged_in.get(account.key) is not member:
+                found.append(f"{member} is logged in to {account.key} but the state does not know it")
+            if account is not None and member.registered and member.key != account.key:
+                found.append(f"{member} is logged in to {account.key} under another nick")
         for key, member in self.nicks.items():
             if member not in live:
                 found.append(f"the nick {key} is held by {member}, which is gone")
@@ -171,6 +223,8 @@ class ChatState:
                 found.append(f"#{room.name} is filed under {key}")
             if not room.members:
                 found.append(f"#{room.name} is empty but still in memory")
+            if (key in self.invite_only) != room.settings.invite_only:
+                found.append(f"#{room.name}'s invite-only mark disagrees with its settings")
             if len(set(room.members)) != len(room.members):
                 found.append(f"#{room.name} lists a member twice")
             for m in room.members:

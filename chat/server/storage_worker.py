@@ -21,6 +21,7 @@ from chat.protocol.errors import ChatError
 from chat.server.outbox import Outbox
 from chat.server.reads import HistoryRequest, RoomLookup, SearchRequest, StorageRead
 from chat.server.state import newest_fitting
+from chat.storage.accounts import AccountStore
 from chat.storage.repository import ChatStore
 from chat.storage.search import search_messages
 
@@ -109,6 +110,7 @@ class StorageReader(_Worker[StorageRead]):
                  search_budget: float = 1.0) -> None:
         super().__init__(notify)
         self.store = store
+        self.accounts = AccountStore(store.engine)
         self.page_budget = page_budget  # bytes one /history page may take
         self.search_budget = search_budget  # seconds one /search page may take
 
@@ -123,6 +125,8 @@ class StorageReader(_Worker[StorageRead]):
                     read.found = self.store.find_room(read.key, read.recent)
                 case SearchRequest():
                     self._search(read)
+                case _:  # accounts: private history, offline messages, what is known of a nick
+                    read.run(self.accounts, self.page_budget)
         except Exception as e:
             read.error = e
             log.error("storage: a %s failed: %s", type(read).__name__, _cause(e), extra={"event": "storage_error"})
@@ -141,11 +145,12 @@ class StorageReader(_Worker[StorageRead]):
 
     def _history(self, request: HistoryRequest) -> None:
         room_id = request.room_id
-        if room_id is None:
-            room_id = self.store.room_id(request.room_key)
-            if room_id is None:
+        if room_id is None:  # not in memory: its settings come too (may this member read it?)
+            request.room = self.store.find_room(request.room_key, 0)
+            if request.room is None:
                 request.found = False
                 return
+            room_id = request.room.room.id
         messages, more = self.store.history(room_id, request.room_name, request.limit, before=request.before,
                                             after=request.after)
         # a page of long lines is cut to what the receiver's queue can take; it pages on from the cut

@@ -4,10 +4,26 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, MetaData, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from chat.protocol.names import NICK_MAX, ROOM_MAX
+from chat.protocol.names import KEY_MAX, NICK_MAX, ROOM_MAX
+
+HASH_MAX = 255  # an argon2id hash in its PHC string form is about 100 characters
+ROLE_MAX = 8
+CONVERSATION_MAX = 24  # two 32-bit account ids and a colon
 
 # Named constraints: Alembic's batch mode on SQLite cannot alter constraints that have no name.
 NAMING_CONVENTION = {
@@ -27,15 +43,25 @@ class Base(DeclarativeBase):
 
 
 class User(Base):
-    """Every nickname that has been used, and when."""
+    """Every nickname that has been used, and when; those with a password are accounts (registered nicknames).
+
+    Ids are never reused (AUTOINCREMENT on SQLite, a sequence on PostgreSQL), so what names an account by id
+    (private messages, room owners, ops and bans) can never come to mean whoever registers a deleted account's
+    nickname later. Those references have no foreign key on purpose: `chat users delete` may run while a server
+    writes, and a batch of messages must not fail because it names an account deleted a moment before.
+    """
 
     __tablename__ = "users"
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     nick: Mapped[str] = mapped_column(String(NICK_MAX))  # as last written
     nick_key: Mapped[str] = mapped_column(String(NICK_MAX), unique=True)  # lower case: nicks ignore case
     first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    password_hash: Mapped[str | None] = mapped_column(String(HASH_MAX))  # argon2id; None: a guest's nick
+    registered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    admin: Mapped[bool] = mapped_column(Boolean, server_default=false())  # may moderate every room
 
 
 class Room(Base):
@@ -48,6 +74,29 @@ class Room(Base):
     topic_set_by: Mapped[str | None] = mapped_column(String(NICK_MAX))
     topic_set_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # its owner: the first logged-in user to join it when it was new (None: a room a guest made, or an old one)
+    owner_id: Mapped[int | None] = mapped_column(Integer)  # an account id (no foreign key: see User)
+    owner_nick: Mapped[str | None] = mapped_column(String(NICK_MAX))
+    invite_only: Mapped[bool] = mapped_column(Boolean, server_default=false())  # +i
+    moderated: Mapped[bool] = mapped_column(Boolean, server_default=false())  # +m: only ops and voiced speak
+    topic_ops_only: Mapped[bool] = mapped_column(Boolean, server_default=false())  # +t
+    join_key: Mapped[str | None] = mapped_column(String(KEY_MAX))  # +k: a password to join (shared with members)
+
+
+class RoomRole(Base):
+    """Who is what in a room: `op`, `voice` (accounts only), `ban` and `invite` (an account, or a guest's nick)."""
+
+    __tablename__ = "room_roles"
+    __table_args__ = (UniqueConstraint("room_id", "role", "nick_key", name="uq_room_roles_room_id_role_nick_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id"))
+    role: Mapped[str] = mapped_column(String(ROLE_MAX))
+    nick: Mapped[str] = mapped_column(String(NICK_MAX))
+    nick_key: Mapped[str] = mapped_column(String(NICK_MAX))
+    account_id: Mapped[int | None] = mapped_column(Integer)  # None: a guest's nickname (no foreign key: see User)
+    set_by: Mapped[str] = mapped_column(String(NICK_MAX))
+    set_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class Message(Base):
@@ -59,7 +108,10 @@ class Message(Base):
     """
 
     __tablename__ = "messages"
-    __table_args__ = (Index("ix_messages_room_id_id", "room_id", "id"),)
+    __table_args__ = (
+        Index("ix_messages_room_id_id", "room_id", "id"),
+        Index("ix_messages_conversation_id", "conversation", "id"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
     kind: Mapped[str] = mapped_column(String(16))  # message | action | private
@@ -68,6 +120,21 @@ class Message(Base):
     recipient: Mapped[str | None] = mapped_column(String(NICK_MAX))  # private messages only
     text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # private messages between logged-in users: the accounts (no foreign keys: see User), and the conversation
+    # they belong to ("12:57", the two account ids in order), which /history @NICK pages by
+    sender_account_id: Mapped[int | None] = mapped_column(Integer)
+    recipient_account_id: Mapped[int | None] = mapped_column(Integer)
+    conversation: Mapped[str | None] = mapped_column(String(CONVERSATION_MAX))
+
+
+class Undelivered(Base):
+    """Private messages waiting for a registered user who was offline when they were sent: delivered (and
+    removed) when the account next logs in."""
+
+    __tablename__ = "undelivered"
+
+    account_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), primary_key=True)
 
 
 class SearchIndexState(Base):

@@ -7,8 +7,29 @@ storage is the writer's and the reader's business (chat.storage.repository).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from chat.protocol.events import ChatMessage
+
+Role = Literal["op", "voice", "ban", "invite"]
+
+
+@dataclass(slots=True)
+class RoomSettings:
+    """A room's owner and modes. Unowned rooms (made by a guest, or before accounts existed) have no owner."""
+
+    owner_id: int | None = None  # an account id
+    owner_nick: str | None = None
+    invite_only: bool = False  # +i
+    moderated: bool = False  # +m
+    topic_ops_only: bool = False  # +t
+    key: str | None = None  # +k
+
+    @property
+    def modes(self) -> str:
+        letters = "i" * self.invite_only + "k" * (self.key is not None) + "m" * self.moderated \
+            + "t" * self.topic_ops_only
+        return f"+{letters}" if letters else ""
 
 
 @dataclass(slots=True)
@@ -19,6 +40,31 @@ class StoredRoom:
     topic_set_by: str | None
     topic_set_at: float | None
     created_at: float
+    settings: RoomSettings = field(default_factory=RoomSettings)
+
+
+@dataclass(slots=True)
+class StoredRole:
+    """Someone's place in a room: an op or voiced account, a banned or invited account or guest nick."""
+
+    role: Role
+    nick: str
+    nick_key: str
+    account_id: int | None  # None: a guest's nick
+    set_by: str
+    set_at: float
+
+
+@dataclass(slots=True)
+class StoredAccount:
+    """An account (a registered nickname) as the server keeps it for a logged-in member; never its hash."""
+
+    id: int
+    nick: str
+    key: str
+    registered_at: float
+    last_seen: float | None = None
+    admin: bool = False
 
 
 @dataclass(slots=True)
@@ -37,6 +83,55 @@ class TopicChange:
 
 
 @dataclass(slots=True)
+class SettingsChange:
+    room_id: int
+    settings: RoomSettings  # a copy: the loop may change the room's own meanwhile
+
+
+@dataclass(slots=True)
+class RoleChange:
+    room_id: int
+    role: Role
+    nick: str
+    nick_key: str
+    account_id: int | None
+    set_by: str
+    time: float
+    granted: bool  # False: taken away
+
+
+@dataclass(slots=True)
+class PrivateRecord:
+    """What a private message's row says beyond the message: its accounts, and whether it waits for delivery."""
+
+    message_id: int
+    sender_account: int | None
+    recipient_account: int | None
+    offline: bool = False  # the recipient (an account) was offline: it waits in `undelivered`
+
+    @property
+    def conversation(self) -> str | None:
+        """The conversation it belongs to, when both sides were logged in: "low:high" account ids."""
+        a, b = self.sender_account, self.recipient_account
+        if a is None or b is None:
+            return None
+        return f"{min(a, b)}:{max(a, b)}"
+
+
+@dataclass(slots=True)
+class Delivered:
+    """The private messages waiting for `account_id`, up to `up_to`, were delivered: they wait no more."""
+
+    account_id: int
+    up_to: int
+
+
+# the writes that a failed commit must not lose: they are live already, so they are written again with the next
+# commit (a failed commit's messages are another matter: nobody saw them, their senders are told)
+LASTING_WRITES = ("users", "topics", "settings", "roles", "delivered")
+
+
+@dataclass(slots=True)
 class WriteBatch:
     """Everything to commit in one transaction. Rooms are inserted if missing, before the messages."""
 
@@ -44,9 +139,24 @@ class WriteBatch:
     users: list[SeenUser] = field(default_factory=list)
     messages: list[tuple[ChatMessage, int | None]] = field(default_factory=list)  # (message, room id)
     topics: list[TopicChange] = field(default_factory=list)
+    private: list[PrivateRecord] = field(default_factory=list)  # for the private messages among `messages`
+    settings: list[SettingsChange] = field(default_factory=list)
+    roles: list[RoleChange] = field(default_factory=list)
+    delivered: list[Delivered] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.rooms or self.users or self.messages or self.topics)
+        return bool(self.rooms or self.users or self.messages or self.topics or self.settings or self.roles
+                    or self.delivered)
+
+    def keep_lasting(self, failed: WriteBatch) -> None:
+        """Take over the lasting writes of a failed commit, to write them again."""
+        for name in LASTING_WRITES:
+            getattr(self, name).extend(getattr(failed, name))
+
+    def put_first(self, carried: WriteBatch) -> None:
+        """Put carried-over lasting writes before this batch's own (newer changes then win)."""
+        for name in LASTING_WRITES:
+            getattr(self, name)[:0] = getattr(carried, name)
 
 
 @dataclass(slots=True)
@@ -60,7 +170,9 @@ class LoadedState:
 
 @dataclass(slots=True)
 class FoundRoom:
-    """A room read from the database for a joiner: its row and its newest messages, oldest first."""
+    """A room read from the database for a joiner: its row (settings included), its newest messages (oldest
+    first), and who is what in it (ops, voiced, bans, invites)."""
 
     room: StoredRoom
     recent: list[ChatMessage]
+    roles: list[StoredRole] = field(default_factory=list)

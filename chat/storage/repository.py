@@ -12,21 +12,34 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, Insert, Table, func, insert, select, update
+from sqlalchemy import Connection, Engine, Insert, Table, and_, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from chat.protocol.events import ChatMessage, MessageKind
 from chat.protocol.text import sanitize
-from chat.storage.models import Message, Room, User
-from chat.storage.records import FoundRoom, LoadedState, SeenUser, StoredRoom, TopicChange, WriteBatch
+from chat.storage.models import Message, Room, RoomRole, Undelivered, User
+from chat.storage.records import (
+    FoundRoom,
+    LoadedState,
+    PrivateRecord,
+    RoomSettings,
+    SeenUser,
+    StoredRole,
+    StoredRoom,
+    TopicChange,
+    WriteBatch,
+)
 from chat.storage.search_index import BackfillStep, backfill_step, index_messages
 
 __all__ = ["ChatStore", "FoundRoom", "LoadedState", "SeenUser", "StoredRoom", "TopicChange", "WriteBatch"]
 
-_MESSAGE_COLUMNS = ("id", "kind", "room_id", "sender", "recipient", "text", "created_at")
+_MESSAGE_COLUMNS = ("id", "kind", "room_id", "sender", "recipient", "text", "created_at", "sender_account_id",
+                    "recipient_account_id", "conversation")
 ROOMS: Table = Room.__table__  # type: ignore[assignment]
 USERS: Table = User.__table__  # type: ignore[assignment]
 MESSAGES: Table = Message.__table__  # type: ignore[assignment]
+ROLES: Table = RoomRole.__table__  # type: ignore[assignment]
+UNDELIVERED: Table = Undelivered.__table__  # type: ignore[assignment]
 
 
 def to_datetime(t: float) -> datetime:
@@ -90,34 +103,57 @@ class ChatStore:
                         {"id": r.id, "name": r.name, "name_key": r.name.lower(), "topic": r.topic,
                          "topic_set_by": r.topic_set_by,
                          "topic_set_at": to_datetime(r.topic_set_at) if r.topic_set_at else None,
-                         "created_at": to_datetime(r.created_at)}
+                         "created_at": to_datetime(r.created_at), **_settings_row(r.settings)}
                         for r in batch.rooms
                     ],
                 )
             if batch.users:
                 conn.execute(self._upsert_users(), _latest_per_user(batch.users))
+            private: dict[int, PrivateRecord] = {p.message_id: p for p in batch.private}
             if batch.messages and self._fast_insert:
                 stamp = self._stamp
-                rows = [(m.id, m.kind.value, room_id, m.nick, m.to, m.text, stamp(m.time))
+                rows = [(m.id, m.kind.value, room_id, m.nick, m.to, m.text, stamp(m.time), *_accounts(private, m.id))
+                        if room_id is None else (m.id, m.kind.value, room_id, m.nick, m.to, m.text, stamp(m.time),
+                                                 None, None, None)
                         for m, room_id in batch.messages]
                 conn.exec_driver_sql(self._fast_insert, rows)
             elif batch.messages:
                 conn.execute(
                     insert(MESSAGES),
                     [
-                        {"id": m.id, "kind": m.kind.value, "room_id": room_id, "sender": m.nick,
-                         "recipient": m.to, "text": m.text, "created_at": to_datetime(m.time)}
+                        dict(zip(_MESSAGE_COLUMNS, (m.id, m.kind.value, room_id, m.nick, m.to, m.text,
+                                                    to_datetime(m.time), *_accounts(private, m.id)), strict=True))
                         for m, room_id in batch.messages
                     ],
                 )
             if batch.messages and self.search_index:
                 index_messages(conn, [(m.id, m.text) for m, _room_id in batch.messages])
+            waiting = [{"account_id": p.recipient_account, "message_id": p.message_id}
+                       for p in batch.private if p.offline and p.recipient_account is not None]
+            if waiting:
+                conn.execute(insert(UNDELIVERED), waiting)
             for t in batch.topics:
                 conn.execute(
                     update(ROOMS).where(ROOMS.c.id == t.room_id).values(
                         topic=t.topic, topic_set_by=t.nick, topic_set_at=to_datetime(t.time)
                     )
                 )
+            for s in batch.settings:
+                conn.execute(update(ROOMS).where(ROOMS.c.id == s.room_id).values(**_settings_row(s.settings)))
+            if batch.roles:
+                self._write_roles(conn, batch)
+            for d in batch.delivered:
+                conn.execute(delete(UNDELIVERED).where(and_(UNDELIVERED.c.account_id == d.account_id,
+                                                            UNDELIVERED.c.message_id <= d.up_to)))
+
+    def _write_roles(self, conn: Connection, batch: WriteBatch) -> None:
+        for r in batch.roles:  # few, and their order matters (a ban, lifted, then set again)
+            where = and_(ROLES.c.room_id == r.room_id, ROLES.c.role == r.role, ROLES.c.nick_key == r.nick_key)
+            conn.execute(delete(ROLES).where(where))
+            if r.granted:
+                conn.execute(insert(ROLES).values(room_id=r.room_id, role=r.role, nick=r.nick, nick_key=r.nick_key,
+                                                  account_id=r.account_id, set_by=r.set_by,
+                                                  set_at=to_datetime(r.time)))
 
     def backfill_search(self, batch: int = 1000) -> BackfillStep:
         """Index the newest `batch` messages stored before the search index existed (one short transaction).
@@ -150,7 +186,8 @@ class ChatStore:
         return LoadedState(last_message_id=last_message, last_room_id=last_room)
 
     def find_room(self, key: str, recent: int) -> FoundRoom | None:
-        """The room whose name key is `key`, with its newest `recent` messages (oldest first), or None."""
+        """The room whose name key is `key`, with its settings, who is what in it, and its newest `recent`
+        messages (oldest first), or None."""
         with self.engine.connect() as conn:
             row = conn.execute(select(ROOMS).where(ROOMS.c.name_key == key)).first()
             if row is None:
@@ -161,7 +198,11 @@ class ChatStore:
                 query = (select(MESSAGES).where(MESSAGES.c.room_id == room.id)
                          .order_by(MESSAGES.c.id.desc()).limit(recent))
                 messages = [_message(r, room.name) for r in reversed(list(conn.execute(query)))]
-        return FoundRoom(room, messages)
+            roles = [
+                StoredRole(r.role, r.nick, r.nick_key, r.account_id, r.set_by, to_timestamp(r.set_at))
+                for r in conn.execute(select(ROLES).where(ROLES.c.room_id == room.id).order_by(ROLES.c.id))
+            ]
+        return FoundRoom(room, messages, roles)
 
     def room_id(self, key: str) -> int | None:
         with self.engine.connect() as conn:
@@ -198,14 +239,35 @@ def _latest_per_user(users: Sequence[SeenUser]) -> list[dict[str, object]]:
     ]
 
 
+def _accounts(private: dict[int, PrivateRecord], message_id: int) -> tuple[int | None, int | None, str | None]:
+    p = private.get(message_id)
+    if p is None:  # a private message between guests, or a room message
+        return None, None, None
+    return p.sender_account, p.recipient_account, p.conversation
+
+
+def _settings_row(s: RoomSettings) -> dict[str, object]:
+    return {"owner_id": s.owner_id, "owner_nick": s.owner_nick, "invite_only": s.invite_only,
+            "moderated": s.moderated, "topic_ops_only": s.topic_ops_only, "join_key": s.key}
+
+
 def _stored_room(row: object) -> StoredRoom:
+    r = row  # a Row of the rooms table
     return StoredRoom(
-        id=row.id,  # type: ignore[attr-defined]
-        name=row.name,  # type: ignore[attr-defined]
-        topic=sanitize(row.topic) if row.topic else row.topic,  # type: ignore[attr-defined]  # see _message
-        topic_set_by=row.topic_set_by,  # type: ignore[attr-defined]
-        topic_set_at=to_timestamp(row.topic_set_at) if row.topic_set_at else None,  # type: ignore[attr-defined]
-        created_at=to_timestamp(row.created_at),  # type: ignore[attr-defined]
+        id=r.id,  # type: ignore[attr-defined]
+        name=r.name,  # type: ignore[attr-defined]
+        topic=sanitize(r.topic) if r.topic else r.topic,  # type: ignore[attr-defined]  # see _message
+        topic_set_by=r.topic_set_by,  # type: ignore[attr-defined]
+        topic_set_at=to_timestamp(r.topic_set_at) if r.topic_set_at else None,  # type: ignore[attr-defined]
+        created_at=to_timestamp(r.created_at),  # type: ignore[attr-defined]
+        settings=RoomSettings(
+            owner_id=r.owner_id,  # type: ignore[attr-defined]
+            owner_nick=r.owner_nick,  # type: ignore[attr-defined]
+            invite_only=bool(r.invite_only),  # type: ignore[attr-defined]
+            moderated=bool(r.moderated),  # type: ignore[attr-defined]
+            topic_ops_only=bool(r.topic_ops_only),  # type: ignore[attr-defined]
+            key=r.join_key,  # type: ignore[attr-defined]
+        ),
     )
 
 

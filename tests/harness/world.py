@@ -9,7 +9,7 @@ from chat.protocol.native import NativeCodec
 from chat.server.config import ServerConfig
 from chat.server.member import Link, Member
 from chat.server.outbox import Outbox
-from chat.server.reads import HistoryRequest, RoomLookup, StorageRead
+from chat.server.reads import HistoryRequest, PrivateHistoryRequest, RoomLookup, StorageRead
 from chat.server.service import ChatService
 from chat.server.state import ChatState
 from chat.storage.records import FoundRoom
@@ -17,7 +17,9 @@ from chat.storage.records import FoundRoom
 
 class World:
     """A ChatService over a ChatState, driven line by line as the event loop would drive it. Reads the services
-    ask for are answered by `answer` (a room lookup finds nothing unless `rooms_in_db` has it)."""
+    ask for are answered by `answer` (a room lookup finds nothing unless `rooms_in_db` has it; every nick is
+    unregistered, and private history and waiting messages are empty: accounts are tested end to end, with real
+    password hashing, in tests/test_accounts*.py)."""
 
     def __init__(self, backlog: int = 3, clock: Callable[[], float] | None = None, **config: object) -> None:
         self.state = ChatState(backlog)
@@ -62,6 +64,10 @@ class World:
             self.service.room_found(read, out)
         elif isinstance(read, HistoryRequest):
             read.found = read.room_key in self.rooms_in_db or read.room_key in self.state.rooms
+        else:
+            if isinstance(read, PrivateHistoryRequest):
+                read.found = False
+            self.service.account_read(read, out)
 
     def problems(self) -> list[str]:
         return self.state.problems({m for m in self.members if not m.gone})

@@ -1,0 +1,337 @@
+"""Rooms with owners: who may do what in a room, and the commands of its ops (/op /deop /kick /ban /unban
+/invite /mode). On the event-loop thread, like every service.
+
+The rules, in one place:
+- A new room's first member becomes its owner if logged in; a room a guest made has no owner (nor do rooms made
+  before accounts existed). An unowned room works as every room always did: anyone in it may set its topic and
+  nobody can kick or ban anyone, except a server admin, who may give it ops and settings like any room's.
+- The owner is always an op; ops are accounts (a guest's nick is anyone's once they leave). Server admins have
+  ops' powers in every room, and come in whatever its settings.
+- Ops kick, ban (an account, or a guest's nick: the nick cannot be used in the room, and a ban puts them out),
+  invite, give ops and voice, and set the modes: +i invite-only, +k a key to join, +t only ops set the topic,
+  +m moderated (only ops and voiced members speak). Nobody but an admin acts on the owner or on an admin.
+- On an invite-only room anyone may be invited by its ops; elsewhere any member may invite (the invite then
+  spares the key). An invited account stays invited (the room's invite list); a guest's invite admits them once.
+- Those who may not join a room never get its backlog or its history, and outsiders do not see an invite-only
+  room in /rooms, its members in /who or its topic.
+All of it is stored (chat.storage: rooms' settings, room_roles) and comes back with the room (FoundRoom).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from chat.protocol import commands as cmd
+from chat.protocol.errors import ChatError, ErrorCode
+from chat.protocol.events import Invite, Kick, Mode, Notice, RoomModes
+from chat.protocol.names import check_nick, check_room, name_key
+from chat.server.member import Member
+from chat.server.outbox import Outbox
+from chat.server.state import Room
+from chat.storage.records import Role, RoleChange, RoomSettings, SettingsChange, StoredRole
+
+if TYPE_CHECKING:
+    from chat.server.service import ChatService
+
+
+def is_admin(m: Member) -> bool:
+    return m.account is not None and m.account.admin
+
+
+def is_room_op(m: Member, room: Room) -> bool:
+    """The room's owner or one of its ops (what /who marks with @)."""
+    account = m.account
+    return account is not None and (account.id == room.settings.owner_id or account.id in room.ops)
+
+
+def may_moderate(m: Member, room: Room) -> bool:
+    return is_room_op(m, room) or is_admin(m)
+
+
+def is_voiced(m: Member, room: Room) -> bool:
+    return m.account is not None and m.account.id in room.voiced
+
+
+def invite_of(m: Member, room: Room) -> StoredRole | None:
+    """The invite that lets `m` in, if any: its account's, or (for a guest) one for its nick."""
+    invite = room.invites.get(m.key)
+    if invite is None:
+        return None
+    if invite.account_id is None:
+        return invite if m.account is None else None
+    return invite if m.account is not None and m.account.id == invite.account_id else None
+
+
+def check_join(m: Member, room: Room, key: str | None) -> StoredRole | None:
+    """Raise why `m` may not join `room` (given `key`); return the guest invite the join uses up, if any."""
+    if may_moderate(m, room):
+        return None
+    settings = room.settings
+    if m.key in room.bans:
+        raise ChatError(ErrorCode.BANNED, f"You are banned from #{room.name}.", subject=room.name)
+    invite = invite_of(m, room)
+    if settings.invite_only and invite is None:
+        raise ChatError(ErrorCode.INVITE_ONLY, f"#{room.name} is invite-only: ask one of its ops to /invite you.",
+                        subject=room.name)
+    if settings.key is not None and invite is None and key != settings.key:
+        said = "That is not the key" if key else "You need the key"
+        raise ChatError(ErrorCode.BAD_KEY, f"{said} of #{room.name}: /join {room.name} KEY.", subject=room.name)
+    return invite if invite is not None and invite.account_id is None else None
+
+
+def check_read(m: Member, room: Room) -> None:
+    """Raise unless `m` may read `room`'s history: it is in it, or could join it without a key."""
+    if any(x is m for x in room.members):
+        return
+    check_join(m, room, None)
+
+
+def may_see(m: Member, room: Room) -> bool:
+    """Does `m` see an invite-only room's members and topic (and the room in /rooms)?"""
+    return (not room.settings.invite_only or room.key in m.rooms or may_moderate(m, room)
+            or invite_of(m, room) is not None)
+
+
+def check_speak(m: Member, room: Room) -> None:
+    if room.settings.moderated and not (is_voiced(m, room) or may_moderate(m, room)):
+        raise ChatError(ErrorCode.MODERATED, f"#{room.name} is moderated: only its ops and voiced members may "
+                        "speak.", subject=room.name)
+
+
+def check_topic(m: Member, room: Room) -> None:
+    if room.settings.topic_ops_only and not may_moderate(m, room):
+        raise ChatError(ErrorCode.NOT_OP, f"Only the ops of #{room.name} may set its topic.", subject=room.name)
+
+
+def ops_of(room: Room, members: tuple[Member, ...] | list[Member]) -> tuple[list[str], list[str]]:
+    """The nicks of `members` who are ops of the room, and those who are voiced."""
+    return ([x.nick for x in members if is_room_op(x, room)], [x.nick for x in members if is_voiced(x, room)])
+
+
+class Moderation:
+    def __init__(self, chat: ChatService) -> None:
+        self.chat = chat
+        self.state = chat.state
+
+    # ------------------------------------------------------------------------------------------ commands
+
+    def op(self, m: Member, name: str, nick: str, give: bool, out: Outbox) -> None:
+        room = self._room(m, name)
+        self._op(m, room, nick, give, out)
+
+    def kick(self, m: Member, name: str, nick: str, reason: str | None, out: Outbox) -> None:
+        room = self._room(m, name)
+        target = self._member_in(room, nick)
+        self._protect(m, room, target)
+        self._put_out(m, room, target, reason, out)
+
+    def ban(self, m: Member, name: str, nick: str, set_ban: bool, out: Outbox) -> None:
+        room = self._room(m, name)
+        self._ban(m, room, nick, set_ban, out)
+
+    def invite(self, m: Member, nick: str, name: str, out: Outbox) -> None:
+        room_name = check_room(name)
+        room = self.state.rooms.get(name_key(room_name))
+        if room is None or (room.key not in m.rooms and not is_admin(m)):
+            raise ChatError(ErrorCode.NOT_IN_ROOM, f"You must be in #{room_name} to invite someone to it.",
+                            subject=room_name)
+        if room.settings.invite_only and not may_moderate(m, room):
+            raise ChatError(ErrorCode.NOT_OP, f"#{room.name} is invite-only: only its ops may invite.",
+                            subject=room.name)
+        target = self.state.nicks.get(name_key(nick))
+        if target is None:
+            raise ChatError(ErrorCode.NO_SUCH_NICK, f"Nobody called {nick} is online.", subject=nick)
+        if target.key in room.bans:
+            raise ChatError(ErrorCode.BANNED, f"{target.nick} is banned from #{room.name}: /unban them first.",
+                            subject=target.nick)
+        account = target.account
+        self._set_role(room, "invite", target.nick, target.key, account.id if account else None, m, True, out)
+        out.deliver((m,) if target is m else (m, target), Invite(room.name, m.nick, target.nick))
+
+    def mode(self, m: Member, c: cmd.Mode, out: Outbox) -> None:
+        room_name = check_room(c.room)
+        room = self.state.rooms.get(name_key(room_name))
+        if room is None or (room.key not in m.rooms and not is_admin(m)):
+            raise ChatError(ErrorCode.NOT_IN_ROOM, f"You are not in #{room_name}; /join it first.",
+                            subject=room_name)
+        changes = c.changes()
+        if not changes:
+            out.reply(m, self.modes_of(m, room))
+            return
+        self._require_op(m, room)
+        settings = room.settings
+        before = replace(settings)
+        for change, word in changes:
+            sign, letter = change[0] == "+", change[1]
+            match letter:
+                case "o":
+                    self._op(m, room, word or "", sign, out)
+                case "v":
+                    self._voice(m, room, word or "", sign, out)
+                case "b":
+                    self._ban(m, room, word or "", sign, out)
+                case "i" | "t" | "m" | "k":
+                    if self._set_mode(settings, letter, sign, word):
+                        out.deliver(room.members, Mode(room.name, m.nick, change, None, self.chat.clock()))
+        if settings != before:
+            self.state.mark_invite_only(room)
+            out.store_room(room)
+            out.writes.settings.append(SettingsChange(room.id, replace(settings)))
+
+    def modes_of(self, m: Member, room: Room) -> RoomModes:
+        settings = room.settings
+        ops = sorted({*room.ops.values(), *([settings.owner_nick] if settings.owner_nick else [])}, key=str.lower)
+        shown = may_moderate(m, room)  # the key, the bans and the invite list are the ops' business
+        return RoomModes(room.name, settings.modes, settings.owner_nick, settings.key if shown else None, ops,
+                         sorted(room.voiced.values(), key=str.lower),
+                         sorted((b.nick for b in room.bans.values()), key=str.lower) if shown else [],
+                         sorted((i.nick for i in room.invites.values()), key=str.lower) if shown else [])
+
+    def used_invite(self, room: Room, invite: StoredRole, m: Member, out: Outbox) -> None:
+        """A guest joined on its one-time invite: it is spent."""
+        self._set_role(room, "invite", invite.nick, invite.nick_key, None, m, False, out)
+
+    # ------------------------------------------------------------------------------------------ the work
+
+    def _op(self, m: Member, room: Room, nick: str, give: bool, out: Outbox) -> None:
+        self._require_op(m, room)
+        key = name_key(nick)
+        if give:
+            target = self._account_online(nick)
+            account = target.account
+            assert account is not None
+            if account.id == room.settings.owner_id or account.id in room.ops:
+                return  # nothing changes
+            room.ops[account.id] = account.nick
+            self._set_role(room, "op", account.nick, account.key, account.id, m, True, out)
+            shown = account.nick
+        else:
+            if room.settings.owner_id is not None and key == name_key(room.settings.owner_nick or ""):
+                raise ChatError(ErrorCode.PROTECTED, f"{nick} owns #{room.name}: an owner is always an op.",
+                                subject=nick)
+            found = next(((i, n) for i, n in room.ops.items() if name_key(n) == key), None)
+            if found is None:
+                return
+            del room.ops[found[0]]
+            self._set_role(room, "op", found[1], key, found[0], m, False, out)
+            shown = found[1]
+        out.deliver(room.members, Mode(room.name, m.nick, "+o" if give else "-o", shown, self.chat.clock()))
+
+    def _voice(self, m: Member, room: Room, nick: str, give: bool, out: Outbox) -> None:
+        key = name_key(nick)
+        if give:
+            account = self._account_online(nick).account
+            assert account is not None
+            if account.id in room.voiced:
+                return
+            room.voiced[account.id] = account.nick
+            self._set_role(room, "voice", account.nick, account.key, account.id, m, True, out)
+            shown = account.nick
+        else:
+            found = next(((i, n) for i, n in room.voiced.items() if name_key(n) == key), None)
+            if found is None:
+                return
+            del room.voiced[found[0]]
+            self._set_role(room, "voice", found[1], key, found[0], m, False, out)
+            shown = found[1]
+        out.deliver(room.members, Mode(room.name, m.nick, "+v" if give else "-v", shown, self.chat.clock()))
+
+    def _ban(self, m: Member, room: Room, nick: str, set_ban: bool, out: Outbox) -> None:
+        self._require_op(m, room)
+        key = name_key(check_nick(nick))  # a /mode word is checked as /ban's nick is
+        now = self.chat.clock()
+        if not set_ban:
+            ban = room.bans.pop(key, None)
+            if ban is None:
+                out.reply(m, Notice(f"{nick} is not banned from #{room.name}."))
+                return
+            self._set_role(room, "ban", ban.nick, key, ban.account_id, m, False, out)
+            out.deliver(room.members, Mode(room.name, m.nick, "-b", ban.nick, now))
+            return
+        target = self.state.nicks.get(key)
+        if target is not None:
+            self._protect(m, room, target)
+        elif key == name_key(room.settings.owner_nick or "") and not is_admin(m):
+            raise ChatError(ErrorCode.PROTECTED, f"{nick} owns #{room.name}.", subject=nick)
+        if key in room.bans:
+            return
+        account = target.account if target is not None else None
+        shown = target.nick if target is not None else nick
+        self._set_role(room, "ban", shown, key, account.id if account else None, m, True, out)
+        if (invite := room.invites.pop(key, None)) is not None:  # a ban outweighs an invite: it goes
+            self._set_role(room, "invite", invite.nick, key, invite.account_id, m, False, out)
+        out.deliver(room.members, Mode(room.name, m.nick, "+b", shown, now))
+        if target is not None and room.key in target.rooms:
+            self._put_out(m, room, target, "banned", out)
+
+    def _set_role(self, room: Room, role: Role, nick: str, key: str, account_id: int | None, by: Member,
+                  granted: bool, out: Outbox) -> None:
+        now = self.chat.clock()
+        if granted and role in ("ban", "invite"):
+            entry = StoredRole(role, nick, key, account_id, by.nick, now)
+            (room.bans if role == "ban" else room.invites)[key] = entry
+        elif not granted and role == "invite":
+            room.invites.pop(key, None)
+        out.store_room(room)
+        out.writes.roles.append(RoleChange(room.id, role, nick, key, account_id, by.nick, now, granted))
+
+    def _put_out(self, m: Member, room: Room, target: Member, reason: str | None, out: Outbox) -> None:
+        out.deliver(room.members, Kick(room.name, target.nick, m.nick, reason, self.chat.clock()))
+        self.chat.remove_from_room(target, room, out)
+
+    @staticmethod
+    def _set_mode(settings: RoomSettings, letter: str, on: bool, word: str | None) -> bool:
+        """Change one of the room's modes; False when it was so already."""
+        attribute = {"i": "invite_only", "t": "topic_ops_only", "m": "moderated", "k": "key"}[letter]
+        value: object = (word if on else None) if letter == "k" else on
+        if getattr(settings, attribute) == value:
+            return False
+        setattr(settings, attribute, value)
+        return True
+
+    # ------------------------------------------------------------------------------------------ checks
+
+    def _room(self, m: Member, name: str) -> Room:
+        """A room `m` moderates from inside it (a server admin: any room someone is in)."""
+        room_name = check_room(name)
+        room = self.state.rooms.get(name_key(room_name))
+        if room is None or (room.key not in m.rooms and not is_admin(m)):
+            raise ChatError(ErrorCode.NOT_IN_ROOM, f"You are not in #{room_name}; /join it first.",
+                            subject=room_name)
+        self._require_op(m, room)
+        return room
+
+    @staticmethod
+    def _require_op(m: Member, room: Room) -> None:
+        if may_moderate(m, room):
+            return
+        if room.settings.owner_id is None and not room.ops:
+            raise ChatError(ErrorCode.NOT_OP, f"#{room.name} has no owner: only server admins can moderate it.",
+                            subject=room.name)
+        raise ChatError(ErrorCode.NOT_OP, f"You are not an op of #{room.name}.", subject=room.name)
+
+    @staticmethod
+    def _protect(m: Member, room: Room, target: Member) -> None:
+        """Ops never act on the owner or on a server admin; admins may."""
+        if is_admin(m):
+            return
+        account = target.account
+        if account is not None and (account.admin or account.id == room.settings.owner_id):
+            what = "a server admin" if account.admin else f"the owner of #{room.name}"
+            raise ChatError(ErrorCode.PROTECTED, f"{target.nick} is {what}.", subject=target.nick)
+
+    def _member_in(self, room: Room, nick: str) -> Member:
+        target = self.state.nicks.get(name_key(nick))
+        if target is None or room.key not in target.rooms:
+            raise ChatError(ErrorCode.NOT_IN_ROOM, f"{nick} is not in #{room.name}.", subject=nick)
+        return target
+
+    def _account_online(self, nick: str) -> Member:
+        target = self.state.nicks.get(name_key(nick))
+        if target is None:
+            raise ChatError(ErrorCode.NO_SUCH_NICK, f"Nobody called {nick} is online.", subject=nick)
+        if target.account is None:
+            raise ChatError(ErrorCode.NEEDS_ACCOUNT, f"{target.nick} is not logged in: only accounts can be ops or "
+                            "voiced.", subject=target.nick)
+        return target
