@@ -1,5 +1,11 @@
-"""Admin queries behind `chat history`, `chat rooms` and `chat index`: safe while a server runs on the database
-(the first two only read; `chat index` writes the search index in short transactions)."""
+"""Admin work behind `chat history`, `chat rooms`, `chat index` and `chat users`: safe while a server runs on the
+database.
+
+History and rooms are read-only; `chat index` writes the search index in short transactions. Accounts are changed
+in short transactions of their own, which a running server sees at once: it reads an account afresh at every login
+(a new password, an admin flag, a deleted account take effect at the next login; a session logged in already
+carries on until it logs out or leaves).
+"""
 
 from __future__ import annotations
 
@@ -13,12 +19,14 @@ from typing import Any
 
 from sqlalchemy import Engine, func, inspect, select
 
+from chat.passwords import DEFAULT_PROFILE, Hasher, check_password
 from chat.protocol.errors import ChatError
 from chat.protocol.events import ChatMessage, MessageKind
-from chat.protocol.names import check_room, name_key, strip_room_prefix
+from chat.protocol.names import check_nick, check_room, is_guest_nick, name_key, strip_room_prefix
 from chat.protocol.render import iso_time, json_line, message_json, short_time
 from chat.protocol.text import sanitize
 from chat.search.query import parse_search
+from chat.storage.accounts import AccountListing, AccountStore
 from chat.storage.database import DatabaseUnusable, check_schema, database_errors, make_engine, sqlite_path
 from chat.storage.repository import MESSAGES, ROOMS, _message, to_timestamp
 from chat.storage.search import PAGE_MAX, SearchPage, SearchScope, search_messages
@@ -77,6 +85,14 @@ def parse_when(value: str, *, end: bool = False) -> datetime:
         return moment.astimezone(UTC)  # in UTC as stored; the queries compare with it
     except OverflowError:  # 0001-01-01T00:00+05:00 is in the year 0
         raise AdminError(f"{value!r} is out of range: in UTC it falls outside the years 1-9999") from None
+
+
+def open_accounts(db: str) -> Engine:
+    """The database for `chat users`: it must have been upgraded to accounts (chat serve does it at start)."""
+    engine = open_database(db)
+    if "password_hash" not in {c["name"] for c in inspect(engine).get_columns("users")}:
+        raise AdminError("this database has no accounts yet: run chat serve on it once (it upgrades it)")
+    return engine
 
 
 def room_history(
@@ -263,3 +279,75 @@ def _csv_lines(header: list[str], rows: Iterable[list[Any]]) -> Iterator[str]:
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()
+
+
+# ------------------------------------------------------------------------------------------------ accounts
+
+
+def _checked_nick(nick: str) -> str:
+    try:
+        check_nick(nick)
+    except ChatError as e:
+        raise AdminError(e.message) from None
+    if is_guest_nick(nick):
+        raise AdminError(f"{nick}: Guest nicknames cannot be registered (the server gives them to guests)")
+    return nick
+
+
+def add_account(engine: Engine, nick: str, password: str, profile: str = DEFAULT_PROFILE) -> None:
+    """Register `nick` with `password`, as /register does (a guest online under that nick keeps it until its
+    next change of nick or login of the owner, who then takes it)."""
+    accounts = AccountStore(engine)
+    _checked_nick(nick)
+    _checked_password(password)
+    if accounts.register(nick, name_key(nick), Hasher(profile).hash(password)) is None:
+        raise AdminError(f"{nick} is registered already")
+
+
+def change_password(engine: Engine, nick: str, password: str, profile: str = DEFAULT_PROFILE) -> None:
+    accounts = AccountStore(engine)
+    found = accounts.credentials(name_key(nick))
+    if found is None:
+        raise AdminError(f"there is no account {nick}")
+    _checked_password(password)
+    accounts.set_password(found[0].id, Hasher(profile).hash(password))
+
+
+def delete_account(engine: Engine, nick: str) -> None:
+    if not AccountStore(engine).delete(name_key(nick)):
+        raise AdminError(f"there is no account {nick}")
+
+
+def set_admin(engine: Engine, nick: str, admin: bool) -> None:
+    if not AccountStore(engine).set_admin(name_key(nick), admin):
+        raise AdminError(f"there is no account {nick}")
+
+
+def list_accounts(engine: Engine) -> list[AccountListing]:
+    return AccountStore(engine).accounts()
+
+
+def _checked_password(password: str) -> None:
+    try:
+        check_password(password)
+    except ChatError as e:
+        raise AdminError(e.message) from None
+
+
+def format_accounts(accounts: list[AccountListing], fmt: str) -> Iterator[str]:
+    if fmt == "json":
+        for a in accounts:
+            yield json_line({"nick": a.nick, "registered_at": iso_time(a.registered_at),
+                              "last_seen": iso_time(a.last_seen), "admin": a.admin})
+    elif fmt == "csv":
+        yield from _csv_lines(["nick", "registered_at", "last_seen", "admin"],
+                              ([a.nick, iso_time(a.registered_at), iso_time(a.last_seen), a.admin] for a in accounts))
+    else:
+        if not accounts:
+            yield "no accounts yet (chat users add NICK, or /register in the chat)"
+            return
+        width = max(len(a.nick) for a in accounts)
+        yield f"{'NICK':<{width}}  {'REGISTERED (UTC)':<19}  {'LAST SEEN (UTC)':<19}  ADMIN"
+        for a in accounts:
+            yield (f"{a.nick:<{width}}  {short_time(a.registered_at):<19}  {short_time(a.last_seen):<19}  "
+                   f"{'yes' if a.admin else ''}")

@@ -9,6 +9,7 @@ from chat.cli.admin import history, index, rooms
 from chat.cli.bench import bench
 from chat.cli.client import client
 from chat.cli.serve import serve
+from chat.cli.users import users
 
 app = typer.Typer(
     name="chat",
@@ -23,6 +24,7 @@ app.command()(history)
 app.command()(rooms)
 app.command()(index)
 app.command()(bench)
+app.add_typer(users)
 
 
 def _version(value: bool) -> None:

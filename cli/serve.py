@@ -10,7 +10,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from chat.cli.options import DEFAULT_DB, DEFAULT_HOST, DEFAULT_PORT, Db, Port
+from chat.cli.options import DEFAULT_DB, DEFAULT_HOST, DEFAULT_PORT, Db, PasswordProfile, Port
 from chat.server.config import DEFAULTS
 
 
@@ -75,6 +75,25 @@ def serve(
     web_origin: Annotated[list[str] | None, typer.Option(help="An origin whose pages may use the web client's "
                                                              "WebSocket besides the server's own page "
                                                              "(repeatable; * for any). See docs/WEB.md.")] = None,
+    password_profile: PasswordProfile = DEFAULTS.password_profile,
+    password_threads: Annotated[int, typer.Option(min=1, help="Threads hashing and checking passwords (each "
+                                                              "check takes 64 MiB while it runs).")]
+    = DEFAULTS.password_threads,
+    password_queue: Annotated[int, typer.Option(min=0, help="Password checks that may wait for a thread; more are "
+                                                            "refused with server_busy.")] = DEFAULTS.password_queue,
+    login_burst: Annotated[int, typer.Option(min=1, help="Failed logins allowed at once, per account and per "
+                                                         "address.")] = DEFAULTS.login_burst,
+    login_per_minute: Annotated[float, typer.Option(min=0, help="Failed logins allowed a minute, sustained, per "
+                                                                "account and per address.")]
+    = DEFAULTS.login_per_minute,
+    register_burst: Annotated[int, typer.Option(min=1, help="Accounts one address may register at once (exempt "
+                                                            "networks: any number).")] = DEFAULTS.register_burst,
+    register_per_minute: Annotated[float, typer.Option(min=0, help="Accounts one address may register a minute, "
+                                                                   "sustained.")] = DEFAULTS.register_per_minute,
+    throttle_keys: Annotated[int, typer.Option(min=1, help="Accounts and addresses each login limiter "
+                                                           "remembers at most.")] = DEFAULTS.throttle_keys,
+    offline_max: Annotated[int, typer.Option(min=0, help="Private messages that may wait for one offline "
+                                                         "account.")] = DEFAULTS.offline_max,
     log_level: Annotated[LogLevel, typer.Option(help="Least important log level shown.")] = LogLevel.info,
     log_format: Annotated[LogFormat, typer.Option(help="text, or json (one object per line).")] = LogFormat.text,
 ) -> None:
@@ -101,6 +120,10 @@ def serve(
             new_rooms_per_minute=new_rooms_per_minute, new_rooms_burst=new_rooms_burst,
             exempt=tuple(exempt) if exempt else DEFAULTS.exempt, keepalive=keepalive, listen_backlog=listen_backlog,
             busy_timeout=busy_timeout, web_port=web_port, web_origins=tuple(web_origin or ()),
+            password_profile=password_profile, password_threads=password_threads,
+            password_queue=password_queue, login_burst=login_burst, login_per_minute=login_per_minute,
+            register_burst=register_burst, register_per_minute=register_per_minute, throttle_keys=throttle_keys,
+            offline_max=offline_max,
         )
     except ValueError as e:
         _fail(str(e), status=2)

@@ -20,6 +20,7 @@ ROOMS_PAGE = 100  # rooms one /rooms answer lists, busiest first: the reply stay
 NICK_RULE = f"1-{NICK_MAX} characters: a letter or _ first, then letters, digits, _ or -"
 ROOM_RULE = f"1-{ROOM_MAX} characters: a letter or digit first, then letters, digits, _, - or ."
 
+_GUEST_RE = re.compile(r"guest\d+", re.IGNORECASE)  # the nicks /logout gives: they can never be registered
 _NICK_RE = re.compile(rf"[A-Za-z_][A-Za-z0-9_\-]{{0,{NICK_MAX - 1}}}")
 _ROOM_RE = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.\-]{{0,{ROOM_MAX - 1}}}")
 
@@ -31,6 +32,10 @@ def name_key(name: str) -> str:
 
 def is_valid_nick(nick: str) -> bool:
     return _NICK_RE.fullmatch(nick) is not None
+
+
+def is_guest_nick(nick: str) -> bool:
+    return _GUEST_RE.fullmatch(nick) is not None
 
 
 def check_nick(nick: str) -> str:

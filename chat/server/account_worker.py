@@ -23,11 +23,14 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from chat.passwords import Hasher
 from chat.server.member import Member
-from chat.storage.accounts import AccountStore
 from chat.storage.records import StoredAccount
+
+if TYPE_CHECKING:  # the services import this module, and run without a database library (or argon2)
+    from chat.passwords import Hasher
+    from chat.storage.accounts import AccountStore
 
 log = logging.getLogger("chat.accounts")
 

@@ -23,7 +23,6 @@ outcome comes later as an `account` event (AccountChange) or an `error` whose co
 from __future__ import annotations
 
 import math
-import re
 from typing import TYPE_CHECKING, assert_never
 
 from chat.passwords import PASSWORD_MAX, check_password
@@ -40,7 +39,7 @@ from chat.protocol.events import (
     PrivateHistory,
     WhoIs,
 )
-from chat.protocol.names import name_key
+from chat.protocol.names import is_guest_nick, name_key
 from chat.server.account_worker import AccountJob, LoginJob, PasswordJob, RegisterJob
 from chat.server.member import Member
 from chat.server.outbox import Outbox
@@ -51,7 +50,6 @@ from chat.storage.records import Delivered, PrivateRecord, StoredAccount
 if TYPE_CHECKING:
     from chat.server.service import ChatService
 
-GUEST_NICK = re.compile(r"guest\d+", re.IGNORECASE)  # the nicks /logout gives: never registered
 UNAVAILABLE = "The server could not reach its accounts just now. Please try again."
 
 
@@ -111,7 +109,6 @@ class Accounts:
                             f"try again in {math.ceil(wait)} s.", subject=nick)
         self.account_failures.take(key, now)
         self.address_failures.take(m.address, now)
-        m.password_for = None
         job = LoginJob(m, nick, key, password if len(password) <= PASSWORD_MAX else "", take_nick, prompted)
         out.work(job, m)
 
@@ -192,7 +189,7 @@ class Accounts:
         if m.account is not None:
             raise ChatError(ErrorCode.LOGGED_IN, f"You are logged in as {m.account.nick}: it is registered.")
         check_password(password)
-        if GUEST_NICK.fullmatch(m.nick):
+        if is_guest_nick(m.nick):
             raise ChatError(ErrorCode.NICK_RESERVED, "Guest nicknames cannot be registered; choose another with "
                             "/nick NAME first.", subject=m.nick)
         now = self.chat.clock()

@@ -78,10 +78,13 @@ class ChatService:
         """Carry out one command from a member; a refusal is answered with one `error` event."""
         try:
             if m.password_for is not None and isinstance(command, cmd.Say):  # the line after PasswordWanted
-                nick = m.password_for
-                if m.registered:  # a guest with a nick gets one try; its next plain lines go to its room again
-                    m.password_for = None
-                self.accounts.login(m, nick, command.text, out, prompted=True)
+                try:
+                    self.accounts.login(m, m.password_for, command.text, out, prompted=True)
+                except ChatError:
+                    if m.registered:  # a guest with a nick gets one try; its next plain lines go to its room again
+                        m.password_for = None
+                    raise
+                m.password_for = None  # (not before: a bug meanwhile must not log the line, see `loggable`)
                 return
             if not m.registered:
                 if isinstance(command, cmd.Say):  # the tutorial's flow: the first plain line is the nickname

@@ -102,6 +102,18 @@ class LineClient:
         self.expect(lambda line: "You joined #" in line or '"type":"joined"' in line)
         self.nick = nick
 
+    def login(self, nick: str, password: str) -> None:
+        """Log in to an account (as the first line or later) and wait until it is done."""
+        self.send(f"/login {nick} {password}")
+        self.expect(lambda line: f"You are logged in as {nick}" in line or '"change":"logged_in"' in line)
+        self.nick = nick
+
+    def register_account(self, nick: str, password: str) -> None:
+        """Choose `nick` and register it as an account with `password`."""
+        self.register(nick)
+        self.send(f"/register {password}")
+        self.expect(lambda line: f"{nick} is registered to you" in line or '"change":"registered"' in line)
+
     def sync(self, token: str = "sync") -> None:
         """Wait until the server has handled everything sent so far (it answers /ping in order)."""
         self.send(f"/ping {token}")

@@ -80,6 +80,7 @@ class ServerThread:
 
 
 def server_config(db: str, **overrides: Any) -> ServerConfig:
-    """Defaults for tests: any free port, no flood control (tests send fast), keepalive as in production."""
-    base = ServerConfig(host="127.0.0.1", port=0, db=db, rate=0)
+    """Defaults for tests: any free port, no flood control (tests send fast), keepalive as in production, and the
+    cheapest argon2id (the default profile is tested on its own: test_accounts.py)."""
+    base = ServerConfig(host="127.0.0.1", port=0, db=db, rate=0, password_profile="test")
     return replace(base, **overrides)
