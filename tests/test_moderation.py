@@ -1,0 +1,244 @@
+"""Rooms with owners, end to end: every moderation action and its refusal, the settings after a restart, and
+what outsiders of an invite-only or keyed room never see. Real sockets, real SQLite (and PostgreSQL)."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+
+from harness import LineClient, ServerThread, chat_command
+
+PASSWORD = "correct horse battery"
+
+
+def account(server: ServerThread, nick: str) -> LineClient:
+    c = server.client()
+    c.register_account(nick, PASSWORD)
+    return c
+
+
+def answer(c: LineClient, line: str) -> list[str]:
+    """The lines the server answers `line` with."""
+    c.send(line, "/ping answered")
+    return c.lines_until("pong answered")[:-1]
+
+
+def joined(c: LineClient, room: str, key: str = "") -> None:
+    c.send(f"/join {room} {key}".rstrip())
+    c.expect(f"You joined #{room}")
+
+
+def test_the_first_logged_in_joiner_owns_a_new_room_and_guests_make_unowned_ones(server: ServerThread) -> None:
+    alice, guest = account(server, "alice"), server.client("guest")
+    joined(alice, "dev")
+    alice.send("/mode dev")
+    assert alice.expect("[#dev] *** #dev:") == "[#dev] *** #dev: no settings; owner alice; ops: alice"
+    joined(guest, "dev")
+    guest.send("/who")
+    assert guest.expect("members:") == "[#dev] *** 2 members: @alice, guest"
+    joined(guest, "hangout")
+    guest.send("/mode hangout", "/op hangout guest", "/topic #hangout anyone may")
+    assert guest.expect("#hangout:") == "[#hangout] *** #hangout: no settings; no owner"
+    assert "has no owner: only server admins can moderate it" in guest.expect("[error not_op]")
+    guest.expect("guest set the topic: anyone may")
+    joined(alice, "hangout")  # a later logged-in joiner does not become its owner
+    alice.send("/kick hangout guest")
+    alice.expect("[error not_op]")
+
+
+def test_op_deop_and_what_ops_may_do(server: ServerThread) -> None:
+    alice, bob, carol = account(server, "alice"), account(server, "bob"), server.client("carol")
+    for c in (alice, bob, carol):
+        joined(c, "dev")
+    bob.send("/kick dev carol")
+    assert bob.expect("[error not_op]") == "[error not_op] You are not an op of #dev."
+    alice.send("/op dev carol")
+    assert "only accounts can be ops" in alice.expect("[error needs_account]")
+    alice.send("/op dev bob")
+    assert carol.expect("made bob an op") == "[#dev] *** alice made bob an op"
+    bob.send("/kick dev carol flooding")
+    assert carol.expect("was kicked") == "[#dev] *** carol was kicked by bob (flooding)"
+    carol.expect("*** #lobby is now your current room.")
+    alice.expect("[#dev] *** carol was kicked by bob (flooding)")
+    bob.send("/kick dev alice", "/deop dev alice", "/ban dev alice")
+    assert bob.expect("[error protected]") == "[error protected] alice is the owner of #dev."
+    bob.expect("[error protected] alice owns #dev: an owner is always an op.")
+    bob.expect("[error protected]")
+    alice.send("/deop dev bob")
+    bob.expect("[#dev] *** alice took ops from bob")
+    bob.send("/kick dev alice")
+    bob.expect("[error not_op]")
+    carol.send("/op dev carol")
+    assert "You are not in #dev" in carol.expect("[error not_in_room]")
+
+
+def test_bans_of_accounts_and_guests_and_unban(server: ServerThread) -> None:
+    alice, bob, guest = account(server, "alice"), account(server, "bob"), server.client("troll")
+    for c in (alice, bob, guest):
+        joined(c, "dev")
+    alice.send("/ban dev troll")
+    guest.expect("[#dev] *** alice banned troll")
+    guest.expect("[#dev] *** troll was kicked by alice (banned)")
+    guest.send("/join dev")
+    assert guest.expect("[error banned]") == "[error banned] You are banned from #dev."
+    guest.send("/history dev")
+    guest.expect("[error banned]")
+    alice.send("/ban dev bob")
+    bob.expect("bob was kicked by alice (banned)")
+    bob.send("/logout", "/nick bob2")
+    bob.expect("is now known as bob2")
+    bob.send("/join dev")  # not the account any more: in as a guest
+    bob.expect("You joined #dev")
+    alice.send("/unban dev troll", "/unban dev nobody")
+    alice.expect("[#dev] *** alice lifted the ban on troll")
+    alice.expect("*** nobody is not banned from #dev.")
+    joined(guest, "dev")
+
+
+def test_invite_only_rooms_and_keys(server: ServerThread) -> None:
+    alice, bob, guest = account(server, "alice"), account(server, "bob"), server.client("guest")
+    joined(alice, "secret")
+    alice.send("/topic #secret plans", "/msg #secret the plan is X")
+    alice.expect("the plan is X")
+    alice.send("/mode secret +i")
+    alice.expect("[#secret] *** alice made #secret invite-only")
+    for c in (bob, guest):
+        c.send("/join secret")
+        assert "invite-only" in c.expect("[error invite_only]")
+        rooms = answer(c, "/rooms")
+        assert rooms[0] == "*** 1 room:" and not any("secret" in line for line in rooms)
+        assert answer(c, "/who secret") == ["[#secret] *** Nobody is in #secret."]
+        assert "only its members see its topic" in answer(c, "/topic #secret")[0]
+        assert answer(c, "/history secret")[0].startswith("[error invite_only]")
+    guest.send("/invite guest secret")
+    guest.expect("[error not_in_room]")
+    alice.send("/invite bob secret", "/invite guest secret")
+    assert bob.expect("invited bob") == "*** alice invited bob to #secret (/join secret to go in)"
+    guest.expect("alice invited guest to #secret")
+    joined(bob, "secret")
+    bob.expect("the plan is X")  # invited: its backlog
+    joined(guest, "secret")
+    for c in (bob, guest):
+        c.send("/leave secret")
+        c.expect("left")
+    joined(bob, "secret")  # an account stays invited
+    guest.send("/join secret")  # a guest's invite admitted it once
+    guest.expect("[error invite_only]")
+    assert not any("the plan is X" in line for line in guest.seen[: guest.seen.index(
+        next(line for line in guest.seen if "You joined #secret" in line))])
+
+    alice.send("/mode secret -i+k sesame")
+    alice.expect("made #secret open to everyone")
+    alice.expect("set a key on #secret")
+    assert not any("sesame" in line for line in bob.seen)  # the key is not broadcast
+    guest.send("/join secret", "/join secret wrong")
+    assert guest.expect("[error bad_key]") == "[error bad_key] You need the key of #secret: /join secret KEY."
+    assert "That is not the key" in guest.expect("[error bad_key]")
+    guest.send("/history secret")
+    guest.expect("[error bad_key]")
+    joined(guest, "secret", "sesame")
+    alice.send("/mode secret")
+    assert alice.expect("#secret:").startswith("[#secret] *** #secret: key sesame; owner alice")
+    guest.send("/mode secret")
+    assert "sesame" not in guest.expect("#secret:")
+
+
+def test_ops_only_topic_and_moderated_rooms(server: ServerThread) -> None:
+    alice, bob, guest = account(server, "alice"), account(server, "bob"), server.client("guest")
+    for c in (alice, bob, guest):
+        joined(c, "dev")
+    alice.send("/mode dev +tm")
+    guest.expect("let only ops set the topic of #dev")
+    guest.expect("made #dev moderated")
+    guest.send("/topic #dev mine now", "hello?")
+    assert guest.expect("[error not_op]") == "[error not_op] Only the ops of #dev may set its topic."
+    assert "only its ops and voiced members may speak" in guest.expect("[error moderated]")
+    alice.send("/mode dev +v bob", "/mode dev +v guest")
+    bob.expect("alice gave bob a voice")
+    alice.expect("[error needs_account]")
+    bob.send("I may speak")
+    guest.expect("[#dev] bob: I may speak")
+    guest.send("/who")
+    assert guest.expect("members:") == "[#dev] *** 3 members: @alice, +bob, guest"
+    alice.send("/mode dev -v bob", "/mode dev -m", "/mode dev +x", "/mode dev +o")
+    bob.expect("took the voice of bob")
+    bob.expect("made #dev unmoderated")
+    alice.expect("[error bad_argument] There is no mode x")
+    alice.expect("[error bad_argument] +o needs a word after it")
+    guest.send("/mode dev +i")
+    guest.expect("[error not_op]")
+
+
+def test_settings_ops_and_bans_survive_a_restart(make_server: Callable[..., ServerThread], any_db: str) -> None:
+    first = make_server(db=any_db)
+    alice, bob, troll = account(first, "alice"), account(first, "bob"), first.client("troll")
+    for c in (alice, bob):
+        joined(c, "dev")
+    alice.send("/op dev bob", "/ban dev troll", "/mode dev +ikt sesame", "/invite bob dev")
+    alice.expect("invited bob")
+    alice.sync()
+    first.stop()
+
+    second = make_server(db=any_db)
+    troll = second.client("troll")
+    troll.send("/join dev sesame")
+    troll.expect("[error banned]")
+    guest = second.client("guest")
+    guest.send("/join dev sesame")
+    guest.expect("[error invite_only]")
+    bob = second.client()
+    bob.login("bob", PASSWORD)
+    joined(bob, "dev")  # invited: in without the key
+    bob.send("/mode dev")
+    assert bob.expect("#dev:") == ("[#dev] *** #dev: invite-only, key sesame, only ops set the topic; owner alice; "
+                                   "ops: alice, bob; banned: troll; invited: bob")
+    bob.send("/kick dev guest")  # still an op
+    bob.expect("[error not_in_room] guest is not in #dev.")
+    alice = second.client()
+    alice.login("alice", PASSWORD)
+    joined(alice, "dev")
+    alice.send("/who")
+    assert alice.expect("members:") == "[#dev] *** 2 members: @alice, @bob"
+
+
+def test_server_admins_moderate_every_room(server: ServerThread, sqlite_db: str) -> None:
+    owner, boss = account(server, "owner"), account(server, "boss")
+    joined(owner, "club")
+    owner.send("/mode club +i")
+    owner.expect("invite-only")
+    boss.send("/join club")
+    boss.expect("[error invite_only]")
+    result = subprocess.run([*chat_command(), "users", "admin", "boss", "--db", sqlite_db], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    boss.send("/logout", f"/login boss {PASSWORD}")  # the flag is read at login
+    boss.expect("You are logged in as boss")
+    joined(boss, "club")
+    boss.send("/kick club owner an admin may")
+    owner.expect("owner was kicked by boss (an admin may)")
+    guest = server.client("g")
+    joined(guest, "open")
+    boss.send("/op open g", "/mode open +m")  # an unowned room, and boss is not even in it
+    boss.expect("[error needs_account]")
+    guest.expect("boss made #open moderated")
+
+
+def test_json_events_of_moderation(server: ServerThread) -> None:
+    alice = LineClient(server.host, server.port, json_mode=True)
+    alice.send("/nick alice", f"/register {PASSWORD}", "/join dev")
+    joined_event = alice.expect_event("joined", room="dev")
+    assert joined_event["ops"] == ["alice"] and joined_event["voiced"] == []
+    bob = LineClient(server.host, server.port, json_mode=True)
+    bob.send("/nick bob", "/join dev")
+    bob.expect_event("joined", room="dev")
+    alice.send("/mode dev +m", "/kick dev bob bye")
+    mode = alice.expect_event("mode")
+    assert {k: mode[k] for k in ("room", "nick", "mode", "target")} == {"room": "dev", "nick": "alice",
+                                                                         "mode": "+m", "target": None}
+    kick = bob.expect_event("kick")
+    assert {k: kick[k] for k in ("room", "nick", "by", "reason")} == {"room": "dev", "nick": "bob", "by": "alice",
+                                                                       "reason": "bye"}
+    alice.send("/who", "/mode dev")
+    assert alice.expect_event("who")["ops"] == ["alice"]
+    modes = alice.expect_event("room_modes")
+    assert modes["modes"] == "+m" and modes["owner"] == "alice" and modes["ops"] == ["alice"]
