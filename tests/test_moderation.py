@@ -242,3 +242,20 @@ def test_json_events_of_moderation(server: ServerThread) -> None:
     assert alice.expect_event("who")["ops"] == ["alice"]
     modes = alice.expect_event("room_modes")
     assert modes["modes"] == "+m" and modes["owner"] == "alice" and modes["ops"] == ["alice"]
+
+
+def test_an_invite_only_room_nobody_is_in_keeps_its_secrets(server: ServerThread) -> None:
+    """Read back from the database (nobody in it, so not in memory), its settings still guard it."""
+    alice = account(server, "alice")
+    joined(alice, "vault")
+    alice.send("/topic #vault the combination", "/msg #vault 4-8-15-16", "/mode vault +i", "/leave vault")
+    alice.expect("left")
+    guest = server.client("guest")
+    assert answer(guest, "/topic #vault")[0].startswith("[error invite_only]")
+    assert answer(guest, "/history vault 50")[0].startswith("[error invite_only]")
+    assert answer(guest, "/join vault")[0].startswith("[error invite_only]")
+    assert not any("4-8-15-16" in line or "combination" in line for line in guest.seen)
+    guest.send("/rooms")
+    guest.expect("*** 1 room:")
+    joined(alice, "vault")  # its owner comes back in, and gets its backlog
+    alice.expect("4-8-15-16")

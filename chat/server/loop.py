@@ -346,6 +346,8 @@ class EventLoop:
     def _release(self, m: Member, item: StorageRead | AccountJob) -> None:
         with contextlib.suppress(ValueError):
             m.waiting.remove(item)
+        if m.registered:  # a nick is taken once the database says it is not registered (or after a login)
+            self.unregistered.discard(m.conn)
         if m.conn.phase <= Phase.DRAINING:
             self.waiting.add(m.conn)  # its held lines may go on now
             self._released = True
@@ -658,7 +660,7 @@ class EventLoop:
         if c.phase is Phase.CLOSED:
             return
         m = c.member
-        if m.registered:
+        if m.registered or m.account is not None:  # (an IRC client may log in before it has a nick)
             self.service.disconnected(m, detail or reason, self.current)
         m.gone = True  # its reads are skipped, its deliveries dropped
         m.waiting.clear()

@@ -296,10 +296,12 @@ class ChatService:
                 continue
             if lookup.error is not None:
                 out.reply(m, Error(ErrorCode.HISTORY_UNAVAILABLE, STORAGE_UNAVAILABLE, "topic", lookup.name))
-            elif (room := self.state.rooms.get(lookup.key)) is not None:
-                self._tell_topic(m, room, out)
-            elif lookup.found is not None:
-                self._tell_topic(m, self.state.room_from(lookup.found), out)
+            elif (room := self.state.rooms.get(lookup.key) or (
+                    self.state.room_from(lookup.found) if lookup.found else None)) is not None:
+                try:
+                    self._tell_topic(m, room, out)
+                except ChatError as e:
+                    self.refused(m, e, out)
             else:
                 out.reply(m, Error(ErrorCode.NO_SUCH_ROOM, f"There is no room #{lookup.name}.", "topic", lookup.name))
         for m in lookup.joiners:
