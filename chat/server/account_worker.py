@@ -17,7 +17,9 @@ own words, never the statement's parameters).
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import queue
 import threading
 from collections import deque
@@ -33,6 +35,10 @@ if TYPE_CHECKING:  # the services import this module, and run without a database
     from chat.storage.accounts import AccountStore
 
 log = logging.getLogger("chat.accounts")
+
+# How much less CPU priority the hashing threads take than the event loop (Linux nice values are per thread): a
+# login storm gets the cores the chat leaves, not the other way round (benchmarks/logins.py measured it).
+HASHING_NICENESS = 10
 
 
 @dataclass(slots=True, eq=False)
@@ -105,7 +111,7 @@ class AccountWorkers:
     """`threads` threads taking account jobs; at most `threads + queue_max` jobs in the pool at once."""
 
     def __init__(self, accounts: AccountStore, hasher: Hasher, notify: Callable[[], None], threads: int = 2,
-                 queue_max: int = 32) -> None:
+                 queue_max: int = 8) -> None:
         self.accounts = accounts
         self.hasher = hasher
         self.notify = notify
@@ -142,6 +148,9 @@ class AccountWorkers:
             thread.join(timeout)
 
     def _run(self) -> None:
+        with contextlib.suppress(AttributeError, OSError):  # not Linux, or not allowed: the same priority, then
+            tid = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + HASHING_NICENESS))
         while (job := self._jobs.get()) is not None:
             if job.member.gone:  # nobody to answer: skip the hashing
                 job.password = None

@@ -46,7 +46,7 @@ class ServerConfig:
     # accounts
     password_profile: str = "rfc9106-low-memory"  # argon2id parameters (chat.passwords.PROFILES); "test": cheap
     password_threads: int = 2  # threads hashing and checking passwords (chat.server.account_worker)
-    password_queue: int = 32  # password checks that may wait for a thread; more are refused (server_busy)
+    password_queue: int = 8  # password checks that may wait for a thread; more are refused (server_busy)
     login_burst: int = 3  # failed logins allowed at once, per account and per address...
     login_per_minute: float = 3.0  # ...and a minute, sustained (then login_throttled says how long to wait)
     register_burst: int = 5  # accounts one address may register at once (exempt networks: any number)...
