@@ -4,13 +4,28 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import get_args
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from chat.protocol.errors import ErrorCode
-from chat.protocol.events import ChatMessage, Error, History, MessageKind
-from chat.protocol.render import iso_time, render_json, render_text, short_time
+from chat.protocol.events import (
+    AccountChange,
+    ChatMessage,
+    Error,
+    Event,
+    History,
+    Invite,
+    Kick,
+    MessageKind,
+    Mode,
+    PasswordWanted,
+    PrivateHistory,
+    RoomModes,
+    WhoIs,
+)
+from chat.protocol.render import _MODE_TEXT, iso_time, render_json, render_text, short_time
 
 
 @given(st.floats(min_value=0, max_value=4_102_444_800, allow_nan=False))
@@ -51,3 +66,36 @@ def test_json_lines_escape_what_splitlines_breaks_on() -> None:
     from chat.protocol.render import json_line
 
     assert json_line({"t": "a\u2028b\u2029c\x85d"}) == '{"t":"a\\u2028b\\u2029c\\u0085d"}'
+
+
+def test_every_account_and_moderation_event_renders_in_both_formats() -> None:
+    t = 1_700_000_000.0
+    pm = ChatMessage(9, MessageKind.PRIVATE, "alice", "psst", t, to="bob")
+    events: list[Event] = [
+        AccountChange("registered", "alice", "alice"), AccountChange("logged_in", "alice", "alice"),
+        AccountChange("logged_out", "alice", "Guest3"), AccountChange("password_changed", "alice", "alice"),
+        PasswordWanted("alice"), WhoIs("bob", True, False, None, None, 200, ["dev"]),
+        WhoIs("carol", False, True, t, t, None, [], admin=True), PrivateHistory("bob", [pm], True),
+        PrivateHistory(None, [pm], False, "offline"), PrivateHistory("bob", [], False),
+        Kick("dev", "bob", "alice", None, t), Invite("dev", "alice", "bob"),
+        RoomModes("dev", "+ik", "alice", "sesame", ["alice"], [], ["troll"], []),
+        RoomModes("dev", "", None, None, [], [], [], []),
+        *(Mode("dev", "alice", mode, "bob" if mode[1] in "ovb" else None, t) for mode in _MODE_TEXT),
+    ]
+    for event in events:
+        assert render_text(event).endswith("\n") and "{" not in render_text(event)
+        for line in render_json(event).splitlines():
+            assert json.loads(line)["type"]
+    assert {type(e) for e in events} >= {AccountChange, PasswordWanted, WhoIs, PrivateHistory, Kick, Invite,
+                                          RoomModes, Mode}
+    assert all(t in get_args(Event) for t in (AccountChange, Mode, RoomModes))
+    assert render_text(WhoIs("bob", True, False, None, None, 200, ["dev"])) == (
+        "*** bob: online, idle 3m 20s, not registered (a guest), in #dev with you\n")
+    assert render_text(RoomModes("dev", "+ik", "alice", "sesame", ["alice"], [], ["troll"], [])) == (
+        "[#dev] *** #dev: invite-only, key sesame; owner alice; ops: alice; banned: troll\n")
+    assert render_text(Mode("dev", "alice", "+k", None, t)) == (
+        "[#dev] *** alice set a key on #dev (a password to join)\n")
+    offline = render_json(PrivateHistory(None, [pm], False, "offline")).splitlines()
+    assert json.loads(offline[0])["history"] is True
+    assert json.loads(offline[1]) == {"type": "private_history_end", "nick": None, "count": 1, "more": False,
+                                      "reason": "offline"}
