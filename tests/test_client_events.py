@@ -34,6 +34,14 @@ def messages(draw: st.DrawFn, room: str | None = None) -> ChatMessage:
 
 
 @st.composite
+def private_histories(draw: st.DrawFn) -> protocol.PrivateHistory:
+    private = messages().filter(lambda m: m.kind is MessageKind.PRIVATE)
+    offline = draw(st.booleans())
+    return protocol.PrivateHistory(None if offline else draw(names), draw(st.lists(private, max_size=4)),
+                                   draw(st.booleans()), "offline" if offline else "page")
+
+
+@st.composite
 def histories(draw: st.DrawFn) -> History:
     room = draw(names)
     return History(room, draw(st.lists(messages(room), max_size=4)), draw(st.booleans()),
@@ -48,8 +56,10 @@ def search_pages(draw: st.DrawFn) -> SearchResults:
 
 
 def _field_strategy(hint: Any, name: str) -> st.SearchStrategy[Any]:
-    if name == "time":
+    if name in ("time", "registered_at", "last_seen"):
         return times if hint is float else st.none() | times
+    if name == "idle":  # seconds, sent rounded
+        return st.none() | st.integers(0, 10**7).map(float)
     if hint is str:
         return texts
     if hint == str | None:
@@ -67,6 +77,8 @@ def events_of(cls: type[Any]) -> st.SearchStrategy[Any]:
         return histories()
     if cls is SearchResults:
         return search_pages()
+    if cls is protocol.PrivateHistory:
+        return private_histories()
     hints = typing.get_type_hints(cls)
     return st.builds(cls, **{f.name: _field_strategy(hints[f.name], f.name) for f in dataclasses.fields(cls)})
 
@@ -137,3 +149,14 @@ def test_wrong_fields_and_unknown_types_never_pass_as_events() -> None:
     assert isinstance(decode(type="someday", x=1), ev.Unknown)
     joined = decode(type="joined", room="dev", members=["a"], topic=None, time="2026-01-01T00:00:00Z", new=1)
     assert isinstance(joined, protocol.Joined)  # a field from a newer server is ignored
+
+
+def test_a_private_history_page_comes_whole() -> None:
+    decoder = ev.Decoder()
+    pm = ChatMessage(5, MessageKind.PRIVATE, "bob", "psst", 1.0, to="alice")
+    lines = render_json(protocol.PrivateHistory(None, [pm, pm], False, "offline")).split("\n")[:-1]
+    assert [decoder.decode(line.encode()) for line in lines[:2]] == [None, None]
+    live = decoder.decode(render_json(ChatMessage(6, MessageKind.PRIVATE, "carol", "now", 2.0, to="alice")).encode())
+    assert isinstance(live, ChatMessage) and live.text == "now"  # a live private message is not held
+    whole = decoder.decode(lines[2].encode())
+    assert isinstance(whole, protocol.PrivateHistory) and whole.reason == "offline" and len(whole.messages) == 2

@@ -11,7 +11,9 @@ well-formed event becomes `Garbage` (shown, otherwise ignored), an event type th
 becomes `Unknown` (ignored), and fields it does not know are ignored (a newer server may add some).
 
 A history page (a backlog, or the answer to /history) arrives as one line per message and a `history_end`
-line; the decoder gathers it back into the one `History` event the server rendered.
+line; the decoder gathers it back into the one `History` event the server rendered. A private history page (the
+answer to /history @NICK, or the messages that waited for a login) is gathered the same way, up to its
+`private_history_end`, into one `PrivateHistory`.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from chat.protocol.commands import HISTORY_MAX
 from chat.protocol.errors import ErrorCode
-from chat.protocol.events import Bye, ChatMessage, Error, Event, History, MessageKind, SearchResults
+from chat.protocol.events import Bye, ChatMessage, Error, Event, History, MessageKind, PrivateHistory, SearchResults
 from chat.protocol.render import render_json
 
 PAGE_LIMIT = 4 * HISTORY_MAX  # history messages held while waiting for their `history_end`, all rooms together
@@ -122,6 +124,7 @@ class Decoder:
         self.page_limit = page_limit
         self._pages: dict[str, list[ChatMessage]] = {}  # room -> history messages before their history_end
         self._found: list[ChatMessage] = []  # search results before their search_end
+        self._private: list[ChatMessage] = []  # private history messages before their private_history_end
         self._held = 0
 
     def decode(self, raw: bytes) -> Incoming | None:
@@ -156,9 +159,11 @@ class Decoder:
                 fields = {k: v for k, v in data.items() if k not in ("type", "count")}
                 results: SearchResults = _adapter(SearchResults).validate_python({**fields, "messages": found})
                 return results
+            if cls is PrivateHistory:
+                return self._private_page(data)
             if cls in (Error, Bye) and isinstance(data.get("code"), str) and data["code"] not in _CODES:
                 return Garbage(line, f"an error this client does not know ({data['code']}): {data.get('message')}")
-            return _adapter(cls).validate_python(_with_times(data))
+            return _adapter(cls).validate_python(_with_times(data, cls))
         except ValidationError as e:
             first = e.errors(include_url=False)[0]
             where = ".".join(str(p) for p in first["loc"]) or "event"
@@ -167,25 +172,38 @@ class Decoder:
             return Garbage(line, f"bad {kind} event: {e}")
 
     def _hold(self, message: ChatMessage) -> Incoming | None:
-        if message.room is None:
-            return Garbage("", "a history message without a room")
         if self._held >= self.page_limit:
-            self._pages.clear()
-            self._held = 0
+            self._drop_pages()
             return Garbage("", f"a history page longer than {self.page_limit} messages was dropped")
-        self._pages.setdefault(message.room, []).append(message)
+        if message.room is not None:
+            self._pages.setdefault(message.room, []).append(message)
+        elif message.kind is MessageKind.PRIVATE:
+            self._private.append(message)
+        else:
+            return Garbage("", "a history message without a room")
         self._held += 1
         return None
 
     def _hold_result(self, message: ChatMessage) -> Incoming | None:
         if self._held >= self.page_limit:
-            self._found.clear()
-            self._pages.clear()
-            self._held = 0
+            self._drop_pages()
             return Garbage("", f"a search page longer than {self.page_limit} messages was dropped")
         self._found.append(message)
         self._held += 1
         return None
+
+    def _drop_pages(self) -> None:
+        self._pages.clear()
+        self._found.clear()
+        self._private.clear()
+        self._held = 0
+
+    def _private_page(self, data: dict[str, Any]) -> PrivateHistory:
+        messages, self._private = self._private, []
+        self._held -= len(messages)
+        fields = {k: data.get(k) for k in ("nick", "more", "reason") if k in data}
+        page: PrivateHistory = _adapter(PrivateHistory).validate_python({**fields, "messages": messages})
+        return page
 
     def _page(self, data: dict[str, Any]) -> History:
         messages = self._pages.pop(data["room"], []) if isinstance(data.get("room"), str) else []
@@ -198,7 +216,8 @@ class Decoder:
 
 
 def _message(data: dict[str, Any]) -> ChatMessage:
-    fields = {k: v for k, v in _with_times(data).items() if k not in ("type", "state", "history", "search")}
+    fields = {k: v for k, v in _with_times(data, ChatMessage).items()
+              if k not in ("type", "state", "history", "search")}
     message: ChatMessage = _adapter(ChatMessage).validate_python({**fields, "kind": data["type"]})
     if message.kind is MessageKind.PRIVATE and message.to is None:
         raise ValueError("a private message needs 'to'")
@@ -207,15 +226,30 @@ def _message(data: dict[str, Any]) -> ChatMessage:
     return message
 
 
-def _with_times(data: dict[str, Any]) -> dict[str, Any]:
+_TIME_FIELDS: dict[type[Any], frozenset[str]] = {}
+
+
+def _time_fields(cls: type[Any]) -> frozenset[str]:
+    """The fields of an event class that may hold a time (a float: `time`, `registered_at`...); those the server
+    sends as strings are ISO-8601 times."""
+    if cls not in _TIME_FIELDS:
+        hints = typing.get_type_hints(cls)
+        _TIME_FIELDS[cls] = frozenset(f.name for f in dataclasses.fields(cls) if hints[f.name] in (float, float | None))
+    return _TIME_FIELDS[cls]
+
+
+def _with_times(data: dict[str, Any], cls: type[Any]) -> dict[str, Any]:
     """The server writes times as ISO-8601 UTC (`render.iso_time`); the events hold seconds since the epoch."""
-    when = data.get("time")
-    if not isinstance(when, str):
+    found = {name: data[name] for name in _time_fields(cls) if isinstance(data.get(name), str)}
+    if not found:
         return data
-    try:
-        parsed = datetime.fromisoformat(when)
-    except ValueError:
-        raise ValueError(f"time: not an ISO-8601 time: {when[:40]!r}") from None
-    if parsed.tzinfo is None:
-        raise ValueError(f"time: no time zone: {when[:40]!r}")
-    return {**data, "time": parsed.timestamp()}
+    converted = dict(data)
+    for name, when in found.items():
+        try:
+            parsed = datetime.fromisoformat(when)
+        except ValueError:
+            raise ValueError(f"{name}: not an ISO-8601 time: {when[:40]!r}") from None
+        if parsed.tzinfo is None:
+            raise ValueError(f"{name}: no time zone: {when[:40]!r}")
+        converted[name] = parsed.timestamp()
+    return converted

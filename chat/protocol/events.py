@@ -219,6 +219,9 @@ class Kick:
     time: float
 
 
+ModeChange = Literal["+i", "-i", "+k", "-k", "+t", "-t", "+m", "-m", "+o", "-o", "+v", "-v", "+b", "-b"]
+
+
 @dataclass(slots=True, eq=False)
 class Mode:
     """One change of a room's settings or of someone's place in it, by `nick`. `mode` is IRC's letter with its
@@ -227,7 +230,7 @@ class Mode:
 
     room: str
     nick: str
-    mode: str
+    mode: ModeChange
     target: str | None
     time: float
 

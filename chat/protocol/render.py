@@ -154,7 +154,7 @@ def render_text(event: Event) -> str:
     raise TypeError(f"cannot render {event!r}")
 
 
-_MODE_TEXT = {
+_MODE_TEXT: dict[str, str] = {  # every ModeChange (chat.protocol.events)
     "+i": "made #{room} invite-only",
     "-i": "made #{room} open to everyone",
     "+k": "set a key on #{room} (a password to join)",
@@ -228,7 +228,7 @@ def _text_private_history(h: PrivateHistory) -> str:
 
 
 def _text_room_modes(r: RoomModes) -> str:
-    said = [_MODE_WORDS[c] for c in r.modes.lstrip("+")]
+    said = [_MODE_WORDS.get(c, c) for c in r.modes.lstrip("+")]
     if r.key:
         said = [f"key {r.key}" if s == "a key to join" else s for s in said]
     parts = [", ".join(said) if said else "no settings"]

@@ -19,12 +19,13 @@ All of it is stored (chat.storage: rooms' settings, room_roles) and comes back w
 
 from __future__ import annotations
 
+import typing
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from chat.protocol import commands as cmd
 from chat.protocol.errors import ChatError, ErrorCode
-from chat.protocol.events import Invite, Kick, Mode, Notice, RoomModes
+from chat.protocol.events import Invite, Kick, Mode, ModeChange, Notice, RoomModes
 from chat.protocol.names import check_nick, check_room, name_key
 from chat.server.member import Member
 from chat.server.outbox import Outbox
@@ -173,7 +174,8 @@ class Moderation:
                     self._ban(m, room, word or "", sign, out)
                 case "i" | "t" | "m" | "k":
                     if self._set_mode(settings, letter, sign, word):
-                        out.deliver(room.members, Mode(room.name, m.nick, change, None, self.chat.clock()))
+                        shown = typing.cast(ModeChange, change)  # a change cmd.Mode parsed: one of them
+                        out.deliver(room.members, Mode(room.name, m.nick, shown, None, self.chat.clock()))
         if settings != before:
             self.state.mark_invite_only(room)
             out.store_room(room)
