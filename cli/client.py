@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import getpass
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -29,6 +30,12 @@ def client(
     config: Annotated[Path | None, typer.Option("--config", dir_okay=False, show_default=False,
                                                 help="Settings file (default: $XDG_CONFIG_HOME/chat/client.toml, "
                                                      "or ~/.config/chat/client.toml).")] = None,
+    password_file: Annotated[Path | None, typer.Option("--password-file", envvar="CHAT_PASSWORD_FILE",
+                                                       dir_okay=False, show_default=False,
+                                                       help="Log in to the account --nick with the password on "
+                                                            "this file's first line.")] = None,
+    ask_password: Annotated[bool, typer.Option("--ask-password", help="Log in to the account --nick: ask for "
+                                                                      "its password first (not echoed).")] = False,
 ) -> None:
     """Connect to a chat server.
 
@@ -56,6 +63,7 @@ def client(
     host = host or settings.host or DEFAULT_HOST
     port = port or settings.port or DEFAULT_PORT
     nick = nick or settings.nick
+    password = _password(nick, password_file, ask_password)
     full_screen = not (plain or json) and sys.stdin.isatty() and sys.stdout.isatty()
     if full_screen:
         try:
@@ -64,7 +72,34 @@ def client(
             print(f"chat client: full-screen mode needs Textual ({e.name or e}), which is installed with chat; "
                   "reinstall chat from its folder (pip install .). Using line mode.", file=sys.stderr)
         else:
-            raise typer.Exit(run_tui(host, port, nick, room, settings))
+            raise typer.Exit(run_tui(host, port, nick, room, settings, password=password))
     from chat.client.plain import run_plain
 
-    raise typer.Exit(run_plain(host, port, nick, room, json=json, backlog=not no_backlog))
+    raise typer.Exit(run_plain(host, port, nick, room, json=json, backlog=not no_backlog, password=password))
+
+
+def _password(nick: str | None, path: Path | None, ask: bool) -> str | None:
+    """The password to log in with: the first line of `path`, or typed at a prompt that does not echo."""
+    if path is None and not ask:
+        return None
+    if nick is None:
+        _fail("--password-file and --ask-password log in to an account: give its nick with --nick")
+    if path is not None:
+        try:
+            with path.open(encoding="utf-8") as f:
+                line = f.readline()
+        except (OSError, UnicodeDecodeError) as e:
+            _fail(f"cannot read the password file {path}: {getattr(e, 'strerror', None) or e}")
+        password = line.rstrip("\r\n")
+        if not password:
+            _fail(f"the password file {path} is empty")
+        return password
+    try:
+        return getpass.getpass(f"Password for {nick}: ")
+    except (EOFError, KeyboardInterrupt):
+        _fail("no password given")
+
+
+def _fail(message: str) -> NoReturn:
+    print(f"chat client: {message}", file=sys.stderr)
+    raise typer.Exit(1)

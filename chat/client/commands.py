@@ -40,6 +40,11 @@ CLIENT_HELP = (
 )
 
 
+def carries_password(line: str) -> bool:
+    """A line the input history must not keep: /login, /register, /password (the server's list)."""
+    return line.startswith("/") and line[1:].partition(" ")[0].lower() in server.SECRET_VERBS
+
+
 def is_quit(line: str) -> bool:
     """The line leaves the server (/quit and its aliases, or !DISCONNECT): the server's own parser says."""
     try:
@@ -64,7 +69,7 @@ class TypedInput:
         handled: dict[type[server.Command], Callable[[str], Outcome]] = {
             server.Join: self._join, server.Leave: self._leave, server.Msg: self._msg, server.Me: self._me,
             server.Topic: self._topic, server.Who: self._who, server.History: self._history,
-            server.Nick: self._nick, server.Format: self._format,
+            server.Nick: self._nick, server.Format: self._format, server.Login: self._login,
         }
         self._commands: dict[str, Callable[[str], Outcome]] = {
             verb: handled[model] for verb, model in VERBS.items() if model in handled
@@ -83,6 +88,8 @@ class TypedInput:
         line = line.rstrip("\r\n")
         if not line.strip():
             return Outcome.LOCAL
+        if self.core.password_for is not None and not (line.startswith("/") and not line.startswith("//")):
+            return self.core.log_in(line[1:] if line.startswith("//") else line)  # the password it asked for
         if is_quit(line):
             command = parse_line(line.strip())
             return self._quit(command.reason if isinstance(command, server.Quit) else None)
@@ -114,7 +121,8 @@ class TypedInput:
         if self.core.needs_nick:
             if verb == "":
                 return self.core.send(rest.strip())  # as on nc: the first plain line is the nickname
-            if verb in (server.Nick.name, server.Help.name, server.Ping.name):
+            if verb in (server.Nick.name, server.Login.name, *server.Login.aliases, server.Help.name,
+                        server.Ping.name):
                 return self.core.send(line)
             self.core.error_here("Choose a nickname first: type it and press Enter.")
             return Outcome.LOCAL
@@ -129,6 +137,17 @@ class TypedInput:
         if conversation.kind is Kind.ROOM and not conversation.joined:
             return self.core.refuse_offline()
         return self.core.send_text(f"/msg {conversation.title} ", text, conversation.key)
+
+    def _login(self, rest: str) -> Outcome:
+        """/login NICK PASSWORD: sent as typed; the password is kept to log in again after a reconnect."""
+        try:
+            command = parse_line(f"/{server.Login.name} {rest}")
+        except ChatError as e:
+            self.core.error_here(e.message)
+            return Outcome.LOCAL
+        assert isinstance(command, server.Login)
+        self.core.password = command.password.get_secret_value()
+        return self.core.send(f"/{server.Login.name} {rest}")
 
     def _quit(self, reason: str | None) -> Outcome:
         self.core.quit_reason = (reason or "").strip() or "leaving"

@@ -36,6 +36,7 @@ from chat.client.split import split_text
 from chat.protocol import events as protocol
 from chat.protocol.events import ChatMessage, History, MessageKind
 from chat.protocol.names import NICK_MAX
+from chat.protocol.render import render_text
 
 __all__ = ["INTERNAL_TOKEN", "WINDOW", "Alert", "ClientCore", "Outcome", "Phase"]
 
@@ -92,10 +93,13 @@ def _when(t: float) -> datetime:
 class ClientCore:
     def __init__(self, nick: str | None, room: str | None, server_label: str, *, ignored: Iterable[str] = (),
                  on_ignore: Callable[[list[str]], str | None] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, password: str | None = None) -> None:
         self.model = ClientModel(server_label)
         self.server_label = server_label
         self.wanted_nick = nick  # the nick we want; None: ask the user
+        self.password = password  # the password of `wanted_nick`'s account: we log in (again, after reconnects)
+        self.password_for: str | None = None  # the server asked for this registered nick's password: the next
+        # line typed is the password (the UI hides it), not a message
         self.initial_room = room
         self.phase = Phase.OFFLINE
         self.registered = False
@@ -160,9 +164,10 @@ class ClientCore:
         self.bye = None
         self._alt_attempt = 0
         self._reclaiming = False
+        self.password_for = None
         self._queue("/format json")
         if self.wanted_nick:
-            self._queue(f"/nick {self.wanted_nick}")
+            self._queue(self._claim(self.wanted_nick))
 
     def connection_failed(self, reason: str) -> None:
         """An attempt to connect failed. Said once per outage, not at every retry."""
@@ -338,9 +343,10 @@ class ClientCore:
             case protocol.Who():
                 conversation = self.model.get(room_key(item.room))
                 if conversation is not None:
-                    conversation.set_members(item.members)
+                    conversation.set_members(item.members, item.ops, item.voiced)
                 count = f"{len(item.members)} member{'s' if len(item.members) != 1 else ''}"
-                self.info_here(f"#{item.room}: {count}: {', '.join(item.members)}")
+                shown = render_text(item).rstrip("\n").rsplit(": ", 1)[-1] if item.members else ""
+                self.info_here(f"#{item.room}: {count}: {shown}")
             case protocol.RoomList():
                 self._on_rooms(item)
             case protocol.Help():
@@ -367,6 +373,23 @@ class ClientCore:
             case ev.Garbage():
                 self.garbage_lines += 1
                 self._add(self.model.server, EntryKind.ERROR, f"Ignored a line from the server: {item.why}")
+            case protocol.PasswordWanted():
+                self._on_password_wanted(item)
+            case protocol.AccountChange():
+                self._on_account(item)
+            case protocol.Kick():
+                self._on_kick(item)
+            case protocol.Mode():
+                self._on_mode(item)
+            case protocol.PrivateHistory():
+                for m in item.messages:
+                    own = nick_key(m.nick) == nick_key(self.model.nick or "")
+                    self._add_message(self.model.private(m.to if own and m.to else m.nick), m, earlier=True)
+                if item.reason == "page":
+                    self.info_here(f"{len(item.messages)} earlier private message(s) with {item.nick}"
+                                   f"{'; there are more' if item.more else ''}.")
+            case protocol.WhoIs() | protocol.Invite() | protocol.RoomModes():
+                self.info_here(render_text(item).rstrip("\n").removeprefix("*** ").split("*** ", 1)[-1])
             case protocol.Current() | protocol.FormatChanged() | ev.Unknown():
                 pass  # the client names the room of everything it sends; its own /format json
 
@@ -422,7 +445,7 @@ class ClientCore:
             return
         conversation = self.model.room(e.room)
         conversation.joined = True
-        conversation.set_members(e.members)
+        conversation.set_members(e.members, e.ops, e.voiced)
         conversation.topic = e.topic
         count = f"{len(e.members)} member{'s' if len(e.members) != 1 else ''}"
         if rejoin:
@@ -575,10 +598,17 @@ class ClientCore:
             self.info_here(f"pong {token}".rstrip())
 
     def _on_error(self, e: protocol.Error) -> None:
-        if not self.registered and e.code in ("nick_taken", "invalid_nick") and self._on_nick_refused(e):
+        if not self.registered and e.code in ("nick_taken", "invalid_nick", "already_logged_in") \
+                and self._on_nick_refused(e):
             return
-        if self._reclaiming and e.command == "nick" and e.code == "nick_taken":
-            self._reclaiming = False  # still taken: try again later, quietly
+        if self._reclaiming and e.command in ("nick", "login") and e.code in ("nick_taken", "already_logged_in"):
+            self._reclaiming = False  # still taken (our old session, still on): try again later, quietly
+            return
+        if e.command == "login" and e.code in ("bad_password", "no_such_account"):
+            self.password = None  # it will not work next time either
+            self._reclaiming = False
+        if e.command == "join" and e.code in ("banned", "invite_only", "bad_key"):
+            self._on_join_refused(e)
             return
         if e.command == "history" and self._pages:
             request = self._pages.popleft()
@@ -589,7 +619,7 @@ class ClientCore:
 
     def _on_nick_refused(self, e: protocol.Error) -> bool:
         """Our nick was refused before registration. True when handled without showing the error."""
-        if self.ever_registered and e.code == "nick_taken" and self.wanted_nick:
+        if self.ever_registered and e.code in ("nick_taken", "already_logged_in") and self.wanted_nick:
             # after a reconnect our old connection may still hold the nick: use a stand-in, take it back later
             self._alt_attempt += 1
             self._queue(f"/nick {alternate_nick(self.wanted_nick, self._alt_attempt)}")
@@ -606,7 +636,89 @@ class ClientCore:
         if self.wants_nick_back:
             assert self.wanted_nick is not None
             self._reclaiming = True
-            self._queue(f"/nick {self.wanted_nick}")
+            self._queue(self._claim(self.wanted_nick))
+
+    def _claim(self, nick: str) -> str:
+        """The line that takes `nick`: a login when we know its password, else a plain /nick."""
+        if self.password is not None:
+            return f"/login {nick} {self.password}"
+        return f"/nick {nick}"
+
+    def log_in(self, password: str) -> Outcome:
+        """The user typed the password the server asked for (PasswordWanted)."""
+        nick, self.password_for = self.password_for, None
+        if nick is None:
+            return Outcome.LOCAL
+        self.password = password
+        self.wanted_nick = nick
+        return self.send(f"/login {nick} {password}")
+
+    def _on_password_wanted(self, e: protocol.PasswordWanted) -> None:
+        if self._reclaiming:  # our stand-in asked for the nick back, and it is an account we cannot log in to
+            self._reclaiming = False
+            self.wanted_nick = self.model.nick
+            self.info_here(f"{e.nick} is a registered nickname: /login {e.nick} PASSWORD to take it back.")
+            return
+        self.password_for = e.nick
+        self.info_here(f"{e.nick} is a registered nickname. Type its password (it is not shown) and press Enter, "
+                       "or /nick another name.")
+
+    def _on_account(self, e: protocol.AccountChange) -> None:
+        if e.change == "logged_out":
+            self.password = None
+            self.wanted_nick = e.nick or self.wanted_nick
+            self.info_here(f"You are logged out of {e.account}; you are now {e.nick}.")
+        elif e.change == "registered":
+            self.info_here(f"{e.account} is registered to you, and you are logged in.")
+        elif e.change == "logged_in":
+            self.wanted_nick = e.account
+            self._add(self.model.server, EntryKind.STATUS, f"Logged in as {e.account}.")
+        else:
+            self.info_here(f"The password of {e.account} is changed.")
+
+    def _on_kick(self, e: protocol.Kick) -> None:
+        key = room_key(e.room)
+        conversation = self.model.get(key)
+        why = f" ({e.reason})" if e.reason else ""
+        if self.model.nick and nick_key(e.nick) == nick_key(self.model.nick):
+            if conversation is not None:
+                conversation.joined = False
+                conversation.set_members([], [], [])
+                self._add(conversation, EntryKind.ERROR, f"You were put out of {conversation.title} by {e.by}{why}. "
+                          f"/join {e.room} to go back in, unless you are banned.", time=_when(e.time))
+            self._add(self.model.server, EntryKind.STATUS, f"{e.by} put you out of #{e.room}{why}.")
+            return
+        if conversation is not None:
+            conversation.remove_member(e.nick)
+            self._add(conversation, EntryKind.PART, f"{e.nick} was kicked by {e.by}{why}", nick=e.nick,
+                      time=_when(e.time))
+
+    def _on_mode(self, e: protocol.Mode) -> None:
+        conversation = self.model.get(room_key(e.room))
+        if conversation is None:
+            return
+        if e.target is not None and e.mode[1] in "ov":
+            chosen = conversation.ops if e.mode[1] == "o" else conversation.voiced
+            if e.mode[0] == "+":
+                chosen.add(nick_key(e.target))
+            else:
+                chosen.discard(nick_key(e.target))
+        self._add(conversation, EntryKind.TOPIC, render_text(e).rstrip("\n").split("*** ", 1)[-1], nick=e.nick,
+                  time=_when(e.time))
+
+    def _on_join_refused(self, e: protocol.Error) -> None:
+        """The server would not let us into a room (banned, invite-only, a key): we are not in it."""
+        key = room_key(e.subject or "")
+        self._user_joins.discard(key)
+        if self._rejoining is not None:
+            self._rejoining.discard(key)
+        conversation = self.model.get(key)
+        if conversation is not None and conversation.kind is Kind.ROOM:
+            conversation.joined = False
+            self._add(conversation, EntryKind.ERROR, e.message)
+            self._pending_marks.pop(key, None)
+        if conversation is not self.model.current:
+            self.error_here(e.message)
 
     def internal_error(self, raw: bytes, error: Exception) -> None:
         shown = raw[:200].decode("utf-8", "replace")

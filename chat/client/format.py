@@ -50,8 +50,13 @@ def text_lines(item: ev.Incoming) -> list[str]:
             return [f"*** Welcome, {item.nick}! /help lists the commands; the end of input or /quit leaves."]
         case protocol.Error():
             return [f"[error {item.code.value}] {item.message}"]
+        case protocol.PrivateHistory():
+            end = [line for line in _server_words(item).split("\n")[-1:] if line]
+            return [*(message_line(m, earlier=True) for m in item.messages), *end]
         case (protocol.Topic() | protocol.Who() | protocol.RoomList() | protocol.Help() | protocol.Notice()
-              | protocol.Pong() | protocol.Bye() | protocol.Current()):
+              | protocol.Pong() | protocol.Bye() | protocol.Current() | protocol.AccountChange()
+              | protocol.PasswordWanted() | protocol.WhoIs() | protocol.Kick() | protocol.Mode()
+              | protocol.Invite() | protocol.RoomModes()):
             return _server_words(item).split("\n")
         case ev.TextLine():
             return [item.text] if item.text else []

@@ -90,6 +90,8 @@ class Conversation:
     unread: int = 0  # messages not yet seen
     mentioned: bool = False  # one of the unread messages mentions us
     members: dict[str, str] = field(default_factory=dict)  # key -> nick (rooms)
+    ops: set[str] = field(default_factory=set)  # rooms: keys of the members who are ops (shown as @nick)
+    voiced: set[str] = field(default_factory=set)  # rooms: keys of the members with a voice (+nick)
     topic: str | None = None
     joined: bool = False  # rooms: the server has us in the room right now
     at_beginning: bool = False  # rooms: no older messages exist on the server
@@ -162,13 +164,24 @@ class Conversation:
     def member_nicks(self) -> list[str]:
         return sorted(self.members.values(), key=str.lower)
 
-    def set_members(self, nicks: list[str]) -> None:
+    def shown_member(self, nick: str) -> str:
+        """The nick as the members list shows it: @ for ops, + for voiced members (as IRC clients do)."""
+        key = nick_key(nick)
+        return f"@{nick}" if key in self.ops else f"+{nick}" if key in self.voiced else nick
+
+    def set_members(self, nicks: list[str], ops: list[str] | None = None, voiced: list[str] | None = None) -> None:
         self.members = {nick_key(n): n for n in nicks}
+        if ops is not None:
+            self.ops = {nick_key(n) for n in ops}
+        if voiced is not None:
+            self.voiced = {nick_key(n) for n in voiced}
 
     def add_member(self, nick: str) -> None:
         self.members[nick_key(nick)] = nick
 
     def remove_member(self, nick: str) -> bool:
+        self.ops.discard(nick_key(nick))
+        self.voiced.discard(nick_key(nick))
         return self.members.pop(nick_key(nick), None) is not None
 
     def has_member(self, nick: str) -> bool:

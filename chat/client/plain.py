@@ -31,6 +31,7 @@ from chat.client.connection import LineConnection, describe_os_error
 from chat.client.format import text_lines
 from chat.client.outgoing import INTERNAL_TOKEN, WINDOW
 from chat.protocol import events as protocol
+from chat.protocol.errors import ErrorCode
 
 QUIT_WAIT = 30.0  # seconds to wait for the goodbye after /quit
 CONNECT_TIMEOUT = 10.0
@@ -128,6 +129,11 @@ class PlainClient:
             return  # the greeting asks for a nickname: we gave one
         if isinstance(item, protocol.Welcome):
             self.registered = True
+        elif isinstance(item, protocol.PasswordWanted) and not self.registered:
+            # the nick is an account: its password is wanted, and we have none (--password-file gives one)
+            self.nick_error = protocol.Error(ErrorCode.NICK_REGISTERED, f"{item.nick} is registered: log in with "
+                                             "--password-file FILE or --ask-password", "nick", item.nick)
+            self.printer.error(self.nick_error.message)
         elif isinstance(item, protocol.Error):
             if not self.registered:
                 self.nick_error = item  # no nick yet: whatever was refused was our attempt at one
@@ -154,9 +160,10 @@ class PlainClient:
         self.connection.write([line])
         await self.connection.drain()
 
-    async def register(self, nick: str | None, interactive: bool) -> int | None:
-        """Choose a nick: `nick`, or lines read from stdin. None once registered, else the exit status."""
-        attempt = f"/nick {nick}" if nick else None
+    async def register(self, nick: str | None, interactive: bool, password: str | None = None) -> int | None:
+        """Choose a nick: `nick` (logging in to it with `password`), or lines read from stdin. None once
+        registered, else the exit status."""
+        attempt = (f"/login {nick} {password}" if password else f"/nick {nick}") if nick else None
         self.nick_given = attempt is not None
         while True:
             if attempt is None:
@@ -236,7 +243,7 @@ def _read_stdin(stdin: TextIO | BinaryIO, loop: asyncio.AbstractEventLoop,
 
 async def run_plain_async(host: str, port: int, nick: str | None, room: str | None, *, json_output: bool,
                           stdin: TextIO, stdout: TextIO, stderr: TextIO, interactive: bool,
-                          backlog: bool = True) -> int:
+                          backlog: bool = True, password: str | None = None) -> int:
     printer = Printer(stdout, stderr, json_output, backlog)
     try:
         connection = await LineConnection.open(host, port, CONNECT_TIMEOUT)
@@ -252,7 +259,7 @@ async def run_plain_async(host: str, port: int, nick: str | None, room: str | No
         loop.add_signal_handler(signal.SIGINT, inbox.put_nowait, INTERRUPTED)
     try:
         await client.send("/format json")
-        status = await client.register(nick, interactive)
+        status = await client.register(nick, interactive, password)
         if status is None:
             if room:
                 await client.send(f"/join {room}")
@@ -269,7 +276,7 @@ async def run_plain_async(host: str, port: int, nick: str | None, room: str | No
 
 def run_plain(host: str, port: int, nick: str | None, room: str | None, *, json: bool = False,
               backlog: bool = True, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout,
-              stderr: TextIO = sys.stderr) -> int:
+              stderr: TextIO = sys.stderr, password: str | None = None) -> int:
     interactive = stdin.isatty() if hasattr(stdin, "isatty") else False
     return asyncio.run(run_plain_async(host, port, nick, room, json_output=json, stdin=stdin, stdout=stdout,
-                                       stderr=stderr, interactive=interactive, backlog=backlog))
+                                       stderr=stderr, interactive=interactive, backlog=backlog, password=password))

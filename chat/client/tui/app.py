@@ -25,6 +25,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.css.query import NoMatches
 from textual.widgets import ContentSwitcher, Input, Static
 
+from chat.client.commands import carries_password
 from chat.client.config import ClientConfig, save_ignore
 from chat.client.core import Alert, ClientCore, Outcome, Phase
 from chat.client.model import MESSAGE_KINDS, ClientModel, Conversation, Kind
@@ -80,13 +81,14 @@ class ChatApp(App[int]):
     ]
 
     def __init__(self, host: str, port: int, nick: str | None = None, room: str | None = None,
-                 policy: ReconnectPolicy | None = None, config: ClientConfig | None = None) -> None:
+                 policy: ReconnectPolicy | None = None, config: ClientConfig | None = None,
+                 password: str | None = None) -> None:
         super().__init__()
         _restore_alt_digits()
         self.config = config or ClientConfig()
         self.host, self.port = host, port
         self.core = ClientCore(nick, room, f"{host}:{port}", ignored=self.config.ignore,
-                               on_ignore=self._save_ignored)
+                               on_ignore=self._save_ignored, password=password)
         self.session = ClientSession(self.core, host, port, policy, on_change=self.sync_view)
         self.scrollbacks: dict[Conversation, Scrollback] = {}
         self.rung: deque[str] = deque(maxlen=100)  # the last things written to get the user's attention
@@ -142,7 +144,8 @@ class ChatApp(App[int]):
             self.session.submit_lines(lines)
             return
         line = event.value
-        field.history.add(line)
+        if self.core.password_for is None and not carries_password(line):  # never keep a password
+            field.history.add(line)
         outcome = self.session.submit(line)
         if outcome is not Outcome.KEPT:
             field.value = ""
@@ -366,7 +369,7 @@ class ChatApp(App[int]):
             nicks = current.member_nicks()
             members.append(f"{len(nicks)} member{'s' if len(nicks) != 1 else ''}\n", style="bold")
             for nick in nicks:
-                members.append(nick + "\n", style=nick_colour(nick))
+                members.append(current.shown_member(nick) + "\n", style=nick_colour(nick))
         self.query_one("#members", Static).update(members)
         topic = Text(no_wrap=True, overflow="ellipsis")
         topic.append(current.title, style="bold")
@@ -416,6 +419,7 @@ class ChatApp(App[int]):
         field = self.query_one(ChatInput)
         if not self._quitting:
             field.placeholder = self._placeholder()
+            field.password = self.core.password_for is not None  # the password the server asked for: hidden
 
     def _refresh_more_below(self) -> None:
         more = self.query_one("#more-below", Static)
@@ -448,6 +452,8 @@ class ChatApp(App[int]):
             return f"Send the {len([x for x in self._paste[0] if x.strip()])} pasted lines? Enter: yes; Esc: no"
         if core.needs_nick:
             return "Type a nickname and press Enter"
+        if core.password_for is not None:
+            return f"The password of {core.password_for} (it is not shown), or /nick another name"
         if not core.online:
             return "Not connected…"
         current = self.model.current
@@ -460,7 +466,8 @@ def _seconds(lag: float) -> str:
     return f"{lag * 1000:.0f} ms" if lag < 1 else f"{lag:.1f} s"
 
 
-def run_tui(host: str, port: int, nick: str | None, room: str | None, config: ClientConfig | None = None) -> int:
-    app = ChatApp(host, port, nick, room, config=config)
+def run_tui(host: str, port: int, nick: str | None, room: str | None, config: ClientConfig | None = None,
+            password: str | None = None) -> int:
+    app = ChatApp(host, port, nick, room, config=config, password=password)
     result = app.run()
     return result or 0
