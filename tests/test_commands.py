@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import SecretStr
 
 from chat.protocol import commands as c
 from chat.protocol.errors import ChatError, ErrorCode
@@ -59,6 +60,23 @@ from chat.protocol.errors import ChatError, ErrorCode
         ("/FORMAT Text", c.Format(format="text")),
         ("/ping", c.Ping()),
         ("/ping 42", c.Ping(token="42")),
+        ("/join vault s3same", c.Join(room="vault", key="s3same")),
+        ("/register correct horse battery", c.Register(password=SecretStr("correct horse battery"))),
+        ("/login alice  two  spaces ", c.Login(nick="alice", password=SecretStr("two  spaces "))),
+        ("/IDENTIFY alice pw", c.Login(nick="alice", password=SecretStr("pw"))),
+        ("/logout", c.Logout()),
+        ("/password new one", c.Password(password=SecretStr("new one"))),
+        ("/whois bob", c.Whois(nick="bob")),
+        ("/history @bob", c.History(nick="bob")),
+        ("/history @bob 5 before 9", c.History(nick="bob", count=5, before=9)),
+        ("/op #dev bob", c.Op(room="dev", nick="bob")),
+        ("/deop dev bob", c.Deop(room="dev", nick="bob")),
+        ("/kick dev bob go away", c.Kick(room="dev", nick="bob", reason="go away")),
+        ("/ban dev troll", c.Ban(room="dev", nick="troll")),
+        ("/unban dev troll", c.Unban(room="dev", nick="troll")),
+        ("/invite bob #dev", c.Invite(nick="bob", room="dev")),
+        ("/mode dev", c.Mode(room="dev")),
+        ("/mode dev +ik-o sesame bob", c.Mode(room="dev", modes="+ik-o", args=("sesame", "bob"))),
     ],
 )
 def test_parse(line: str, expected: c.Command) -> None:
@@ -100,6 +118,20 @@ def test_blank_lines_mean_nothing(line: str) -> None:
         (f"/history after {2**63}", ErrorCode.BAD_ARGUMENT),
         ("/format xml", ErrorCode.BAD_ARGUMENT),
         ("/format", ErrorCode.BAD_ARGUMENT),
+        ("/register", ErrorCode.BAD_ARGUMENT),
+        ("/login alice", ErrorCode.BAD_ARGUMENT),
+        ("/login 9lives secret-pw", ErrorCode.INVALID_NICK),
+        ("/whois", ErrorCode.BAD_ARGUMENT),
+        ("/history @b@d", ErrorCode.INVALID_NICK),
+        ("/op dev", ErrorCode.BAD_ARGUMENT),
+        ("/kick dev b@d", ErrorCode.INVALID_NICK),
+        ("/invite bob", ErrorCode.BAD_ARGUMENT),
+        ("/mode", ErrorCode.BAD_ARGUMENT),
+        ("/mode dev i", ErrorCode.BAD_ARGUMENT),
+        ("/mode dev +q", ErrorCode.BAD_ARGUMENT),
+        ("/mode dev +k", ErrorCode.BAD_ARGUMENT),
+        ("/mode dev +i extra", ErrorCode.BAD_ARGUMENT),
+        ("/join dev " + "k" * 65, ErrorCode.BAD_ARGUMENT),
     ],
 )
 def test_refusals_carry_a_stable_code(line: str, code: ErrorCode) -> None:
@@ -107,6 +139,15 @@ def test_refusals_carry_a_stable_code(line: str, code: ErrorCode) -> None:
         c.parse_line(line)
     assert caught.value.code is code
     assert caught.value.message  # and a sentence
+
+
+def test_passwords_never_show_in_a_commands_repr_or_a_loggable_line() -> None:
+    login = c.parse_line("/login alice hunter2-long")
+    assert "hunter2" not in repr(login) and "hunter2" not in str(login)
+    assert c.loggable("/login alice hunter2-long") == "/login [hidden]"
+    assert c.loggable("/Register hunter2-long") == "/register [hidden]"
+    assert c.loggable("/msg bob hunter2") == "/msg bob hunter2"  # only lines that carry one
+    assert c.SECRET_VERBS == {"register", "login", "identify", "password"}
 
 
 def test_text_is_sanitized() -> None:
