@@ -23,7 +23,7 @@ outcome comes later as an `account` event (AccountChange) or an `error` whose co
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, assert_never
+from typing import TYPE_CHECKING, Literal, assert_never
 
 from chat.passwords import PASSWORD_MAX, check_password
 from chat.protocol import commands as cmd
@@ -135,7 +135,8 @@ class Accounts:
         self._logged_in(m, account, "logged_in", job.take_nick, out)
         out.ask(WaitingMessages(m, account.id, self.config.offline_max), m)
 
-    def _logged_in(self, m: Member, account: StoredAccount, change: str, take_nick: bool, out: Outbox) -> None:
+    def _logged_in(self, m: Member, account: StoredAccount, change: Literal["registered", "logged_in"],
+                   take_nick: bool, out: Outbox) -> None:
         m.account = account
         m.password_for = None
         self.state.logged_in[account.key] = m
@@ -143,7 +144,7 @@ class Accounts:
         if squatter is not None and squatter is not m:
             self._make_guest(squatter, f"{account.nick} is a registered nickname and its owner logged in", out)
         nick = account.nick if m.key != account.key else m.nick  # logged in, your nick is your account's
-        out.reply(m, AccountChange(change, account.nick, nick))  # type: ignore[arg-type]
+        out.reply(m, AccountChange(change, account.nick, nick))
         if m.registered:
             self.chat.take_nick(m, nick, out)
         elif take_nick:
