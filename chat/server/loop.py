@@ -254,6 +254,10 @@ class EventLoop:
         if self.accounts:
             self._hand_over_jobs()
         current = self.current
+        if current.early_reads:  # they need no commit before them: to the reader now
+            self.reads.extend(current.early_reads)
+            current.early_reads = []
+            self._start_reads()
         behind = self.in_flight is not None and (
             len(current.deliveries) > PENDING_MAX or current.text_bytes > PENDING_TEXT_MAX)
         if behind != self.behind:

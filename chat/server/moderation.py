@@ -105,9 +105,23 @@ def check_topic(m: Member, room: Room) -> None:
         raise ChatError(ErrorCode.NOT_OP, f"Only the ops of #{room.name} may set its topic.", subject=room.name)
 
 
-def ops_of(room: Room, members: tuple[Member, ...] | list[Member]) -> tuple[list[str], list[str]]:
-    """The nicks of `members` who are ops of the room, and those who are voiced."""
-    return ([x.nick for x in members if is_room_op(x, room)], [x.nick for x in members if is_voiced(x, room)])
+def ops_of(room: Room, logged_in: dict[str, Member]) -> tuple[list[str], list[str]]:
+    """The nicks of the room's members who are its ops, and of those who are voiced, sorted. Found from the room's
+    few ops and voiced accounts, not by a pass over its members: a join into a room of thousands stays cheap."""
+
+    def present(accounts: dict[int, str]) -> list[str]:
+        found = []
+        for account_id, nick in accounts.items():
+            m = logged_in.get(name_key(nick))
+            if m is not None and m.account is not None and m.account.id == account_id and room.key in m.rooms:
+                found.append(m.nick)
+        return sorted(found, key=str.lower)
+
+    settings = room.settings
+    ops = dict(room.ops)
+    if settings.owner_id is not None and settings.owner_nick is not None:
+        ops[settings.owner_id] = settings.owner_nick
+    return present(ops), present(room.voiced)
 
 
 class Moderation:

@@ -59,12 +59,13 @@ Deliverable = Event | Reply | Backlog | SetFormat | Goodbye | CloseAfterFlush
 
 
 class Outbox:
-    __slots__ = ("deliveries", "jobs", "new_rooms", "reads", "senders", "text_bytes", "writes")
+    __slots__ = ("deliveries", "early_reads", "jobs", "new_rooms", "reads", "senders", "text_bytes", "writes")
 
     def __init__(self) -> None:
         self.deliveries: list[tuple[Sequence[Member], Deliverable]] = []
         self.writes = WriteBatch()
         self.reads: list[StorageRead] = []
+        self.early_reads: list[StorageRead] = []  # reads no write of the writer's changes: they start at once
         self.jobs: list[AccountJob] = []  # for the account workers: handed over at once, not after a commit
         self.senders: dict[int, Member] = {}  # message id -> who sent it (told if the commit fails)
         self.new_rooms: dict[int, Room] = {}  # rooms whose row must be written (again) with this batch
@@ -89,9 +90,12 @@ class Outbox:
             self.new_rooms[room.id] = room
 
     def ask(self, read: StorageRead, member: Member) -> None:
-        """A read for `member`: its next lines wait until the read is answered."""
-        if not any(r is read for r in self.reads):
-            self.reads.append(read)
+        """A read for `member`: its next lines wait until the read is answered. It runs once the writes before
+        it are committed, unless it reads nothing the writer writes (`early`: accounts, written by the account
+        workers before they answer), and then at once."""
+        reads = self.early_reads if getattr(read, "early", False) else self.reads
+        if not any(r is read for r in reads):
+            reads.append(read)
         member.waiting.append(read)
 
     def work(self, job: AccountJob, member: Member) -> None:
@@ -105,4 +109,4 @@ class Outbox:
         return bool(self.writes) or bool(self.new_rooms)
 
     def __bool__(self) -> bool:
-        return bool(self.deliveries) or self.needs_storage or bool(self.reads)
+        return bool(self.deliveries) or self.needs_storage or bool(self.reads) or bool(self.early_reads)

@@ -107,6 +107,13 @@ class NickLookup:
     error: Exception | None = None
 
     @property
+    def early(self) -> bool:
+        """Whether a nick is an account is written by the account workers, committed before they answer: this
+        read need not wait for the writer's commit (a nick claimed by each new client must not cost one). A
+        message to someone offline counts the messages waiting for them, which the writer writes: it waits."""
+        return self.purpose != "msg"
+
+    @property
     def members(self) -> list[Member]:
         return [self.member]
 

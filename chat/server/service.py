@@ -356,7 +356,7 @@ class ChatService:
         m.current = room
         messages, more = room.backlog(self.config.backlog, self.config.page_budget)
         m.cursors[room.key] = messages[0].id if messages else self.state.next_message_id
-        ops, voiced = moderation.ops_of(room, room.members)
+        ops, voiced = moderation.ops_of(room, self.state.logged_in)
         out.reply(m, Joined(room.name, [x.nick for x in room.members], room.topic, now, ops, voiced))
         if messages:
             out.reply(m, Backlog(room.name, messages, more))
@@ -399,9 +399,8 @@ class ChatService:
                 out.reply(m, Who(name, []))
                 return
             room = found
-        members = sorted(room.members, key=lambda x: x.nick.lower())
-        ops, voiced = moderation.ops_of(room, members)
-        out.reply(m, Who(room.name, [x.nick for x in members], ops, voiced))
+        ops, voiced = moderation.ops_of(room, self.state.logged_in)
+        out.reply(m, Who(room.name, sorted((x.nick for x in room.members), key=str.lower), ops, voiced))
 
     def _tell_topic(self, m: Member, room: Room, out: Outbox) -> None:
         if not moderation.may_see(m, room):

@@ -50,8 +50,8 @@ class World:
         except ChatError as e:
             self.service.refused(m, e, out)
         if answer_reads:
-            while out.reads:
-                self.answer(out.reads.pop(0), out)
+            while out.reads or out.early_reads:
+                self.answer((out.early_reads or out.reads).pop(0), out)
         return out
 
     def answer(self, read: StorageRead, out: Outbox) -> None:
