@@ -259,3 +259,29 @@ def test_an_invite_only_room_nobody_is_in_keeps_its_secrets(server: ServerThread
     guest.expect("*** 1 room:")
     joined(alice, "vault")  # its owner comes back in, and gets its backlog
     alice.expect("4-8-15-16")
+
+
+def test_search_never_reaches_into_a_room_the_searcher_may_not_read(server: ServerThread) -> None:
+    owner = account(server, "owner")
+    for room in ("vault", "keyed", "club", "open"):
+        joined(owner, room)
+        owner.send(f"/msg #{room} needle in #{room}")
+        owner.expect(f"needle in #{room}")
+    owner.send("/mode vault +i", "/mode keyed +k sesame", "/ban club snoop")
+    owner.expect("banned snoop")
+    owner.sync()
+
+    def found(c: LineClient) -> set[str]:
+        c.send("/search needle")
+        lines = c.lines_until(lambda line: "End of search" in line or "No results for" in line)
+        return {line.rsplit("#", 1)[1] for line in lines if "needle in #" in line}
+
+    snoop = server.client("snoop")
+    assert found(snoop) == {"open"}
+    snoop.send("/search needle in:#vault")
+    assert not any("needle in #vault" in line for line in snoop.lines_until("No results for"))
+    assert found(owner) == {"vault", "keyed", "club", "open"}  # its own rooms, closed or not
+    member = server.client("member")
+    joined(member, "keyed", "sesame")
+    assert found(member) == {"keyed", "club", "open"}
+

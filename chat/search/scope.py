@@ -11,11 +11,18 @@ class SearchScope:
     """What the searcher may read: the caller says (the server knows who may read what); a search never widens it.
 
     Users: `SearchScope(room_ids=<the rooms they may read>)`; once private conversations are searchable,
-    `private_of=<their nick key>` adds those they sent or received. Admins: `SearchScope.everything()`."""
+    `private_of=<their nick key>` adds those they sent or received. Admins: `SearchScope.everything()`.
+
+    Rooms can be closed to outsiders (invite-only, or a key to join: chat.server.moderation), and a nick banned
+    from a room may not read it: `closed_except` leaves every closed room out but those (the searcher's own
+    rooms), `banned_key` leaves out the rooms that ban that nick key. Both are checked in the database at query
+    time, so rooms nobody is in (not in the server's memory) are covered too."""
 
     room_ids: frozenset[int] | None = frozenset()  # None: every room
     private_of: str | None = None  # a nick key: the private messages this nick sent or received
     all_private: bool = False  # every private message
+    closed_except: frozenset[int] | None = None  # leave out closed rooms but these (None: closed rooms are fine)
+    banned_key: str | None = None  # leave out the rooms that ban this nick key
 
     @classmethod
     def everything(cls) -> SearchScope:

@@ -464,9 +464,15 @@ class ChatService:
         return History(request.room_name, request.messages, request.more, reason="page")
 
     def search(self, m: Member, c: cmd.Search, out: Outbox) -> None:
-        # every room is public today, so a member may search them all; private messages stay out of it (a nick
-        # is not an account: whoever takes a nick would read its conversations)
-        scope = SearchScope(room_ids=None)
+        # every room a member could read without joining, and the rooms it is in: not the closed ones (invite-only,
+        # keyed) of others, nor those that ban it (chat.server.moderation); a server admin reads every room.
+        # Private messages stay out of it for now: conversations belong to accounts (`conversation`), and a scope
+        # of the searcher's own would need them
+        if m.account is not None and m.account.admin:
+            scope = SearchScope(room_ids=None)
+        else:
+            scope = SearchScope(room_ids=None, closed_except=frozenset(r.id for r in m.rooms.values()),
+                                banned_key=m.key or None)
         out.ask(SearchRequest(m, parse_search(c.query), scope, cmd.SEARCH_PAGE, before=c.before), m)
 
     def search_read(self, request: SearchRequest) -> Event:
@@ -478,6 +484,7 @@ class ChatService:
             return Error(ErrorCode.HISTORY_UNAVAILABLE, SEARCH_FAILED, "search")
         before = request.messages[-1].id if request.more and request.messages else None
         return SearchResults(request.query.text(), request.messages, bool(before), before, request.indexing)
+
     def account_read(self, read: AccountRead, out: Outbox) -> None:
         """An accounts read was answered (on the loop thread)."""
         self.accounts.answered(read, out)

@@ -36,7 +36,7 @@ from chat.protocol.errors import ChatError, ErrorCode
 from chat.protocol.events import ChatMessage, MessageKind
 from chat.search.query import SearchQuery, TextMatch
 from chat.search.scope import SearchScope
-from chat.storage.repository import MESSAGES, ROOMS, _message
+from chat.storage.repository import MESSAGES, ROLES, ROOMS, _message
 from chat.storage.search_index import FTS, MESSAGE_SEARCH, quote_lexeme, unindexed_below
 
 __all__ = ["DEFAULT_BUDGET", "PAGE_MAX", "SearchPage", "SearchScope", "search_messages"]
@@ -83,13 +83,14 @@ _COLUMNS: tuple[ColumnElement[Any], ...] = (
 def _visible(conn: Connection, query: SearchQuery, scope: SearchScope) -> ColumnElement[bool] | None:
     """The condition on messages the searcher may see and asked for (in:), or None when that is nothing."""
     m = MESSAGES
+    shut = _shut_out(scope)
     if query.rooms:  # in: narrows to rooms, so no private messages
         keys = sorted({room.lower() for room in query.rooms})
         ids = set(conn.execute(select(ROOMS.c.id).where(ROOMS.c.name_key.in_(keys))).scalars())
         if scope.room_ids is not None:
             ids &= scope.room_ids
-        return _in_rooms(conn.dialect.name, ids) if ids else None
-    if scope.room_ids is None and scope.all_private:
+        return and_(_in_rooms(conn.dialect.name, ids), *shut) if ids else None
+    if scope.room_ids is None and scope.all_private and not shut:
         return true()
     parts: list[ColumnElement[bool]] = []
     if scope.room_ids is None:
@@ -102,7 +103,23 @@ def _visible(conn: Connection, query: SearchQuery, scope: SearchScope) -> Column
         key = scope.private_of.lower()
         parts.append(and_(m.c.kind == MessageKind.PRIVATE.value,
                           or_(func.lower(m.c.sender) == key, func.lower(m.c.recipient) == key)))
-    return or_(*parts) if parts else None
+    return and_(or_(*parts), *shut) if parts else None
+
+
+def _shut_out(scope: SearchScope) -> list[ColumnElement[bool]]:
+    """Conditions leaving out the rooms the searcher may not read: closed ones (invite-only or keyed) but its
+    own, and those that ban its nick. Private messages (no room) are not concerned."""
+    room_id = MESSAGES.c.room_id
+    found: list[ColumnElement[bool]] = []
+    if scope.closed_except is not None:
+        closed = select(ROOMS.c.id).where(or_(ROOMS.c.invite_only, ROOMS.c.join_key.is_not(None)))
+        if scope.closed_except:
+            closed = closed.where(ROOMS.c.id.not_in(sorted(scope.closed_except)))
+        found.append(or_(room_id.is_(None), room_id.not_in(closed)))
+    if scope.banned_key:
+        bans = select(ROLES.c.room_id).where(and_(ROLES.c.role == "ban", ROLES.c.nick_key == scope.banned_key))
+        found.append(or_(room_id.is_(None), room_id.not_in(bans)))
+    return found
 
 
 def _in_rooms(dialect: str, ids: set[int] | frozenset[int]) -> ColumnElement[bool]:

@@ -9,7 +9,14 @@ from chat.protocol.native import NativeCodec
 from chat.server.config import ServerConfig
 from chat.server.member import Link, Member
 from chat.server.outbox import Outbox
-from chat.server.reads import HistoryRequest, PrivateHistoryRequest, RoomLookup, StorageRead
+from chat.server.reads import (
+    HistoryRequest,
+    NickLookup,
+    PrivateHistoryRequest,
+    RoomLookup,
+    StorageRead,
+    WaitingMessages,
+)
 from chat.server.service import ChatService
 from chat.server.state import ChatState
 from chat.storage.records import FoundRoom
@@ -64,7 +71,7 @@ class World:
             self.service.room_found(read, out)
         elif isinstance(read, HistoryRequest):
             read.found = read.room_key in self.rooms_in_db or read.room_key in self.state.rooms
-        else:
+        elif isinstance(read, NickLookup | PrivateHistoryRequest | WaitingMessages):
             if isinstance(read, PrivateHistoryRequest):
                 read.found = False
             self.service.account_read(read, out)
