@@ -17,6 +17,7 @@ from chat.protocol.codec import Reply
 from chat.protocol.commands import Quit, Say
 from chat.protocol.errors import ChatError, ErrorCode
 from chat.protocol.events import (
+    AccountChange,
     Bye,
     ChatMessage,
     Current,
@@ -26,18 +27,26 @@ from chat.protocol.events import (
     Hello,
     Help,
     History,
+    Invite,
     Join,
     Joined,
+    Kick,
     MessageKind,
+    Mode,
     NickChange,
     Notice,
     Part,
+    PasswordWanted,
     Pong,
+    PrivateHistory,
     RoomInfo,
     RoomList,
+    RoomModes,
+    SearchResults,
     Topic,
     Welcome,
     Who,
+    WhoIs,
 )
 from chat.protocol.events import (
     Quit as QuitEvent,
@@ -59,7 +68,13 @@ SAMPLES: list[Event] = [
     Part("lobby", "bob", "bye", T), QuitEvent("bob", None, T), Topic("lobby", "t", "bob", T, True),
     History("lobby", [MESSAGE, MESSAGE], True), History("lobby", [], False, "page"),
     RoomList([RoomInfo("lobby", 2, None)], 1), Who("lobby", ["alice"]), Help(None, ["one", "two"]), Pong("x"),
-    FormatChanged("json"), Error(ErrorCode.BAD_ARGUMENT, "no", "join", "x"), Bye("later", ErrorCode.FLOOD, 3),
+    FormatChanged("json"), Error(ErrorCode.BAD_ARGUMENT, "no", "join", "x"),
+    SearchResults("needle", [MESSAGE], True, 7), AccountChange("logged_in", "alice", "alice"),
+    PasswordWanted("alice"), WhoIs("bob", True, True, T, None, 12.0, ["lobby"]),
+    PrivateHistory("bob", [ChatMessage(9, MessageKind.PRIVATE, "bob", "earlier", T, to="alice")], False),
+    Kick("lobby", "bob", "alice", "spam", T), Mode("lobby", "alice", "+o", "bob", T), Invite("lobby", "alice", "bob"),
+    RoomModes("lobby", "+t", "alice", None, ["alice"], [], [], []),
+    Bye("later", ErrorCode.FLOOD, 3),  # last: it closes the codec
 ]
 
 
