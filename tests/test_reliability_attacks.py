@@ -92,7 +92,7 @@ def test_history_bursts_from_reconnecting_clients_hold_memory_and_spare_the_cana
                    worst_canary_echo_ms=round(max(echoes) * 1000, 1))
     assert peak < 300 * 2**20, f"the server grew to {peak / 2**20:.0f} MB"
     # bounded work per request: the canary is served between the attackers' pages, not after all of them
-    assert max(echoes) < 2.0, f"a canary echo took {max(echoes):.2f} s"
+    assert max(echoes) < 3.0, f"a canary echo took {max(echoes):.2f} s"  # 5.1 s before; 50 ms here, quiet
 
 
 def test_clients_reading_their_history_pages_get_every_page(make_server: Callable[..., ServerThread]) -> None:
@@ -195,7 +195,7 @@ def test_room_lists_asked_by_clients_that_never_read_do_not_slow_the_others(
         swarm.sync([canary], f"p{n}")
         worst = max(worst, time.monotonic() - start)
     record_figures("rooms_flood", worst_ping_ms=round(worst * 1000, 1))
-    assert worst < 1.0, f"a ping took {worst:.2f} s"
+    assert worst < 2.0, f"a ping took {worst:.2f} s"  # seconds before; a few ms here, quiet
     for s in stalled:
         s.close()
     swarm.close_all()
