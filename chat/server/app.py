@@ -9,17 +9,20 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from types import FrameType
 
 from sqlalchemy import Engine
 
 from chat.passwords import Hasher
+from chat.protocol.native import NativeCodec
 from chat.server.account_worker import AccountWorkers
 from chat.server.config import ServerConfig
 from chat.server.loop import EventLoop
 from chat.server.service import ChatService
 from chat.server.state import ChatState
 from chat.server.storage_worker import StorageReader, StorageWorker
+from chat.server.tls import ServerTLS
 from chat.storage.accounts import AccountStore
 from chat.storage.database import database_errors, make_engine, upgrade
 from chat.storage.lock import ServerLock
@@ -28,14 +31,19 @@ from chat.storage.repository import ChatStore
 log = logging.getLogger("chat.server")
 
 
+NATIVE_TLS = "native-tls"  # the door of the native protocol over TLS
+
+
 class ChatServer:
-    """`start()` binds and loads; `serve_forever()` runs until `stop()` or SIGINT/SIGTERM."""
+    """`start()` binds and loads; `serve_forever()` runs until `stop()` or SIGINT/SIGTERM. SIGHUP reloads the TLS
+    certificate."""
 
     def __init__(self, config: ServerConfig, clock: Callable[[], float] = time.time) -> None:
         self.config = config
         self.clock = clock
         self.engine: Engine | None = None
         self.loop: EventLoop | None = None
+        self.tls: ServerTLS | None = None  # the certificate of every TLS door; its `transport` makes their transports
         self.ready = threading.Event()
         self._lock: ServerLock | None = None
 
@@ -50,9 +58,20 @@ class ChatServer:
         assert self.loop is not None, "start() first"
         return self.loop.door_address("web") if self.config.web_port is not None else None
 
+    @property
+    def doors(self) -> list[tuple[str, tuple[str, int]]]:
+        """Every door's name and address, in the order they were opened."""
+        assert self.loop is not None, "start() first"
+        return [(door.name, door.address) for door in self.loop.doors.values()]
+
     def start(self) -> tuple[str, int]:
-        """Open and upgrade the database, load rooms and recent messages, and listen. Returns (host, port).
-        Raises DatabaseUnusable (with SchemaTooNew), DatabaseInUse or OSError (the address)."""
+        """Read the TLS certificate, open and upgrade the database, load rooms and recent messages, and listen.
+        Returns the (host, port) of the native door (plain, else TLS). Raises TLSSetupError for a certificate or
+        key that cannot be used (before the database is touched), DatabaseUnusable (with SchemaTooNew),
+        DatabaseInUse or OSError (the address)."""
+        if self.config.tls:
+            assert self.config.tls_cert is not None and self.config.tls_key is not None
+            self.tls = ServerTLS(self.config.tls_cert, self.config.tls_key)
         raise_open_file_limit()
         try:
             with database_errors(self.config.db):  # one line saying why, instead of a driver's traceback
@@ -75,17 +94,28 @@ class ChatServer:
                                   lambda wake: (StorageWorker(store, wake), StorageReader(store, wake, budget)),
                                   accounts=lambda wake: AccountWorkers(AccountStore(store.engine), hasher, wake,
                                                                        config.password_threads, config.password_queue))
-            address = self.loop.listen()
-            if self.config.web_port is not None:
-                from chat.web import web_codec  # the page's files are read only when it is served
-
-                self.loop.add_door("web", self.config.host, self.config.web_port, web_codec(self.config))
-                # HTTPS (--https-port) is this door again with the TLS transport factory, once TLS lands:
-                # add_door("web-tls", host, https_port, web_codec(config), <TLS transport factory>)
+            address = self._open_doors(self.loop)
         except BaseException:
             self._release()
             raise
         return address
+
+    def _open_doors(self, loop: EventLoop) -> tuple[str, int]:
+        """The native protocol, plain and over TLS. Every other door's TLS twin is one line like the second:
+        `loop.add_door("irc-tls", host, port, irc_codec, self.tls.transport)`."""
+        config = self.config
+        if config.plain:
+            loop.listen()
+        if self.tls is not None:
+            loop.add_door(NATIVE_TLS, config.host, config.tls_port, lambda: NativeCodec(config.max_line),
+                          self.tls.transport)
+        if config.web_port is not None:
+            from chat.web import web_codec  # the page's files are read only when it is served
+
+            loop.add_door("web", config.host, config.web_port, web_codec(config))
+            # HTTPS (--https-port) is this door again with the TLS transport factory, once TLS lands:
+            # add_door("web-tls", host, https_port, web_codec(config), <TLS transport factory>)
+        return loop.address
 
     def _load(self, store: ChatStore) -> ChatState:
         """Where the counters continue. Rooms are read when someone joins them, so a start takes two queries
@@ -109,6 +139,12 @@ class ChatServer:
         if self.loop is not None:
             self.loop.request_stop()
 
+    def reload_tls(self) -> Future[bool]:
+        """Read the certificate and key again, on the loop thread (from any thread, or a signal handler: this only
+        queues the call and wakes the loop). Its result: whether the new files are served."""
+        assert self.loop is not None and self.tls is not None, "start() with TLS first"
+        return self.loop.call_soon(self.tls.reload)
+
     def install_signal_handlers(self) -> None:
         def on_signal(signum: int, _frame: FrameType | None) -> None:
             log.info("%s: shutting down", signal.Signals(signum).name)
@@ -116,6 +152,8 @@ class ChatServer:
 
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGTERM, on_signal)
+        if self.tls is not None:  # certbot renews; `systemctl reload` and deploy hooks send SIGHUP
+            signal.signal(signal.SIGHUP, lambda _signum, _frame: self.reload_tls())
 
     def _release(self) -> None:
         if self._lock is not None:

@@ -12,6 +12,7 @@ from chat.protocol.names import check_room
 from chat.server.addresses import peer_address
 
 DEFAULT_PORT = 33000  # the classic tutorial's port
+DEFAULT_TLS_PORT = 33443  # the native protocol over TLS (443's digits, as 6697 is IRC's)
 LOOPBACK_NETWORKS = ("127.0.0.0/8", "::1/128")
 ORIGIN_RE = re.compile(r"https?://[^/\s]+")  # what --web-origin takes (besides *)
 
@@ -53,6 +54,12 @@ class ServerConfig:
     register_per_minute: float = 1.0  # ...and a minute, sustained
     throttle_keys: int = 10_000  # accounts and addresses each limiter remembers at most
     offline_max: int = 100  # private messages that may wait for one offline account
+    # TLS: on when both files are given; the same certificate serves every TLS door (see chat.server.tls)
+    tls_cert: str | None = None  # PEM: the server's certificate, then its chain (certbot's fullchain.pem)
+    tls_key: str | None = None  # PEM: its private key, unencrypted (certbot's privkey.pem)
+    tls_port: int = DEFAULT_TLS_PORT  # the native protocol over TLS
+    plain: bool = True  # also serve the native protocol without TLS on `port`
+    tls_handshake_timeout: float = 10.0  # seconds a new TLS connection has to finish its handshake
     exempt_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -76,6 +83,14 @@ class ServerConfig:
                                  "(e.g. https://chat.example.com), or *")
         if self.password_threads < 1 or self.password_queue < 0:
             raise ValueError("password_threads must be at least 1, password_queue at least 0")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("TLS needs both a certificate and its key (--tls-cert and --tls-key)")
+        if not self.plain and not self.tls:
+            raise ValueError("--no-plain leaves no way in: give --tls-cert and --tls-key too")
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
 
     @property
     def page_budget(self) -> int:

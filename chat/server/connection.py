@@ -18,7 +18,7 @@ from enum import IntEnum
 
 from chat.protocol.codec import Codec, Frame
 from chat.server.member import Link, Member
-from chat.server.transport import SocketTransport
+from chat.server.transport import Transport
 
 
 class Phase(IntEnum):
@@ -36,7 +36,7 @@ class Connection(Link):
         "transport", "writing",
     )  # fmt: skip
 
-    def __init__(self, conn_id: int, transport: SocketTransport, codec: Codec, peer: str, ip: str, limit_key: str,
+    def __init__(self, conn_id: int, transport: Transport, codec: Codec, peer: str, ip: str, limit_key: str,
                  door: str, burst: int, now: float, new_room_burst: int = 0) -> None:
         self.id = conn_id
         self.transport = transport

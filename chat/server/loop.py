@@ -40,7 +40,7 @@ from chat.server.reads import HistoryRequest, RoomLookup, SearchRequest, Storage
 from chat.server.service import ChatService
 from chat.server.state import ChatState
 from chat.server.storage_worker import StorageJob, StorageReader, StorageWorker
-from chat.server.transport import SocketTransport
+from chat.server.transport import SocketTransport, Transport, TransportError
 
 log = logging.getLogger("chat.server")
 
@@ -69,7 +69,7 @@ class Door:
     name: str
     sock: socket.socket
     codec: Callable[[], Codec]
-    transport: Callable[[socket.socket], SocketTransport] = SocketTransport
+    transport: Callable[[socket.socket], Transport] = SocketTransport
 
     @property
     def address(self) -> tuple[str, int]:
@@ -94,6 +94,7 @@ class EventLoop:
         self.connections: dict[int, Connection] = {}  # fd -> connection
         self.per_ip: dict[str, int] = {}  # limit key -> open connections
         self.unregistered: set[Connection] = set()
+        self.handshaking: set[Connection] = set()  # their transport's handshake (TLS) is not done yet
         self.waiting: set[Connection] = set()  # connections with input held back, or draining
         self.paused: set[Connection] = set()  # not read while storage is far behind
         self.ending: set[Connection] = set()  # ENDING or FLUSHING: closed at their deadline at the latest
@@ -121,12 +122,16 @@ class EventLoop:
 
     @property
     def address(self) -> tuple[str, int]:
-        """Where the native door listens."""
-        return self.door_address("native")
+        """Where the native door listens (the first door opened, when there is no plain native door)."""
+        doors = list(self.doors.values())
+        return next((d.address for d in doors if d.name == "native"), doors[0].address)
 
     def door_address(self, name: str) -> tuple[str, int]:
-        """Where the door called `name` listens."""
-        return next(d.address for d in self.doors.values() if d.name == name)
+        """Where the door called `name` listens; KeyError when there is none (or no more: after shutdown)."""
+        for door in self.doors.values():
+            if door.name == name:
+                return door.address
+        raise KeyError(name)
 
     def listen(self) -> tuple[str, int]:
         """Open the native door on the configured address."""
@@ -134,7 +139,7 @@ class EventLoop:
         return self.add_door("native", config.host, config.port, lambda: NativeCodec(config.max_line))
 
     def add_door(self, name: str, host: str, port: int, codec: Callable[[], Codec],
-                 transport: Callable[[socket.socket], SocketTransport] = SocketTransport) -> tuple[str, int]:
+                 transport: Callable[[socket.socket], Transport] = SocketTransport) -> tuple[str, int]:
         """Listen on another front door (IRC, WebSocket, TLS twins), served by this same loop."""
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
@@ -425,10 +430,18 @@ class EventLoop:
             self.per_ip[c.limit_key] = self.per_ip.get(c.limit_key, 0) + 1
         self.unregistered.add(c)
         self.epoll.register(c.fd, _IN)
-        log.info("connect %s", c.label, extra={"event": "connect", "session": c.id, "peer": peer, "door": door.name})
+        if transport.established:
+            self._log_connect(c)
+        else:  # logged once the handshake is done: a failed one is one line, its disconnect
+            self.handshaking.add(c)
         greeting = Outbox()  # the first thing it gets: nothing before it to wait for, whatever storage is doing
-        self.service.connected(c.member, greeting)
+        self.service.connected(c.member, greeting)  # (a TLS transport keeps it until the handshake is done)
         self.deliverer.deliver(greeting)
+
+    def _log_connect(self, c: Connection) -> None:
+        security = c.transport.version
+        log.info("connect %s%s", c.label, f" {security}" if security else "",
+                 extra={"event": "connect", "session": c.id, "peer": c.peer, "door": c.door, "tls": security or None})
 
     def _refuse(self, door: Door, sock: socket.socket, peer: str, code: ErrorCode, message: str) -> None:
         log.warning("refused %s: %s", peer, code.value, extra={"event": "refused", "peer": peer, "code": code.value})
@@ -448,16 +461,22 @@ class EventLoop:
                 self._rearm(c)
                 self.paused.add(c)
             return
+        transport = c.transport
         try:
-            data = c.transport.recv()
+            data = transport.recv()
         except (BlockingIOError, InterruptedError):
             return
         except OSError as e:
             self._drop(c, _socket_reason(e))
             return
+        if self.handshaking and transport.established and c in self.handshaking:
+            self.handshaking.discard(c)
+            self._log_connect(c)
+        if transport.pending_output and not c.writing:  # its own records (TLS handshake, key update, greeting)
+            self._flush(c)
+            if c.phase is Phase.CLOSED:
+                return
         if data is None:  # the transport's own traffic (a TLS handshake record): nothing for the codec
-            if c.transport.pending_output:
-                self._flush(c)
             return
         if not data:
             self._end_of_input(c)
@@ -474,6 +493,8 @@ class EventLoop:
                 self._handle(c, frame)
             if c.phase is not Phase.OPEN:
                 return
+        if transport.at_end:  # a TLS close_notify came with the data: no socket event will say so again
+            self._end_of_input(c)
 
     def _end_of_input(self, c: Connection) -> None:
         """The peer sent EOF. It may still read (`printf ... | nc` does), so answer what it sent, then close."""
@@ -682,7 +703,7 @@ class EventLoop:
                 self.per_ip[c.limit_key] = left
             else:
                 del self.per_ip[c.limit_key]
-        for group in (self.unregistered, self.waiting, self.paused, self.ending):
+        for group in (self.unregistered, self.handshaking, self.waiting, self.paused, self.ending):
             group.discard(c)
         self.deliverer.dirty.pop(c, None)
         seconds = self.monotonic() - c.connected_at
@@ -691,8 +712,11 @@ class EventLoop:
                         "reason": reason, "seconds": round(seconds, 3)})
 
     def _sweep(self, now: float) -> None:
-        """Once a second: nickname timeouts, goodbyes that take too long, a paused accept."""
+        """Once a second: handshake and nickname timeouts, goodbyes that take too long, a paused accept."""
         self._next_sweep = now + SWEEP_EVERY
+        limit = self.config.tls_handshake_timeout
+        for c in [c for c in self.handshaking if now - c.connected_at > limit]:
+            self._close(c, f"TLS handshake timeout ({limit:g} s)")  # nothing can be said to it: it has no TLS yet
         timeout = self.config.nick_timeout
         for c in [c for c in self.unregistered if now - c.connected_at > timeout and c.phase is Phase.OPEN]:
             self._kill(c, "registration timeout", ErrorCode.REGISTRATION_TIMEOUT,
@@ -749,7 +773,10 @@ class EventLoop:
 
 def _socket_reason(e: OSError) -> str:
     """Why a client's socket failed, in the log's words: a peer that reset the connection dropped it; one that
-    stopped answering (keepalive, unacknowledged data) timed out; anything else is an error."""
+    stopped answering (keepalive, unacknowledged data) timed out; a transport's own failure says why itself;
+    anything else is an error."""
+    if isinstance(e, TransportError):
+        return str(e)
     if e.errno in (errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED):
         return "dropped (connection reset)"
     if e.errno in (errno.ETIMEDOUT, errno.EHOSTUNREACH, errno.ENETUNREACH):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any
@@ -12,11 +13,12 @@ from typing import Any
 WAIT = 10.0  # seconds any single expectation may take
 
 class LineClient:
-    """A client on a real socket, reading lines with deadlines."""
+    """A client on a real socket, reading lines with deadlines; over TLS with a client context in `tls`."""
 
-    def __init__(self, host: str, port: int, json_mode: bool = False) -> None:
-        self.sock = socket.create_connection((host, port), timeout=WAIT)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    def __init__(self, host: str, port: int, json_mode: bool = False, tls: ssl.SSLContext | None = None) -> None:
+        sock = socket.create_connection((host, port), timeout=WAIT)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = tls.wrap_socket(sock, server_hostname=host) if tls is not None else sock
         self._buf = b""
         self.seen: list[str] = []  # every line received, in order
         self.closed = False

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from chat.server.app import ChatServer
+from chat.server.app import NATIVE_TLS, ChatServer
 from chat.server.config import ServerConfig
 from harness.clients import WAIT, LineClient, wait_for
 from harness.web import WebSocketClient
@@ -65,8 +66,19 @@ class ServerThread:
             c.register(nick)
         return c
 
+    @property
+    def tls_port(self) -> int:
+        return self.server.loop.door_address(NATIVE_TLS)[1]  # type: ignore[union-attr]
+
     def client(self, nick: str | None = None, **kwargs: Any) -> LineClient:
         c = LineClient(self.host, self.port, **kwargs)
+        if nick:
+            c.register(nick)
+        return c
+
+    def tls_client(self, tls: ssl.SSLContext, nick: str | None = None, **kwargs: Any) -> LineClient:
+        """A client of the TLS door, trusting what `tls` trusts."""
+        c = LineClient(self.host, self.tls_port, tls=tls, **kwargs)
         if nick:
             c.register(nick)
         return c

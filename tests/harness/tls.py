@@ -1,0 +1,56 @@
+"""Throwaway certificates for TLS tests: `trustme` makes a CA that exists only for the test, issues the server's
+certificate for 127.0.0.1 and localhost, and gives clients a context that trusts that CA alone."""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+import trustme
+
+IDENTITIES = ("127.0.0.1", "localhost")
+
+
+@dataclass
+class TLSFiles:
+    """A CA, and the server certificate (chain) and key it issued, as PEM files under `directory`."""
+
+    ca: trustme.CA
+    directory: Path
+    cert: str = ""  # the server's certificate then its chain (like certbot's fullchain.pem)
+    key: str = ""
+    ca_file: str = ""  # the CA's certificate: what a client is given with --ca
+    serial = 0
+
+    def __post_init__(self) -> None:
+        self.ca_file = str(self.directory / "ca.pem")
+        self.ca.cert_pem.write_to_path(self.ca_file)
+        self.cert = str(self.directory / "fullchain.pem")
+        self.key = str(self.directory / "privkey.pem")
+        self.issue()
+
+    def issue(self, common_name: str | None = None) -> bytes:
+        """Write a new certificate and key over the server's files (what a certbot renewal does); returns the
+        certificate (DER), to compare with what a client is shown."""
+        TLSFiles.serial += 1
+        leaf = self.ca.issue_cert(*IDENTITIES, common_name=common_name or f"chat test {TLSFiles.serial}")
+        leaf.private_key_pem.write_to_path(self.key)
+        with open(self.cert, "wb") as f:
+            for pem in leaf.cert_chain_pems:
+                f.write(pem.bytes())
+        return ssl.PEM_cert_to_DER_cert(leaf.cert_chain_pems[0].bytes().decode())
+
+    def client_context(self) -> ssl.SSLContext:
+        """What `chat client --tls --ca ca.pem` builds: the system's defaults, trusting this CA."""
+        return ssl.create_default_context(cafile=self.ca_file)
+
+
+def make_tls_files(directory: Path) -> TLSFiles:
+    directory.mkdir(parents=True, exist_ok=True)
+    return TLSFiles(trustme.CA(), directory)
+
+
+def untrusted_context() -> ssl.SSLContext:
+    """A client context that trusts a CA of its own, not the server's: the server must be refused."""
+    return ssl.create_default_context(cadata=trustme.CA().cert_pem.bytes().decode())
