@@ -11,13 +11,22 @@ import typer
 
 from chat.cli.options import DEFAULT_HOST, DEFAULT_PORT
 from chat.client.config import ConfigError, default_path, load_config
+from chat.server.config import DEFAULT_TLS_PORT
+
+INSECURE_WARNING = (
+    "chat client: WARNING: --insecure: the server's TLS certificate is NOT checked (neither who issued it nor "
+    "which name it is for). The connection is encrypted, but anyone between you and the server can pretend to be "
+    "it and read and change everything, passwords included. Use it for a test server only; --ca FILE trusts a "
+    "self-signed certificate safely."
+)
 
 
 def client(
     host: Annotated[str | None, typer.Option("--host", envvar="CHAT_HOST", show_default=DEFAULT_HOST,
                                              help="Address of the server.")] = None,
     port: Annotated[int | None, typer.Option("--port", envvar="CHAT_PORT", min=1, max=65535,
-                                             show_default=str(DEFAULT_PORT), help="TCP port.")] = None,
+                                             show_default=f"{DEFAULT_PORT}, or {DEFAULT_TLS_PORT} with --tls",
+                                             help="TCP port.")] = None,
     nick: Annotated[str | None, typer.Option(envvar="CHAT_NICK", help="Your nickname (asked for if not given).")]
     = None,
     room: Annotated[str | None, typer.Option(help="Room to join after connecting.")] = None,
@@ -36,6 +45,15 @@ def client(
                                                             "this file's first line.")] = None,
     ask_password: Annotated[bool, typer.Option("--ask-password", help="Log in to the account --nick: ask for "
                                                                       "its password first (not echoed).")] = False,
+    tls: Annotated[bool, typer.Option("--tls", envvar="CHAT_TLS", help="Connect with TLS, checking the server's "
+                                                                    "certificate (system CAs, or --ca).")] = False,
+    ca: Annotated[str | None, typer.Option("--ca", envvar="CHAT_CA", show_default=False,
+                                           help="PEM file of the CA(s) to trust instead of the system's (a "
+                                                "self-signed server's certificate itself). Implies --tls.")]
+    = None,
+    insecure: Annotated[bool, typer.Option("--insecure", help="TLS without checking the certificate at all "
+                                                              "(tests only; says so on stderr). Implies --tls.")]
+    = False,
 ) -> None:
     """Connect to a chat server.
 
@@ -54,14 +72,28 @@ def client(
 
     The settings file (server, nick, bell, notifications, ignored nicks) is described in docs/CLIENT.md;
     options and CHAT_* variables win over it.
+
+    TLS: `chat client --tls --host chat.example.org` (port 33443); a self-signed server: `--ca its-cert.pem`.
     """
+    from chat.client.connection import tls_context
+
     try:
         settings = load_config(config or default_path())
     except ConfigError as e:
         print(f"chat client: {e}", file=sys.stderr)
         raise typer.Exit(1) from None
+    context = None
+    if tls or ca is not None or insecure:
+        if ca is not None and insecure:
+            raise typer.BadParameter("--ca and --insecure contradict each other: --ca checks the certificate")
+        try:
+            context = tls_context(ca, insecure)
+        except (OSError, ValueError) as e:
+            raise typer.BadParameter(f"cannot use the CA file {ca}: {e}", param_hint="--ca") from None
+        if insecure:
+            print(INSECURE_WARNING, file=sys.stderr)
     host = host or settings.host or DEFAULT_HOST
-    port = port or settings.port or DEFAULT_PORT
+    port = port or settings.port or (DEFAULT_TLS_PORT if context is not None else DEFAULT_PORT)
     nick = nick or settings.nick
     password = _password(nick, password_file, ask_password)
     full_screen = not (plain or json) and sys.stdin.isatty() and sys.stdout.isatty()
@@ -72,10 +104,11 @@ def client(
             print(f"chat client: full-screen mode needs Textual ({e.name or e}), which is installed with chat; "
                   "reinstall chat from its folder (pip install .). Using line mode.", file=sys.stderr)
         else:
-            raise typer.Exit(run_tui(host, port, nick, room, settings, password=password))
+            raise typer.Exit(run_tui(host, port, nick, room, settings, password=password, tls=context))
     from chat.client.plain import run_plain
 
-    raise typer.Exit(run_plain(host, port, nick, room, json=json, backlog=not no_backlog, password=password))
+    raise typer.Exit(run_plain(host, port, nick, room, json=json, backlog=not no_backlog, password=password,
+                               tls=context))
 
 
 def _password(nick: str | None, path: Path | None, ask: bool) -> str | None:

@@ -94,6 +94,19 @@ def serve(
                                                            "remembers at most.")] = DEFAULTS.throttle_keys,
     offline_max: Annotated[int, typer.Option(min=0, help="Private messages that may wait for one offline "
                                                          "account.")] = DEFAULTS.offline_max,
+    tls_cert: Annotated[str | None, typer.Option("--tls-cert", envvar="CHAT_TLS_CERT", show_default=False,
+                                                 help="PEM certificate chain (certbot: fullchain.pem). With "
+                                                      "--tls-key, turns TLS on. SIGHUP reads both again.")] = None,
+    tls_key: Annotated[str | None, typer.Option("--tls-key", envvar="CHAT_TLS_KEY", show_default=False,
+                                                help="PEM private key, unencrypted (certbot: privkey.pem).")] = None,
+    tls_port: Annotated[int, typer.Option("--tls-port", envvar="CHAT_TLS_PORT", min=0, max=65535,
+                                          help="TCP port of the native protocol over TLS (0: any free port).")]
+    = DEFAULTS.tls_port,
+    no_plain: Annotated[bool, typer.Option("--no-plain", help="Serve TLS only: no plain-text listener on --port.")]
+    = False,
+    tls_handshake_timeout: Annotated[float, typer.Option(min=1, help="Seconds a new TLS connection has to "
+                                                                     "finish its handshake.")]
+    = DEFAULTS.tls_handshake_timeout,
     log_level: Annotated[LogLevel, typer.Option(help="Least important log level shown.")] = LogLevel.info,
     log_format: Annotated[LogFormat, typer.Option(help="text, or json (one object per line).")] = LogFormat.text,
 ) -> None:
@@ -103,10 +116,15 @@ def serve(
     with a browser when --web-port is given.
     SIGINT or SIGTERM stores everything already accepted, tells the clients, and exits 0.
     A bad option is one line and exit status 2; a database, address or lock that cannot be used, exit status 1.
+
+    TLS: `--tls-cert fullchain.pem --tls-key privkey.pem` adds the native protocol over TLS on --tls-port
+    (33443), beside plain --port (--no-plain: TLS only). SIGHUP reloads the certificate and key; connections
+    stay. A certificate or key that cannot be used is one line and exit status 2.
     """
     from chat.logs import setup_logging
     from chat.server.app import ChatServer
     from chat.server.config import ServerConfig
+    from chat.server.tls import TLSSetupError
     from chat.storage.database import DatabaseUnusable, shown_url
     from chat.storage.lock import DatabaseInUse
 
@@ -123,29 +141,49 @@ def serve(
             password_profile=password_profile, password_threads=password_threads,
             password_queue=password_queue, login_burst=login_burst, login_per_minute=login_per_minute,
             register_burst=register_burst, register_per_minute=register_per_minute, throttle_keys=throttle_keys,
-            offline_max=offline_max,
+            offline_max=offline_max, tls_cert=tls_cert,
+            tls_key=tls_key, tls_port=tls_port, plain=not no_plain, tls_handshake_timeout=tls_handshake_timeout,
         )
     except ValueError as e:
         _fail(str(e), status=2)
     server = ChatServer(config)
     try:
-        bound_host, bound_port = server.start()
+        server.start()
+    except TLSSetupError as e:
+        _fail(str(e), status=2)
     except DatabaseUnusable as e:
         _fail(str(e))
     except DatabaseInUse as e:
         _fail(f"cannot start: {e}")
     except OSError as e:
         if e.errno == errno.EADDRINUSE:
-            _fail(f"cannot listen on {host}:{port}: the address is in use (another server?); try --port")
+            ports = "/".join(str(p) for p, on in ((port, not no_plain), (tls_port, tls_cert is not None)) if on)
+            _fail(f"cannot listen on {host}:{ports}: the address is in use (another server?); try --port or --tls-port")
         _fail(f"cannot start: {e}")
-    # before the line that says it is up: whoever waits for that line may send SIGTERM at once
+    # before the line that says it is up: whoever waits for that line may send a signal at once
     server.install_signal_handlers()
-    shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-    print(f"chat server listening on {shown}:{bound_port} (database {shown_url(db)})", flush=True)
+    print(f"chat server listening on {_doors(server.doors)} (database {shown_url(db)})", flush=True)
     if server.web_address is not None:
-        print(f"web client on http://{shown}:{server.web_address[1]}/", flush=True)
+        web_host, web_port_bound = server.web_address
+        shown = f"[{web_host}]" if ":" in web_host else web_host
+        print(f"web client on http://{shown}:{web_port_bound}/", flush=True)
     server.serve_forever()
     log.info("stopped")
+
+
+DOOR_LABELS = {"native": "plain", "native-tls": "TLS"}
+
+
+def _doors(doors: list[tuple[str, tuple[str, int]]]) -> str:
+    """`127.0.0.1:33000` for the plain door alone, else each with its label: `127.0.0.1:33000 (plain) and
+    127.0.0.1:33443 (TLS)`."""
+    def shown(host: str, port: int) -> str:
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    doors = [(name, address) for name, address in doors if name in DOOR_LABELS]  # the web client has its own line
+    if len(doors) == 1 and doors[0][0] == "native":
+        return shown(*doors[0][1])
+    return " and ".join(f"{shown(*address)} ({DOOR_LABELS[name]})" for name, address in doors)
 
 
 def _fail(message: str, status: int = 1) -> NoReturn:

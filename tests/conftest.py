@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 import chat
-from harness import ServerThread, server_config
+from harness import ServerThread, TLSFiles, make_tls_files, server_config
 
 settings.register_profile("ci", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True)
 settings.register_profile("dev", deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -96,3 +96,9 @@ def make_server(sqlite_db: str) -> Iterator[Callable[..., ServerThread]]:
 @pytest.fixture
 def server(make_server: Callable[..., ServerThread]) -> ServerThread:
     return make_server()
+
+
+@pytest.fixture
+def tls_files(tmp_path: Any) -> TLSFiles:
+    """A throwaway CA and a server certificate it issued for 127.0.0.1 and localhost (PEM files)."""
+    return make_tls_files(tmp_path / "tls")

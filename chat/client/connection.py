@@ -1,4 +1,4 @@
-"""One TCP connection to a chat server, as lines, on asyncio.
+"""One TCP connection to a chat server, as lines, on asyncio; over TLS when given a context (`tls_context`).
 
 Reading never trusts the server: a line longer than `max_line` is cut off and reported instead of growing
 the buffer without bound, and a reset or vanished socket is simply the end of the stream.
@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import os
 import socket
+import ssl
 
 from chat.client.events import TOO_LONG
 
@@ -25,9 +26,12 @@ class LineConnection:
         self._skipping = False  # inside a line that was too long: drop bytes until its end
 
     @classmethod
-    async def open(cls, host: str, port: int, timeout: float = 10.0, max_line: int = MAX_LINE) -> LineConnection:
-        """Connect, or raise OSError (TimeoutError included) saying why not."""
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    async def open(cls, host: str, port: int, timeout: float = 10.0, max_line: int = MAX_LINE,
+                   tls: ssl.SSLContext | None = None) -> LineConnection:
+        """Connect (and with `tls`, shake hands, checking the server's certificate against `host`), or raise
+        OSError (TimeoutError and ssl.SSLError included) saying why not."""
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(host, port, ssl=tls, ssl_handshake_timeout=timeout if tls else None), timeout)
         sock = writer.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):
@@ -87,10 +91,28 @@ class LineConnection:
             transport.abort()
 
 
+def tls_context(ca_file: str | None = None, insecure: bool = False) -> ssl.SSLContext:
+    """How the client speaks TLS: TLS 1.2 at least, the server's certificate checked against the system's
+    trusted CAs (or only `ca_file`'s) and against the host name or address connected to. `insecure` checks
+    nothing (a self-signed test server): the caller must say so to the user. Raises OSError for a CA file
+    that cannot be read."""
+    context = ssl.create_default_context(cafile=ca_file)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 def describe_os_error(error: OSError) -> str:
     """Why a connection failed, in a few words ("Connection refused", "timed out")."""
     if isinstance(error, TimeoutError):
         return "no answer (timed out)"
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return f"the server's TLS certificate is not trusted ({error.verify_message}); see --ca"
+    if isinstance(error, ssl.SSLError):  # its errno is OpenSSL's, not the system's
+        reason = (error.reason or "").lower().replace("_", " ")
+        return f"TLS failed ({reason or error})" + ("; is that port TLS?" if "wrong version" in reason else "")
     if error.errno:
         return os.strerror(error.errno)
     return error.strerror or str(error) or type(error).__name__

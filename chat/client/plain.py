@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import ssl
 import sys
 import threading
 from typing import BinaryIO, TextIO
@@ -243,10 +244,11 @@ def _read_stdin(stdin: TextIO | BinaryIO, loop: asyncio.AbstractEventLoop,
 
 async def run_plain_async(host: str, port: int, nick: str | None, room: str | None, *, json_output: bool,
                           stdin: TextIO, stdout: TextIO, stderr: TextIO, interactive: bool,
-                          backlog: bool = True, password: str | None = None) -> int:
+                          backlog: bool = True, password: str | None = None,
+                          tls: ssl.SSLContext | None = None) -> int:
     printer = Printer(stdout, stderr, json_output, backlog)
     try:
-        connection = await LineConnection.open(host, port, CONNECT_TIMEOUT)
+        connection = await LineConnection.open(host, port, CONNECT_TIMEOUT, tls=tls)
     except OSError as e:
         printer.error(f"cannot connect to {host}:{port}: {describe_os_error(e)}")
         return EXIT_FAILED
@@ -276,7 +278,8 @@ async def run_plain_async(host: str, port: int, nick: str | None, room: str | No
 
 def run_plain(host: str, port: int, nick: str | None, room: str | None, *, json: bool = False,
               backlog: bool = True, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout,
-              stderr: TextIO = sys.stderr, password: str | None = None) -> int:
+              stderr: TextIO = sys.stderr, password: str | None = None, tls: ssl.SSLContext | None = None) -> int:
     interactive = stdin.isatty() if hasattr(stdin, "isatty") else False
     return asyncio.run(run_plain_async(host, port, nick, room, json_output=json, stdin=stdin, stdout=stdout,
-                                       stderr=stderr, interactive=interactive, backlog=backlog, password=password))
+                                       stderr=stderr, interactive=interactive, backlog=backlog, password=password,
+                                       tls=tls))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,10 +42,11 @@ class ReconnectPolicy:
 
 class ClientSession:
     def __init__(self, core: ClientCore, host: str, port: int, policy: ReconnectPolicy | None = None,
-                 on_change: Callable[[], None] = lambda: None) -> None:
+                 on_change: Callable[[], None] = lambda: None, tls: ssl.SSLContext | None = None) -> None:
         self.core = core
         self.host = host
         self.port = port
+        self.tls = tls  # every connection, reconnects included, is TLS with this context
         self.policy = policy or ReconnectPolicy()
         self.on_change = on_change
         self.attempts = 0  # failed attempts since the last time we were registered
@@ -67,7 +69,8 @@ class ClientSession:
             self.core.connecting()
             self.on_change()
             try:
-                connection = await LineConnection.open(self.host, self.port, self.policy.connect_timeout)
+                connection = await LineConnection.open(self.host, self.port, self.policy.connect_timeout,
+                                                       tls=self.tls)
             except OSError as e:
                 self.core.connection_failed(describe_os_error(e))
             else:

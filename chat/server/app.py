@@ -43,7 +43,7 @@ class ChatServer:
         self.clock = clock
         self.engine: Engine | None = None
         self.loop: EventLoop | None = None
-        self.tls: ServerTLS | None = None  # the certificate of every TLS door; its `transport` makes their transports
+        self.tls: ServerTLS | None = None  # the certificate of every TLS door, and their transport factory
         self.ready = threading.Event()
         self._lock: ServerLock | None = None
 
@@ -102,19 +102,18 @@ class ChatServer:
 
     def _open_doors(self, loop: EventLoop) -> tuple[str, int]:
         """The native protocol, plain and over TLS. Every other door's TLS twin is one line like the second:
-        `loop.add_door("irc-tls", host, port, irc_codec, self.tls.transport)`."""
+        `loop.add_door("irc-tls", host, port, irc_codec, self.tls)`."""
         config = self.config
         if config.plain:
             loop.listen()
         if self.tls is not None:
-            loop.add_door(NATIVE_TLS, config.host, config.tls_port, lambda: NativeCodec(config.max_line),
-                          self.tls.transport)
+            loop.add_door(NATIVE_TLS, config.host, config.tls_port, lambda: NativeCodec(config.max_line), self.tls)
         if config.web_port is not None:
             from chat.web import web_codec  # the page's files are read only when it is served
 
             loop.add_door("web", config.host, config.web_port, web_codec(config))
-            # HTTPS (--https-port) is this door again with the TLS transport factory, once TLS lands:
-            # add_door("web-tls", host, https_port, web_codec(config), <TLS transport factory>)
+            # HTTPS (--https-port) is this door again with the TLS transport factory:
+            # if self.tls is not None: loop.add_door("web-tls", host, https_port, web_codec(config), self.tls)
         return loop.address
 
     def _load(self, store: ChatStore) -> ChatState:

@@ -75,6 +75,11 @@ class Door:
     def address(self) -> tuple[str, int]:
         return self.sock.getsockname()[:2]
 
+    @property
+    def secure(self) -> bool:
+        """Its connections speak TLS (the factory says so): nothing may be said to them in clear."""
+        return bool(getattr(self.transport, "secure", False))
+
 
 class EventLoop:
     def __init__(
@@ -444,12 +449,14 @@ class EventLoop:
                  extra={"event": "connect", "session": c.id, "peer": c.peer, "door": c.door, "tls": security or None})
 
     def _refuse(self, door: Door, sock: socket.socket, peer: str, code: ErrorCode, message: str) -> None:
+        """Close a connection over a limit at once, saying why where it can be said without a handshake."""
         log.warning("refused %s: %s", peer, code.value, extra={"event": "refused", "peer": peer, "code": code.value})
-        try:
-            sock.setblocking(False)
-            sock.send(door.codec().render([Bye(message, code)]))  # in the door's own words (an HTTP 503)
-        except OSError:
-            pass
+        if not door.secure:  # a TLS client would take the words for a broken handshake; it is just closed
+            try:
+                sock.setblocking(False)
+                sock.send(door.codec().render([Bye(message, code)]))  # in the door's own words (an HTTP 503)
+            except OSError:
+                pass
         sock.close()
 
     # -------------------------------------------------------------------------------------------- read

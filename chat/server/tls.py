@@ -42,6 +42,14 @@ _HANDSHAKE_REASONS = {
 }
 
 
+# Said in plain text to a peer that is not speaking TLS at all (someone with nc, a browser on http://), so they
+# learn why they were closed; anything else gets TLS's own alert.
+_NOT_TLS = {"HTTP_REQUEST", "HTTPS_PROXY_REQUEST", "WRONG_VERSION_NUMBER", "UNKNOWN_PROTOCOL"}
+NOT_TLS_NOTICE = b"This port speaks TLS only: connect with TLS (chat client --tls, or your client's TLS option).\r\n"
+NOT_TLS_HTTP = (b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n"
+                b"This port speaks TLS only: use https://.\n")
+
+
 class TLSSetupError(Exception):
     """A certificate or key that cannot be used; the message says which file and why, in one line."""
 
@@ -77,10 +85,11 @@ def _describe_load_error(e: ssl.SSLError, cert_file: str, key_file: str) -> str:
         return f"the TLS key {key_file} does not belong to the certificate {cert_file}"
     if "CA_MD_TOO_WEAK" in reason or "EE_KEY_TOO_SMALL" in reason:
         return f"the TLS certificate {cert_file} is too weak for OpenSSL's security level ({reason.lower()})"
-    cert_text = Path(cert_file).read_bytes()
-    if b"-----BEGIN CERTIFICATE-----" not in cert_text:
+    if b"-----BEGIN CERTIFICATE-----" not in Path(cert_file).read_bytes():
         return f"{cert_file} is not a PEM certificate (no '-----BEGIN CERTIFICATE-----' line)"
-    return f"the TLS key {key_file} cannot be used with {cert_file}: {reason or e}"
+    if not re.search(rb"-----BEGIN [A-Z ]*PRIVATE KEY-----", Path(key_file).read_bytes()):
+        return f"{key_file} is not a PEM private key (no '-----BEGIN ... PRIVATE KEY-----' line)"
+    return f"the TLS certificate {cert_file} or key {key_file} cannot be used: {reason or e}"
 
 
 def fingerprint(cert_file: str) -> str:
@@ -95,18 +104,23 @@ def fingerprint(cert_file: str) -> str:
 
 
 class ServerTLS:
-    """The certificate every TLS door serves. `transport` is the transport factory any door takes for its TLS
-    twin (`loop.add_door(name, host, port, codec, tls.transport)`). `reload()` builds a new context from the same
-    files: connections accepted after it get the new certificate; those before keep theirs (each TLS object
-    holds its own context). It runs on the loop thread (SIGHUP only asks for it)."""
+    """The certificate every TLS door serves, and the transport factory any door takes for its TLS twin:
+    `loop.add_door(name, host, port, codec, server_tls)` (calling it on an accepted socket makes that socket's
+    TLSTransport). `reload()` builds a new context from the same files: connections accepted after it get the
+    new certificate; those before keep theirs (each TLS object holds its own context). It runs on the loop
+    thread (SIGHUP only asks for it)."""
+
+    secure = True  # what it makes is TLS (Door.secure)
 
     def __init__(self, cert_file: str, key_file: str) -> None:
         self.cert_file = cert_file
         self.key_file = key_file
         self.context = server_context(cert_file, key_file)  # raises TLSSetupError: the server does not start
         self.fingerprint = fingerprint(cert_file)
+        log.info("TLS certificate %s (sha256 %s)", cert_file, self.fingerprint,
+                 extra={"event": "tls_certificate", "fingerprint": self.fingerprint})
 
-    def transport(self, sock: socket.socket) -> TLSTransport:
+    def __call__(self, sock: socket.socket) -> TLSTransport:
         return TLSTransport(sock, self.context)
 
     def reload(self) -> bool:
@@ -170,7 +184,10 @@ class TLSTransport:
             return False
         except ssl.SSLError as e:
             self.failed = True
-            self._push()  # the alert saying why, if the socket takes it
+            if e.reason in _NOT_TLS:  # it would not understand an alert: say why in its terms
+                self._pending = NOT_TLS_HTTP if e.reason.startswith("HTTP") else NOT_TLS_NOTICE
+                self._outgoing.read()
+            self._push()  # the alert (or notice) saying why, if the socket takes it at once
             raise TransportError(handshake_failure(e)) from None
         self.established = True
         if self._early:

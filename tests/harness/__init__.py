@@ -20,6 +20,7 @@ from harness.scripted import ScriptedServer
 from harness.server import ServerThread, server_config
 from harness.swarm import Swarm, SwarmClient
 from harness.terminal import TerminalClient, TmuxSession, tmux_available
+from harness.tls import TLSFiles, make_tls_files, untrusted_context
 from harness.web import HttpAnswer, WebSocketClient, http_get, http_request
 from harness.world import World
 
@@ -34,6 +35,7 @@ __all__ = [
     'ServerThread',
     'Swarm',
     'SwarmClient',
+    'TLSFiles',
     'TerminalClient',
     'TmuxSession',
     'WebSocketClient',
@@ -51,6 +53,7 @@ __all__ = [
     'immutable',
     'immutable_supported',
     'log_problems',
+    'make_tls_files',
     'peak_rss_bytes',
     'record_figures',
     'rss_bytes',
@@ -64,5 +67,6 @@ __all__ = [
     'stored_messages',
     'thread_cpu_seconds',
     'tmux_available',
+    'untrusted_context',
     'wait_for',
 ]

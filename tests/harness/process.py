@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -45,7 +47,9 @@ class ServeProcess:
         self._stderr_thread.start()
         line = self._first_line()
         self.banner = line
-        self.port = int(line.split(" listening on ")[1].split()[0].rsplit(":", 1)[1])
+        self.port = int(line.split(" listening on ")[1].split()[0].rsplit(":", 1)[1])  # the first door's
+        tls = re.search(r":(\d+) \(TLS\)", line)
+        self.tls_port = int(tls.group(1)) if tls else None
         self.host = "127.0.0.1"
 
     def _first_line(self) -> str:
@@ -68,6 +72,13 @@ class ServeProcess:
 
     def client(self, nick: str | None = None, **kwargs: Any) -> LineClient:
         c = LineClient(self.host, self.port, **kwargs)
+        if nick:
+            c.register(nick)
+        return c
+
+    def tls_client(self, tls: ssl.SSLContext, nick: str | None = None, **kwargs: Any) -> LineClient:
+        assert self.tls_port is not None, f"no TLS door: {self.banner}"
+        c = LineClient(self.host, self.tls_port, tls=tls, **kwargs)
         if nick:
             c.register(nick)
         return c

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import selectors
 import socket
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any
@@ -55,10 +56,12 @@ class SwarmClient:
 class Swarm:
     """Many clients on real sockets, driven by one thread with `selectors`: 2,000 connections need no 2,000
     threads. Clients read all the time (unless `reading` is False for one), so a server never sees them stall
-    unless a test wants it to."""
+    unless a test wants it to. With `tls` (a client context) every client speaks TLS: each handshake is done
+    before the client joins the swarm, then its socket is non-blocking like the others."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, tls: ssl.SSLContext | None = None) -> None:
         self.host, self.port = host, port
+        self.tls = tls
         self.selector = selectors.DefaultSelector()
         self.clients: list[SwarmClient] = []
         self._by_fd: dict[int, SwarmClient] = {}
@@ -71,6 +74,8 @@ class Swarm:
             sock = socket.create_connection((self.host, self.port), timeout=WAIT,
                                             source_address=(source, 0) if source else None)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.tls is not None:
+                sock = self.tls.wrap_socket(sock, server_hostname=self.host)
             sock.setblocking(False)
             c = SwarmClient(self, sock, f"{prefix}{len(self.clients)}" if count > 1 or i else prefix, keep)
             self.clients.append(c)
@@ -84,9 +89,9 @@ class Swarm:
     # ----------------------------------------------------------------------------------------- events
 
     def _write(self, c: SwarmClient) -> None:
-        try:
+        try:  # (TLS: a send it could not finish is retried with the same bytes first, as OpenSSL asks)
             sent = c.sock.send(c.out)
-        except (BlockingIOError, InterruptedError):
+        except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
             sent = 0
         except OSError:
             self._gone(c)
@@ -98,7 +103,9 @@ class Swarm:
     def _read(self, c: SwarmClient) -> None:
         try:
             data = c.sock.recv(262144)
-        except (BlockingIOError, InterruptedError):
+            while isinstance(c.sock, ssl.SSLSocket) and data and c.sock.pending():  # decrypted, not yet read
+                data += c.sock.recv(262144)
+        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
             return
         except OSError:
             data = b""

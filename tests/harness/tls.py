@@ -41,6 +41,10 @@ class TLSFiles:
                 f.write(pem.bytes())
         return ssl.PEM_cert_to_DER_cert(leaf.cert_chain_pems[0].bytes().decode())
 
+    def serve_args(self) -> list[str]:
+        """`chat serve` options for a TLS door on any free port with these files."""
+        return ["--tls-port", "0", "--tls-cert", self.cert, "--tls-key", self.key]
+
     def client_context(self) -> ssl.SSLContext:
         """What `chat client --tls --ca ca.pem` builds: the system's defaults, trusting this CA."""
         return ssl.create_default_context(cafile=self.ca_file)

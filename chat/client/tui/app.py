@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import ssl
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -82,14 +83,14 @@ class ChatApp(App[int]):
 
     def __init__(self, host: str, port: int, nick: str | None = None, room: str | None = None,
                  policy: ReconnectPolicy | None = None, config: ClientConfig | None = None,
-                 password: str | None = None) -> None:
+                 password: str | None = None, tls: ssl.SSLContext | None = None) -> None:
         super().__init__()
         _restore_alt_digits()
         self.config = config or ClientConfig()
         self.host, self.port = host, port
         self.core = ClientCore(nick, room, f"{host}:{port}", ignored=self.config.ignore,
                                on_ignore=self._save_ignored, password=password)
-        self.session = ClientSession(self.core, host, port, policy, on_change=self.sync_view)
+        self.session = ClientSession(self.core, host, port, policy, on_change=self.sync_view, tls=tls)
         self.scrollbacks: dict[Conversation, Scrollback] = {}
         self.rung: deque[str] = deque(maxlen=100)  # the last things written to get the user's attention
         self.focused_terminal: bool | None = None  # None: the terminal never said (no focus reporting)
@@ -467,7 +468,7 @@ def _seconds(lag: float) -> str:
 
 
 def run_tui(host: str, port: int, nick: str | None, room: str | None, config: ClientConfig | None = None,
-            password: str | None = None) -> int:
-    app = ChatApp(host, port, nick, room, config=config, password=password)
+            password: str | None = None, tls: ssl.SSLContext | None = None) -> int:
+    app = ChatApp(host, port, nick, room, config=config, password=password, tls=tls)
     result = app.run()
     return result or 0
