@@ -1,8 +1,8 @@
 """Crashes and shutdowns under load, with real `chat serve` processes.
 
 kill -9: after a restart, every message any client received is in the database, unchanged, and new ids go on
-from there (the server delivers only what is committed). SIGTERM: exit status 0, every accepted message stored
-and delivered, every client told why it is being disconnected.
+from there (the server delivers only what is committed); the same with every client on TLS. SIGTERM: exit status
+0, every accepted message stored and delivered, every client told why it is being disconnected.
 """
 
 from __future__ import annotations
@@ -11,6 +11,9 @@ import json
 import random
 import signal
 import time
+from typing import Any
+
+import pytest
 
 from harness import (
     ServeProcess,
@@ -66,15 +69,22 @@ def _received(clients: list[SwarmClient]) -> dict[int, tuple[str, str]]:
     return seen
 
 
-def test_kill_9_under_load_loses_nothing_anyone_received(sqlite_db: str) -> None:
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
+def test_kill_9_under_load_loses_nothing_anyone_received(sqlite_db: str, tls: bool, request: Any) -> None:
     rng = random.Random()
     cycles = scale(3, 20)
     checked = undelivered = 0
-    proc = ServeProcess(sqlite_db, "--rate", "0")
+    files = request.getfixturevalue("tls_files") if tls else None
+    args = ["--rate", "0", *(files.serve_args() if files else [])]
+    proc = ServeProcess(sqlite_db, *args)
     try:
         for cycle in range(cycles):
             before = set(stored_messages(sqlite_db))
-            swarm = Swarm(proc.host, proc.port)
+            if files is not None:  # every client on TLS
+                assert proc.tls_port is not None, proc.banner
+                swarm = Swarm(proc.host, proc.tls_port, files.client_context())
+            else:
+                swarm = Swarm(proc.host, proc.port)
             clients = _json_clients(swarm, 20, f"k{cycle}x")
             _chat(swarm, clients, rng.uniform(0.3, 1.0), per_second=200)
             proc.proc.send_signal(signal.SIGKILL)  # in the middle of it all
@@ -85,7 +95,7 @@ def test_kill_9_under_load_loses_nothing_anyone_received(sqlite_db: str) -> None
             assert received, "the load never got going"
             proc.kill()
 
-            proc = ServeProcess(sqlite_db, "--rate", "0")  # the restart recovers the database
+            proc = ServeProcess(sqlite_db, *args)  # the restart recovers the database
             stored = stored_messages(sqlite_db)
             missing = {i: m for i, m in received.items() if stored.get(i, (None, None, None))[::2] != m}
             assert not missing, f"cycle {cycle}: received but not stored: {sorted(missing.items())[:5]}"
@@ -98,7 +108,8 @@ def test_kill_9_under_load_loses_nothing_anyone_received(sqlite_db: str) -> None
         assert not log_problems(proc.log)
     finally:
         proc.kill()
-    record_figures("kill_9", crashes_survived=cycles, messages_checked=checked, committed_not_yet_delivered=undelivered)
+    record_figures("kill_9_tls" if tls else "kill_9", crashes_survived=cycles, messages_checked=checked,
+                   committed_not_yet_delivered=undelivered)
 
 
 def test_sigterm_under_load_stores_and_delivers_everything_then_says_goodbye(sqlite_db: str) -> None:

@@ -66,7 +66,7 @@ def server_context(cert_file: str, key_file: str) -> ssl.SSLContext:
             raise TLSSetupError(f"cannot read the TLS {what} {path}: {e.strerror or e}") from None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = MINIMUM_VERSION
-    context.options |= ssl.OP_NO_RENEGOTIATION
+    context.options |= ssl.OP_NO_RENEGOTIATION  # OpenSSL 3 refuses a client's anyway; 1.1.1 did not
 
     def no_passphrase() -> str:  # never ask on the terminal: a server has nobody there
         raise TLSSetupError(f"the TLS key {key_file} is encrypted; give the server an unencrypted key "

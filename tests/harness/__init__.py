@@ -20,7 +20,7 @@ from harness.scripted import ScriptedServer
 from harness.server import ServerThread, server_config
 from harness.swarm import Swarm, SwarmClient
 from harness.terminal import TerminalClient, TmuxSession, tmux_available
-from harness.tls import TLSFiles, make_tls_files, untrusted_context
+from harness.tls import RecordClient, TLSFiles, client_hello, make_tls_files, untrusted_context
 from harness.web import HttpAnswer, WebSocketClient, http_get, http_request
 from harness.world import World
 
@@ -30,6 +30,7 @@ __all__ = [
     'HttpAnswer',
     'LineClient',
     'LogCapture',
+    'RecordClient',
     'ScriptedServer',
     'ServeProcess',
     'ServerThread',
@@ -43,6 +44,7 @@ __all__ = [
     'blocked_writing',
     'capture_logs',
     'chat_command',
+    'client_hello',
     'cpu_seconds',
     'database_before_accounts',
     'database_before_search',

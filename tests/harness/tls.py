@@ -3,6 +3,8 @@ certificate for 127.0.0.1 and localhost, and gives clients a context that trusts
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,3 +60,63 @@ def make_tls_files(directory: Path) -> TLSFiles:
 def untrusted_context() -> ssl.SSLContext:
     """A client context that trusts a CA of its own, not the server's: the server must be refused."""
     return ssl.create_default_context(cadata=trustme.CA().cert_pem.bytes().decode())
+
+
+def client_hello(context: ssl.SSLContext | None = None, host: str = "127.0.0.1") -> bytes:
+    """The first flight of a real TLS client (its ClientHello), to send whole, in part, or a byte at a time."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = (context or ssl.create_default_context()).wrap_bio(incoming, outgoing, server_hostname=host)
+    with contextlib.suppress(ssl.SSLWantReadError):  # it waits for the server's answer
+        tls.do_handshake()
+    return outgoing.read()
+
+
+class RecordClient:
+    """A TLS client that decides what goes into each TCP write: several TLS records (a line and a close_notify,
+    say) can reach the server in one segment, which an SSLSocket never arranges on purpose."""
+
+    def __init__(self, sock: socket.socket, context: ssl.SSLContext, host: str = "127.0.0.1") -> None:
+        self.sock = sock
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.tls = context.wrap_bio(self.incoming, self.outgoing, server_hostname=host)
+        while True:
+            try:
+                self.tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self.sock.sendall(self.outgoing.read())
+                data = self.sock.recv(65536)
+                if not data:
+                    raise ConnectionError("closed during the handshake") from None
+                self.incoming.write(data)
+        self.sock.sendall(self.outgoing.read())
+
+    def encrypt(self, data: bytes) -> bytes:
+        """The records carrying `data`, not sent."""
+        self.tls.write(data)
+        return self.outgoing.read()
+
+    def close_notify(self) -> bytes:
+        """The close_notify record, not sent."""
+        with contextlib.suppress(ssl.SSLWantReadError):  # it would wait for the server's
+            self.tls.unwrap()
+        return self.outgoing.read()
+
+    def read_until_close_notify(self, timeout: float) -> bytes:
+        """Everything the server sends until its close_notify (ssl.SSLZeroReturnError) or its TCP EOF
+        (ssl.SSLEOFError: no close_notify came)."""
+        received = b""
+        self.sock.settimeout(timeout)
+        while True:
+            data = self.sock.recv(65536)
+            if not data:
+                self.incoming.write_eof()
+            else:
+                self.incoming.write(data)
+            while True:
+                try:
+                    received += self.tls.read(65536)
+                except ssl.SSLWantReadError:
+                    break
+                except ssl.SSLZeroReturnError:
+                    return received
