@@ -2,9 +2,12 @@
 
 Clients connect, name themselves, join their room (client i joins room i % rooms), then every sender sends its
 messages as fast as the server takes them, with at most `window` of its own messages not yet echoed back
-(the server sends a room message to its sender too, after storing it). Each message carries its sender, a
+(the server sends a room message to its sender too, after storing it); or, paced (`rate`), the senders take
+turns to send `rate` messages a second in all, as the shared load generator's paced mode does (its W4).
+Each message carries its sender, a
 sequence number and the time it was sent, so every receiver checks that it got each message once and in order,
-and measures latency. Standard library only; one thread, non-blocking sockets.
+and measures latency. Standard library only; one thread, non-blocking sockets; TLS with `tls` (a client
+context: every client shakes hands before it names itself).
 
 This is a Python client: past some load it, not the server, is the bottleneck (watch its CPU in the summary).
 For the figures in docs/PERFORMANCE.md the C load generator in ../shared/bench is used (benchmarks/run.sh).
@@ -16,11 +19,13 @@ import ipaddress
 import os
 import selectors
 import socket
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 TOKEN = b"BENCH:"
+_NOT_READY = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
 
 @dataclass(slots=True)
@@ -36,6 +41,8 @@ class BenchConfig:
     concurrency: int = 100  # clients connecting at once
     timeout: float = 60.0
     prefix: str = "bench"
+    rate: float = 0.0  # paced: messages per second over all senders, in turn (0: as fast as the window allows)
+    tls: ssl.SSLContext | None = None
 
 
 @dataclass(slots=True)
@@ -143,10 +150,10 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str, float], None] | None = 
 
     def flush(c: _Client) -> None:
         if c.out:
-            try:
+            try:  # (TLS: after a send it could not finish, the same bytes come first again, as OpenSSL asks)
                 n = c.sock.send(c.out)
                 del c.out[:n]
-            except (BlockingIOError, InterruptedError):
+            except _NOT_READY:
                 pass
             except OSError:
                 drop(c)
@@ -160,23 +167,45 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str, float], None] | None = 
             sel.unregister(c.sock)
             c.sock.close()
 
+    def queue_one(c: _Client, now_ns: int) -> None:
+        token = f"BENCH:{c.i}:{c.next_seq}:{now_ns}"
+        if cfg.size > len(token):
+            token += " " + "x" * (cfg.size - len(token) - 1)
+        c.out += token.encode() + b"\n"
+        c.next_seq += 1
+        c.outstanding += 1
+        res.sent += 1
+
     def fill(c: _Client, now_ns: int) -> None:
-        """Queue messages up to the window."""
-        if c.i >= senders:
+        """Queue messages up to the window (paced: the schedule decides instead)."""
+        if c.i >= senders or cfg.rate:
             return
         while c.outstanding < cfg.window and c.next_seq < cfg.messages:
-            token = f"BENCH:{c.i}:{c.next_seq}:{now_ns}"
-            if cfg.size > len(token):
-                token += " " + "x" * (cfg.size - len(token) - 1)
-            c.out += token.encode() + b"\n"
-            c.next_seq += 1
-            c.outstanding += 1
-            res.sent += 1
+            queue_one(c, now_ns)
+
+    paced_next = 0  # paced: the index of the next message due, over all senders
+    paced_total = senders * cfg.messages
+
+    def paced(start_ns: int, now_ns: int) -> float:
+        """Queue and send the messages due by now; seconds until the next one is due."""
+        nonlocal paced_next
+        while paced_next < paced_total:
+            due_ns = start_ns + int(paced_next * 1e9 / cfg.rate)
+            if due_ns > now_ns:
+                return (due_ns - now_ns) / 1e9
+            c = clients[paced_next % senders]
+            paced_next += 1
+            if c.stage == 2 and c.next_seq < cfg.messages:
+                queue_one(c, now_ns)
+                flush(c)
+        return 0.05
 
     def receive(c: _Client, sending: bool) -> None:
         try:
             data = c.sock.recv(1 << 18)
-        except (BlockingIOError, InterruptedError):
+            while data and isinstance(c.sock, ssl.SSLSocket) and c.sock.pending():  # decrypted, not yet read
+                data += c.sock.recv(1 << 18)
+        except _NOT_READY:
             return
         except OSError:
             data = b""
@@ -232,6 +261,8 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str, float], None] | None = 
         while next_i < cfg.clients and in_setup < cfg.concurrency:
             try:
                 s = socket.create_connection((cfg.host, cfg.port), timeout=10)
+                if cfg.tls is not None:
+                    s = cfg.tls.wrap_socket(s, server_hostname=cfg.host)
             except OSError:
                 res.connect_failed += 1
                 next_i += 1
@@ -267,26 +298,31 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str, float], None] | None = 
                 pass
             c.buf = b""
         start = time.monotonic()
-        now_ns = time.monotonic_ns()
+        start_ns = now_ns = time.monotonic_ns()
         for c in clients:
             if c.stage == 2:
                 fill(c, now_ns)
                 flush(c)
-        last_delivery = start
+        last_delivery = last_progress = start
+        wait = 0.05
         while res.deliveries < res.expected:
             now = time.monotonic()
-            if now > deadline or now - last_delivery > 10.0:
+            if now > deadline or now - last_progress > 10.0:
                 res.timed_out = True
                 break
             before = res.deliveries
-            for key, mask in sel.select(0.05):
+            if cfg.rate:
+                wait = min(0.05, paced(start_ns, time.monotonic_ns()))
+                if paced_next < paced_total:
+                    last_progress = now  # waiting for the schedule is not a stall
+            for key, mask in sel.select(wait):
                 c = key.data
                 if mask & selectors.EVENT_WRITE:
                     flush(c)
                 if mask & selectors.EVENT_READ and c.stage >= 0:
                     receive(c, sending=True)
             if res.deliveries != before:
-                last_delivery = time.monotonic()
+                last_delivery = last_progress = time.monotonic()
             report("sending", res.deliveries / max(1, res.expected))
         res.elapsed_s = last_delivery - start
         report("sending", 1.0)

@@ -444,3 +444,17 @@ def test_no_plain_serves_tls_only(sqlite_db: str, tls_files: TLSFiles) -> None:
         proc.tls_client(tls_files.client_context(), "lone").sync()
         listening = json.dumps(proc.banner)
         assert listening.count("127.0.0.1:") == 1, listening
+
+
+def test_chat_bench_loads_a_tls_server_paced(make_server: Any, tls_files: TLSFiles) -> None:
+    server = tls_server(make_server, tls_files)
+    with capture_logs() as logs:
+        done = subprocess.run([*chat_command(), "bench", "--port", str(server.tls_port), "--ca", tls_files.ca_file,
+                               "--clients", "10", "--rate", "200", "--duration", "1"], capture_output=True, text=True,
+                              timeout=60)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "over TLS" in done.stderr and "at 200/s" in done.stderr
+        rows = dict(line.split("  ", 1) for line in done.stdout.splitlines() if "  " in line)
+        assert rows["deliveries (to other members)"].strip() == "1,800 of 1,800"  # 200 messages, 9 others each
+        assert rows["result"].strip() == "ok"
+    assert sum(m.startswith("connect") and "TLSv1.3" in m for m in logs.messages()) == 10
