@@ -297,6 +297,8 @@ def run_bench(cfg: BenchConfig, progress: Callable[[str, float], None] | None = 
             except (BlockingIOError, InterruptedError, OSError):
                 pass
             c.buf = b""
+        if progress:
+            progress("sending", 0.0)  # at once, unthrottled: the message phase starts now
         start = time.monotonic()
         start_ns = now_ns = time.monotonic_ns()
         for c in clients:

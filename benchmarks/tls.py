@@ -1,0 +1,210 @@
+#!/usr/bin/env python3
+"""TLS against plain, measured by the same tool in the same run: every client on TLS, or every client plain.
+
+    .venv/bin/python benchmarks/tls.py [--reps 3] [--profile] [--port 16700]
+
+Workloads (those of run.py, with `chat bench`'s engine instead of the C loadgen, which has no TLS):
+
+* W2  100 clients in one room, 100 messages each, window 32: deliveries per second (burst).
+* W4  100 clients in one room, 500 messages a second in all for 10 s, sent in turn: latency p50 / p99 (paced).
+
+For every rep, workload and mode a fresh `chat serve` (fresh SQLite database, --rate 0, both doors: plain on
+PORT, TLS on PORT+1) is started with a self-signed certificate made by the README's openssl one-liner; plain and
+TLS alternate, and which goes first alternates between reps. The client is `chat.bench.run_bench` in this process
+(one thread; it decrypts on TLS as the server encrypts, so the client's CPU is printed too). The server's CPU
+seconds during the message phase come from /proc, so the cost per delivery on the server's side is seen apart
+from the client's. Before each run the runner waits (up to 60 s) for other programs to go quiet, and says how
+busy they were.
+
+--profile: py-spy (`--gil`, the thread holding the interpreter) on the server while W2 runs repeatedly, plain
+then TLS, summarised by pyspy_top.py: where the server's time goes, and what TLS adds.
+
+Standard library plus the project itself (chat.bench, chat.client.connection).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import pyspy_top  # noqa: E402
+import run  # noqa: E402  (its process helpers: spawn/stop with PDEATHSIG, CPU ticks, waiting for quiet)
+
+from chat.bench import BenchConfig, BenchResult, run_bench  # noqa: E402
+from chat.client.connection import tls_context  # noqa: E402
+
+# The README's one-liner for a self-signed certificate (here for 127.0.0.1 as well as localhost).
+SELF_SIGNED = ("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 "
+               "-subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 "
+               "-keyout {key} -out {cert}")
+
+WORKLOADS: dict[str, Callable[[], dict[str, float]]] = {
+    "W2": lambda: {"clients": 100, "messages": 100, "window": 32},
+    "W4": lambda: {"clients": 100, "rate": 500.0, "messages": math.ceil(500 * 10 / 100)},
+}
+
+
+def make_certificate(directory: Path) -> tuple[str, str]:
+    cert, key = str(directory / "cert.pem"), str(directory / "key.pem")
+    subprocess.run(SELF_SIGNED.format(cert=cert, key=key).split(), check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+class Server:
+    def __init__(self, work: Path, port: int, cert: str, key: str) -> None:
+        self.work, self.port, self.cert, self.key = work, port, cert, key
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> Server:
+        db = self.work / "bench.sqlite"
+        for suffix in ("", "-wal", "-shm", ".lock"):
+            Path(str(db) + suffix).unlink(missing_ok=True)
+        out = self.work / "server.out"
+        out.unlink(missing_ok=True)
+        cmd = [run.CHAT_BIN, "serve", "--db", str(db), "--port", str(self.port), "--tls-port", str(self.port + 1),
+               "--tls-cert", self.cert, "--tls-key", self.key, "--rate", "0", "--log-level", "warning"]
+        self.proc = run.spawn(cmd, out)
+        deadline = time.monotonic() + 60
+        while "listening on" not in out.read_text(errors="replace"):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"chat serve did not start: {out.read_text(errors='replace')[-2000:]}")
+            time.sleep(0.02)
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            run.stop(self.proc)
+
+
+def one_run(server: Server, wl: str, tls: bool, cert: str, prefix: str) -> dict[str, float]:
+    params = WORKLOADS[wl]()
+    cpu: dict[str, int] = {}
+
+    def progress(phase: str, _fraction: float) -> None:
+        if phase == "sending" and "start" not in cpu:
+            cpu["start"] = run.proc_ticks(server.pid)
+
+    cfg = BenchConfig(port=server.port + 1 if tls else server.port, prefix=prefix, timeout=120,
+                      tls=tls_context(cert) if tls else None, **params)  # type: ignore[arg-type]
+    other = run.wait_for_quiet(20.0)
+    result: BenchResult = run_bench(cfg, progress)
+    server_cpu = (run.proc_ticks(server.pid) - cpu.get("start", 0)) / run.CLK_TCK
+    if not result.ok:
+        raise RuntimeError(f"{wl} {'tls' if tls else 'plain'}: {dict(result.rows())}")
+    return {
+        "deliveries_per_s": result.deliveries / result.elapsed_s,
+        "p50_ms": result.percentile(50) or 0.0,
+        "p99_ms": result.percentile(99) or 0.0,
+        "server_cpu_s": server_cpu,
+        "server_us_per_delivery": server_cpu / result.deliveries * 1e6,
+        "client_cpu_s": result.cpu_s,
+        "elapsed_s": result.elapsed_s,
+        "other_pct": other,
+    }
+
+
+def profile(work: Path, port: int, cert: str, key: str, runs: int) -> str:
+    pyspy = shutil.which("py-spy", path=str(HERE.parent / ".venv" / "bin")) or shutil.which("py-spy")
+    if not pyspy:
+        return "(py-spy not found: no profile)\n"
+    out = []
+    for tls in (False, True):
+        name = "tls" if tls else "plain"
+        raw = work / f"profile-W2-{name}.raw"
+        with Server(work, port, cert, key) as server:
+            spy = run.spawn([pyspy, "record", "--pid", str(server.pid), "--rate", "250", "--function", "--gil",
+                             "--format", "raw", "--output", str(raw)], work / f"py-spy-{name}.log")
+            time.sleep(1.0)
+            for i in range(runs):
+                one_run(server, "W2", tls, cert, f"p{i}x")
+            run.stop(spy, signal.SIGINT, grace=30)
+        if raw.exists():
+            out.append(pyspy_top.summarise(raw, top=15, title=f"W2 × {runs} runs, {name}, GIL holder"))
+        else:
+            out.append(f"(py-spy wrote nothing for {name}: see {work / f'py-spy-{name}.log'})")
+    return "\n\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--port", type=int, default=16700, help="plain port; TLS on the next one")
+    parser.add_argument("--workloads", default="W2 W4")
+    parser.add_argument("--profile", action="store_true", help="also profile the server under W2, plain and TLS")
+    parser.add_argument("--profile-runs", type=int, default=8)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="chat-tls-bench-"))
+    cert, key = make_certificate(work)
+    results: dict[tuple[str, str], list[dict[str, float]]] = {}
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    try:
+        for rep in range(args.reps):
+            for wl in args.workloads.split():
+                modes = ("plain", "tls") if rep % 2 == 0 else ("tls", "plain")
+                for mode in modes:
+                    with Server(work, args.port, cert, key) as server:
+                        r = one_run(server, wl, mode == "tls", cert, f"r{rep}x")
+                    results.setdefault((wl, mode), []).append(r)
+                    print(f"rep {rep} {wl} {mode}: {r['deliveries_per_s']:,.0f} deliveries/s, p50 "
+                          f"{r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, server {r['server_us_per_delivery']:.2f} "
+                          f"µs/delivery, client CPU {r['client_cpu_s']:.1f} s, others {r['other_pct']:.0f}% of a core",
+                          file=sys.stderr, flush=True)
+        print(report(results, args.reps))
+        if args.profile:
+            print(profile(work, args.port, cert, key, args.profile_runs))
+    finally:
+        run.stop_all()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def report(results: dict[tuple[str, str], list[dict[str, float]]], reps: int) -> str:
+    def med(wl: str, mode: str, key: str) -> float:
+        return statistics.median(r[key] for r in results.get((wl, mode), [{key: float("nan")}]))
+
+    lines = [f"median of {reps} runs per cell; load average {' / '.join(f'{x:.2f}' for x in _loadavg())}", "",
+             "| | plain | TLS | TLS ÷ plain |", "|---|---|---|---|"]
+    if ("W2", "plain") in results:
+        plain, tls = med("W2", "plain", "deliveries_per_s"), med("W2", "tls", "deliveries_per_s")
+        lines.append(f"| W2 deliveries/s (100 clients × 100 msgs) | {plain:,.0f} | {tls:,.0f} | {tls / plain:.2f} |")
+        plain, tls = med("W2", "plain", "server_us_per_delivery"), med("W2", "tls", "server_us_per_delivery")
+        lines.append(f"| W2 server CPU µs per delivery | {plain:.2f} | {tls:.2f} | {tls / plain:.2f} |")
+        plain, tls = med("W2", "plain", "client_cpu_s"), med("W2", "tls", "client_cpu_s")
+        lines.append(f"| W2 client (chat bench) CPU s | {plain:.2f} | {tls:.2f} | {tls / plain:.2f} |")
+    if ("W4", "plain") in results:
+        for key, label in (("p50_ms", "p50"), ("p99_ms", "p99")):
+            plain, tls = med("W4", "plain", key), med("W4", "tls", key)
+            lines.append(f"| W4 latency {label} ms (100 clients, 500 msgs/s) | {plain:.2f} | {tls:.2f} | "
+                         f"{tls / plain:.2f} |")
+        plain, tls = med("W4", "plain", "server_us_per_delivery"), med("W4", "tls", "server_us_per_delivery")
+        lines.append(f"| W4 server CPU µs per delivery | {plain:.2f} | {tls:.2f} | {tls / plain:.2f} |")
+    worst = max((r["other_pct"] for rs in results.values() for r in rs), default=0.0)
+    lines += ["", f"other programs used at most {worst:.0f}% of a core before a run"]
+    return "\n".join(lines)
+
+
+def _loadavg() -> tuple[float, float, float]:
+    with open("/proc/loadavg") as f:
+        a, b, c = f.read().split()[:3]
+    return float(a), float(b), float(c)
+
+
+if __name__ == "__main__":
+    main()
