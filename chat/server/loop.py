@@ -462,7 +462,8 @@ class EventLoop:
     # -------------------------------------------------------------------------------------------- read
 
     def _read(self, c: Connection, now: float) -> None:
-        if self.behind and c.phase is Phase.OPEN:  # storage is far behind: let TCP hold this client's input
+        # storage is far behind: let TCP hold this client's input (a TLS handshake goes on: it has a deadline)
+        if self.behind and c.phase is Phase.OPEN and c.transport.established:
             if c.reading:
                 c.reading = False
                 self._rearm(c)
