@@ -340,6 +340,19 @@ def test_a_peer_that_vanishes_mid_handshake_frees_its_slot_at_once(make_server: 
     assert sum("during the TLS handshake" in m or "connection reset" in m for m in logs.messages()) == 2
 
 
+def test_many_records_in_one_read_are_all_handled(make_server: Any, tls_files: TLSFiles) -> None:
+    """64 KiB of TCP may carry several TLS records: everything decrypted is handed on at once, nothing is left in
+    the TLS object's pending() where epoll would not see it (the last line would then wait forever)."""
+    server = tls_server(make_server, tls_files)
+    bob = server.client("bob", json_mode=True)
+    quick = server.tls_client(tls_files.client_context(), "quick", json_mode=True)
+    lines = [f"line {i} {'z' * 200}" for i in range(1000)]  # ~210 kB: thirteen 16 KiB records and more
+    quick.send(*lines, "/ping all-read")
+    quick.expect_event("pong", token="all-read")
+    texts = [bob.expect_event("message", nick="quick")["text"] for _ in lines]
+    assert texts == lines
+
+
 def test_a_tls_reader_that_stalls_gets_everything_in_order_once_it_reads(make_server: Any,
                                                                          tls_files: TLSFiles) -> None:
     """The transport's own pending bytes (encrypted, not yet taken by the socket) go out first when the reader

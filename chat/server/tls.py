@@ -244,8 +244,17 @@ class TLSTransport:
             self._push()
             if self._pending:
                 raise BlockingIOError("TLS records still waiting for the socket")
-        self._encrypt(data)
-        self._push()
+        # the hot path, for every write to every TLS client: encrypt it all, give the socket what it takes
+        written = self._tls.write(data)
+        if written < len(data):
+            self._encrypt(memoryview(data)[written:])
+        records = self._outgoing.read()
+        try:
+            sent = self.sock.send(records)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        if sent < len(records):
+            self._pending = memoryview(records)[sent:]
         return len(data)
 
     def _encrypt(self, data: bytes | memoryview) -> None:
