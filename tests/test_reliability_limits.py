@@ -303,7 +303,7 @@ def test_the_exempt_option_replaces_the_default(sqlite_db: str) -> None:
 
 LIMIT_OPTIONS = ("--max-line", "--sendq", "--rate", "--burst", "--flood-limit", "--nick-timeout", "--max-clients",
                  "--max-per-ip", "--max-rooms-per-client", "--new-rooms-per-minute", "--new-rooms-burst", "--exempt",
-                 "--keepalive", "--busy-timeout", "--log-level", "--log-format")
+                 "--keepalive", "--busy-timeout", "--tls-handshake-timeout", "--log-level", "--log-format")
 
 
 def test_every_limit_is_a_documented_option() -> None:
