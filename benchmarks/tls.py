@@ -16,6 +16,11 @@ seconds during the message phase come from /proc, so the cost per delivery on th
 from the client's. Before each run the runner waits (up to 60 s) for other programs to go quiet, and says how
 busy they were.
 
+--tool loadgen: the shared C load generator instead (run.py's W2 and W4 arguments), which has no TLS: its TLS
+clients go through a `socat` relay that speaks TLS to the server (one relay process per client, on the same two
+cores: a pessimistic TLS figure, since the relay decrypts and encrypts again and adds a hop). The C client is
+fast enough that the server is what is measured, which the Python client is not.
+
 --profile: py-spy (`--gil`, the thread holding the interpreter) on the server while W2 runs repeatedly, plain
 then TLS, summarised by pyspy_top.py: where the server's time goes, and what TLS adds.
 
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import shutil
 import signal
 import statistics
@@ -120,6 +126,42 @@ def one_run(server: Server, wl: str, tls: bool, cert: str, prefix: str) -> dict[
     }
 
 
+def loadgen_run(server: Server, wl: str, tls: bool, cert: str, label: str) -> dict[str, float]:
+    """One run of the C loadgen; TLS through a socat relay on PORT+2."""
+    port, relay = server.port, None
+    if tls:
+        port = server.port + 2
+        relay = run.spawn(["socat", f"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,backlog=1024",
+                           f"OPENSSL:127.0.0.1:{server.port + 1},cafile={cert},nodelay"], server.work / "socat.log")
+        deadline = time.monotonic() + 10
+        while not run.port_busy(port):
+            if time.monotonic() > deadline:
+                raise RuntimeError("socat did not start")
+            time.sleep(0.02)
+    other = run.wait_for_quiet(20.0)
+    cmd = [run.LOADGEN, "--proto", "line", "--port", str(port), *run.WORKLOADS[wl].split(), "--conn-concurrency",
+           "100", "--server-pid", str(server.pid), "--label", label, "--joined-marker", run.JOINED_MARKER]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=200).stdout.strip()
+    finally:
+        if relay is not None:
+            run.stop(relay)
+    kv = run.parse_kv(out)
+    if kv.get("status") != "ok":
+        raise RuntimeError(f"loadgen {wl} {'tls' if tls else 'plain'}: {out}")
+    deliveries = float(kv["deliveries"])
+    return {
+        "deliveries_per_s": float(kv["deliveries_per_s"]),
+        "p50_ms": float(kv["lat_p50_ms"]),
+        "p99_ms": float(kv["lat_p99_ms"]),
+        "server_cpu_s": float(kv["srv_cpu_run_s"]),
+        "server_us_per_delivery": float(kv["srv_cpu_run_s"]) / deliveries * 1e6,
+        "client_cpu_s": float(kv["lg_cpu_s"]),  # (the relay's processes are gone before they could be counted)
+        "elapsed_s": float(kv["elapsed_s"]),
+        "other_pct": other,
+    }
+
+
 def profile(work: Path, port: int, cert: str, key: str, runs: int) -> str:
     pyspy = shutil.which("py-spy", path=str(HERE.parent / ".venv" / "bin")) or shutil.which("py-spy")
     if not pyspy:
@@ -136,6 +178,12 @@ def profile(work: Path, port: int, cert: str, key: str, runs: int) -> str:
                 one_run(server, "W2", tls, cert, f"p{i}x")
             run.stop(spy, signal.SIGINT, grace=30)
         if raw.exists():
+            stacks = pyspy_top.parse(raw)
+            total = sum(n for _, _, n in stacks) or 1
+            in_tls = sum(n for _, frames, n in stacks if any("chat/server/tls.py" in f or re.search(r"\bssl\.py", f)
+                                                             for f in frames))
+            out.append(f"{name}: {total} samples; with TLS code (chat/server/tls.py, ssl.py) on the stack: "
+                       f"{in_tls} ({100 * in_tls / total:.1f}%)")
             out.append(pyspy_top.summarise(raw, top=15, title=f"W2 × {runs} runs, {name}, GIL holder"))
         else:
             out.append(f"(py-spy wrote nothing for {name}: see {work / f'py-spy-{name}.log'})")
@@ -147,6 +195,8 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--port", type=int, default=16700, help="plain port; TLS on the next one")
     parser.add_argument("--workloads", default="W2 W4")
+    parser.add_argument("--tool", choices=("bench", "loadgen"), default="bench",
+                        help="the client: chat bench's engine (Python, TLS itself) or the C loadgen (TLS via socat)")
     parser.add_argument("--profile", action="store_true", help="also profile the server under W2, plain and TLS")
     parser.add_argument("--profile-runs", type=int, default=8)
     args = parser.parse_args()
@@ -161,12 +211,16 @@ def main() -> None:
                 modes = ("plain", "tls") if rep % 2 == 0 else ("tls", "plain")
                 for mode in modes:
                     with Server(work, args.port, cert, key) as server:
-                        r = one_run(server, wl, mode == "tls", cert, f"r{rep}x")
+                        if args.tool == "loadgen":
+                            r = loadgen_run(server, wl, mode == "tls", cert, f"{wl}/{mode}/{rep}")
+                        else:
+                            r = one_run(server, wl, mode == "tls", cert, f"r{rep}x")
                     results.setdefault((wl, mode), []).append(r)
                     print(f"rep {rep} {wl} {mode}: {r['deliveries_per_s']:,.0f} deliveries/s, p50 "
                           f"{r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, server {r['server_us_per_delivery']:.2f} "
                           f"µs/delivery, client CPU {r['client_cpu_s']:.1f} s, others {r['other_pct']:.0f}% of a core",
                           file=sys.stderr, flush=True)
+        print(f"client: {'the C loadgen (TLS through socat)' if args.tool == 'loadgen' else 'chat bench (Python)'}")
         print(report(results, args.reps))
         if args.profile:
             print(profile(work, args.port, cert, key, args.profile_runs))
@@ -187,7 +241,7 @@ def report(results: dict[tuple[str, str], list[dict[str, float]]], reps: int) ->
         plain, tls = med("W2", "plain", "server_us_per_delivery"), med("W2", "tls", "server_us_per_delivery")
         lines.append(f"| W2 server CPU µs per delivery | {plain:.2f} | {tls:.2f} | {tls / plain:.2f} |")
         plain, tls = med("W2", "plain", "client_cpu_s"), med("W2", "tls", "client_cpu_s")
-        lines.append(f"| W2 client (chat bench) CPU s | {plain:.2f} | {tls:.2f} | {tls / plain:.2f} |")
+        lines.append(f"| W2 client CPU s (loadgen: without the relay) | {plain:.2f} | {tls:.2f} | {tls / plain:.2f} |")
     if ("W4", "plain") in results:
         for key, label in (("p50_ms", "p50"), ("p99_ms", "p99")):
             plain, tls = med("W4", "plain", key), med("W4", "tls", key)
