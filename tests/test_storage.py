@@ -153,3 +153,30 @@ def test_the_fast_insert_path_round_trips_time_exactly(sqlite_db: str) -> None:
     store.write(WriteBatch(rooms=[StoredRoom(1, "lobby", None, None, None, 0.0)], messages=rows))
     page, _ = store.history(1, "lobby", 10)
     assert [m.time for m in page] == [to_datetime(t).timestamp() for t in times]
+
+
+def test_a_batch_of_room_messages_alone_is_stored_as_any_other_batch(sqlite_db: str) -> None:
+    """SQLite's shortcut for messages-only batches (ChatStore._write_room_messages) writes the very rows, and
+    index terms, that the SQLAlchemy path writes for the same messages in a batch with other writes."""
+    store = _store(sqlite_db)
+    texts = ["plain words", "ünïcödé wörds", "nul\x00byte", "a" * 300]
+    general = [(_msg(i + 1, text=t), 1) for i, t in enumerate(texts)]
+    alone = [(_msg(i + 11, text=t), 1) for i, t in enumerate(texts)]
+    store.write(WriteBatch(rooms=[StoredRoom(1, "lobby", None, None, None, 0.0)], messages=general))
+    assert store._raw is None  # that batch had a room in it: the general path
+    store.write(WriteBatch(messages=alone))
+    assert store._raw is not None  # the shortcut ran
+    with store.engine.connect() as conn:
+        rows = {r.id: r._asdict() for r in conn.execute(select(MESSAGES)).all()}
+        for i in range(len(texts)):
+            general_row, alone_row = rows[i + 1], rows[i + 11]
+            assert alone_row["created_at"] == to_datetime(alone[i][0].time).replace(tzinfo=None)
+            for row in (general_row, alone_row):  # the same but for the id and the time (each message's own)
+                del row["id"], row["created_at"]
+            assert alone_row == general_row
+        found = conn.exec_driver_sql("SELECT rowid FROM messages_fts WHERE messages_fts MATCH 'words' ORDER BY rowid")
+        assert [r[0] for r in found] == [1, 2, 11, 12]
+    store.close()
+    store.close()  # twice is harmless
+    store.write(WriteBatch(messages=[(_msg(21), 1)]))  # and it checks a connection out again
+    assert store.history(1, "lobby", 1)[0][0].id == 21

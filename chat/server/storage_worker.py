@@ -71,9 +71,13 @@ class _Worker(Generic[Job]):
             job = None  # handed back: do not keep it alive while waiting for the next one
             self.done_event.set()
             self.notify()
+        self._stopped()
 
     def _execute(self, job: Job) -> None:
         raise NotImplementedError
+
+    def _stopped(self) -> None:
+        """The last job is done (on the worker's own thread)."""
 
 
 class StorageWorker(_Worker[StorageJob]):
@@ -84,6 +88,9 @@ class StorageWorker(_Worker[StorageJob]):
     def __init__(self, store: ChatStore, notify: Callable[[], None]) -> None:
         super().__init__(notify)
         self.store = store
+
+    def _stopped(self) -> None:
+        self.store.close()  # the connection its fast path kept
 
     def _execute(self, job: StorageJob) -> None:
         outbox = job.outbox

@@ -3,14 +3,21 @@
 The server's single writer calls `write()` with everything accepted since the last commit, in one transaction.
 The hot path uses Core executemany inserts: one statement for a whole batch, no ORM unit of work per row. The
 same transaction adds the messages to the search index (chat.storage.search_index).
+
+On SQLite, a batch of room messages and nothing else (what a busy server commits nearly every time) skips
+SQLAlchemy's execution machinery altogether: the statements SQLAlchemy compiled once, run on a driver connection
+the writer keeps for itself. Measured (benchmarks/path_micro.py, docs/PERFORMANCE.md): a one-message commit cost
+the writer thread a third of the CPU, and so held the GIL a third as long, which is what the loop's latency feels.
 """
 
 from __future__ import annotations
 
 import math
+import sqlite3
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Connection, Engine, Insert, Table, and_, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -29,7 +36,7 @@ from chat.storage.records import (
     TopicChange,
     WriteBatch,
 )
-from chat.storage.search_index import BackfillStep, backfill_step, index_messages
+from chat.storage.search_index import FTS_INSERT, BackfillStep, backfill_step, fts_document, index_messages
 
 __all__ = ["ChatStore", "FoundRoom", "LoadedState", "SeenUser", "StoredRoom", "TopicChange", "WriteBatch"]
 
@@ -90,11 +97,23 @@ class ChatStore:
             if tuple(compiled.positiontup or ()) == _MESSAGE_COLUMNS:
                 self._fast_insert = str(compiled)
             self._stamp = SqliteTimestamps()
+        self._raw: Any = None  # the pool's proxy of the driver connection `_write_room_messages` uses
+
+    def close(self) -> None:
+        """Give back the connection the fast path keeps (the engine's other connections are the engine's)."""
+        raw, self._raw = self._raw, None
+        if raw is not None:
+            raw.close()
 
     # ------------------------------------------------------------------------------------------ writes
 
     def write(self, batch: WriteBatch) -> None:
         """Commit the whole batch or nothing."""
+        if (self._fast_insert and batch.messages and not (batch.rooms or batch.users or batch.private
+                                                          or batch.topics or batch.settings or batch.roles
+                                                          or batch.delivered)):
+            self._write_room_messages(batch.messages)
+            return
         with self._writer.begin() as conn:
             if batch.rooms:
                 conn.execute(
@@ -111,12 +130,7 @@ class ChatStore:
                 conn.execute(self._upsert_users(), _latest_per_user(batch.users))
             private: dict[int, PrivateRecord] = {p.message_id: p for p in batch.private}
             if batch.messages and self._fast_insert:
-                stamp = self._stamp
-                rows = [(m.id, m.kind.value, room_id, m.nick, m.to, m.text, stamp(m.time), *_accounts(private, m.id))
-                        if room_id is None else (m.id, m.kind.value, room_id, m.nick, m.to, m.text, stamp(m.time),
-                                                 None, None, None)
-                        for m, room_id in batch.messages]
-                conn.exec_driver_sql(self._fast_insert, rows)
+                conn.exec_driver_sql(self._fast_insert, self._sqlite_rows(batch.messages, private))
             elif batch.messages:
                 conn.execute(
                     insert(MESSAGES),
@@ -145,6 +159,33 @@ class ChatStore:
             for d in batch.delivered:
                 conn.execute(delete(UNDELIVERED).where(and_(UNDELIVERED.c.account_id == d.account_id,
                                                             UNDELIVERED.c.message_id <= d.up_to)))
+
+    def _write_room_messages(self, messages: list[tuple[ChatMessage, int | None]]) -> None:
+        """SQLite, room messages only: the same rows and index terms as `write`, on the driver connection."""
+        if self._raw is None:
+            self._raw = self.engine.raw_connection()  # with the engine's pragmas (database._tune_sqlite)
+        db: sqlite3.Connection = self._raw.driver_connection
+        rows = self._sqlite_rows(messages, {})
+        db.execute("BEGIN IMMEDIATE")  # the driver runs no transactions of its own (isolation_level None)
+        try:
+            db.executemany(self._fast_insert, rows)  # type: ignore[arg-type]
+            if self.search_index:
+                db.executemany(FTS_INSERT, [(m.id, fts_document(m.text)) for m, _room_id in messages])
+            db.execute("COMMIT")
+        except BaseException:
+            # back to the pool, which rolls it back (and discards it if the driver says it is gone); the next
+            # write checks one out again, as the SQLAlchemy path does for every write
+            self.close()
+            raise
+
+    def _sqlite_rows(self, messages: list[tuple[ChatMessage, int | None]],
+                     private: dict[int, PrivateRecord]) -> list[tuple[object, ...]]:
+        """The messages as rows of `_MESSAGE_COLUMNS` for the compiled insert: plain tuples, no bind processing."""
+        stamp = self._stamp
+        return [(m.id, m.kind.value, room_id, m.nick, m.to, m.text, stamp(m.time), *_accounts(private, m.id))
+                if room_id is None else (m.id, m.kind.value, room_id, m.nick, m.to, m.text, stamp(m.time),
+                                         None, None, None)
+                for m, room_id in messages]
 
     def _write_roles(self, conn: Connection, batch: WriteBatch) -> None:
         for r in batch.roles:  # few, and their order matters (a ban, lifted, then set again)
