@@ -69,8 +69,17 @@ WORKLOADS = {
     "SETUP": "--clients 1000 --msgs 0 --timeout 120",
     "SETUP10": "--clients 1000 --msgs 0 --timeout 120",  # the same at concurrency 10 for both servers
     "STORM": "--clients 1000 --msgs 0 --setup-timeout 30 --timeout 40",
+    # issue 15's long workloads: each lasts seconds, so one scheduling hiccup cannot decide it
+    "L10": "--clients 10 --msgs 50000 --window 32 --idle-timeout 30 --timeout 300",
+    "L100": "--clients 100 --msgs 2000 --window 32 --idle-timeout 30 --timeout 300",
+    "L500": "--clients 500 --msgs 200 --window 32 --idle-timeout 60 --timeout 300",
+    "ROOMS": "--clients 500 --rooms 10 --senders 50 --msgs 2000 --window 32 --idle-timeout 30 --timeout 300",
+    "W4L": "--clients 100 --mode paced --rate 500 --duration 30 --idle-timeout 30 --timeout 120",
+    "W4F": "--clients 100 --mode paced --rate 2000 --duration 30 --idle-timeout 30 --timeout 120",
+    "C10K": "--clients 10000 --rooms 100 --msgs 0 --setup-timeout 60 --timeout 120",  # 100 per room
 }
 DEFAULT_WORKLOADS = "W1 W2 W3 W4 SETUP SETUP10"
+LONG_WORKLOADS = "L10 L100 L500 ROOMS W4L W4F"  # WORKLOADS="$LONG" REPS=5: the table of issue 15
 # stored messages per second through the server: 100 two-member rooms, everyone talks (100,000 messages)
 STORE_WORKLOAD = "--clients 200 --rooms 100 --msgs 500 --window 32 --idle-timeout 30 --timeout 120"
 PARTS = ("loadgen", "storage", "memory", "profile")
@@ -79,7 +88,7 @@ PARTS = ("loadgen", "storage", "memory", "profile")
 def conc_of(server: str, wl: str) -> int:
     if wl == "SETUP10":
         return 10
-    if wl == "STORM":
+    if wl in ("STORM", "C10K"):
         return 1000
     return 10 if server == "ngircd" else 1000  # each server's listen backlog, capped at 1000 (as run_peers.sh)
 
@@ -361,12 +370,14 @@ class Runner:
             srv = self.server(kind)
             with srv:
                 time.sleep(0.3)
+                before = srv.status()
                 watch = CpuWatch(srv.pid)
                 kv, line = loadgen(srv, WORKLOADS[wl], conc, f"{kind}/{wl}/{rep}", self.errlog)
                 other = watch.other_pct()
                 st = srv.status()
             code = srv.exit_code
             head = (f"server={kind} wl={wl} rep={rep} conc={conc} rc={kv['rc']} srv_rss_kb={st.get('VmRSS', -1)} "
+                    f"srv_rss_before_kb={before.get('VmRSS', -1)} "
                     f"srv_hwm_kb={st.get('VmHWM', -1)} srv_start_s={srv.start_s:.2f} srv_exit={code} "
                     f"other_cpu_pct={other:.0f} attempt={attempt}")
             row = {**parse_kv(line), **parse_kv(head)}
@@ -638,6 +649,7 @@ class Runner:
         out.append("Ratios are ours ÷ ngircd's (for setup times, ours ÷ ngircd's time, so lower is better); "
                    "the worst single-run ratio pairs rep *i* of ours with rep *i* of ngircd.\n")
 
+        out += self.report_long(ours, peer)
         out.append("### Every cell (median of reps; lost/dups/reordered/disconnects: worst rep)\n")
         out.append("| server | workload | conc | msgs/s | deliveries/s | elapsed s | lat p50 ms | lat p99 ms | "
                    "lat max ms | setup s | server CPU % | loadgen CPU % | server RSS after, MiB | "
@@ -673,6 +685,69 @@ class Runner:
                        + ", ".join(f"{r['server']} {r['wl']} rep {r['rep']} ({r['other_cpu_pct']}%)" for r in noisy)
                        + ". Runs redone because of it are in discarded.txt.\n")
         return out
+
+    def report_long(self, ours: str, peer: str) -> list[str]:
+        """Issue 15's table: the long workloads, min / median / max across reps for both servers."""
+        def spread(kind: str, wl: str, key: str, spec: str = ",.0f") -> str:
+            values = sorted(v for v in (num(r.get(key)) for r in self.cell(kind, wl)) if v is not None)
+            if not values:
+                return "-"
+            return " / ".join(fmt(v, spec) for v in (values[0], median(values), values[-1]))  # type: ignore[arg-type]
+
+        out: list[str] = []
+        bursts = [wl for wl in ("L10", "L100", "L500", "ROOMS") if self.cell(ours, wl)]
+        if bursts:
+            out.append("### Long bursts: deliveries/s, min / median / max\n")
+            out.append("| workload | loadgen arguments | ours (chat) | ngircd | ratio of medians | worst single-run "
+                       "ratio | lost/dups/reord/disc, ours (worst) |")
+            out.append("|---|---|--:|--:|--:|--:|---|")
+            for wl in bursts:
+                x, y = self.med(ours, wl, "deliveries_per_s"), self.med(peer, wl, "deliveries_per_s")
+                per = [a / b for a, b in self._pairs(ours, peer, wl, "deliveries_per_s") if a and b]
+                rs = self.cell(ours, wl)
+                bad = "/".join(str(max(int(num(r.get(k)) or 0) for r in rs))
+                               for k in ("lost", "dups", "reordered", "disconnects"))
+                args = " ".join(a for a in WORKLOADS[wl].split() if not a.startswith("--") or a in
+                                ("--clients", "--msgs", "--rooms", "--senders"))
+                out.append(f"| {wl} | {args} | {spread(ours, wl, 'deliveries_per_s')} | "
+                           f"{spread(peer, wl, 'deliveries_per_s')} | {fmt(x / y if x and y else None, '.2f')} | "
+                           f"{fmt(min(per) if per else None, '.2f')} | {bad} |")
+            out.append("")
+        paced = [wl for wl in ("W4", "W4L", "W4F") if self.cell(ours, wl)]
+        if paced:
+            out.append("### Paced latency, ms: min / median / max across runs (loadgen reports p50, p90, p99 and "
+                       "the maximum; the maximum bounds p99.9)\n")
+            out.append("| workload | server | p50 | p99 | max | msgs/s |")
+            out.append("|---|---|--:|--:|--:|--:|")
+            for wl in paced:
+                for kind in (ours, peer):
+                    if self.cell(kind, wl):
+                        out.append(f"| {wl} | {kind} | {spread(kind, wl, 'lat_p50_ms', '.2f')} | "
+                                   f"{spread(kind, wl, 'lat_p99_ms', '.2f')} | "
+                                   f"{spread(kind, wl, 'lat_max_ms', '.2f')} | {spread(kind, wl, 'msgs_per_s')} |")
+            out.append("")
+        if self.cell(ours, "C10K"):
+            out.append("### 10,000 clients connect, register and join 100 rooms (concurrency 1000)\n")
+            out.append("| server | setup s (min / median / max) | joined (worst) | refused (worst) | "
+                       "RSS per client, KiB (median) |")
+            out.append("|---|--:|--:|--:|--:|")
+            for kind in (ours, peer):
+                rs = self.cell(kind, "C10K")
+                if not rs:
+                    continue
+                grown = median([(num(r.get("srv_rss_kb")) or 0) - (num(r.get("srv_rss_before_kb")) or 0)
+                                for r in rs])
+                out.append(f"| {kind} | {spread(kind, 'C10K', 'setup_s', '.2f')} | "
+                           f"{min(int(num(r.get('joined')) or 0) for r in rs)} | "
+                           f"{max(int(num(r.get('connect_failed')) or 0) for r in rs)} | "
+                           f"{fmt(grown / 10000 if grown else None, '.1f')} |")
+            out.append("")
+        return out
+
+    def _pairs(self, ours: str, peer: str, wl: str, key: str) -> list[tuple[float | None, float | None]]:
+        a_rows = {r["rep"]: num(r.get(key)) for r in self.cell(ours, wl)}
+        b_rows = {r["rep"]: num(r.get(key)) for r in self.cell(peer, wl)}
+        return [(a_rows[k], b_rows[k]) for k in a_rows if k in b_rows]
 
     def report_storage(self) -> list[str]:
         s = self.storage
