@@ -24,6 +24,7 @@ from chat.server.state import ChatState
 from chat.server.storage_worker import StorageReader, StorageWorker
 from chat.server.tls import ServerTLS
 from chat.storage.accounts import AccountStore
+from chat.storage.checkpoint import AUTOCHECKPOINT_PAGES, WalCheckpointer
 from chat.storage.database import database_errors, make_engine, upgrade
 from chat.storage.lock import ServerLock
 from chat.storage.repository import ChatStore
@@ -46,6 +47,7 @@ class ChatServer:
         self.tls: ServerTLS | None = None  # the certificate of every TLS door, and their transport factory
         self.ready = threading.Event()
         self._lock: ServerLock | None = None
+        self._checkpointer: WalCheckpointer | None = None
 
     @property
     def address(self) -> tuple[str, int]:
@@ -75,10 +77,14 @@ class ChatServer:
         raise_open_file_limit()
         try:
             with database_errors(self.config.db):  # one line saying why, instead of a driver's traceback
-                self.engine = make_engine(self.config.db, busy_timeout_ms=int(self.config.busy_timeout * 1000))
+                self.engine = make_engine(self.config.db, busy_timeout_ms=int(self.config.busy_timeout * 1000),
+                                          checkpoint_pages=AUTOCHECKPOINT_PAGES)
                 self._lock = ServerLock(self.engine)
                 self._lock.acquire()
                 upgrade(self.engine)
+                if self.engine.dialect.name == "sqlite":
+                    self._checkpointer = WalCheckpointer(self.engine)
+                    self._checkpointer.start()
                 store = ChatStore(self.engine)
                 state = self._load(store)
             # Everything alive now (imported libraries, loaded rooms) lives as long as the server: keep it out of
@@ -155,6 +161,9 @@ class ChatServer:
             signal.signal(signal.SIGHUP, lambda _signum, _frame: self.reload_tls())
 
     def _release(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
         if self._lock is not None:
             self._lock.release()
             self._lock = None

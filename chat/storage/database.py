@@ -69,8 +69,11 @@ def sqlite_path(url: str) -> Path | None:
     return Path(parsed.database).absolute()
 
 
-def make_engine(db: str, *, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS, **kwargs: Any) -> Engine:
-    """An engine for `db` (nothing is connected yet). Raises DatabaseUnusable for a URL that cannot be one."""
+def make_engine(db: str, *, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS, checkpoint_pages: int | None = None,
+                **kwargs: Any) -> Engine:
+    """An engine for `db` (nothing is connected yet). Raises DatabaseUnusable for a URL that cannot be one.
+    `checkpoint_pages`: SQLite's `wal_autocheckpoint` for its connections (the server checkpoints in the
+    background: chat.storage.checkpoint)."""
     url = resolve_url(db)
     try:
         parsed = make_url(url)
@@ -83,7 +86,7 @@ def make_engine(db: str, *, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS, **kwa
     with database_errors(db):
         if parsed.get_backend_name() == "sqlite":
             engine = create_engine(url, **kwargs)
-            _tune_sqlite(engine, busy_timeout_ms)
+            _tune_sqlite(engine, busy_timeout_ms, checkpoint_pages)
             return engine
         if parsed.get_backend_name() == "postgresql":
             connect_args = dict(kwargs.pop("connect_args", {}))
@@ -97,7 +100,7 @@ def make_engine(db: str, *, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS, **kwa
         return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
-def _tune_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
+def _tune_sqlite(engine: Engine, busy_timeout_ms: int, checkpoint_pages: int | None) -> None:
     # WAL lets `chat history` read while the server writes. synchronous=NORMAL skips the fsync at each commit:
     # a crash of the process loses nothing committed; a power cut may lose the last commits (not corrupt the file).
     @event.listens_for(engine, "connect")
@@ -109,6 +112,8 @@ def _tune_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA foreign_keys=ON")
+        if checkpoint_pages is not None:
+            cursor.execute(f"PRAGMA wal_autocheckpoint={int(checkpoint_pages)}")
         cursor.close()
 
     # The server's writer asks for BEGIN IMMEDIATE: it takes the write lock up front, waiting up to the busy
