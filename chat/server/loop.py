@@ -582,7 +582,9 @@ class EventLoop:
             if not c.reading and c.phase is Phase.OPEN and c.held_bytes <= HELD_BYTES_MAX // 2 and not behind:
                 c.reading = True  # what it sent is being handled: read on
                 self._rearm(c)
-            if not c.held and not m.waiting:
+            if m.waiting:  # a read or a password check is in flight for it: `_release` puts it back once answered
+                self.waiting.discard(c)  # (a login storm must not cost every pass a walk over all who wait)
+            elif not c.held:
                 self.waiting.discard(c)
                 if c.phase is Phase.DRAINING:
                     self._finish(c)
@@ -748,7 +750,7 @@ class EventLoop:
             door.sock.close()
         self.doors.clear()
         # lines already read but held back were accepted too: they are handled now
-        for c in list(self.waiting):
+        for c in list(self.connections.values()):  # (not only `waiting`: those behind a read are not in it)
             while c.held and c.phase <= Phase.DRAINING:
                 frame = c.held.popleft()
                 self._handle(c, frame)
