@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from harness import ServerThread, server_config, wait_for
+from harness import ServerThread, TLSFiles, server_config, wait_for
 from harness.browser import ChatPage, browser_unavailable, launch
 
 pytestmark = pytest.mark.skipif(browser_unavailable() is not None, reason=str(browser_unavailable()))
@@ -254,6 +254,30 @@ def test_notifications_are_requested_and_shown_for_mentions_and_private_messages
     wait_for(lambda: len(allowed.page.evaluate("window.__shown")) == 2, what="two notifications")
     assert allowed.page.evaluate("window.__shown") == [
         {"title": "carol in #lobby", "body": "alice, lunch?"}, {"title": "carol", "body": "a secret"}]
+
+
+def test_the_page_over_https_chats_with_a_plain_client(make_server: Server, tls_files: TLSFiles) -> None:
+    """`--https-port`: the page loaded over https:// opens its WebSocket over wss:// to the same door. The browser
+    is told to trust the test server's key alone (chromium's SPKI pin), not to ignore certificate errors."""
+    from playwright.sync_api import sync_playwright
+
+    server = make_server(https_port=0, tls_port=0, tls_cert=tls_files.cert, tls_key=tls_files.key)
+    carol = server.client("carol")
+    with sync_playwright() as playwright:
+        chromium = launch(playwright, f"--ignore-certificate-errors-spki-list={tls_files.spki_pin()}")
+        try:
+            alice = ChatPage(chromium.new_context().new_page(), server.https_url)
+            alice.login("alice")
+            host, port = server.https_address
+            assert alice.page.evaluate("chat.connection.socket.url") == f"wss://{host}:{port}/ws"
+            assert alice.page.evaluate("location.protocol") == "https:"
+            alice.say("hello over https")
+            assert carol.expect("alice: ") == "[#lobby] alice: hello over https"
+            carol.send("and back")
+            alice.wait_text("and back")
+            assert not alice.problems, alice.problems
+        finally:
+            chromium.close()
 
 
 def test_screenshots_at_desktop_and_phone_width(open_page: Callable[..., ChatPage], sqlite_db: str,

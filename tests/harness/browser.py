@@ -25,8 +25,8 @@ def browser_unavailable() -> str | None:
     return None
 
 
-def launch(playwright: Any) -> Any:
-    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=list(CHROMIUM_ARGS))
+def launch(playwright: Any, *extra_args: str) -> Any:
+    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[*CHROMIUM_ARGS, *extra_args])
 
 
 class ChatPage:
