@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from harness import ServerThread, TLSFiles, server_config, wait_for
-from harness.browser import ChatPage, browser_unavailable, launch
+from harness.browser import ChatPage, browser_unavailable, launch, launch_chromium
 
 pytestmark = pytest.mark.skipif(browser_unavailable() is not None, reason=str(browser_unavailable()))
 
@@ -256,28 +256,69 @@ def test_notifications_are_requested_and_shown_for_mentions_and_private_messages
         {"title": "carol in #lobby", "body": "alice, lunch?"}, {"title": "carol", "body": "a secret"}]
 
 
-def test_the_page_over_https_chats_with_a_plain_client(make_server: Server, tls_files: TLSFiles) -> None:
+def test_logging_in_to_an_account_in_the_page(make_server: Server, open_page: Callable[..., ChatPage]) -> None:
+    server = make_server(web_port=0)
+    port = server.web_address[1]
+    password = "correct horse battery"
+    owner = server.client()
+    owner.register_account("alice", password)
+    owner.send("/quit")
+    server.wait_until(lambda loop: "alice" not in loop.state.nicks, what="alice gone")
+    alice = open_page(server.web_url)
+    page = alice.page
+    error = page.locator("#login-error")
+    # a wrong password: the server's refusal, on the login form
+    alice.login("alice", "not the password", wait=False)
+    page.locator('#login-error[data-code="bad_password"]').wait_for()
+    assert error.text_content() == "Wrong password for alice."
+    assert page.locator("#login").is_visible() and not page.locator("#app").is_visible()
+    # the nick alone: the page asks for the password (the server's password_wanted)
+    alice.login("alice", wait=False)
+    page.locator("#login-hint", has_text="alice is a registered nickname").wait_for()
+    assert page.evaluate("document.activeElement.id") == "login-password"
+    assert not error.is_visible()
+    page.fill("#login-password", password)
+    page.click("#login-button")
+    alice.wait_online()
+    assert page.locator("#me-nick").text_content() == "alice"
+    bob = server.client("bob")
+    bob.send("/whois alice")
+    assert "registered since" in bob.expect("alice: online")
+    # a server restart: the page logs in again by itself, with the password it kept in memory (only)
+    server.stop()
+    page.locator('#status[data-state="offline"]').wait_for()
+    again = make_server(web_port=port)
+    alice.wait_online(timeout=40)
+    assert page.locator("#me-nick").text_content() == "alice"
+    assert not page.locator("#login").is_visible()
+    bob = again.client("bob")
+    bob.send("/whois alice")
+    assert "registered since" in bob.expect("alice: online")
+    stored = page.evaluate("JSON.stringify([Object.entries(localStorage), Object.entries(sessionStorage)])")
+    assert password not in stored and "alice" in stored  # the nick, for a reload of the tab; never the password
+
+
+def test_the_page_over_https_chats_with_a_plain_client(make_server: Server, browser: Any,
+                                                       tls_files: TLSFiles) -> None:
     """`--https-port`: the page loaded over https:// opens its WebSocket over wss:// to the same door. The browser
     is told to trust the test server's key alone (chromium's SPKI pin), not to ignore certificate errors."""
-    from playwright.sync_api import sync_playwright
-
     server = make_server(https_port=0, tls_port=0, tls_cert=tls_files.cert, tls_key=tls_files.key)
     carol = server.client("carol")
-    with sync_playwright() as playwright:
-        chromium = launch(playwright, f"--ignore-certificate-errors-spki-list={tls_files.spki_pin()}")
-        try:
-            alice = ChatPage(chromium.new_context().new_page(), server.https_url)
-            alice.login("alice")
-            host, port = server.https_address
-            assert alice.page.evaluate("chat.connection.socket.url") == f"wss://{host}:{port}/ws"
-            assert alice.page.evaluate("location.protocol") == "https:"
-            alice.say("hello over https")
-            assert carol.expect("alice: ") == "[#lobby] alice: hello over https"
-            carol.send("and back")
-            alice.wait_text("and back")
-            assert not alice.problems, alice.problems
-        finally:
-            chromium.close()
+    chromium = launch_chromium(browser.browser_type,
+                               f"--ignore-certificate-errors-spki-list={tls_files.spki_pin()}")
+    try:
+        alice = ChatPage(chromium.new_context().new_page(), server.https_url)
+        alice.login("alice")
+        host, port = server.https_address
+        assert alice.page.evaluate("chat.connection.socket.url") == f"wss://{host}:{port}/ws"
+        assert alice.page.evaluate("location.protocol") == "https:"
+        alice.say("hello over https")
+        assert carol.expect("alice: ") == "[#lobby] alice: hello over https"
+        carol.send("and back")
+        alice.wait_text("and back")
+        assert not alice.problems, alice.problems
+    finally:
+        chromium.close()
 
 
 def test_screenshots_at_desktop_and_phone_width(open_page: Callable[..., ChatPage], sqlite_db: str,
