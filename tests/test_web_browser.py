@@ -298,6 +298,52 @@ def test_logging_in_to_an_account_in_the_page(make_server: Server, open_page: Ca
     assert password not in stored and "alice" in stored  # the nick, for a reload of the tab; never the password
 
 
+def test_ops_are_marked_in_the_member_list_and_follow_mode_changes(
+        make_server: Server, open_page: Callable[..., ChatPage]) -> None:
+    server = make_server(web_port=0)
+    olga, bob = server.client(), server.client()
+    olga.register_account("olga", "olga's password")
+    bob.register_account("bob", "bob's password")
+    olga.send("/join dev")  # the first logged-in user in a new room owns it
+    olga.expect("You joined #dev")
+    bob.send("/join dev")
+    bob.expect("You joined #dev")
+    alice = open_page(server.web_url)
+    alice.login("alice")
+    alice.page.fill("#join-room", "dev")
+    alice.page.press("#join-room", "Enter")
+    alice.page.locator("#conv-name", has_text="#dev").wait_for()
+    page = alice.page
+
+    def members() -> list[tuple[str, str]]:
+        """(mark, nick) of each member, top to bottom."""
+        return [tuple(row.split("|")) for row in page.locator("#member-list li").evaluate_all(  # type: ignore[misc]
+            "lis => lis.map(li => li.querySelector('.role').textContent + '|' + li.querySelector('.nick')"
+            ".textContent)")]
+
+    owner = page.locator('#member-list li[data-role="owner"]')
+    owner.wait_for()
+    assert owner.text_content() == "@olga" and owner.locator(".role").get_attribute("title") is not None
+    assert members() == [("@", "olga"), ("", "alice"), ("", "bob")]
+    olga.send("/op dev bob")
+    alice.log("#dev").locator(".system.mode", has_text="made bob an op").wait_for()
+    wait_for(lambda: members() == [("@", "bob"), ("@", "olga"), ("", "alice")], what="bob marked an op")
+    bob.send("/leave dev", "/join dev")  # an op who comes back is still one (ops belong to accounts)
+    alice.log("#dev").locator(".system.join", has_text="bob").wait_for()
+    wait_for(lambda: members() == [("@", "bob"), ("@", "olga"), ("", "alice")], what="bob an op again")
+    olga.send("/deop dev bob", "/mode dev +v bob")
+    alice.log("#dev").locator(".system.mode", has_text="gave bob a voice").wait_for()
+    wait_for(lambda: members() == [("@", "olga"), ("+", "bob"), ("", "alice")], what="bob voiced, no op")
+    assert alice.log("#dev").locator(".system.mode", has_text="took ops from bob").count() == 1
+    # /who and a /mode typed by the user are shown (the page's own /mode on joining was not)
+    assert alice.log("#dev").locator(".line", has_text="owner olga").count() == 0
+    alice.say("/mode")
+    alice.log("#dev").locator(".line", has_text="#dev: no modes set; owner olga; ops: olga; voiced: bob").wait_for()
+    olga.send("/kick dev bob enough")
+    alice.log("#dev").locator(".system.part", has_text="was put out by olga (enough)").wait_for()
+    wait_for(lambda: members() == [("@", "olga"), ("", "alice")], what="bob gone")
+
+
 def test_the_page_over_https_chats_with_a_plain_client(make_server: Server, browser: Any,
                                                        tls_files: TLSFiles) -> None:
     """`--https-port`: the page loaded over https:// opens its WebSocket over wss:// to the same door. The browser

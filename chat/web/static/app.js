@@ -39,6 +39,7 @@ class App {
     this.switchTo = null; // a room the user asked to join: shown once joined
     this.restoreActive = null;
     this.rejoining = []; // room names to join again, one after the other
+    this.quietModes = new Set(); // rooms whose /mode the page asked for itself (to learn its ops): not shown
     this.history = new InputHistory();
     this.completer = new NickCompleter();
     this.connection = new Connection({
@@ -260,11 +261,24 @@ class App {
         break;
       case "who": {
         const conv = this.convs.get(roomKey(e.room));
-        if (conv) conv.setMembers(e.members);
-        this.info(`#${e.room}: ${e.members.length ? e.members.join(", ") : "nobody is here"}`);
+        if (conv) {
+          conv.setMembers(e.members);
+          conv.setRoles(e.members, e.ops ?? [], e.voiced ?? []);
+        }
+        const shown = e.members.map((n) => (e.ops?.includes(n) ? "@" : e.voiced?.includes(n) ? "+" : "") + n);
+        this.info(`#${e.room}: ${shown.length ? shown.join(", ") : "nobody is here"}`);
         this.renderMembers();
         break;
       }
+      case "room_modes":
+        this.roomModes(e);
+        break;
+      case "mode":
+        this.mode(e);
+        break;
+      case "kick":
+        this.kick(e);
+        break;
       case "rooms":
         this.info(e.rooms.length ? `Rooms (${e.total}):` : "No rooms have anyone in them.");
         for (const r of e.rooms) this.info(`  #${r.room} (${r.members})${r.topic ? `: ${r.topic}` : ""}`);
@@ -473,6 +487,7 @@ class App {
     conv.name = e.room;
     conv.joined = true;
     conv.setMembers(e.members);
+    conv.setRoles(e.members, e.ops ?? [], e.voiced ?? []);
     conv.topic = e.topic;
     conv.backlogMin = null;
     const key = conv.key;
@@ -481,10 +496,61 @@ class App {
     if (!this.active || this.switchTo === key || (!existed && this.restoreActive === key)) this.activate(conv);
     if (this.switchTo === key) this.switchTo = null;
     if (this.restoreActive === key) this.restoreActive = null;
+    // the ops who are not here now (they are ops again when they come back): the room's /mode lists them
+    this.quietModes.add(key);
+    this.connection.send(`/mode #${e.room}`);
     if (this.rejoining.length) this.rejoinNext();
     this.renderHeader();
     this.renderMembers();
     this.save();
+  }
+
+  roomModes(e) {
+    const key = roomKey(e.room);
+    const conv = this.convs.get(key);
+    if (conv?.joined) conv.setAllRoles(e.owner, e.ops, e.voiced);
+    this.renderMembers();
+    if (this.quietModes.delete(key)) return; // asked by the page itself
+    const parts = [`#${e.room}: ${e.modes ? `modes ${e.modes}` : "no modes set"}`];
+    if (e.key) parts.push(`key ${e.key}`);
+    parts.push(e.owner ? `owner ${e.owner}` : "no owner");
+    if (e.ops.length) parts.push(`ops: ${e.ops.join(", ")}`);
+    if (e.voiced.length) parts.push(`voiced: ${e.voiced.join(", ")}`);
+    if (e.bans?.length) parts.push(`banned: ${e.bans.join(", ")}`);
+    if (e.invited?.length) parts.push(`invited: ${e.invited.join(", ")}`);
+    (conv ?? this.activeConv() ?? this.serverConv()).addLine(parts.join("; "), "system");
+  }
+
+  mode(e) {
+    const conv = this.convs.get(roomKey(e.room));
+    if (!conv) return;
+    conv.changeRole(e.mode, e.target);
+    const room = `#${e.room}`;
+    const said = {
+      "+i": `made ${room} invite-only`, "-i": `made ${room} open to everyone`,
+      "+k": `set a key on ${room}`, "-k": `removed the key of ${room}`,
+      "+t": `let only ops set the topic of ${room}`, "-t": `let everyone set the topic of ${room}`,
+      "+m": `made ${room} moderated: only ops and voiced members may speak`, "-m": `made ${room} unmoderated`,
+      "+o": `made ${e.target} an op`, "-o": `took ops from ${e.target}`,
+      "+v": `gave ${e.target} a voice`, "-v": `took the voice of ${e.target}`,
+      "+b": `banned ${e.target}`, "-b": `lifted the ban on ${e.target}`,
+    }[e.mode] ?? `set ${e.mode}${e.target ? ` ${e.target}` : ""}`;
+    conv.addLine(said, "system mode", e.nick);
+    this.renderMembers();
+  }
+
+  kick(e) {
+    const conv = this.convs.get(roomKey(e.room));
+    if (!conv) return;
+    const why = e.reason ? ` (${e.reason})` : "";
+    if (e.nick === this.me) {
+      this.remove(conv);
+      this.info(`${e.by} put you out of #${e.room}${why}.`);
+      return;
+    }
+    conv.removeMember(e.nick);
+    conv.addLine(`was put out by ${e.by}${why}`, "system part", e.nick);
+    this.renderMembers();
   }
 
   part(e) {
@@ -570,6 +636,7 @@ class App {
       conv?.setLoading(false);
     }
     if (SECRET_VERBS.has(e.command ?? "")) this.newPassword = null;
+    if (e.command === "mode" && this.quietModes.delete(roomKey(e.subject ?? ""))) return; // asked by the page
     if (e.command === "join") {
       if (this.switchTo === roomKey(e.subject ?? "")) this.switchTo = null;
       else this.rejoinNext(); // a room that could not be joined again: on to the next
@@ -628,6 +695,9 @@ class App {
       case "who":
       case "names":
         return this.send(inRoom && !rest ? `/who #${conv.name}` : text);
+      case "mode": // /mode, /mode +m, /mode +o bob: the room shown
+        return this.send(inRoom && (!rest || /^[+-]/.test(rest)) ? `/mode #${conv.name}${rest ? ` ${rest}` : ""}`
+          : text);
       case "leave":
       case "part":
       case "close":
@@ -840,11 +910,18 @@ class App {
     $("members-title").textContent = room ? `Members (${nicks.length})` : "Members";
     $("member-list").replaceChildren(...nicks.map((nick) => {
       const li = document.createElement("li");
+      const role = conv.role(nick);
+      const mark = document.createElement("span");
+      mark.className = `role${role ? ` ${role}` : ""}`;
+      mark.textContent = role === "voiced" ? "+" : role ? "@" : "";
+      if (role) {
+        mark.title = { owner: "the room's owner (an op)", op: "an op of the room", voiced: "has a voice" }[role];
+        li.dataset.role = role;
+      }
       const button = nickElement(nick, "button");
       button.type = "button";
-      if (conv.ops.has(nick.toLowerCase())) button.classList.add("op");
       if (nick !== this.me) button.addEventListener("click", () => this.activate(this.privateConv(nick)));
-      li.append(button);
+      li.append(mark, button);
       return li;
     }));
   }
