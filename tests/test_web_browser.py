@@ -376,6 +376,8 @@ def test_screenshots_at_desktop_and_phone_width(open_page: Callable[..., ChatPag
                           clock=lambda: 1_795_510_800.0 + 23 * next(ticks))  # 2026-11-24 09:00 UTC on
     try:
         bob, carol, erin = server.client("bob"), server.client("carol"), server.client("erin")
+        bob.send("/register bob's password")  # logged in, bob owns the room he makes: an op, marked in the list
+        bob.expect("registered to you")
         script = [
             (bob, "/join dev"), (carol, "/join dev"), (erin, "/join dev"),
             (bob, "/topic #dev Release 0.4: ship it on Thursday"),
@@ -403,6 +405,7 @@ def test_screenshots_at_desktop_and_phone_width(open_page: Callable[..., ChatPag
         carol.send("/msg alice thanks for the review!")
         desktop.conversation("@carol").locator(".badge").wait_for()
         desktop.page.fill("#input", "looks good to me, merging")
+        desktop.page.locator('#member-list li[data-role="owner"]', has_text="bob").wait_for()
         shot(desktop, tmp_path / "web-desktop.png")
         phone = open_page(server.web_url, viewport={"width": 390, "height": 780}, is_mobile=True, has_touch=True,
                           device_scale_factor=2, **options)
