@@ -298,6 +298,27 @@ def test_logging_in_to_an_account_in_the_page(make_server: Server, open_page: Ca
     assert password not in stored and "alice" in stored  # the nick, for a reload of the tab; never the password
 
 
+def test_a_password_registered_in_the_page_logs_in_again_after_a_restart(
+        make_server: Server, open_page: Callable[..., ChatPage]) -> None:
+    server = make_server(web_port=0)
+    port = server.web_address[1]
+    alice = open_page(server.web_url)
+    alice.login("alice")
+    alice.say("hello")
+    alice.say("/register a page-made password")
+    alice.log().locator(".line", has_text="alice is registered to you").wait_for()
+    alice.page.press("#input", "ArrowUp")  # what holds a password is not kept for Up to bring back
+    assert alice.page.input_value("#input") == "hello"
+    server.stop()
+    alice.page.locator('#status[data-state="offline"]').wait_for()
+    again = make_server(web_port=port)
+    alice.wait_online(timeout=40)  # with /login and the password it kept: no prompt
+    assert not alice.page.locator("#login").is_visible()
+    bob = again.client("bob")
+    bob.send("/whois alice")
+    assert "registered since" in bob.expect("alice: online")
+
+
 def test_ops_are_marked_in_the_member_list_and_follow_mode_changes(
         make_server: Server, open_page: Callable[..., ChatPage]) -> None:
     server = make_server(web_port=0)
