@@ -164,8 +164,11 @@ def serve(
         _fail(f"cannot start: {e}")
     except OSError as e:
         if e.errno == errno.EADDRINUSE:
-            ports = "/".join(str(p) for p, on in ((port, not no_plain), (tls_port, tls_cert is not None)) if on)
-            _fail(f"cannot listen on {host}:{ports}: the address is in use (another server?); try --port or --tls-port")
+            ports = "/".join(str(p) for p, on in ((port, not no_plain), (tls_port, tls_cert is not None),
+                                                  (web_port, web_port is not None),
+                                                  (https_port, https_port is not None)) if on)
+            _fail(f"cannot listen on {host}:{ports}: the address is in use (another server?); try --port, "
+                  "--tls-port, --web-port or --https-port")
         _fail(f"cannot start: {e}")
     # before the line that says it is up: whoever waits for that line may send a signal at once
     server.install_signal_handlers()

@@ -119,3 +119,16 @@ def test_serve_prints_the_https_address_and_refuses_it_without_a_certificate(sql
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "--https-port needs a certificate" in result.stderr
+
+
+def test_a_web_port_in_use_is_named_in_the_one_line_refusal(sqlite_db: str, tls_files: TLSFiles) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([*chat_command(), "serve", "--db", sqlite_db, "--port", "0", *tls_files.serve_args(),
+                                 "--https-port", str(port)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    last = result.stderr.splitlines()[-1]  # after the log's line about the certificate it read
+    assert last.startswith(f"chat serve: cannot listen on 127.0.0.1:0/0/{port}: the address is in use")
+    assert last.endswith("try --port, --tls-port, --web-port or --https-port")
