@@ -108,7 +108,8 @@ class ChatServer:
         return address
 
     def _open_doors(self, loop: EventLoop) -> tuple[str, int]:
-        """The native protocol, plain and over TLS. Every other door's TLS twin is one line like the second:
+        """The native protocol, plain and over TLS; the web client's, over http and https. Every other door's TLS
+        twin is one line like the second:
         `loop.add_door("irc-tls", host, port, irc_codec, self.tls)`."""
         config = self.config
         if config.plain:
