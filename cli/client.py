@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import sys
 from pathlib import Path
@@ -10,11 +11,11 @@ from typing import Annotated, NoReturn
 import typer
 
 from chat.cli.options import DEFAULT_HOST, DEFAULT_PORT
-from chat.client.config import ConfigError, default_path, load_config
+from chat.client.config import ConfigError, default_path, load_config, resolve_tls
 from chat.server.config import DEFAULT_TLS_PORT
 
 INSECURE_WARNING = (
-    "chat client: WARNING: --insecure: the server's TLS certificate is NOT checked (neither who issued it nor "
+    "chat client: WARNING: {source}: the server's TLS certificate is NOT checked (neither who issued it nor "
     "which name it is for). The connection is encrypted, but anyone between you and the server can pretend to be "
     "it and read and change everything, passwords included. Use it for a test server only; --ca FILE trusts a "
     "self-signed certificate safely."
@@ -45,15 +46,17 @@ def client(
                                                             "this file's first line.")] = None,
     ask_password: Annotated[bool, typer.Option("--ask-password", help="Log in to the account --nick: ask for "
                                                                       "its password first (not echoed).")] = False,
-    tls: Annotated[bool, typer.Option("--tls", envvar="CHAT_TLS", help="Connect with TLS, checking the server's "
-                                                                    "certificate (system CAs, or --ca).")] = False,
+    tls: Annotated[bool | None, typer.Option("--tls/--no-tls", envvar="CHAT_TLS", show_default=False,
+                                             help="Connect with TLS, checking the server's certificate (system "
+                                                  "CAs, or --ca); --no-tls: without, whatever the settings file "
+                                                  "says.")] = None,
     ca: Annotated[str | None, typer.Option("--ca", envvar="CHAT_CA", show_default=False,
                                            help="PEM file of the CA(s) to trust instead of the system's (a "
                                                 "self-signed server's certificate itself). Implies --tls.")]
     = None,
-    insecure: Annotated[bool, typer.Option("--insecure", help="TLS without checking the certificate at all "
-                                                              "(tests only; says so on stderr). Implies --tls.")]
-    = False,
+    insecure: Annotated[bool | None, typer.Option("--insecure/--no-insecure", show_default=False,
+                                                  help="TLS without checking the certificate at all (tests only; "
+                                                       "says so on stderr). Implies --tls.")] = None,
 ) -> None:
     """Connect to a chat server.
 
@@ -70,7 +73,7 @@ def client(
     Exit status in line mode: 0 all accepted; 1 no connection, nick refused or connection lost; 2 the
     server refused some lines.
 
-    The settings file (server, nick, bell, notifications, ignored nicks) is described in docs/CLIENT.md;
+    The settings file (server, nick, TLS, bell, notifications, ignored nicks) is described in docs/CLIENT.md;
     options and CHAT_* variables win over it.
 
     TLS: `chat client --tls --host chat.example.org` (port 33443); a self-signed server: `--ca its-cert.pem`.
@@ -82,16 +85,21 @@ def client(
     except ConfigError as e:
         print(f"chat client: {e}", file=sys.stderr)
         raise typer.Exit(1) from None
+    if ca is not None and insecure:
+        raise typer.BadParameter("--ca and --insecure contradict each other: --ca checks the certificate")
+    chosen = resolve_tls(settings, tls, ca, insecure)
+    settings = dataclasses.replace(settings, tls=chosen.on, ca=chosen.ca, insecure=chosen.insecure)  # in force
     context = None
-    if tls or ca is not None or insecure:
-        if ca is not None and insecure:
-            raise typer.BadParameter("--ca and --insecure contradict each other: --ca checks the certificate")
+    if chosen.on:
         try:
-            context = tls_context(ca, insecure)
+            context = tls_context(chosen.ca, chosen.insecure)
         except (OSError, ValueError) as e:
-            raise typer.BadParameter(f"cannot use the CA file {ca}: {e}", param_hint="--ca") from None
-        if insecure:
-            print(INSECURE_WARNING, file=sys.stderr)
+            if ca is not None:
+                raise typer.BadParameter(f"cannot use the CA file {ca}: {e}", param_hint="--ca") from None
+            print(f"chat client: {settings.path}: cannot use the CA file {chosen.ca}: {e}", file=sys.stderr)
+            raise typer.Exit(1) from None
+        if chosen.insecure:
+            print(INSECURE_WARNING.format(source=chosen.source), file=sys.stderr)
     host = host or settings.host or DEFAULT_HOST
     port = port or settings.port or (DEFAULT_TLS_PORT if context is not None else DEFAULT_PORT)
     nick = nick or settings.nick

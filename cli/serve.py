@@ -72,6 +72,11 @@ def serve(
                                                  help="Serve the web client on this port (http://HOST:PORT/, "
                                                       "its WebSocket at /ws). Off by default.")]
     = DEFAULTS.web_port,
+    https_port: Annotated[int | None, typer.Option(min=0, max=65535, envvar="CHAT_HTTPS_PORT",
+                                                   help="Serve the web client over TLS on this port "
+                                                        "(https://HOST:PORT/, wss:// at /ws), with the "
+                                                        "--tls-cert certificate. Off by default.")]
+    = DEFAULTS.https_port,
     web_origin: Annotated[list[str] | None, typer.Option(help="An origin whose pages may use the web client's "
                                                              "WebSocket besides the server's own page "
                                                              "(repeatable; * for any). See docs/WEB.md.")] = None,
@@ -113,13 +118,14 @@ def serve(
     """Run the chat server.
 
     The database is created or upgraded at start. Connect with `nc 127.0.0.1 33000` or `chat client`, or
-    with a browser when --web-port is given.
+    with a browser when --web-port (or --https-port) is given.
     SIGINT or SIGTERM stores everything already accepted, tells the clients, and exits 0.
     A bad option is one line and exit status 2; a database, address or lock that cannot be used, exit status 1.
 
     TLS: `--tls-cert fullchain.pem --tls-key privkey.pem` adds the native protocol over TLS on --tls-port
-    (33443), beside plain --port (--no-plain: TLS only). SIGHUP reloads the certificate and key; connections
-    stay. A certificate or key that cannot be used is one line and exit status 2.
+    (33443), beside plain --port (--no-plain: TLS only); --https-port serves the web client over TLS too.
+    SIGHUP reloads the certificate and key; connections stay. A certificate or key that cannot be used is one
+    line and exit status 2.
     """
     from chat.logs import setup_logging
     from chat.server.app import ChatServer
@@ -137,7 +143,8 @@ def serve(
             max_per_ip=max_per_ip, max_rooms_per_client=max_rooms_per_client,
             new_rooms_per_minute=new_rooms_per_minute, new_rooms_burst=new_rooms_burst,
             exempt=tuple(exempt) if exempt else DEFAULTS.exempt, keepalive=keepalive, listen_backlog=listen_backlog,
-            busy_timeout=busy_timeout, web_port=web_port, web_origins=tuple(web_origin or ()),
+            busy_timeout=busy_timeout, web_port=web_port, https_port=https_port,
+            web_origins=tuple(web_origin or ()),
             password_profile=password_profile, password_threads=password_threads,
             password_queue=password_queue, login_burst=login_burst, login_per_minute=login_per_minute,
             register_burst=register_burst, register_per_minute=register_per_minute, throttle_keys=throttle_keys,
@@ -157,16 +164,20 @@ def serve(
         _fail(f"cannot start: {e}")
     except OSError as e:
         if e.errno == errno.EADDRINUSE:
-            ports = "/".join(str(p) for p, on in ((port, not no_plain), (tls_port, tls_cert is not None)) if on)
-            _fail(f"cannot listen on {host}:{ports}: the address is in use (another server?); try --port or --tls-port")
+            ports = "/".join(str(p) for p, on in ((port, not no_plain), (tls_port, tls_cert is not None),
+                                                  (web_port, web_port is not None),
+                                                  (https_port, https_port is not None)) if on)
+            _fail(f"cannot listen on {host}:{ports}: the address is in use (another server?); try --port, "
+                  "--tls-port, --web-port or --https-port")
         _fail(f"cannot start: {e}")
     # before the line that says it is up: whoever waits for that line may send a signal at once
     server.install_signal_handlers()
     print(f"chat server listening on {_doors(server.doors)} (database {shown_url(db)})", flush=True)
-    if server.web_address is not None:
-        web_host, web_port_bound = server.web_address
-        shown = f"[{web_host}]" if ":" in web_host else web_host
-        print(f"web client on http://{shown}:{web_port_bound}/", flush=True)
+    for scheme, address in (("http", server.web_address), ("https", server.https_address)):
+        if address is not None:
+            web_host, web_port_bound = address
+            shown = f"[{web_host}]" if ":" in web_host else web_host
+            print(f"web client on {scheme}://{shown}:{web_port_bound}/", flush=True)
     server.serve_forever()
     log.info("stopped")
 

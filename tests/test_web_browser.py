@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from harness import ServerThread, server_config, wait_for
-from harness.browser import ChatPage, browser_unavailable, launch
+from harness import ServerThread, TLSFiles, server_config, wait_for
+from harness.browser import ChatPage, browser_unavailable, launch, launch_chromium
 
 pytestmark = pytest.mark.skipif(browser_unavailable() is not None, reason=str(browser_unavailable()))
 
@@ -256,6 +256,138 @@ def test_notifications_are_requested_and_shown_for_mentions_and_private_messages
         {"title": "carol in #lobby", "body": "alice, lunch?"}, {"title": "carol", "body": "a secret"}]
 
 
+def test_logging_in_to_an_account_in_the_page(make_server: Server, open_page: Callable[..., ChatPage]) -> None:
+    server = make_server(web_port=0)
+    port = server.web_address[1]
+    password = "correct horse battery"
+    owner = server.client()
+    owner.register_account("alice", password)
+    owner.send("/quit")
+    server.wait_until(lambda loop: "alice" not in loop.state.nicks, what="alice gone")
+    alice = open_page(server.web_url)
+    page = alice.page
+    error = page.locator("#login-error")
+    # a wrong password: the server's refusal, on the login form
+    alice.login("alice", "not the password", wait=False)
+    page.locator('#login-error[data-code="bad_password"]').wait_for()
+    assert error.text_content() == "Wrong password for alice."
+    assert page.locator("#login").is_visible() and not page.locator("#app").is_visible()
+    # the nick alone: the page asks for the password (the server's password_wanted)
+    alice.login("alice", wait=False)
+    page.locator("#login-hint", has_text="alice is a registered nickname").wait_for()
+    assert page.evaluate("document.activeElement.id") == "login-password"
+    assert not error.is_visible()
+    page.fill("#login-password", password)
+    page.click("#login-button")
+    alice.wait_online()
+    assert page.locator("#me-nick").text_content() == "alice"
+    bob = server.client("bob")
+    bob.send("/whois alice")
+    assert "registered since" in bob.expect("alice: online")
+    # a server restart: the page logs in again by itself, with the password it kept in memory (only)
+    server.stop()
+    page.locator('#status[data-state="offline"]').wait_for()
+    again = make_server(web_port=port)
+    alice.wait_online(timeout=40)
+    assert page.locator("#me-nick").text_content() == "alice"
+    assert not page.locator("#login").is_visible()
+    bob = again.client("bob")
+    bob.send("/whois alice")
+    assert "registered since" in bob.expect("alice: online")
+    stored = page.evaluate("JSON.stringify([Object.entries(localStorage), Object.entries(sessionStorage)])")
+    assert password not in stored and "alice" in stored  # the nick, for a reload of the tab; never the password
+
+
+def test_a_password_registered_in_the_page_logs_in_again_after_a_restart(
+        make_server: Server, open_page: Callable[..., ChatPage]) -> None:
+    server = make_server(web_port=0)
+    port = server.web_address[1]
+    alice = open_page(server.web_url)
+    alice.login("alice")
+    alice.say("hello")
+    alice.say("/register a page-made password")
+    alice.log().locator(".line", has_text="alice is registered to you").wait_for()
+    alice.page.press("#input", "ArrowUp")  # what holds a password is not kept for Up to bring back
+    assert alice.page.input_value("#input") == "hello"
+    server.stop()
+    alice.page.locator('#status[data-state="offline"]').wait_for()
+    again = make_server(web_port=port)
+    alice.wait_online(timeout=40)  # with /login and the password it kept: no prompt
+    assert not alice.page.locator("#login").is_visible()
+    bob = again.client("bob")
+    bob.send("/whois alice")
+    assert "registered since" in bob.expect("alice: online")
+
+
+def test_ops_are_marked_in_the_member_list_and_follow_mode_changes(
+        make_server: Server, open_page: Callable[..., ChatPage]) -> None:
+    server = make_server(web_port=0)
+    olga, bob = server.client(), server.client()
+    olga.register_account("olga", "olga's password")
+    bob.register_account("bob", "bob's password")
+    olga.send("/join dev")  # the first logged-in user in a new room owns it
+    olga.expect("You joined #dev")
+    bob.send("/join dev")
+    bob.expect("You joined #dev")
+    alice = open_page(server.web_url)
+    alice.login("alice")
+    alice.page.fill("#join-room", "dev")
+    alice.page.press("#join-room", "Enter")
+    alice.page.locator("#conv-name", has_text="#dev").wait_for()
+    page = alice.page
+
+    def members() -> list[tuple[str, str]]:
+        """(mark, nick) of each member, top to bottom."""
+        return [tuple(row.split("|")) for row in page.locator("#member-list li").evaluate_all(  # type: ignore[misc]
+            "lis => lis.map(li => li.querySelector('.role').textContent + '|' + li.querySelector('.nick')"
+            ".textContent)")]
+
+    owner = page.locator('#member-list li[data-role="owner"]')
+    owner.wait_for()
+    assert owner.text_content() == "@olga" and owner.locator(".role").get_attribute("title") is not None
+    assert members() == [("@", "olga"), ("", "alice"), ("", "bob")]
+    olga.send("/op dev bob")
+    alice.log("#dev").locator(".system.mode", has_text="made bob an op").wait_for()
+    wait_for(lambda: members() == [("@", "bob"), ("@", "olga"), ("", "alice")], what="bob marked an op")
+    bob.send("/leave dev", "/join dev")  # an op who comes back is still one (ops belong to accounts)
+    alice.log("#dev").locator(".system.join", has_text="bob").wait_for()
+    wait_for(lambda: members() == [("@", "bob"), ("@", "olga"), ("", "alice")], what="bob an op again")
+    olga.send("/deop dev bob", "/mode dev +v bob")
+    alice.log("#dev").locator(".system.mode", has_text="gave bob a voice").wait_for()
+    wait_for(lambda: members() == [("@", "olga"), ("+", "bob"), ("", "alice")], what="bob voiced, no op")
+    assert alice.log("#dev").locator(".system.mode", has_text="took ops from bob").count() == 1
+    # /who and a /mode typed by the user are shown (the page's own /mode on joining was not)
+    assert alice.log("#dev").locator(".line", has_text="owner olga").count() == 0
+    alice.say("/mode")
+    alice.log("#dev").locator(".line", has_text="#dev: no modes set; owner olga; ops: olga; voiced: bob").wait_for()
+    olga.send("/kick dev bob enough")
+    alice.log("#dev").locator(".system.part", has_text="was put out by olga (enough)").wait_for()
+    wait_for(lambda: members() == [("@", "olga"), ("", "alice")], what="bob gone")
+
+
+def test_the_page_over_https_chats_with_a_plain_client(make_server: Server, browser: Any,
+                                                       tls_files: TLSFiles) -> None:
+    """`--https-port`: the page loaded over https:// opens its WebSocket over wss:// to the same door. The browser
+    is told to trust the test server's key alone (chromium's SPKI pin), not to ignore certificate errors."""
+    server = make_server(https_port=0, tls_port=0, tls_cert=tls_files.cert, tls_key=tls_files.key)
+    carol = server.client("carol")
+    chromium = launch_chromium(browser.browser_type,
+                               f"--ignore-certificate-errors-spki-list={tls_files.spki_pin()}")
+    try:
+        alice = ChatPage(chromium.new_context().new_page(), server.https_url)
+        alice.login("alice")
+        host, port = server.https_address
+        assert alice.page.evaluate("chat.connection.socket.url") == f"wss://{host}:{port}/ws"
+        assert alice.page.evaluate("location.protocol") == "https:"
+        alice.say("hello over https")
+        assert carol.expect("alice: ") == "[#lobby] alice: hello over https"
+        carol.send("and back")
+        alice.wait_text("and back")
+        assert not alice.problems, alice.problems
+    finally:
+        chromium.close()
+
+
 def test_screenshots_at_desktop_and_phone_width(open_page: Callable[..., ChatPage], sqlite_db: str,
                                                 tmp_path: Path) -> None:
     """The pictures in the README (docs/web-desktop.png, docs/web-phone.png): a fixed clock and a fixed script,
@@ -265,6 +397,8 @@ def test_screenshots_at_desktop_and_phone_width(open_page: Callable[..., ChatPag
                           clock=lambda: 1_795_510_800.0 + 23 * next(ticks))  # 2026-11-24 09:00 UTC on
     try:
         bob, carol, erin = server.client("bob"), server.client("carol"), server.client("erin")
+        bob.send("/register bob's password")  # logged in, bob owns the room he makes: an op, marked in the list
+        bob.expect("registered to you")
         script = [
             (bob, "/join dev"), (carol, "/join dev"), (erin, "/join dev"),
             (bob, "/topic #dev Release 0.4: ship it on Thursday"),
@@ -292,6 +426,7 @@ def test_screenshots_at_desktop_and_phone_width(open_page: Callable[..., ChatPag
         carol.send("/msg alice thanks for the review!")
         desktop.conversation("@carol").locator(".badge").wait_for()
         desktop.page.fill("#input", "looks good to me, merging")
+        desktop.page.locator('#member-list li[data-role="owner"]', has_text="bob").wait_for()
         shot(desktop, tmp_path / "web-desktop.png")
         phone = open_page(server.web_url, viewport={"width": 390, "height": 780}, is_mobile=True, has_touch=True,
                           device_scale_factor=2, **options)

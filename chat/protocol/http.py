@@ -112,16 +112,18 @@ def status_for_bye(code: ErrorCode | None) -> HTTPStatus:
 class OriginPolicy:
     """Which pages may open a WebSocket here, so that a page on another site cannot drive a visitor's session.
 
-    By default only the server's own page: an `Origin` whose host (and port) is the request's `Host`, over http or
-    https (https when a TLS proxy is in front). `allowed` adds exact origins (`https://chat.example.com`), or `*`
-    for any. A request without `Origin` is not from a browser page (a script, a bot) and is let in: Origin
-    protects browser users, and a program could send any Origin it likes anyway."""
+    By default only the server's own page: an `Origin` whose host (and port) is the request's `Host`, with one of
+    `schemes`: http or https on the plain door (https when a TLS proxy is in front), https alone on the TLS door
+    (no http:// page can come from a port that speaks TLS only). `allowed` adds exact origins
+    (`https://chat.example.com`), or `*` for any. A request without `Origin` is not from a browser page (a script,
+    a bot) and is let in: Origin protects browser users, and a program could send any Origin it likes anyway."""
 
     allowed: tuple[str, ...] = ()  # checked by ServerConfig (--web-origin)
+    schemes: tuple[str, ...] = ("http", "https")
 
     def origins_for(self, host: str) -> list[Origin | None] | None:
         """websockets' `origins` list for a request to `host` (None: any origin)."""
         if "*" in self.allowed:
             return None
-        same = [f"{scheme}://{host.lower()}" for scheme in ("http", "https")] if host else []
+        same = [f"{scheme}://{host.lower()}" for scheme in self.schemes] if host else []
         return [None, *(Origin(o) for o in same), *(Origin(o.lower()) for o in self.allowed)]

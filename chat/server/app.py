@@ -33,6 +33,7 @@ log = logging.getLogger("chat.server")
 
 
 NATIVE_TLS = "native-tls"  # the door of the native protocol over TLS
+WEB, WEB_TLS = "web", "web-tls"  # the web client's doors: over http, and over https
 
 
 class ChatServer:
@@ -58,7 +59,13 @@ class ChatServer:
     def web_address(self) -> tuple[str, int] | None:
         """Where the web client is served (None: no --web-port)."""
         assert self.loop is not None, "start() first"
-        return self.loop.door_address("web") if self.config.web_port is not None else None
+        return self.loop.door_address(WEB) if self.config.web_port is not None else None
+
+    @property
+    def https_address(self) -> tuple[str, int] | None:
+        """Where the web client is served over TLS (None: no --https-port)."""
+        assert self.loop is not None, "start() first"
+        return self.loop.door_address(WEB_TLS) if self.config.https_port is not None else None
 
     @property
     def doors(self) -> list[tuple[str, tuple[str, int]]]:
@@ -107,19 +114,22 @@ class ChatServer:
         return address
 
     def _open_doors(self, loop: EventLoop) -> tuple[str, int]:
-        """The native protocol, plain and over TLS. Every other door's TLS twin is one line like the second:
+        """The native protocol, plain and over TLS; the web client's, over http and https. Every other door's TLS
+        twin is one line like the second:
         `loop.add_door("irc-tls", host, port, irc_codec, self.tls)`."""
         config = self.config
         if config.plain:
             loop.listen()
         if self.tls is not None:
             loop.add_door(NATIVE_TLS, config.host, config.tls_port, lambda: NativeCodec(config.max_line), self.tls)
-        if config.web_port is not None:
+        if config.web_port is not None or config.https_port is not None:
             from chat.web import web_codec  # the page's files are read only when it is served
 
-            loop.add_door("web", config.host, config.web_port, web_codec(config))
-            # HTTPS (--https-port) is this door again with the TLS transport factory:
-            # if self.tls is not None: loop.add_door("web-tls", host, https_port, web_codec(config), self.tls)
+            if config.web_port is not None:
+                loop.add_door(WEB, config.host, config.web_port, web_codec(config))
+            if config.https_port is not None:
+                assert self.tls is not None  # ServerConfig insists on the files
+                loop.add_door(WEB_TLS, config.host, config.https_port, web_codec(config, https=True), self.tls)
         return loop.address
 
     def _load(self, store: ChatStore) -> ChatState:

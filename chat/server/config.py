@@ -41,8 +41,10 @@ class ServerConfig:
     keepalive: int = 60  # seconds of silence before TCP keepalive probes; a dead peer goes in about 2x this
     listen_backlog: int = 4096  # connections the kernel may queue before we accept them
     busy_timeout: float = 5.0  # seconds a write waits for a lock held by someone else (SQLite, PostgreSQL)
-    # the web client (chat.web): its port (None: no web door), and origins allowed besides the page's own
+    # the web client (chat.web): its ports (None: no such door; https needs the TLS files), and origins allowed
+    # besides the page's own
     web_port: int | None = None
+    https_port: int | None = None
     web_origins: tuple[str, ...] = ()
     # accounts
     password_profile: str = "rfc9106-low-memory"  # argon2id parameters (chat.passwords.PROFILES); "test": cheap
@@ -85,6 +87,8 @@ class ServerConfig:
             raise ValueError("password_threads must be at least 1, password_queue at least 0")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("TLS needs both a certificate and its key (--tls-cert and --tls-key)")
+        if self.https_port is not None and not self.tls:
+            raise ValueError("--https-port needs a certificate: give --tls-cert and --tls-key too")
         if not self.plain and not self.tls:
             raise ValueError("--no-plain leaves no way in: give --tls-cert and --tls-key too")
 

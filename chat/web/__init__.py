@@ -1,7 +1,8 @@
 """The web client: the page (`static/`, plain files shipped inside the package) and the web door's codec.
 
 `chat serve --web-port PORT` serves the page at `/` and the WebSocket at `/ws` on the server's own event loop
-(chat.protocol.websocket). The files are read once, when the door opens, and served from memory.
+(chat.protocol.websocket); `--https-port PORT` serves the same over TLS (the door behind the TLS transport).
+The files are read once, when the door opens, and served from memory.
 """
 
 from __future__ import annotations
@@ -35,9 +36,10 @@ def load_site() -> dict[str, StaticFile]:
     return site
 
 
-def web_codec(config: ServerConfig) -> Callable[[], WebCodec]:
-    """What each connection to the web door speaks (for `EventLoop.add_door`)."""
+def web_codec(config: ServerConfig, https: bool = False) -> Callable[[], WebCodec]:
+    """What each connection to the web door speaks (for `EventLoop.add_door`); `https`: the door behind the TLS
+    transport, whose own page is an https:// one only."""
     site = load_site()
-    origins = OriginPolicy(config.web_origins)
+    origins = OriginPolicy(config.web_origins, schemes=("https",) if https else ("http", "https"))
     max_line = config.max_line
     return lambda: WebCodec(site, origins, max_line)

@@ -26,7 +26,12 @@ def browser_unavailable() -> str | None:
 
 
 def launch(playwright: Any) -> Any:
-    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=list(CHROMIUM_ARGS))
+    return launch_chromium(playwright.chromium)
+
+
+def launch_chromium(browser_type: Any, *extra_args: str) -> Any:
+    """Another chromium, with options of its own (`browser.browser_type`: one Playwright per process)."""
+    return browser_type.launch(executable_path=CHROMIUM, headless=True, args=[*CHROMIUM_ARGS, *extra_args])
 
 
 class ChatPage:
@@ -43,11 +48,15 @@ class ChatPage:
         if message.type == "error":
             self.problems.append(f"console: {message.text}")
 
-    def login(self, nick: str) -> None:
-        self.page.goto(self.url)
+    def login(self, nick: str, password: str | None = None, wait: bool = True) -> None:
+        """Open the page (if it is not open yet) and log in as a guest, or to an account with its password."""
+        if self.page.url != self.url:
+            self.page.goto(self.url)
         self.page.fill("#login-nick", nick)
+        self.page.fill("#login-password", password or "")
         self.page.click("#login-button")
-        self.wait_online()
+        if wait:
+            self.wait_online()
 
     def wait_online(self, timeout: float = 15) -> None:
         self.page.wait_for_selector('#status[data-state="online"]', timeout=timeout * 1000)

@@ -67,6 +67,24 @@ class ServerThread:
         return c
 
     @property
+    def https_address(self) -> tuple[str, int]:
+        address = self.server.https_address
+        assert address is not None, "started without https_port"
+        return address
+
+    @property
+    def https_url(self) -> str:
+        host, port = self.https_address
+        return f"https://{host}:{port}/"
+
+    def wss_client(self, tls: ssl.SSLContext, nick: str | None = None, **kwargs: Any) -> WebSocketClient:
+        """A WebSocket client of the web door over TLS (https_port=0), trusting what `tls` trusts."""
+        c = WebSocketClient(*self.https_address, tls=tls, **kwargs)
+        if nick:
+            c.register(nick)
+        return c
+
+    @property
     def tls_port(self) -> int:
         return self.server.loop.door_address(NATIVE_TLS)[1]  # type: ignore[union-attr]
 

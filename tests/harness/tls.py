@@ -3,13 +3,17 @@ certificate for 127.0.0.1 and localhost, and gives clients a context that trusts
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import socket
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
 import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 IDENTITIES = ("127.0.0.1", "localhost")
 
@@ -46,6 +50,14 @@ class TLSFiles:
     def serve_args(self) -> list[str]:
         """`chat serve` options for a TLS door on any free port with these files."""
         return ["--tls-port", "0", "--tls-cert", self.cert, "--tls-key", self.key]
+
+    def spki_pin(self) -> str:
+        """The base64 SHA-256 of the server certificate's public key: what chromium's
+        --ignore-certificate-errors-spki-list takes to trust this one key (and no other certificate)."""
+        with open(self.cert, "rb") as f:
+            public_key = x509.load_pem_x509_certificate(f.read()).public_key()
+        spki = public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+        return base64.b64encode(hashlib.sha256(spki).digest()).decode()
 
     def client_context(self) -> ssl.SSLContext:
         """What `chat client --tls --ca ca.pem` builds: the system's defaults, trusting this CA."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,16 +30,19 @@ class HttpAnswer:
     raw: bytes = field(repr=False, default=b"")
 
 
-def http_request(host: str, port: int, request: bytes, timeout: float = WAIT) -> HttpAnswer:
-    """Send raw request bytes; read the answer until the server closes (it answers one request per connection)."""
-    with socket.create_connection((host, port), timeout=timeout) as sock:
+def http_request(host: str, port: int, request: bytes, timeout: float = WAIT,
+                 tls: ssl.SSLContext | None = None) -> HttpAnswer:
+    """Send raw request bytes (over TLS with a `tls` context); read the answer until the server closes (it answers
+    one request per connection)."""
+    with socket.create_connection((host, port), timeout=timeout) as raw, \
+            (tls.wrap_socket(raw, server_hostname=host) if tls else raw) as sock:
         sock.sendall(request)
         data = b""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
                 chunk = sock.recv(65536)
-            except ConnectionResetError:
+            except (ConnectionResetError, ssl.SSLEOFError):
                 break
             if not chunk:
                 break
@@ -47,10 +51,10 @@ def http_request(host: str, port: int, request: bytes, timeout: float = WAIT) ->
 
 
 def http_get(host: str, port: int, path: str = "/", method: str = "GET", headers: dict[str, str] | None = None,
-             timeout: float = WAIT) -> HttpAnswer:
+             timeout: float = WAIT, tls: ssl.SSLContext | None = None) -> HttpAnswer:
     fields = {"Host": f"{host}:{port}", **(headers or {})}
     head = f"{method} {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in fields.items()) + "\r\n"
-    return http_request(host, port, head.encode(), timeout)
+    return http_request(host, port, head.encode(), timeout, tls)
 
 
 def parse_answer(data: bytes) -> HttpAnswer:
@@ -67,19 +71,21 @@ def parse_answer(data: bytes) -> HttpAnswer:
 
 
 class WebSocketClient:
-    """A WebSocket client of the chat's web door. `response` is the handshake's answer; when it is not 101 the
-    connection is over (`closed`)."""
+    """A WebSocket client of the chat's web door (over TLS, wss://, when given a `tls` context). `response` is the
+    handshake's answer; when it is not 101 the connection is over (`closed`)."""
 
     def __init__(self, host: str, port: int, origin: str | None = None, path: str = "/ws",
                  extra_headers: dict[str, str] | None = None, timeout: float = WAIT,
-                 receive_buffer: int | None = None) -> None:
-        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+                 receive_buffer: int | None = None, tls: ssl.SSLContext | None = None) -> None:
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         if receive_buffer:  # before connect, so the TCP window is small from the start (a slow reader)
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
-        self.sock.settimeout(timeout)
-        self.sock.connect((host, port))
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.protocol = ClientProtocol(parse_uri(f"ws://{host}:{port}{path}"),
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        sock.settimeout(timeout)
+        sock.connect((host, port))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = tls.wrap_socket(sock, server_hostname=host) if tls else sock  # handshakes here, with timeout
+        scheme = "wss" if tls else "ws"
+        self.protocol = ClientProtocol(parse_uri(f"{scheme}://{host}:{port}{path}"),
                                        origin=Origin(origin) if origin else None, max_size=None)
         self.seen: list[Event] = []  # every event received, in order
         self.frames: list[Frame] = []  # every frame received (data and control)
@@ -146,7 +152,7 @@ class WebSocketClient:
             data = self.sock.recv(65536)
         except TimeoutError:
             return True
-        except ConnectionResetError:
+        except (ConnectionResetError, ssl.SSLEOFError):  # TLS: a peer that closed without close_notify
             data = b""
         if data:
             self.protocol.receive_data(data)

@@ -14,11 +14,21 @@ const PAGE = 50; // messages per page of older history
 const CATCH_UP = 500; // messages per page when filling the gap a reconnect left (the server's most)
 const SAVED = "chat.session"; // sessionStorage: a reload of the tab comes back as the same nick, in the same rooms
 const NICK_ERRORS = new Set(["nick_taken", "invalid_nick"]);
+// refusals of a login (/login NICK PASSWORD) before we are in: shown on the login form, in the server's words
+const LOGIN_ERRORS = new Set(["bad_password", "no_such_account", "login_throttled", "already_logged_in",
+  "server_busy", "nick_registered"]);
+const RETRY_LOGIN = new Set(["already_logged_in", "server_busy"]); // after a reconnect: our old session, a storm
+const SECRET_VERBS = new Set(["login", "identify", "register", "password"]); // never kept in the input history
 
 class App {
   constructor() {
     this.me = null; // our nick, once the server has welcomed us
     this.wanted = null; // the nick we ask for
+    // The account's password, to log in again after a reconnect: in this page's memory only, never in storage (a
+    // reload of the tab asks for it again).
+    this.password = null;
+    this.newPassword = null; // from a /register or /password typed here: kept once the server says it took it
+    this.askingPassword = false; // the server said the nick is registered: the login form asks for its password
     this.maxLine = 4096; // bytes in one command line (the server's hello says)
     this.serverName = "chat";
     this.convs = new Map(); // key -> Conversation
@@ -29,6 +39,7 @@ class App {
     this.switchTo = null; // a room the user asked to join: shown once joined
     this.restoreActive = null;
     this.rejoining = []; // room names to join again, one after the other
+    this.quietModes = new Set(); // rooms whose /mode the page asked for itself (to learn its ops): not shown
     this.history = new InputHistory();
     this.completer = new NickCompleter();
     this.connection = new Connection({
@@ -52,13 +63,13 @@ class App {
       e.preventDefault();
       const form = e.currentTarget;
       const nick = form.elements.nick.value.trim();
-      // accounts: const password = form.elements.password?.value; sent with the nick once the server takes it
+      const password = form.elements.password.value;
       if (!NICK_RE.test(nick)) {
         this.loginError("A nickname is 1-20 letters, digits, _ or -, and starts with a letter or _.");
         return;
       }
       notifications.ask().then(() => this.renderNotifyButton()); // asked now: browsers ask only on a click
-      this.login(nick);
+      this.login(nick, password || null);
     });
     $("composer").addEventListener("submit", (e) => {
       e.preventDefault();
@@ -90,19 +101,45 @@ class App {
     });
   }
 
-  login(nick) {
+  login(nick, password = null) {
     this.wanted = nick;
+    this.password = password;
+    this.askingPassword = false;
     $("login-button").disabled = true;
     $("login-error").hidden = true;
-    this.connection.start();
+    $("login-password").value = "";
+    if (this.connection.open && !this.registered) this.sendCredentials(); // the server waits for a password
+    else this.connection.start();
   }
 
-  loginError(text) {
+  /** The first thing a connection says: who we are. */
+  sendCredentials() {
+    this.connection.send(this.password ? `/login ${this.wanted} ${this.password}` : `/nick ${this.wanted}`);
+  }
+
+  loginError(text, code = "") {
     $("login-error").textContent = text;
+    $("login-error").dataset.code = code;
     $("login-error").hidden = false;
+    this.showLogin();
+  }
+
+  showLogin() {
     $("login-button").disabled = false;
     $("login").hidden = false;
     $("app").hidden = true;
+    if ($("login-nick").value === "") $("login-nick").value = this.wanted ?? "";
+  }
+
+  /** The nick is registered and we gave no password: ask for it (the connection waits for it meanwhile). */
+  askPassword(nick) {
+    this.askingPassword = true;
+    this.password = null;
+    $("login-nick").value = nick;
+    $("login-error").hidden = true;
+    $("login-hint").textContent = `${nick} is a registered nickname: type its password, or choose another nickname.`;
+    this.showLogin();
+    $("login-password").focus();
   }
 
   logout() {
@@ -147,6 +184,10 @@ class App {
   onClose(info) {
     const wasRegistered = this.registered;
     this.registered = false;
+    if (this.askingPassword) { // the prompt stays; its answer opens a new connection
+      this.connection.stop();
+      return;
+    }
     if (!this.welcomed) {
       this.connection.stop();
       this.loginError(info.reason ? `The server closed the connection: ${info.reason}` :
@@ -169,7 +210,13 @@ class App {
       case "hello":
         this.maxLine = e.max_line;
         this.serverName = e.server;
-        this.connection.send(`/nick ${this.wanted}`);
+        if (!this.askingPassword) this.sendCredentials();
+        break;
+      case "password_wanted":
+        this.askPassword(e.nick);
+        break;
+      case "account":
+        this.account(e);
         break;
       case "welcome":
         this.welcome(e);
@@ -214,11 +261,24 @@ class App {
         break;
       case "who": {
         const conv = this.convs.get(roomKey(e.room));
-        if (conv) conv.setMembers(e.members);
-        this.info(`#${e.room}: ${e.members.length ? e.members.join(", ") : "nobody is here"}`);
+        if (conv) {
+          conv.setMembers(e.members);
+          conv.setRoles(e.members, e.ops ?? [], e.voiced ?? []);
+        }
+        const shown = e.members.map((n) => (e.ops?.includes(n) ? "@" : e.voiced?.includes(n) ? "+" : "") + n);
+        this.info(`#${e.room}: ${shown.length ? shown.join(", ") : "nobody is here"}`);
         this.renderMembers();
         break;
       }
+      case "room_modes":
+        this.roomModes(e);
+        break;
+      case "mode":
+        this.mode(e);
+        break;
+      case "kick":
+        this.kick(e);
+        break;
       case "rooms":
         this.info(e.rooms.length ? `Rooms (${e.total}):` : "No rooms have anyone in them.");
         for (const r of e.rooms) this.info(`  #${r.room} (${r.members})${r.topic ? `: ${r.topic}` : ""}`);
@@ -260,6 +320,22 @@ class App {
     if (again) this.activeConv()?.addLine("Reconnected.", "system");
     this.save();
     $("input").focus();
+  }
+
+  /** Our account changed: keep the password that logs in again after a reconnect (or forget it). */
+  account(e) {
+    if (e.change === "logged_out") this.password = null;
+    else if (this.newPassword !== null) this.password = this.newPassword;
+    this.newPassword = null;
+    if (e.change === "logged_in") this.wanted = e.account;
+    if (!this.registered) return; // logging in: the welcome that follows says enough
+    const said = {
+      registered: `${e.account} is registered to you, and you are logged in.`,
+      logged_in: `You are logged in as ${e.account}.`,
+      logged_out: `You are logged out of ${e.account}; you are now ${e.nick}.`,
+      password_changed: `The password of ${e.account} is changed.`,
+    }[e.change];
+    if (said) this.info(said);
   }
 
   rejoinNext() {
@@ -411,6 +487,7 @@ class App {
     conv.name = e.room;
     conv.joined = true;
     conv.setMembers(e.members);
+    conv.setRoles(e.members, e.ops ?? [], e.voiced ?? []);
     conv.topic = e.topic;
     conv.backlogMin = null;
     const key = conv.key;
@@ -419,10 +496,61 @@ class App {
     if (!this.active || this.switchTo === key || (!existed && this.restoreActive === key)) this.activate(conv);
     if (this.switchTo === key) this.switchTo = null;
     if (this.restoreActive === key) this.restoreActive = null;
+    // the ops who are not here now (they are ops again when they come back): the room's /mode lists them
+    this.quietModes.add(key);
+    this.connection.send(`/mode #${e.room}`);
     if (this.rejoining.length) this.rejoinNext();
     this.renderHeader();
     this.renderMembers();
     this.save();
+  }
+
+  roomModes(e) {
+    const key = roomKey(e.room);
+    const conv = this.convs.get(key);
+    if (conv?.joined) conv.setAllRoles(e.owner, e.ops, e.voiced);
+    this.renderMembers();
+    if (this.quietModes.delete(key)) return; // asked by the page itself
+    const parts = [`#${e.room}: ${e.modes ? `modes ${e.modes}` : "no modes set"}`];
+    if (e.key) parts.push(`key ${e.key}`);
+    parts.push(e.owner ? `owner ${e.owner}` : "no owner");
+    if (e.ops.length) parts.push(`ops: ${e.ops.join(", ")}`);
+    if (e.voiced.length) parts.push(`voiced: ${e.voiced.join(", ")}`);
+    if (e.bans?.length) parts.push(`banned: ${e.bans.join(", ")}`);
+    if (e.invited?.length) parts.push(`invited: ${e.invited.join(", ")}`);
+    (conv ?? this.activeConv() ?? this.serverConv()).addLine(parts.join("; "), "system");
+  }
+
+  mode(e) {
+    const conv = this.convs.get(roomKey(e.room));
+    if (!conv) return;
+    conv.changeRole(e.mode, e.target);
+    const room = `#${e.room}`;
+    const said = {
+      "+i": `made ${room} invite-only`, "-i": `made ${room} open to everyone`,
+      "+k": `set a key on ${room}`, "-k": `removed the key of ${room}`,
+      "+t": `let only ops set the topic of ${room}`, "-t": `let everyone set the topic of ${room}`,
+      "+m": `made ${room} moderated: only ops and voiced members may speak`, "-m": `made ${room} unmoderated`,
+      "+o": `made ${e.target} an op`, "-o": `took ops from ${e.target}`,
+      "+v": `gave ${e.target} a voice`, "-v": `took the voice of ${e.target}`,
+      "+b": `banned ${e.target}`, "-b": `lifted the ban on ${e.target}`,
+    }[e.mode] ?? `set ${e.mode}${e.target ? ` ${e.target}` : ""}`;
+    conv.addLine(said, "system mode", e.nick);
+    this.renderMembers();
+  }
+
+  kick(e) {
+    const conv = this.convs.get(roomKey(e.room));
+    if (!conv) return;
+    const why = e.reason ? ` (${e.reason})` : "";
+    if (e.nick === this.me) {
+      this.remove(conv);
+      this.info(`${e.by} put you out of #${e.room}${why}.`);
+      return;
+    }
+    conv.removeMember(e.nick);
+    conv.addLine(`was put out by ${e.by}${why}`, "system part", e.nick);
+    this.renderMembers();
   }
 
   part(e) {
@@ -478,10 +606,21 @@ class App {
   }
 
   error(e) {
+    if (!this.registered && LOGIN_ERRORS.has(e.code)) {
+      if (this.welcomed && RETRY_LOGIN.has(e.code)) {
+        this.connection.retry(); // our old session still holds the account (or the server is busy): again soon
+        return;
+      }
+      this.password = null;
+      this.connection.stop();
+      this.loginError(e.message, e.code);
+      $("login-password").focus();
+      return;
+    }
     if (!this.registered && NICK_ERRORS.has(e.code)) {
       if (!this.welcomed) {
         this.connection.stop();
-        this.loginError(e.message);
+        this.loginError(e.message, e.code);
       } else if (e.code === "nick_taken") {
         // the old connection still holds the nick (the server has not noticed it is gone): another for now
         this.wanted = (this.wanted.length < 20 ? this.wanted : this.wanted.slice(0, 19)) + "_";
@@ -496,6 +635,8 @@ class App {
       const conv = page && this.convs.get(page.key);
       conv?.setLoading(false);
     }
+    if (SECRET_VERBS.has(e.command ?? "")) this.newPassword = null;
+    if (e.command === "mode" && this.quietModes.delete(roomKey(e.subject ?? ""))) return; // asked by the page
     if (e.command === "join") {
       if (this.switchTo === roomKey(e.subject ?? "")) this.switchTo = null;
       else this.rejoinNext(); // a room that could not be joined again: on to the next
@@ -519,9 +660,10 @@ class App {
     if (!text.trim()) return false;
     const conv = this.activeConv();
     let ok;
-    if (text.startsWith("/") && !text.startsWith("//")) ok = this.command(text, conv);
+    const isCommand = text.startsWith("/") && !text.startsWith("//");
+    if (isCommand) ok = this.command(text, conv);
     else ok = this.say(conv, text.startsWith("//") ? text.slice(1) : text);
-    if (ok) this.history.add(text);
+    if (ok && !(isCommand && SECRET_VERBS.has(text.slice(1).split(" ")[0].toLowerCase()))) this.history.add(text);
     return ok;
   }
 
@@ -539,6 +681,7 @@ class App {
     const space = text.indexOf(" ");
     const verb = (space < 0 ? text.slice(1) : text.slice(1, space)).toLowerCase();
     const rest = space < 0 ? "" : text.slice(space + 1).trim();
+    const raw = space < 0 ? "" : text.slice(space + 1); // a password keeps its spaces
     const inRoom = conv?.kind === "room";
     switch (verb) {
       case "me":
@@ -552,6 +695,9 @@ class App {
       case "who":
       case "names":
         return this.send(inRoom && !rest ? `/who #${conv.name}` : text);
+      case "mode": // /mode, /mode +m, /mode +o bob: the room shown
+        return this.send(inRoom && (!rest || /^[+-]/.test(rest)) ? `/mode #${conv.name}${rest ? ` ${rest}` : ""}`
+          : text);
       case "leave":
       case "part":
       case "close":
@@ -591,6 +737,14 @@ class App {
       case "format":
         this.info("The page always speaks JSON to the server.");
         return false;
+      case "register":
+      case "password":
+        this.newPassword = raw; // kept to log in again after a reconnect, once the server has taken it
+        return this.send(text);
+      case "login":
+      case "identify":
+        this.newPassword = raw.slice(raw.indexOf(" ") + 1);
+        return this.send(text);
       default:
         return this.send(text);
     }
@@ -756,11 +910,18 @@ class App {
     $("members-title").textContent = room ? `Members (${nicks.length})` : "Members";
     $("member-list").replaceChildren(...nicks.map((nick) => {
       const li = document.createElement("li");
+      const role = conv.role(nick);
+      const mark = document.createElement("span");
+      mark.className = `role${role ? ` ${role}` : ""}`;
+      mark.textContent = role === "voiced" ? "+" : role ? "@" : "";
+      if (role) {
+        mark.title = { owner: "the room's owner (an op)", op: "an op of the room", voiced: "has a voice" }[role];
+        li.dataset.role = role;
+      }
       const button = nickElement(nick, "button");
       button.type = "button";
-      if (conv.ops.has(nick.toLowerCase())) button.classList.add("op");
       if (nick !== this.me) button.addEventListener("click", () => this.activate(this.privateConv(nick)));
-      li.append(button);
+      li.append(mark, button);
       return li;
     }));
   }

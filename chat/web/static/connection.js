@@ -75,6 +75,16 @@ export class Connection {
     };
   }
 
+  /** Is the socket open (welcomed or not)? */
+  get open() {
+    return this.socket !== null && this.socket.readyState === WebSocket.OPEN;
+  }
+
+  /** Close this connection and open another after the usual delay (the server may let us in then). */
+  retry() {
+    if (this.socket) this.socket.close(1000, "trying again");
+  }
+
   send(line) {
     if (this.socket && this.socket.readyState === WebSocket.OPEN) {
       this.socket.send(line);

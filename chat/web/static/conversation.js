@@ -24,7 +24,12 @@ export class Conversation {
     this.key = kind === "room" ? roomKey(name) : kind === "private" ? privateKey(name) : SERVER_KEY;
     this.topic = null;
     this.members = new Map(); // lower-case nick -> nick
-    this.ops = new Set(); // lower-case nicks of operators (marked once accounts and ops exist)
+    // Lower-case nicks of the room's ops (its owner included) and voiced members. Ops and voices belong to
+    // accounts, and a registered nick is its account's: one who leaves and comes back is still an op, so these
+    // outlive a part (a /mode answer lists the absent ones too; +o/-o and +v/-v keep them current).
+    this.ops = new Set();
+    this.voiced = new Set();
+    this.owner = null; // lower-case nick of the room's owner, when a /mode answer said
     this.ids = []; // shown message ids, ascending
     this.nodes = new Map(); // id -> element
     this.unread = 0;
@@ -167,6 +172,40 @@ export class Conversation {
     this.members = new Map(nicks.map((n) => [n.toLowerCase(), n]));
   }
 
+  /** Who of `nicks` (those present: a joined or who event) are ops and voiced. */
+  setRoles(nicks, ops, voiced) {
+    const opSet = new Set(ops.map((n) => n.toLowerCase()));
+    const voicedSet = new Set(voiced.map((n) => n.toLowerCase()));
+    for (const key of nicks.map((n) => n.toLowerCase())) {
+      if (opSet.has(key)) this.ops.add(key);
+      else this.ops.delete(key);
+      if (voicedSet.has(key)) this.voiced.add(key);
+      else this.voiced.delete(key);
+    }
+  }
+
+  /** Everyone's roles, absent or not (a room_modes event). */
+  setAllRoles(owner, ops, voiced) {
+    this.owner = owner ? owner.toLowerCase() : null;
+    this.ops = new Set(ops.map((n) => n.toLowerCase()));
+    this.voiced = new Set(voiced.map((n) => n.toLowerCase()));
+  }
+
+  /** A mode event: +o/-o, +v/-v change someone's role. */
+  changeRole(mode, target) {
+    const set = mode[1] === "o" ? this.ops : mode[1] === "v" ? this.voiced : null;
+    if (!set || !target) return;
+    if (mode[0] === "+") set.add(target.toLowerCase());
+    else set.delete(target.toLowerCase());
+  }
+
+  /** "owner", "op", "voiced" or null: what the member list marks. */
+  role(nick) {
+    const key = nick.toLowerCase();
+    if (this.ops.has(key)) return key === this.owner ? "owner" : "op";
+    return this.voiced.has(key) ? "voiced" : null;
+  }
+
   addMember(nick) {
     this.members.set(nick.toLowerCase(), nick);
   }
@@ -179,8 +218,11 @@ export class Conversation {
     return this.members.has(nick.toLowerCase());
   }
 
+  /** Ops first, then voiced members, then everyone else; by name within each. */
   sortedMembers() {
-    return [...this.members.values()].sort((a, b) => a.toLowerCase().localeCompare(b.toLowerCase()));
+    const rank = (nick) => ({ owner: 0, op: 0, voiced: 1 })[this.role(nick)] ?? 2;
+    return [...this.members.values()].sort((a, b) => rank(a) - rank(b) ||
+      a.toLowerCase().localeCompare(b.toLowerCase()));
   }
 }
 
