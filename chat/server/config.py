@@ -60,6 +60,9 @@ class ServerConfig:
     tls_port: int = DEFAULT_TLS_PORT  # the native protocol over TLS
     plain: bool = True  # also serve the native protocol without TLS on `port`
     tls_handshake_timeout: float = 10.0  # seconds a new TLS connection has to finish its handshake
+    # the IRC door (chat.protocol.irc): its port and its TLS twin's (None: that door is closed)
+    irc_port: int | None = None
+    ircs_port: int | None = None
     exempt_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -85,6 +88,8 @@ class ServerConfig:
             raise ValueError("password_threads must be at least 1, password_queue at least 0")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("TLS needs both a certificate and its key (--tls-cert and --tls-key)")
+        if self.ircs_port is not None and not self.tls:
+            raise ValueError("--ircs-port is IRC over TLS: give --tls-cert and --tls-key too")
         if not self.plain and not self.tls:
             raise ValueError("--no-plain leaves no way in: give --tls-cert and --tls-key too")
 

@@ -175,7 +175,7 @@ class ChatService:
             case cmd.Register():
                 self.accounts.register(m, c.password.get_secret_value(), out)
             case cmd.Login():
-                self.accounts.login(m, c.nick, c.password.get_secret_value(), out)
+                self.accounts.login(m, c.nick, c.password.get_secret_value(), out, take_nick=c.take_nick)
             case cmd.Logout():
                 self.accounts.logout(m, out)
             case cmd.Password():
