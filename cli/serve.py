@@ -115,6 +115,8 @@ def serve(
                                                   show_default=False,
                                                   help="TCP port of the IRC door over TLS (6697 is IRC's; needs "
                                                        "--tls-cert). Off unless given.")] = DEFAULTS.ircs_port,
+    server_name: Annotated[str, typer.Option(help="The server's name: in its greeting, and IRC's message "
+                                                  "source.")] = DEFAULTS.server_name,
     log_level: Annotated[LogLevel, typer.Option(help="Least important log level shown.")] = LogLevel.info,
     log_format: Annotated[LogFormat, typer.Option(help="text, or json (one object per line).")] = LogFormat.text,
 ) -> None:
@@ -151,7 +153,7 @@ def serve(
             register_burst=register_burst, register_per_minute=register_per_minute, throttle_keys=throttle_keys,
             offline_max=offline_max, tls_cert=tls_cert,
             tls_key=tls_key, tls_port=tls_port, plain=not no_plain, tls_handshake_timeout=tls_handshake_timeout,
-            irc_port=irc_port, ircs_port=ircs_port,
+            irc_port=irc_port, ircs_port=ircs_port, server_name=server_name,
         )
     except ValueError as e:
         _fail(str(e), status=2)

@@ -1,4 +1,4 @@
-"""Server settings and limits. Every field but `server_name` is a `chat serve` option (see `chat serve --help`),
+"""Server settings and limits. Every field is a `chat serve` option (see `chat serve --help`),
 and its default here is the only one: the CLI reads it from `DEFAULTS`."""
 
 from __future__ import annotations
@@ -88,6 +88,8 @@ class ServerConfig:
             raise ValueError("password_threads must be at least 1, password_queue at least 0")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("TLS needs both a certificate and its key (--tls-cert and --tls-key)")
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.\-]{0,62}", self.server_name):
+            raise ValueError("--server-name: letters, digits, dots and dashes (it is IRC's message source)")
         if self.ircs_port is not None and not self.tls:
             raise ValueError("--ircs-port is IRC over TLS: give --tls-cert and --tls-key too")
         if not self.plain and not self.tls:

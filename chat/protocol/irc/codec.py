@@ -23,6 +23,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from chat import __version__
 from chat.protocol import commands as cmd
 from chat.protocol import events as ev
 from chat.protocol.codec import Codec, ControlFrame, Frame, Reply
@@ -42,6 +43,8 @@ CAPABILITIES: dict[str, str] = {
     "sasl": "PLAIN",
     "draft/chathistory": "",
     "utf8only": "",
+    "multi-prefix": "",
+    "userhost-in-names": "",
 }
 SHARED = frozenset({"server-time", "message-tags"})
 PRE_REGISTRATION = frozenset({"CAP", "NICK", "USER", "PASS", "PING", "PONG", "QUIT", "AUTHENTICATE"})
@@ -64,7 +67,7 @@ class IrcCodec(Codec):
     def __init__(self, server_name: str) -> None:
         self.host = server_name
         self.network = server_name
-        self._framer = LineFramer(mapping.LINE_MAX)
+        self._framer = LineFramer(mapping.TAGS_MAX + mapping.BODY_MAX)
         self._caps: set[str] = set()
         self._negotiating = False
         self._nick: str | None = None  # the NICK given before registration
@@ -82,7 +85,11 @@ class IrcCodec(Codec):
     # ---------------------------------------------------------------------------------------- input
 
     def frames(self, data: bytes) -> Sequence[Frame]:
-        return self._framer.feed(data)
+        framed = self._framer.feed(data)
+        for i, frame in enumerate(framed):
+            if type(frame) is str and len(frame) > mapping.BODY_MAX // 4 and _too_long(frame):
+                framed[i] = ChatError(ErrorCode.LINE_TOO_LONG, "Input line was too long")
+        return framed
 
     @property
     def buffered(self) -> int:
@@ -280,8 +287,11 @@ class IrcCodec(Codec):
         out: list[cmd.Command | ev.Event | Reply] = []
         for target in m.params[0].split(",")[:4]:
             room = mapping.room_of(target)
-            if target.startswith(mapping.CHANNEL_PREFIX) and room is None:
-                out.extend(self._numeric("403", target[:50], "No such channel"))
+            notice = m.verb == "NOTICE"  # never answered with an error (RFC 2812 3.3.2), as far as the codec knows
+            if target.startswith(mapping.CHANNEL_PREFIX) and (room is None or (notice and (
+                    room.lower() not in self._member.rooms))):
+                if not notice:
+                    out.extend(self._numeric("403", target[:50], "No such channel"))
                 continue
             if text.startswith("\x01"):
                 ctcp, _, rest = text.strip("\x01").partition(" ")
@@ -498,7 +508,9 @@ class IrcCodec(Codec):
 
     def _name_lines(self, room: str, members: list[str], ops: list[str], voiced: list[str]) -> list[str]:
         me, host, channel = self._me, self.host, mapping.channel(room)
-        shown = [("@" if n in ops else "+" if n in voiced else "") + n for n in members]
+        every = "multi-prefix" in self._caps
+        full = "userhost-in-names" in self._caps
+        shown = [_prefix(n, ops, voiced, every) + (self._source(n) if full else n) for n in members]
         lines = []
         for start in range(0, len(shown), 40):
             lines.append(line(host, "353", me, "=", channel, " ".join(shown[start:start + 40])))
@@ -557,7 +569,7 @@ class IrcCodec(Codec):
             me, host = self._me, self.host
             lines = []
             for nick in e.members:
-                flag = "H" + ("@" if nick in e.ops else "+" if nick in e.voiced else "")
+                flag = "H" + _prefix(nick, e.ops, e.voiced, "multi-prefix" in self._caps)
                 lines.append(line(host, "352", me, channel, nick, host, host, nick, flag, f"0 {nick}"))
             lines.append(line(host, "315", me, asked.target or channel, "End of WHO list"))
             return "".join(lines)
@@ -587,7 +599,7 @@ class IrcCodec(Codec):
             line(host, "001", me, f"Welcome to the {self.network} IRC network, {me}"),
             line(host, "002", me, f"Your host is {host}, running chat"),
             line(host, "003", me, "This server keeps every message it delivers"),
-            line(host, "004", me, host, "chat", "i", "biklmotv", "bkov"),
+            line(host, "004", me, host, f"chat-{__version__}", "i", "bikmotv", "bkov"),
         ]
         tokens = mapping.isupport(self.network)
         for start in range(0, len(tokens), 12):
@@ -604,6 +616,8 @@ class IrcCodec(Codec):
             return line(host, "FAIL", "CHATHISTORY", "MESSAGE_ERROR", e.subject or "*", e.message)
         if e.command == "mode":
             self._pop("modes", "banlist")
+        if e.code is ErrorCode.INVALID_UTF8:
+            return line(host, "FAIL", "*", "INVALID_UTF8", "Your line was not valid UTF-8; it was ignored")
         found = mapping.NUMERICS.get(e.code)
         if found is None:
             return line(host, "NOTICE", me, e.message)
@@ -697,6 +711,24 @@ class _Answer(Exception):
 
     def __init__(self, replies: Sequence[Reply]) -> None:
         self.replies = replies
+
+
+def _prefix(nick: str, ops: list[str], voiced: list[str], every: bool) -> str:
+    """A member's NAMES prefix: @ for ops, + for voiced (both with multi-prefix)."""
+    if every:
+        return ("@" if nick in ops else "") + ("+" if nick in voiced else "")
+    return "@" if nick in ops else "+" if nick in voiced else ""
+
+
+def _too_long(frame: str) -> bool:
+    """Tags past TAGS_MAX bytes, or a body past BODY_MAX (the framer capped the whole line already)."""
+    data = frame.encode()
+    if data.startswith(b"@"):
+        end = data.find(b" ")
+        if end < 0 or end + 1 > mapping.TAGS_MAX:
+            return end >= 0 or len(data) > mapping.TAGS_MAX
+        data = data[end + 1:].lstrip(b" ")
+    return len(data) > mapping.BODY_MAX
 
 
 def _msgid(point: str) -> int | None:

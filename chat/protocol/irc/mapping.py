@@ -5,8 +5,9 @@
 | channel `#dev`               | room `dev`: CHANTYPES=#, the `#` is not part of the name                |
 | nick `[a]\\` etc.             | refused (432): nicks follow the native rule, NICKLEN=20                 |
 | CASEMAPPING=rfc1459          | CASEMAPPING=ascii: names are ASCII, `lower()` is the whole case fold    |
-| a line of 512 bytes + tags   | a received line may be 512 bytes plus 8191 of tags; a longer message   |
-|                              | from a native client is sent as several PRIVMSG lines                   |
+| a line of 512 bytes + tags   | a received line may be 512 bytes (CR LF included) plus 4096 of tags, or|
+|                              | it is refused (417); a longer message from a native client is sent as  |
+|                              | several PRIVMSG lines                                                   |
 | NOTICE                       | a private or room message like PRIVMSG (stored, in history)            |
 | PASS (server password)       | not used: SASL PLAIN logs in to an account                             |
 """
@@ -19,7 +20,8 @@ from chat.protocol.names import NICK_MAX, ROOM_MAX, TOPIC_MAX, check_room
 
 CHANNEL_PREFIX = "#"
 CASEMAPPING = "ascii"
-LINE_MAX = 512 + 8191  # what the codec frames: the body and the tags (chat.protocol.irc.message)
+TAGS_MAX = 4096  # bytes of tags a client may send, the @ and the space after them included (IRCv3: 4094 + 2)
+BODY_MAX = 510  # bytes of the rest of a line, CR LF excluded (RFC 1459's 512 with them)
 TEXT_CHUNK = 400  # bytes of message text in one PRIVMSG line we send (the prefix and tags come on top)
 KICK_MAX = TOPIC_MAX
 CHATHISTORY_MAX = min(HISTORY_MAX, 100)  # messages one CHATHISTORY answer holds
