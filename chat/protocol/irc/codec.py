@@ -30,7 +30,15 @@ from chat.protocol.codec import Codec, ControlFrame, Frame, Reply
 from chat.protocol.errors import ChatError, ErrorCode
 from chat.protocol.framing import LineFramer
 from chat.protocol.irc import mapping
-from chat.protocol.irc.message import MalformedLine, Message, format_tags, line, parse
+from chat.protocol.irc.message import (
+    MalformedLine,
+    Message,
+    escape_tag,
+    format_tags,
+    line,
+    parse,
+    unescape_tag,
+)
 from chat.protocol.names import check_nick
 from chat.protocol.render import iso_time
 
@@ -44,12 +52,31 @@ CAPABILITIES: dict[str, str] = {
     "draft/chathistory": "",
     "utf8only": "",
     "multi-prefix": "",
+    "labeled-response": "",
     "userhost-in-names": "",
 }
 SHARED = frozenset({"server-time", "message-tags"})
 PRE_REGISTRATION = frozenset({"CAP", "NICK", "USER", "PASS", "PING", "PONG", "QUIT", "AUTHENTICATE"})
 SASL_MAX = 400  # bytes of one AUTHENTICATE chunk (the spec's)
 _batch_ids = itertools.count(1)
+
+
+@dataclass(slots=True, eq=False)
+class _LabelEnd(ControlFrame):
+    """Put after a labeled line by `frames`: the loop hands it to `decode` only once that line's reads are
+    answered (the member waits for them), so the labeled response closes after the whole answer."""
+
+    label: str
+
+
+@dataclass(slots=True, eq=False)
+class _LabelOpen(Reply):
+    label: str = ""
+
+
+@dataclass(slots=True, eq=False)
+class _LabelClose(Reply):
+    pass
 
 
 @dataclass(slots=True, eq=False)
@@ -61,8 +88,8 @@ class _Asked:
 
 
 class IrcCodec(Codec):
-    __slots__ = ("_asked", "_caps", "_framer", "_member", "_negotiating", "_nick", "_sasl", "_sasl_buffer",
-                 "_user", "echo", "host", "key", "network")
+    __slots__ = ("_asked", "_caps", "_capture", "_framer", "_label", "_labels_open", "_member", "_negotiating",
+                 "_nick", "_sasl", "_sasl_buffer", "_user", "echo", "host", "key", "network")
 
     def __init__(self, server_name: str) -> None:
         self.host = server_name
@@ -76,6 +103,9 @@ class IrcCodec(Codec):
         self._sasl_buffer = ""
         self._asked: deque[_Asked] = deque()
         self._member: Any = None
+        self._labels_open = 0  # labeled lines decoded whose end is not decoded yet
+        self._label: str | None = None  # rendering: the label whose answer is being gathered...
+        self._capture: list[str] = []  # ...and its lines so far
         self.echo = False
         self.key: Any = ("irc", server_name, frozenset())
 
@@ -85,10 +115,17 @@ class IrcCodec(Codec):
     # ---------------------------------------------------------------------------------------- input
 
     def frames(self, data: bytes) -> Sequence[Frame]:
-        framed = self._framer.feed(data)
-        for i, frame in enumerate(framed):
-            if type(frame) is str and len(frame) > mapping.BODY_MAX // 4 and _too_long(frame):
-                framed[i] = ChatError(ErrorCode.LINE_TOO_LONG, "Input line was too long")
+        framed: list[Frame] = []
+        for frame in self._framer.feed(data):
+            if type(frame) is str:
+                if len(frame) > mapping.BODY_MAX // 4 and _too_long(frame):
+                    frame = ChatError(ErrorCode.LINE_TOO_LONG, "Input line was too long")
+                elif frame.startswith("@") and "label=" in frame:
+                    label = _label_of(frame)
+                    if label is not None:
+                        framed.extend((frame, _LabelEnd(label)))
+                        continue
+            framed.append(frame)
         return framed
 
     @property
@@ -96,7 +133,23 @@ class IrcCodec(Codec):
         return self._framer.buffered
 
     def decode(self, frame: str | ControlFrame) -> Sequence[cmd.Command | ev.Event | Reply]:
+        if isinstance(frame, _LabelEnd):
+            if not self._labels_open:
+                return ()
+            self._labels_open -= 1
+            return (_LabelClose(b""),)
         assert type(frame) is str
+        label = _label_of(frame) if frame.startswith("@") and "labeled-response" in self._caps else None
+        if label is None:
+            return self._decode(frame)
+        self._labels_open += 1
+        try:
+            said = self._decode(frame)
+        except ChatError as e:
+            said = (ev.Error(e.code, e.message, e.command, e.subject),)
+        return (_LabelOpen(b"", label), *said)
+
+    def _decode(self, frame: str) -> Sequence[cmd.Command | ev.Event | Reply]:
         if not frame.strip():
             return ()
         try:
@@ -458,6 +511,35 @@ class IrcCodec(Codec):
         return "".join([self._render(e) for e in events]).encode()
 
     def _render(self, event: ev.Event | Reply) -> str:
+        if self._label is not None and not isinstance(event, _LabelClose | ev.Bye):
+            self._capture.append(self._render_one(event))  # rendered for this connection alone meanwhile (key)
+            return ""
+        if isinstance(event, _LabelOpen):
+            self._label, self._capture = event.label, []
+            self.key = ("irc-labeled", id(self))
+            return ""
+        if isinstance(event, _LabelClose):
+            return self._labeled()
+        if isinstance(event, ev.Bye) and self._label is not None:
+            return self._labeled() + self._render_one(event)
+        return self._render_one(event)
+
+    def _labeled(self) -> str:
+        """The gathered answer to a labeled line: one line with the label, a labeled-response batch, or ACK."""
+        label, lines = self._label or "", "".join(self._capture).split("\r\n")[:-1]
+        self._label, self._capture = None, []
+        self._caps_changed()
+        tag = "label=" + escape_tag(label)
+        if not lines:
+            return line(self.host, "ACK", tags="@" + tag)
+        if len(lines) == 1:
+            return _tagged(lines[0], tag) + "\r\n"
+        ref = f"h{next(_batch_ids)}"
+        return "".join([line(self.host, "BATCH", f"+{ref}", "labeled-response", tags="@" + tag),
+                        *((x if _in_batch(x) else _tagged(x, f"batch={ref}")) + "\r\n" for x in lines),
+                        line(self.host, "BATCH", f"-{ref}")])
+
+    def _render_one(self, event: ev.Event | Reply) -> str:
         if isinstance(event, Reply):
             return event.data.decode()
         renderer = _RENDERERS.get(type(event))
@@ -713,6 +795,26 @@ class _Answer(Exception):
         self.replies = replies
 
 
+def _label_of(frame: str) -> str | None:
+    """The label tag of a received line, if it has one (labeled-response)."""
+    head = frame[1:].partition(" ")[0]
+    for item in head.split(";"):
+        key, _, value = item.partition("=")
+        if key == "label" and value:
+            return unescape_tag(value)[:64]
+    return None
+
+
+def _in_batch(text: str) -> bool:
+    """Is this rendered line inside a batch of its own already (a chathistory batch nested in a labeled one)?"""
+    return text.startswith("@") and "batch=" in text.partition(" ")[0]
+
+
+def _tagged(text: str, tag: str) -> str:
+    """A rendered line (without CR LF) with one more tag."""
+    return f"@{tag};{text[1:]}" if text.startswith("@") else f"@{tag} {text}"
+
+
 def _prefix(nick: str, ops: list[str], voiced: list[str], every: bool) -> str:
     """A member's NAMES prefix: @ for ops, + for voiced (both with multi-prefix)."""
     if every:
@@ -739,9 +841,10 @@ def _msgid(point: str) -> int | None:
 
 
 def _chunks(text: str) -> list[str]:
-    """Message text in pieces of at most TEXT_CHUNK bytes, cut between characters (spaces preferred)."""
+    """Message text as IRC lines: whole when an IRC client could have sent it, else in pieces of at most
+    TEXT_CHUNK bytes, cut between characters (at a space where one is near)."""
     data = text.encode()
-    if len(data) <= mapping.TEXT_CHUNK:
+    if len(data) <= mapping.BODY_MAX:  # what an IRC client could have sent: one line, whatever the prefix adds
         return [text]
     parts: list[str] = []
     while data:

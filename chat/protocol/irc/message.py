@@ -35,7 +35,7 @@ def parse(raw: str) -> Message:
             if not item:
                 continue
             key, _, value = item.partition("=")
-            tags[key] = _unescape(value)
+            tags[key] = unescape_tag(value)
         rest = rest.lstrip(" ")
     source = None
     if rest.startswith(":"):
@@ -55,7 +55,7 @@ def parse(raw: str) -> Message:
     return Message(verb, params, tags, source)
 
 
-def _unescape(value: str) -> str:
+def unescape_tag(value: str) -> str:
     if "\\" not in value:
         return value
     out: list[str] = []
