@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 import pytest
 
-from harness import WAIT, IrcClient, ServerThread, chat_command
+from chat.server.config import ServerConfig
+from harness import WAIT, IrcClient, ServerThread, TLSFiles, chat_command
 
 IRC = {"irc_port": 0}
 
@@ -106,3 +107,50 @@ def test_ping_and_ctcp_action(irc_server: ServerThread) -> None:
     a.expect(":watcher!watcher@chat PRIVMSG #stage :\x01ACTION bows\x01")
     a.send("PING :token123")
     a.expect("PONG chat token123")
+
+
+def test_ircs_door_speaks_irc_over_tls_beside_the_plain_one(make_server: Callable[..., ServerThread],
+                                                            tls_files: TLSFiles) -> None:
+    server = make_server(irc_port=0, ircs_port=0, tls_cert=tls_files.cert, tls_key=tls_files.key, tls_port=0)
+    secure = IrcClient(*server.loop.door_address("irc-tls"), tls=tls_files.client_context())
+    assert secure.sock.version() in ("TLSv1.2", "TLSv1.3")  # type: ignore[attr-defined]
+    secure.register("secure")
+    plain = server.irc_client("plain")
+    for c in (secure, plain):
+        c.send("JOIN #tls")
+        c.expect(" 366 ")
+    secure.send("PRIVMSG #tls :over TLS")
+    plain.expect(":secure!secure@chat PRIVMSG #tls :over TLS")
+
+
+def test_ircs_port_needs_a_certificate() -> None:
+    with pytest.raises(ValueError, match="ircs-port"):
+        ServerConfig(ircs_port=6697)
+
+
+def test_a_long_native_message_reaches_irc_in_pieces_and_whole(irc_server: ServerThread) -> None:
+    irc = irc_server.irc_client("reader")
+    native = irc_server.client("writer")
+    irc.send("JOIN #long")
+    irc.expect(" 366 ")
+    native.send("/join long")
+    native.expect("You joined #long")
+    text = " ".join(f"word{i:04d}" for i in range(300))  # 2,699 bytes
+    native.send(text)
+    parts = [irc.expect(" PRIVMSG #long :").split(" PRIVMSG #long :", 1)[1] for _ in range(7)]
+    assert all(len(f":writer!writer@chat PRIVMSG #long :{p}\r\n".encode()) <= 512 for p in parts)
+    assert "".join(parts) == text
+
+
+def test_labeled_response_wraps_the_whole_answer(irc_server: ServerThread) -> None:
+    c = irc_server.irc_client("labeler", caps=("labeled-response", "batch"))
+    c.send("@label=one PING tok")
+    c.expect("@label=one :chat PONG chat tok")
+    c.send("@label=two JOIN #labeled")  # a new room: its answer comes after a read of the database
+    start = c.expect(lambda line: line.startswith("@label=two ") and " BATCH +" in line)
+    ref = start.split("BATCH +", 1)[1].split(" ")[0]
+    inside = c.lines_until(f"BATCH -{ref}")
+    assert any(" JOIN #labeled" in line for line in inside) and any(" 366 " in line for line in inside)
+    assert all(line.startswith(f"@batch={ref}") for line in inside[:-1])
+    c.send("@label=three PONG nothing")
+    c.expect("@label=three :chat ACK")
