@@ -50,7 +50,6 @@ CAPABILITIES: dict[str, str] = {
     "batch": "",
     "sasl": "PLAIN",
     "draft/chathistory": "",
-    "utf8only": "",
     "multi-prefix": "",
     "labeled-response": "",
     "userhost-in-names": "",
@@ -59,6 +58,8 @@ SHARED = frozenset({"server-time", "message-tags"})
 PRE_REGISTRATION = frozenset({"CAP", "NICK", "USER", "PASS", "PING", "PONG", "QUIT", "AUTHENTICATE"})
 SASL_MAX = 400  # bytes of one AUTHENTICATE chunk (the spec's)
 _batch_ids = itertools.count(1)
+RENDERED_MAX = 8192  # messages whose IRC line is kept for the next codec of the same key (a plain dict, cleared)
+_RENDERED: dict[tuple[object, int], tuple[ev.ChatMessage, str]] = {}
 
 
 @dataclass(slots=True, eq=False)
@@ -559,7 +560,7 @@ class IrcCodec(Codec):
         return f"{nick}!{nick}@{self.host}"
 
     def _message(self, msg: ev.ChatMessage, batch: str | None = None) -> str:
-        tags = self._tags(msg.time, msg.id, batch)
+        tags = self._tags(msg.time, msg.id, batch) if self._caps or batch else ""
         source = self._source(msg.nick)
         target = mapping.channel(msg.room) if msg.room is not None else (msg.to or self._me)
         if msg.kind is ev.MessageKind.ACTION:
@@ -575,7 +576,17 @@ class IrcCodec(Codec):
                 line(self.host, "BATCH", f"-{ref}")]
 
     def _r_message(self, e: ev.ChatMessage) -> str:
-        return self._message(e)
+        # a room's message is rendered by every IRC client of a key that sent part of the run (without
+        # echo-message each renders the run without its own): once per key and message is enough
+        if self._label is not None:  # its key is its own meanwhile
+            return self._message(e)
+        cache_key = (self.key, e.id)
+        found = _RENDERED.get(cache_key)
+        if found is None or found[0] is not e:  # (another server in this process may have had that id)
+            if len(_RENDERED) >= RENDERED_MAX:
+                _RENDERED.clear()
+            found = _RENDERED[cache_key] = (e, self._message(e))
+        return found[1]
 
     def _r_join(self, e: ev.Join) -> str:
         return line(self._source(e.nick), "JOIN", mapping.channel(e.room), tags=self._tags(e.time))
