@@ -83,6 +83,7 @@ LONG_WORKLOADS = "L10 L100 L500 ROOMS W4L W4F"  # WORKLOADS="$LONG" REPS=5: the 
 # stored messages per second through the server: 100 two-member rooms, everyone talks (100,000 messages)
 STORE_WORKLOAD = "--clients 200 --rooms 100 --msgs 500 --window 32 --idle-timeout 30 --timeout 120"
 PARTS = ("loadgen", "storage", "memory", "profile")
+OURS = ("chat", "chat-irc")  # our server through its native door, and through its IRC door (--irc-port)
 
 
 def conc_of(server: str, wl: str) -> int:
@@ -221,19 +222,26 @@ class Server:
 
     @property
     def proto(self) -> str:
-        return "line" if self.kind == "chat" else "irc"
+        return "line" if self.kind == "chat" else "irc"  # ngircd, and ours through its IRC door (chat-irc)
+
+    @property
+    def ours(self) -> bool:
+        return self.kind in OURS
 
     def start(self) -> Server:
         if port_busy(self.port):
             raise RuntimeError(f"port {self.port} is already in use; set CHAT_PORT / NGIRCD_PORT")
         t0 = time.monotonic()
-        if self.kind == "chat":
+        if self.ours:
             assert self.db is not None
             if self.fresh:
                 for suffix in ("", "-wal", "-shm", ".lock"):
                     Path(str(self.db) + suffix).unlink(missing_ok=True)
             cmd = [*self.serve_cmd, "serve", "--db", str(self.db), "--host", "127.0.0.1", "--port", str(self.port),
                    "--rate", "0", "--log-level", "warning"]
+            if self.kind == "chat-irc":  # loadgen talks to the IRC door; the native one is moved out of its way
+                cmd[cmd.index("--port") + 1] = str(self.port + 1)
+                cmd += ["--irc-port", str(self.port), "--lobby", ""]
             with open(self.log, "ab") as f:
                 f.write(f"\n=== {' '.join(cmd)}\n".encode())
             stdout = self.log.with_suffix(".stdout")
@@ -262,7 +270,7 @@ class Server:
     def stop(self) -> int:
         if self.proc is not None:
             self.exit_code = stop(self.proc)
-            if self.kind == "chat":
+            if self.ours:
                 with open(self.log, "ab") as f:
                     f.write(self.log.with_suffix(".stdout").read_bytes())
         return self.exit_code if self.exit_code is not None else -1
@@ -348,7 +356,7 @@ class Runner:
         self.profiles: dict[str, str] = {}
 
     def server(self, kind: str, db: Path | None = None, fresh: bool = True) -> Server:
-        port = self.args.chat_port if kind == "chat" else self.args.ngircd_port
+        port = self.args.chat_port if kind in OURS else self.args.ngircd_port
         return Server(kind, port, db or self.run_dir / "chat-bench.sqlite", fresh=fresh, log_dir=self.run_dir)
 
     # ---- W1-W4, SETUP
@@ -597,7 +605,7 @@ class Runner:
 
     def report_loadgen(self) -> list[str]:
         a = self.args
-        ours, peer = "chat", "ngircd"
+        ours, peer = ("chat" if "chat" in a.servers else "chat-irc"), "ngircd"
         both = ours in a.servers and peer in a.servers
         out = [f"## Ours vs ngircd (median of {a.reps} runs; every message of ours stored before delivery)\n"]
         out.append("| workload | ours (chat) | ngircd | ratio ours/ngircd | worst single-run ratio | target | met |")

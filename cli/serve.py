@@ -112,6 +112,16 @@ def serve(
     tls_handshake_timeout: Annotated[float, typer.Option(min=1, help="Seconds a new TLS connection has to "
                                                                      "finish its handshake.")]
     = DEFAULTS.tls_handshake_timeout,
+    irc_port: Annotated[int | None, typer.Option("--irc-port", envvar="CHAT_IRC_PORT", min=0, max=65535,
+                                                 show_default=False,
+                                                 help="TCP port of the IRC door (6667 is IRC's; 0: any free port). "
+                                                      "Off unless given.")] = DEFAULTS.irc_port,
+    ircs_port: Annotated[int | None, typer.Option("--ircs-port", envvar="CHAT_IRCS_PORT", min=0, max=65535,
+                                                  show_default=False,
+                                                  help="TCP port of the IRC door over TLS (6697 is IRC's; needs "
+                                                       "--tls-cert). Off unless given.")] = DEFAULTS.ircs_port,
+    server_name: Annotated[str, typer.Option(help="The server's name: in its greeting, and IRC's message "
+                                                  "source.")] = DEFAULTS.server_name,
     log_level: Annotated[LogLevel, typer.Option(help="Least important log level shown.")] = LogLevel.info,
     log_format: Annotated[LogFormat, typer.Option(help="text, or json (one object per line).")] = LogFormat.text,
 ) -> None:
@@ -150,6 +160,7 @@ def serve(
             register_burst=register_burst, register_per_minute=register_per_minute, throttle_keys=throttle_keys,
             offline_max=offline_max, tls_cert=tls_cert,
             tls_key=tls_key, tls_port=tls_port, plain=not no_plain, tls_handshake_timeout=tls_handshake_timeout,
+            irc_port=irc_port, ircs_port=ircs_port, server_name=server_name,
         )
     except ValueError as e:
         _fail(str(e), status=2)
@@ -182,7 +193,7 @@ def serve(
     log.info("stopped")
 
 
-DOOR_LABELS = {"native": "plain", "native-tls": "TLS"}
+DOOR_LABELS = {"native": "plain", "native-tls": "TLS", "irc": "IRC", "irc-tls": "IRC over TLS"}
 
 
 def _doors(doors: list[tuple[str, tuple[str, int]]]) -> str:

@@ -49,6 +49,11 @@ class Codec(ABC):
     key: Hashable  # equal keys, equal bytes for the same events (see the module docstring)
     echo: bool = True  # does this connection receive its own messages back (the receipt)?
 
+    def attach(self, member: object) -> None:  # a hook most codecs do without
+        """The connection's member (chat.server.member.Member), given once: a codec may read its nick and
+        whether it is registered for its replies (IRC's numerics name the recipient). Never changes it."""
+        return None  # most codecs need nothing of it
+
     @abstractmethod
     def frames(self, data: bytes) -> Sequence[Frame]:
         """Split received bytes into frames (lines, WebSocket messages), capped in size; never buffer

@@ -359,6 +359,7 @@ class Login(Command):
     verb: Literal["login"] = "login"
     nick: NickName
     password: SecretStr
+    take_nick: bool = True  # False: an IRC client's SASL before its NICK (no grammar gives it: codecs set it)
     name = "login"
     aliases = ("identify",)
     usage = "NICK PASSWORD"

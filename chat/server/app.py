@@ -34,6 +34,7 @@ log = logging.getLogger("chat.server")
 
 NATIVE_TLS = "native-tls"  # the door of the native protocol over TLS
 WEB, WEB_TLS = "web", "web-tls"  # the web client's doors: over http, and over https
+IRC, IRC_TLS = "irc", "irc-tls"  # the IRC door (chat.protocol.irc), and its twin over TLS
 
 
 class ChatServer:
@@ -122,6 +123,16 @@ class ChatServer:
             loop.listen()
         if self.tls is not None:
             loop.add_door(NATIVE_TLS, config.host, config.tls_port, lambda: NativeCodec(config.max_line), self.tls)
+        if config.irc_port is not None or config.ircs_port is not None:
+            from chat.protocol.irc import IrcCodec
+
+            def irc_codec() -> IrcCodec:
+                return IrcCodec(config.server_name)
+
+            if config.irc_port is not None:
+                loop.add_door(IRC, config.host, config.irc_port, irc_codec)
+            if config.ircs_port is not None and self.tls is not None:
+                loop.add_door(IRC_TLS, config.host, config.ircs_port, irc_codec, self.tls)
         if config.web_port is not None or config.https_port is not None:
             from chat.web import web_codec  # the page's files are read only when it is served
 

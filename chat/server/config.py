@@ -1,4 +1,4 @@
-"""Server settings and limits. Every field but `server_name` is a `chat serve` option (see `chat serve --help`),
+"""Server settings and limits. Every field is a `chat serve` option (see `chat serve --help`),
 and its default here is the only one: the CLI reads it from `DEFAULTS`."""
 
 from __future__ import annotations
@@ -62,6 +62,9 @@ class ServerConfig:
     tls_port: int = DEFAULT_TLS_PORT  # the native protocol over TLS
     plain: bool = True  # also serve the native protocol without TLS on `port`
     tls_handshake_timeout: float = 10.0  # seconds a new TLS connection has to finish its handshake
+    # the IRC door (chat.protocol.irc): its port and its TLS twin's (None: that door is closed)
+    irc_port: int | None = None
+    ircs_port: int | None = None
     exempt_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -89,6 +92,10 @@ class ServerConfig:
             raise ValueError("TLS needs both a certificate and its key (--tls-cert and --tls-key)")
         if self.https_port is not None and not self.tls:
             raise ValueError("--https-port needs a certificate: give --tls-cert and --tls-key too")
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.\-]{0,62}", self.server_name):
+            raise ValueError("--server-name: letters, digits, dots and dashes (it is IRC's message source)")
+        if self.ircs_port is not None and not self.tls:
+            raise ValueError("--ircs-port is IRC over TLS: give --tls-cert and --tls-key too")
         if not self.plain and not self.tls:
             raise ValueError("--no-plain leaves no way in: give --tls-cert and --tls-key too")
 

@@ -43,6 +43,7 @@ class Connection(Link):
         self.fd = transport.fd
         self.codec = codec
         self.member = Member(conn_id, self, new_room_burst, now, ip)
+        codec.attach(self.member)
         self.peer = peer
         self.ip = ip
         self.limit_key = limit_key  # what --max-per-ip counts (an IPv6 client counts by its /64)

@@ -162,7 +162,10 @@ class Moderation:
                             subject=target.nick)
         account = target.account
         self._set_role(room, "invite", target.nick, target.key, account.id if account else None, m, True, out)
-        out.deliver((m,) if target is m else (m, target), Invite(room.name, m.nick, target.nick))
+        invite = Invite(room.name, m.nick, target.nick)
+        out.reply(m, invite)  # one delivery each: IRC tells the inviter 341 and the invited an INVITE line
+        if target is not m:
+            out.reply(target, invite)
 
     def mode(self, m: Member, c: cmd.Mode, out: Outbox) -> None:
         room_name = check_room(c.room)

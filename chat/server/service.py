@@ -72,6 +72,7 @@ class ChatService:
     # ---------------------------------------------------------------------------------- connection events
 
     def connected(self, m: Member, out: Outbox) -> None:
+        m.last_active = self.clock()  # /whois's idle time is on this clock (the loop made it on its monotonic one)
         out.reply(m, Hello(self.config.server_name, __version__, self.config.max_line))
 
     def handle(self, m: Member, command: cmd.Command, out: Outbox) -> None:
@@ -175,7 +176,7 @@ class ChatService:
             case cmd.Register():
                 self.accounts.register(m, c.password.get_secret_value(), out)
             case cmd.Login():
-                self.accounts.login(m, c.nick, c.password.get_secret_value(), out)
+                self.accounts.login(m, c.nick, c.password.get_secret_value(), out, take_nick=c.take_nick)
             case cmd.Logout():
                 self.accounts.logout(m, out)
             case cmd.Password():

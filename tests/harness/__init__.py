@@ -3,6 +3,7 @@
 from harness.clients import WAIT, LineClient, wait_for
 from harness.databases import database_before_accounts, database_before_search
 from harness.faults import fill_disk, immutable, immutable_supported, small_tmpfs, sqlite_write_lock
+from harness.irc import IrcClient
 from harness.logs import LogCapture, capture_logs, log_problems, record_figures, scale, soak
 from harness.process import ServeProcess, chat_command, serve_process
 from harness.procfs import (
@@ -28,6 +29,7 @@ __all__ = [
     'WAIT',
     'WRITE_SYSCALL',
     'HttpAnswer',
+    'IrcClient',
     'LineClient',
     'LogCapture',
     'RecordClient',

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from chat.server.app import NATIVE_TLS, ChatServer
 from chat.server.config import ServerConfig
 from harness.clients import WAIT, LineClient, wait_for
+from harness.irc import IrcClient
 from harness.web import WebSocketClient
 
 T = TypeVar("T")
@@ -99,6 +100,13 @@ class ServerThread:
         c = LineClient(self.host, self.tls_port, tls=tls, **kwargs)
         if nick:
             c.register(nick)
+        return c
+
+    def irc_client(self, nick: str | None = None, caps: tuple[str, ...] = (), **kwargs: Any) -> IrcClient:
+        """A client of the IRC door (start the server with irc_port=0), registered as `nick` when given."""
+        c = IrcClient(*self.server.loop.door_address("irc"), **kwargs)  # type: ignore[union-attr]
+        if nick:
+            c.register(nick, caps)
         return c
 
     def stop(self) -> None:

@@ -1,0 +1,90 @@
+"""Where IRC and the native protocol disagree, decided once (docs/IRC.md says the same in words).
+
+| IRC                          | here                                                                    |
+|------------------------------|-------------------------------------------------------------------------|
+| channel `#dev`               | room `dev`: CHANTYPES=#, the `#` is not part of the name                |
+| nick `[a]\\` etc.             | refused (432): nicks follow the native rule, NICKLEN=20                 |
+| CASEMAPPING=rfc1459          | CASEMAPPING=ascii: names are ASCII, `lower()` is the whole case fold    |
+| a line of 512 bytes + tags   | a received line may be 512 bytes (CR LF included) plus 4096 of tags, or|
+|                              | it is refused (417); a longer message from a native client is sent as  |
+|                              | several PRIVMSG lines                                                   |
+| NOTICE                       | a private or room message like PRIVMSG (stored, in history)            |
+| PASS (server password)       | not used: SASL PLAIN logs in to an account                             |
+"""
+
+from __future__ import annotations
+
+from chat.protocol.commands import HISTORY_MAX
+from chat.protocol.errors import ErrorCode
+from chat.protocol.names import NICK_MAX, ROOM_MAX, TOPIC_MAX, check_room
+
+CHANNEL_PREFIX = "#"
+CASEMAPPING = "ascii"
+TAGS_MAX = 4096  # bytes of tags a client may send, the @ and the space after them included (IRCv3: 4094 + 2)
+BODY_MAX = 510  # bytes of the rest of a line, CR LF excluded (RFC 1459's 512 with them)
+TEXT_CHUNK = 400  # bytes of message text in one PRIVMSG line we send (the prefix and tags come on top)
+KICK_MAX = TOPIC_MAX
+CHATHISTORY_MAX = min(HISTORY_MAX, 100)  # messages one CHATHISTORY answer holds
+
+
+def channel(room: str) -> str:
+    """The IRC name of a room."""
+    return CHANNEL_PREFIX + room
+
+
+def room_of(target: str) -> str | None:
+    """The room an IRC channel name stands for, or None when it is not one of ours (no #, bad characters)."""
+    if not target.startswith(CHANNEL_PREFIX):
+        return None
+    try:
+        return check_room(target)
+    except Exception:
+        return None
+
+
+def isupport(network: str) -> list[str]:
+    """RPL_ISUPPORT tokens: what this server really does."""
+    return [
+        f"NETWORK={network}", f"CASEMAPPING={CASEMAPPING}", f"CHANTYPES={CHANNEL_PREFIX}", "PREFIX=(ov)@+",
+        "CHANMODES=b,k,,imt", f"NICKLEN={NICK_MAX}", f"CHANNELLEN={ROOM_MAX + 1}", f"TOPICLEN={TOPIC_MAX}",
+        f"KICKLEN={KICK_MAX}", "MODES=4", "UTF8ONLY", "TARGMAX=PRIVMSG:4,NOTICE:4,JOIN:10,PART:10",
+        f"CHATHISTORY={CHATHISTORY_MAX}", "MSGREFTYPES=msgid",
+    ]
+
+
+# an error code -> the numeric an IRC client understands, and the words after the subject. None: a NOTICE.
+NUMERICS: dict[ErrorCode, tuple[str, str] | None] = {
+    ErrorCode.NICK_TAKEN: ("433", "Nickname is already in use"),
+    ErrorCode.NICK_REGISTERED: ("433", "Nickname is registered to an account: log in with SASL"),
+    ErrorCode.INVALID_NICK: ("432", "Erroneous nickname"),
+    ErrorCode.NICK_RESERVED: ("432", "Erroneous nickname (Guest nicknames are the server's)"),
+    ErrorCode.NOT_REGISTERED: ("451", "You have not registered"),
+    ErrorCode.NO_SUCH_NICK: ("401", "No such nick/channel"),
+    ErrorCode.NO_SUCH_ROOM: ("403", "No such channel"),
+    ErrorCode.INVALID_ROOM: ("403", "No such channel"),
+    ErrorCode.NOT_IN_ROOM: ("442", "You're not on that channel"),
+    ErrorCode.NO_CURRENT_ROOM: ("442", "You're not on that channel"),
+    ErrorCode.TOO_MANY_ROOMS: ("405", "You have joined too many channels"),
+    ErrorCode.NOT_OP: ("482", "You're not channel operator"),
+    ErrorCode.PROTECTED: ("482", "You're not allowed to do that to them"),
+    ErrorCode.BANNED: ("474", "Cannot join channel (+b)"),
+    ErrorCode.INVITE_ONLY: ("473", "Cannot join channel (+i)"),
+    ErrorCode.BAD_KEY: ("475", "Cannot join channel (+k)"),
+    ErrorCode.MODERATED: ("404", "Cannot send to channel (+m)"),
+    ErrorCode.LINE_TOO_LONG: ("417", "Input line was too long"),
+    ErrorCode.UNKNOWN_COMMAND: ("421", "Unknown command"),
+    ErrorCode.BAD_ARGUMENT: ("461", "Not enough parameters"),
+}
+
+# numerics whose subject is a channel (the rest name a nick or a command)
+CHANNEL_NUMERICS = frozenset({"403", "404", "405", "442", "473", "474", "475", "482"})
+
+# our verbs as IRC names them (for 461 and the like)
+IRC_VERBS = {
+    "say": "PRIVMSG", "msg": "PRIVMSG", "me": "PRIVMSG", "join": "JOIN", "leave": "PART", "topic": "TOPIC",
+    "who": "NAMES", "rooms": "LIST", "whois": "WHOIS", "kick": "KICK", "invite": "INVITE", "mode": "MODE",
+    "nick": "NICK", "quit": "QUIT", "ping": "PING", "history": "CHATHISTORY", "login": "AUTHENTICATE",
+}
+
+# the errors of a login by SASL: 904 ERR_SASLFAIL (the rest of a login's errors too)
+SASL_FAIL = "904"
