@@ -148,6 +148,12 @@ class WriteBatch:
         return bool(self.rooms or self.users or self.messages or self.topics or self.settings or self.roles
                     or self.delivered)
 
+    @property
+    def messages_only(self) -> bool:
+        """Messages and nothing else to write (the store's shortcut for most commits of a busy server)."""
+        return bool(self.messages) and not (self.rooms or self.users or self.topics or self.private or self.settings
+                                            or self.roles or self.delivered)
+
     def keep_lasting(self, failed: WriteBatch) -> None:
         """Take over the lasting writes of a failed commit, to write them again."""
         for name in LASTING_WRITES:

@@ -109,9 +109,7 @@ class ChatStore:
 
     def write(self, batch: WriteBatch) -> None:
         """Commit the whole batch or nothing."""
-        if (self._fast_insert and batch.messages and not (batch.rooms or batch.users or batch.private
-                                                          or batch.topics or batch.settings or batch.roles
-                                                          or batch.delivered)):
+        if self._fast_insert and batch.messages_only:
             self._write_room_messages(batch.messages)
             return
         with self._writer.begin() as conn:
