@@ -65,6 +65,7 @@ typedef struct {
     enum state st;
     int want_out;               /* EPOLLOUT currently in the interest set */
     int ssl_write_wants_read;   /* an SSL_write stopped on WANT_READ: retry it when readable */
+    int ssl_read_wants_write;   /* an SSL_read stopped on WANT_WRITE: retry it when writable */
     char *in;
     size_t inlen;
     char *out;
@@ -233,7 +234,7 @@ static void flush(int i) {
     }
     if (c->st == CLOSED) return;
     if (c->outoff == c->outlen) c->outoff = c->outlen = 0;
-    set_interest(i, c->outlen > c->outoff && !c->ssl_write_wants_read);
+    set_interest(i, (c->outlen > c->outoff && !c->ssl_write_wants_read) || c->ssl_read_wants_write);
 }
 
 static void queue(int i, const char *s, size_t n) {
@@ -357,6 +358,7 @@ static void on_readable(int i) {
         int ww;
         int n = io_read(c, c->in + c->inlen, INBUF - 1 - c->inlen, &ww);
         if (n < 0) { close_client(i, "closed by peer"); return; }
+        c->ssl_read_wants_write = ww;
         if (n == 0) {
             if (ww) set_interest(i, 1);
             break;
@@ -457,6 +459,7 @@ static void on_event(int i, uint32_t evs) {
     if (c->st == HANDSHAKE) { drive_handshake(i); return; }
     if (evs & (EPOLLIN | EPOLLERR | EPOLLHUP)) on_readable(i);
     if (c->st != CLOSED && (evs & EPOLLOUT)) {
+        if (c->ssl_read_wants_write) on_readable(i);
         flush(i);
         if (!paced && !in_setup) pump_burst(i);
     }
