@@ -1,30 +1,38 @@
 #!/usr/bin/env python3
 """TLS against plain, measured by the same tool in the same run: every client on TLS, or every client plain.
 
-    .venv/bin/python benchmarks/tls.py [--reps 3] [--profile] [--port 16700]
+    .venv/bin/python benchmarks/tls.py [--reps 3] [--tool tlsload|bench|loadgen] [--profile] [--port 16700]
 
-Workloads (those of run.py, with `chat bench`'s engine instead of the C loadgen, which has no TLS):
+Workloads (those of run.py):
 
 * W2  100 clients in one room, 100 messages each, window 32: deliveries per second (burst).
-* W4  100 clients in one room, 500 messages a second in all for 10 s, sent in turn: latency p50 / p99 (paced).
+* W4  100 clients in one room, 500 messages a second in all, sent in turn: latency from send to each other
+      member's receipt, p50 / p99 / p99.9 (paced; 30 s with tlsload, 10 s with the other tools).
 
 For every rep, workload and mode a fresh `chat serve` (fresh SQLite database, --rate 0, both doors: plain on
 PORT, TLS on PORT+1) is started with a self-signed certificate made by the README's openssl one-liner; plain and
-TLS alternate, and which goes first alternates between reps. The client is `chat.bench.run_bench` in this process
-(one thread; it decrypts on TLS as the server encrypts, so the client's CPU is printed too). The server's CPU
-seconds during the message phase come from /proc, so the cost per delivery on the server's side is seen apart
-from the client's. Before each run the runner waits (up to 60 s) for other programs to go quiet, and says how
-busy they were.
+TLS alternate, and which goes first alternates between reps. Before each run the runner waits (up to
+--quiet-wait s) for other programs to go quiet, and says how busy they were.
 
---tool loadgen: the shared C load generator instead (run.py's W2 and W4 arguments), which has no TLS: its TLS
-clients go through a `socat` relay that speaks TLS to the server (one relay process per client, on the same two
-cores: a pessimistic TLS figure, since the relay decrypts and encrypts again and adds a hop). The C client is
-fast enough that the server is what is measured, which the Python client is not.
+--tool tlsload (the default): `benchmarks/tlsload.c`, our C load generator that speaks TLS itself (OpenSSL; the
+same code with `--tls 0` for plain), built with gcc into $BENCH_WORK/build (default /tmp/chat-perf/build). It is
+loadgen's accounting (see its header) without the relay, so plain and TLS differ only by the encryption at both
+ends. It verifies the server's certificate against the one made here (`--ca`).
+
+--tool bench: `chat.bench.run_bench` in this process (Python, one thread; it decrypts on TLS as the server
+encrypts, so the client's CPU is printed too). It is itself the bottleneck: plain and TLS come out alike.
+
+--tool loadgen: the shared C load generator (run.py's W2 and W4 arguments), which has no TLS: its TLS clients go
+through a `socat` relay that speaks TLS to the server (one relay process per client, on the same two cores: a
+pessimistic TLS figure, since the relay decrypts and encrypts again and adds a hop).
+
+The server's CPU seconds during the message phase come from /proc, so the cost per delivery on the server's side
+is seen apart from the client's.
 
 --profile: py-spy (`--gil`, the thread holding the interpreter) on the server while W2 runs repeatedly, plain
-then TLS, summarised by pyspy_top.py: where the server's time goes, and what TLS adds.
+then TLS (driven by chat bench), summarised by pyspy_top.py: where the server's time goes, and what TLS adds.
 
-Standard library plus the project itself (chat.bench, chat.client.connection).
+Standard library plus the project itself (chat.bench, chat.client.connection); gcc and libssl-dev for tlsload.
 """
 
 from __future__ import annotations
@@ -55,6 +63,11 @@ from chat.client.connection import tls_context  # noqa: E402
 SELF_SIGNED = ("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 "
                "-subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 "
                "-keyout {key} -out {cert}")
+
+# tlsload takes loadgen's arguments; its W4 runs 30 s (run.py's W4L) so that p99.9 rests on 1.5 million deliveries
+TLSLOAD_WORKLOADS = {"W2": run.WORKLOADS["W2"], "W4": run.WORKLOADS["W4L"]}
+TLSLOAD_SOURCE = HERE / "tlsload.c"
+TLSLOAD = run.WORK / "build" / "tlsload"
 
 WORKLOADS: dict[str, Callable[[], dict[str, float]]] = {
     "W2": lambda: {"clients": 100, "messages": 100, "window": 32},
@@ -162,6 +175,41 @@ def loadgen_run(server: Server, wl: str, tls: bool, cert: str, label: str) -> di
     }
 
 
+def build_tlsload() -> str:
+    """Compile tlsload.c (outside the repository) unless the binary is newer than the source."""
+    if not TLSLOAD.exists() or TLSLOAD.stat().st_mtime < TLSLOAD_SOURCE.stat().st_mtime:
+        TLSLOAD.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["gcc", "-O2", "-Wall", "-o", str(TLSLOAD), str(TLSLOAD_SOURCE), "-lssl", "-lcrypto", "-lm"],
+                       check=True, timeout=120)
+    return str(TLSLOAD)
+
+
+def tlsload_run(server: Server, wl: str, tls: bool, cert: str, label: str, quiet_wait: float) -> dict[str, float]:
+    """One run of tlsload, plain on PORT or TLS on PORT+1: the same binary, the same code path."""
+    other = run.wait_for_quiet(20.0, quiet_wait)
+    cmd = [str(TLSLOAD), "--port", str(server.port + 1 if tls else server.port), "--tls", "1" if tls else "0",
+           *(["--ca", cert] if tls else []), *TLSLOAD_WORKLOADS[wl].split(), "--conn-concurrency", "100",
+           "--server-pid", str(server.pid), "--label", label, "--joined-marker", run.JOINED_MARKER]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=200).stdout.strip()
+    kv = run.parse_kv(out)
+    if kv.get("status") != "ok" or kv.get("dups") != "0" or kv.get("misrouted") != "0":
+        raise RuntimeError(f"tlsload {wl} {'tls' if tls else 'plain'}: {out}")
+    deliveries = float(kv["deliveries"])
+    return {
+        "deliveries_per_s": float(kv["deliveries_per_s"]),
+        "p50_ms": float(kv["lat_p50_ms"]),
+        "p99_ms": float(kv["lat_p99_ms"]),
+        "p999_ms": float(kv["lat_p999_ms"]),
+        "max_ms": float(kv["lat_max_ms"]),
+        "send_lag_p99_ms": float(kv["send_lag_p99_ms"]),
+        "server_cpu_s": float(kv["srv_cpu_run_s"]),
+        "server_us_per_delivery": float(kv["srv_cpu_run_s"]) / deliveries * 1e6,
+        "client_cpu_s": float(kv["lg_cpu_s"]),
+        "elapsed_s": float(kv["elapsed_s"]),
+        "other_pct": other,
+    }
+
+
 def profile(work: Path, port: int, cert: str, key: str, runs: int) -> str:
     pyspy = shutil.which("py-spy", path=str(HERE.parent / ".venv" / "bin")) or shutil.which("py-spy")
     if not pyspy:
@@ -195,8 +243,11 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--port", type=int, default=16700, help="plain port; TLS on the next one")
     parser.add_argument("--workloads", default="W2 W4")
-    parser.add_argument("--tool", choices=("bench", "loadgen"), default="bench",
-                        help="the client: chat bench's engine (Python, TLS itself) or the C loadgen (TLS via socat)")
+    parser.add_argument("--tool", choices=("tlsload", "bench", "loadgen"), default="tlsload",
+                        help="the client: tlsload (C, TLS itself), chat bench's engine (Python, TLS itself) or the "
+                             "shared C loadgen (TLS via socat)")
+    parser.add_argument("--quiet-wait", type=float, default=60.0,
+                        help="at most this many seconds to wait for other programs to go quiet before each run")
     parser.add_argument("--profile", action="store_true", help="also profile the server under W2, plain and TLS")
     parser.add_argument("--profile-runs", type=int, default=8)
     args = parser.parse_args()
@@ -205,22 +256,28 @@ def main() -> None:
     cert, key = make_certificate(work)
     results: dict[tuple[str, str], list[dict[str, float]]] = {}
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    if args.tool == "tlsload":
+        build_tlsload()
     try:
         for rep in range(args.reps):
             for wl in args.workloads.split():
                 modes = ("plain", "tls") if rep % 2 == 0 else ("tls", "plain")
                 for mode in modes:
                     with Server(work, args.port, cert, key) as server:
-                        if args.tool == "loadgen":
+                        if args.tool == "tlsload":
+                            r = tlsload_run(server, wl, mode == "tls", cert, f"{wl}/{mode}/{rep}", args.quiet_wait)
+                        elif args.tool == "loadgen":
                             r = loadgen_run(server, wl, mode == "tls", cert, f"{wl}/{mode}/{rep}")
                         else:
                             r = one_run(server, wl, mode == "tls", cert, f"r{rep}x")
                     results.setdefault((wl, mode), []).append(r)
                     print(f"rep {rep} {wl} {mode}: {r['deliveries_per_s']:,.0f} deliveries/s, p50 "
-                          f"{r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, server {r['server_us_per_delivery']:.2f} "
+                          f"{r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, p99.9 {r.get('p999_ms', math.nan):.2f} ms, "
+                          f"server {r['server_us_per_delivery']:.2f} "
                           f"µs/delivery, client CPU {r['client_cpu_s']:.1f} s, others {r['other_pct']:.0f}% of a core",
                           file=sys.stderr, flush=True)
-        print(f"client: {'the C loadgen (TLS through socat)' if args.tool == 'loadgen' else 'chat bench (Python)'}")
+        print("client: " + {"tlsload": "tlsload (C, OpenSSL in the client, the certificate verified)",
+                            "loadgen": "the C loadgen (TLS through socat)", "bench": "chat bench (Python)"}[args.tool])
         print(report(results, args.reps))
         if args.profile:
             print(profile(work, args.port, cert, key, args.profile_runs))
@@ -230,27 +287,33 @@ def main() -> None:
 
 
 def report(results: dict[tuple[str, str], list[dict[str, float]]], reps: int) -> str:
-    def med(wl: str, mode: str, key: str) -> float:
-        return statistics.median(r[key] for r in results.get((wl, mode), [{key: float("nan")}]))
+    """Median (min to max) of the reps, plain and TLS side by side; the ratio is of the medians."""
+    def cell(wl: str, mode: str, key: str, fmt: str) -> tuple[str, float]:
+        values = [r[key] for r in results.get((wl, mode), []) if key in r]
+        if not values:
+            return "–", math.nan
+        med = statistics.median(values)
+        return f"{med:{fmt}} ({min(values):{fmt}} to {max(values):{fmt}})", med
 
-    lines = [f"median of {reps} runs per cell; load average {' / '.join(f'{x:.2f}' for x in _loadavg())}", "",
-             "| | plain | TLS | TLS ÷ plain |", "|---|---|---|---|"]
-    if ("W2", "plain") in results:
-        plain, tls = med("W2", "plain", "deliveries_per_s"), med("W2", "tls", "deliveries_per_s")
-        lines.append(f"| W2 deliveries/s (100 clients × 100 msgs) | {plain:,.0f} | {tls:,.0f} | {tls / plain:.2f} |")
-        plain, tls = med("W2", "plain", "server_us_per_delivery"), med("W2", "tls", "server_us_per_delivery")
-        lines.append(f"| W2 server CPU µs per delivery | {plain:.2f} | {tls:.2f} | {tls / plain:.2f} |")
-        plain, tls = med("W2", "plain", "client_cpu_s"), med("W2", "tls", "client_cpu_s")
-        lines.append(f"| W2 client CPU s (loadgen: without the relay) | {plain:.2f} | {tls:.2f} | {tls / plain:.2f} |")
-    if ("W4", "plain") in results:
-        for key, label in (("p50_ms", "p50"), ("p99_ms", "p99")):
-            plain, tls = med("W4", "plain", key), med("W4", "tls", key)
-            lines.append(f"| W4 latency {label} ms (100 clients, 500 msgs/s) | {plain:.2f} | {tls:.2f} | "
-                         f"{tls / plain:.2f} |")
-        plain, tls = med("W4", "plain", "server_us_per_delivery"), med("W4", "tls", "server_us_per_delivery")
-        lines.append(f"| W4 server CPU µs per delivery | {plain:.2f} | {tls:.2f} | {tls / plain:.2f} |")
+    rows = [("W2", "deliveries_per_s", ",.0f", "W2 deliveries/s (100 clients × 100 msgs, window 32)"),
+            ("W2", "server_us_per_delivery", ".2f", "W2 server CPU µs per delivery"),
+            ("W2", "client_cpu_s", ".2f", "W2 client CPU s (loadgen: without the relay)"),
+            ("W4", "p50_ms", ".2f", "W4 latency p50 ms (100 clients, 500 msgs/s)"),
+            ("W4", "p99_ms", ".2f", "W4 latency p99 ms"),
+            ("W4", "p999_ms", ".2f", "W4 latency p99.9 ms"),
+            ("W4", "max_ms", ".2f", "W4 latency max ms"),
+            ("W4", "send_lag_p99_ms", ".2f", "W4 the client's own send lag p99 ms"),
+            ("W4", "server_us_per_delivery", ".2f", "W4 server CPU µs per delivery")]
+    lines = [f"median (min to max) of {reps} runs per cell; load average "
+             f"{' / '.join(f'{x:.2f}' for x in _loadavg())}", "",
+             "| | plain | TLS | TLS ÷ plain (medians) |", "|---|--:|--:|--:|"]
+    for wl, key, fmt, label in rows:
+        if (wl, "plain") not in results or not any(key in r for r in results[(wl, "plain")]):
+            continue
+        (plain, p), (tls, t) = cell(wl, "plain", key, fmt), cell(wl, "tls", key, fmt)
+        lines.append(f"| {label} | {plain} | {tls} | {t / p if p else math.nan:.2f} |")
     worst = max((r["other_pct"] for rs in results.values() for r in rs), default=0.0)
-    lines += ["", f"other programs used at most {worst:.0f}% of a core before a run"]
+    lines += ["", f"other programs used at most {worst:.0f}% of a core just before a run"]
     return "\n".join(lines)
 
 
