@@ -18,9 +18,10 @@ from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from chat.protocol.errors import ChatError
+from chat.protocol.events import ChatMessage
 from chat.server.outbox import Outbox
 from chat.server.reads import HistoryRequest, RoomLookup, SearchRequest, StorageRead
-from chat.server.state import newest_fitting
+from chat.server.state import fitting_around, newest_fitting
 from chat.storage.accounts import AccountStore
 from chat.storage.repository import ChatStore
 from chat.storage.search import search_messages
@@ -158,6 +159,9 @@ class StorageReader(_Worker[StorageRead]):
                 request.found = False
                 return
             room_id = request.room.room.id
+        if request.around is not None:
+            request.messages, request.more, request.newer = self._around(room_id, request)
+            return
         messages, more = self.store.history(room_id, request.room_name, request.limit, before=request.before,
                                             after=request.after)
         # a page of long lines is cut to what the receiver's queue can take; it pages on from the cut
@@ -167,6 +171,20 @@ class StorageReader(_Worker[StorageRead]):
             kept, cut = newest_fitting(messages[::-1], self.page_budget)
             messages = kept[::-1]
         request.messages, request.more = messages, more or cut
+
+    def _around(self, room_id: int, request: HistoryRequest) -> tuple[list[ChatMessage], bool, bool]:
+        """The message `around` with older ones before it (half the page, it included), then newer ones after
+        it: a page that shows a search result in its context, cut like any page when its lines are long."""
+        assert request.around is not None
+        newer_count = request.limit // 2
+        older, more = self.store.history(room_id, request.room_name, request.limit - newer_count,
+                                         before=request.around + 1)
+        newer: list[ChatMessage] = []
+        newer_more = False
+        if newer_count:
+            newer, newer_more = self.store.history(room_id, request.room_name, newer_count, after=request.around)
+        shown, older_cut, newer_cut = fitting_around(older, newer, self.page_budget)
+        return shown, more or older_cut, newer_more or newer_cut
 
 
 def _cause(e: Exception) -> str:
