@@ -507,28 +507,28 @@ def part_server(db: str, work: Path, corpus: Corpus, count: int, per_class: int,
     return out
 
 
-def part_throughput(work: Path, reps: int, workload: str) -> dict[str, Any]:
-    """Messages stored per second through the server (loadgen burst), with the index and without it
-    (experiments/no_index.py), alternating, each run on a fresh database."""
+def part_throughput(kind: str, make_db: Any, work: Path, reps: int, workload: str) -> dict[str, Any]:
+    """Messages stored per second through the server (loadgen burst: a message counts once delivered, and it is
+    delivered once committed), with the index and without it (experiments/no_index.py), alternating, each run on
+    a fresh database."""
     binary = loadgen_binary(work)
     rates: dict[str, list[float]] = {"index": [], "no index": []}
     for rep in range(reps):
         for variant in (("index", "no index") if rep % 2 == 0 else ("no index", "index")):
-            db = fresh_sqlite(work / "throughput.sqlite")
-            serve = Serve(db, work, index=variant == "index")
+            serve = Serve(make_db(), work, index=variant == "index")
             try:
                 kv = loadgen_result(start_loadgen(binary, serve, workload, f"throughput/{rep}/{variant}"), 300)
             finally:
                 serve.stop()
             if kv.get("status") == "ok":
                 rates[variant].append(float(kv["msgs_per_s"]))
-            print(f"[sqlite] throughput rep {rep} {variant}: {kv.get('msgs_per_s')} msgs/s "
+            print(f"[{kind}] throughput rep {rep} {variant}: {kv.get('msgs_per_s')} msgs/s "
                   f"(status {kv.get('status')}, server CPU {kv.get('srv_cpu_pct')} %)", file=sys.stderr, flush=True)
     out: dict[str, Any] = {"workload": workload, "runs": rates}
     if rates["index"] and rates["no index"]:
         on, off = statistics.median(rates["index"]), statistics.median(rates["no index"])
         out |= {"index_median": round(on), "no_index_median": round(off), "ratio": round(on / off, 3)}
-        print(f"[sqlite] throughput: index {on:,.0f} / no index {off:,.0f} msgs/s = {on / off:.0%}",
+        print(f"[{kind}] throughput: index {on:,.0f} / no index {off:,.0f} msgs/s = {on / off:.0%}",
               file=sys.stderr, flush=True)
     return out
 
@@ -563,7 +563,7 @@ def main() -> None:
     ap.add_argument("--rate", type=int, default=500, help="server part: messages/s in all (W4's)")
     ap.add_argument("--duration", type=int, default=20, help="server part: seconds per loadgen run")
     ap.add_argument("--reps", type=int, default=2, help="server and throughput parts: alternating runs")
-    ap.add_argument("--throughput-workload", default="--clients 200 --rooms 100 --msgs 300 --window 32 "
+    ap.add_argument("--throughput-workload", default="--clients 200 --rooms 100 --msgs 1500 --window 32 "
                     "--idle-timeout 30 --timeout 240 --conn-concurrency 100")
     args = ap.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
@@ -598,8 +598,17 @@ def main() -> None:
         if "server" in parts and kind == "sqlite":
             res["server"] = part_server(db, args.dir, corpus, args.messages, args.queries, args.clients,
                                         args.rooms, args.rate, args.duration, args.reps)
-        if "throughput" in parts and kind == "sqlite":
-            res["throughput"] = part_throughput(args.dir, max(args.reps, 2), args.throughput_workload)
+        if "throughput" in parts:
+            if kind == "sqlite":
+                def server_db() -> str:
+                    return fresh_sqlite(args.dir / "throughput.sqlite")
+            else:
+                def server_db() -> str:
+                    return fresh_postgres(args.postgres, "h_search_throughput")
+            res["throughput"] = part_throughput(kind, server_db, args.dir, max(args.reps, 2),
+                                                args.throughput_workload)
+            if kind == "postgresql":
+                drop_postgres(args.postgres, "h_search_throughput")
         if kind == "postgresql" and not args.keep:
             drop_postgres(args.postgres, "chat_search_big")
         results[kind] = res

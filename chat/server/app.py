@@ -106,7 +106,7 @@ class ChatServer:
             hasher = Hasher(config.password_profile)
             self.loop = EventLoop(config, state, service,
                                   lambda wake: (StorageWorker(store, wake, config.index_when_idle),
-                                                StorageReader(store, wake, budget)),
+                                                StorageReader(store, wake, budget, config.search_budget)),
                                   accounts=lambda wake: AccountWorkers(AccountStore(store.engine), hasher, wake,
                                                                        config.password_threads, config.password_queue))
             address = self._open_doors(self.loop)
