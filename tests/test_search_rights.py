@@ -4,9 +4,10 @@ rooms that ban you, other people's private conversations, a nick that changed ha
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable
 
-from harness import LineClient, ServerThread
+from harness import LineClient, ServerThread, chat_command
 
 PASSWORD = "correct horse battery"
 
@@ -110,8 +111,10 @@ def test_a_logged_in_user_finds_their_own_private_conversations_and_nobody_elses
     # and the result opens in its conversation, for its two sides only
     alice.send("/format text", f"/history @bob around {mine}")
     page = alice.lines_until("End of history with bob")
-    assert page[-2].startswith("[private] [") and page[-2].endswith(f" history #{mine}] alice -> bob: meet me at the quay")
-    assert page[-1] == f"*** End of history with bob around #{mine}: 1 message; that is the beginning of it, no newer ones."
+    assert page[-2].startswith("[private] [")
+    assert page[-2].endswith(f" history #{mine}] alice -> bob: meet me at the quay")
+    assert page[-1] == (f"*** End of history with bob around #{mine}: 1 message; that is the beginning of it, "
+                        "no newer ones.")
     carol.send(f"/history @alice around {mine}")
     assert carol.expect_event("private_history_end")["count"] == 0
 
@@ -161,3 +164,24 @@ def test_history_around_is_in_the_help(server: ServerThread) -> None:
     alice.send("/help history")
     assert alice.expect("around ID shows") == ("*** around ID shows message ID with the messages before and "
                                                "after it (to open a /search result).")
+
+
+def test_a_server_admin_searches_every_room_but_only_their_own_conversations(
+    server: ServerThread, sqlite_db: str,
+) -> None:
+    owner = account(server, "owner", json_mode=True)
+    boss = account(server, "boss", json_mode=True)
+    carol = account(server, "carol", json_mode=True)
+    joined(owner, "club")
+    owner.send("/mode club +i", "/msg #club lantern in the club", "/msg carol lantern, privately")
+    owner.expect_event("message", text="lantern in the club")
+    carol.expect_event("private", text="lantern, privately")
+    carol.send("/msg boss lantern for boss")
+    boss.expect_event("private", text="lantern for boss")
+    assert texts(boss, "lantern") == ["lantern for boss"]
+    result = subprocess.run([*chat_command(), "users", "admin", "boss", "--db", sqlite_db], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    boss.send("/logout", f"/login boss {PASSWORD}")  # the flag is read at login
+    boss.expect_event("account", nick="boss")
+    assert texts(boss, "lantern") == ["lantern for boss", "lantern in the club"]
