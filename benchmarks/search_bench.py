@@ -451,11 +451,17 @@ def percentiles(times: list[float]) -> dict[str, float]:
             "max_ms": round(times[-1], 2), "n": len(times)}
 
 
+VARIANTS = ("searching", "quiet", "no index")
+
+
 def part_server(db: str, work: Path, corpus: Corpus, count: int, per_class: int, clients: int, rooms: int,
                 rate: int, duration: int, reps: int) -> dict[str, Any]:
     """`/search` through the running server on the big database while `clients` loadgen clients chat (paced, as
     W4), timed from sending to the last result line; and the chatters' latency with and without the searches,
-    alternating. The searcher sends one query every 50 ms, one-word and phrase queries in turn."""
+    alternating. The searcher sends one query every 50 ms, one-word and phrase queries in turn. Variants, in turn
+    in each rep: "searching", "quiet" (no searches), and "no index" (no searches, and a server that writes no
+    search terms: experiments/no_index.py; what the chatters' latency owes to the index. The messages it stores
+    are never searchable: the big database is a benchmark's)."""
     binary = loadgen_binary(work)
     queries = server_queries(corpus, db, count, per_class)
     args = (f"--clients {clients} --rooms {rooms} --mode paced --rate {rate} --duration {duration} "
@@ -465,14 +471,15 @@ def part_server(db: str, work: Path, corpus: Corpus, count: int, per_class: int,
     results: dict[str, list[int]] = {name: [] for name in queries}
     errors: list[str] = []
     for rep in range(reps):
-        for searching in (True, False):
-            serve = Serve(db, work)
+        for variant in VARIANTS:
+            searching = variant == "searching"
+            serve = Serve(db, work, index=variant != "no index")
             try:
                 searcher = Searcher(serve.port)
                 for qs in queries.values():  # warm-up: the index's pages into the cache
                     for q in qs[:10]:
                         searcher.search(q)
-                proc = start_loadgen(binary, serve, args, f"search/{rep}/{'search' if searching else 'quiet'}")
+                proc = start_loadgen(binary, serve, args, f"search/{rep}/{variant}")
                 i = 0
                 while proc.poll() is None:
                     if searching:
@@ -490,7 +497,7 @@ def part_server(db: str, work: Path, corpus: Corpus, count: int, per_class: int,
                 searcher.close()
             finally:
                 serve.stop()
-            run = {"searching": searching, "searches": i, "status": kv.get("status"),
+            run = {"variant": variant, "searches": i, "status": kv.get("status"),
                    "lat_p50_ms": kv.get("lat_p50_ms"), "lat_p99_ms": kv.get("lat_p99_ms"),
                    "lat_max_ms": kv.get("lat_max_ms"), "msgs_sent": kv.get("msgs_sent"),
                    "srv_cpu_pct": kv.get("srv_cpu_pct")}
@@ -501,9 +508,10 @@ def part_server(db: str, work: Path, corpus: Corpus, count: int, per_class: int,
                      "mean_results": round(statistics.mean(results[name]), 1) if results[name] else 0}
         print(f"[sqlite] server /search {name}: {json.dumps(out[name])}", file=sys.stderr, flush=True)
     out["search_errors"] = {code: errors.count(code) for code in set(errors)}
-    for searching in (True, False):
-        p99s = [float(r["lat_p99_ms"]) for r in out["runs"] if r["searching"] is searching and r["lat_p99_ms"]]
-        out["chat_p99_ms_" + ("searching" if searching else "quiet")] = p99s
+    for variant in VARIANTS:
+        p99s = [float(r["lat_p99_ms"]) for r in out["runs"] if r["variant"] == variant and r["lat_p99_ms"]]
+        out[f"chat_p99_ms ({variant})"] = p99s
+        print(f"[sqlite] server, chatters' p99 ms ({variant}): {p99s}", file=sys.stderr, flush=True)
     return out
 
 
