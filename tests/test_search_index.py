@@ -7,14 +7,25 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import Engine, inspect, select
 
 from chat.protocol.events import ChatMessage, MessageKind
 from chat.search.query import parse_search
+from chat.search.terms import terms
 from chat.storage.database import make_engine, upgrade
 from chat.storage.repository import MESSAGES, ChatStore, WriteBatch
 from chat.storage.search import SearchScope, search_messages
-from chat.storage.search_index import SEARCH_TABLES, backfill, backfill_step, unindexed_below
+from chat.storage.search_index import (
+    PG_POSITION_MAX,
+    SEARCH_TABLES,
+    backfill,
+    backfill_step,
+    quote_lexeme,
+    tsvector_literal,
+    unindexed_below,
+)
 from harness import LineClient, ServerThread, capture_logs, database_before_search
 
 EVERYTHING = SearchScope.everything()
@@ -155,3 +166,9 @@ def test_the_index_tables_are_known_to_env_py(any_db: str) -> None:
     assert tables - SEARCH_TABLES == set(Base.metadata.tables)
     assert tables & SEARCH_TABLES
     engine.dispose()
+
+
+@given(st.text(st.characters(max_codepoint=0x7F), max_size=80) | st.text(max_size=40))
+def test_the_tsvector_of_ascii_takes_a_shortcut_to_the_same_literal(text: str) -> None:
+    general = " ".join(f"'{quote_lexeme(t)}':{min(i, PG_POSITION_MAX)}" for i, t in enumerate(terms(text), 1))
+    assert tsvector_literal(text) == general

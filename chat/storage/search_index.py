@@ -62,7 +62,11 @@ def fts_document(text: str) -> str:
 
 def tsvector_literal(text: str) -> str:
     """A message's terms as a tsvector in PostgreSQL's input syntax ('term':position ...), bound as a parameter."""
-    return " ".join(f"'{quote_lexeme(t)}':{min(i, PG_POSITION_MAX)}" for i, t in enumerate(terms(text), 1))
+    found = terms(text)
+    if text.isascii() and len(found) <= PG_POSITION_MAX:
+        # ASCII terms are [a-z0-9]+: nothing to quote, no position to cap (a third less of the writer's time)
+        return " ".join([f"'{t}':{i}" for i, t in enumerate(found, 1)])
+    return " ".join(f"'{quote_lexeme(t)}':{min(i, PG_POSITION_MAX)}" for i, t in enumerate(found, 1))
 
 
 def quote_lexeme(term: str) -> str:
