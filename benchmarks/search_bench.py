@@ -479,7 +479,10 @@ def part_server(db: str, work: Path, corpus: Corpus, count: int, per_class: int,
                 for qs in queries.values():  # warm-up: the index's pages into the cache
                     for q in qs[:10]:
                         searcher.search(q)
-                proc = start_loadgen(binary, serve, args, f"search/{rep}/{variant}")
+                # rooms of their own: a room of an earlier run would send its backlog of BENCH lines on joining,
+                # which loadgen would count as deliveries, minutes late
+                room_args = f"{args} --room-prefix s{int(time.time())}{VARIANTS.index(variant)}r"
+                proc = start_loadgen(binary, serve, room_args, f"search/{rep}/{variant}")
                 i = 0
                 while proc.poll() is None:
                     if searching:
