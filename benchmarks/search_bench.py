@@ -3,7 +3,7 @@
 costs the store's writes, and how fast `chat index` fills it in. Not a test: it prints figures.
 
     python benchmarks/search_bench.py [--dir /tmp/chat-search] [--messages 1000000] [--store-messages 100000]
-                                      [--postgres URL | --no-postgres]
+                                      [--postgres URL | --no-postgres] [--parts store,build,queries,server,throughput]
 
 Run with the project's Python (it imports `chat`). It takes a few minutes on 2 cores and is bounded by its sizes.
 Parts, each printed as it ends and all together as one JSON object at the end:
@@ -19,6 +19,14 @@ Parts, each printed as it ends and all together as one JSON object at the end:
   one word (also matching longer words it begins, the default), the same word exact ("word"), two words,
   a two-word phrase taken from a stored message, a CJK run, a word narrowed by in:#room, and from:nick alone.
   p50 and p99 in milliseconds.
+* server (needs build, or its database kept): `chat serve` on the big database, `--clients` loadgen clients
+  (../shared/bench/loadgen.c, built into --dir) chatting paced as W4 (`--rate` messages/s in all, `--rooms`
+  rooms, `--duration` s), while one JSON client sends `/search` every 50 ms, one-word and two-word-phrase queries
+  in turn, each timed from sending it to its `search_end` line. Variants in turn each rep (`--reps`): searching,
+  quiet (no searches), no index (experiments/no_index.py: what the chatters' latency owes to the index).
+* throughput: messages stored per second through `chat serve` (loadgen burst, `--throughput-workload`; a
+  message is delivered once committed), with the index and without (experiments/no_index.py), alternating,
+  a fresh database each run.
 """
 
 from __future__ import annotations
@@ -426,13 +434,17 @@ class Searcher:
 
 def server_queries(corpus: Corpus, db: str, count: int, per_class: int) -> dict[str, list[str]]:
     """One-word queries (ranks 50-20,000, as in part_queries) and two-word phrases taken from stored messages."""
-    import sqlite3
+    from sqlalchemy import select
+
+    from chat.storage.database import make_engine
+    from chat.storage.repository import MESSAGES
 
     rng = random.Random(13)
-    conn = sqlite3.connect(db)
-    sample = [conn.execute("SELECT text FROM messages WHERE id = ?", (rng.randrange(1, count),)).fetchone()
-              for _ in range(per_class * 2)]
-    conn.close()
+    engine = make_engine(db)
+    with engine.connect() as conn:
+        sample = [conn.execute(select(MESSAGES.c.text).where(MESSAGES.c.id == rng.randrange(1, count))).first()
+                  for _ in range(per_class * 2)]
+    engine.dispose()
     phrases = []
     for row in sample:
         words = [w for w in (row[0] if row else "").split() if w.isascii()]
@@ -454,7 +466,7 @@ def percentiles(times: list[float]) -> dict[str, float]:
 VARIANTS = ("searching", "quiet", "no index")
 
 
-def part_server(db: str, work: Path, corpus: Corpus, count: int, per_class: int, clients: int, rooms: int,
+def part_server(kind: str, db: str, work: Path, corpus: Corpus, count: int, per_class: int, clients: int, rooms: int,
                 rate: int, duration: int, reps: int) -> dict[str, Any]:
     """`/search` through the running server on the big database while `clients` loadgen clients chat (paced, as
     W4), timed from sending to the last result line; and the chatters' latency with and without the searches,
@@ -481,7 +493,7 @@ def part_server(db: str, work: Path, corpus: Corpus, count: int, per_class: int,
                         searcher.search(q)
                 # rooms of their own: a room of an earlier run would send its backlog of BENCH lines on joining,
                 # which loadgen would count as deliveries, minutes late
-                room_args = f"{args} --room-prefix s{int(time.time())}{VARIANTS.index(variant)}r"
+                room_args = f"{args} --room-prefix bench{int(time.time())}v{VARIANTS.index(variant)}r"  # JOINED_MARKER
                 proc = start_loadgen(binary, serve, room_args, f"search/{rep}/{variant}")
                 i = 0
                 while proc.poll() is None:
@@ -505,16 +517,16 @@ def part_server(db: str, work: Path, corpus: Corpus, count: int, per_class: int,
                    "lat_max_ms": kv.get("lat_max_ms"), "msgs_sent": kv.get("msgs_sent"),
                    "srv_cpu_pct": kv.get("srv_cpu_pct")}
             out["runs"].append(run)
-            print(f"[sqlite] server, rep {rep}: {json.dumps(run)}", file=sys.stderr, flush=True)
+            print(f"[{kind}] server, rep {rep}: {json.dumps(run)}", file=sys.stderr, flush=True)
     for name in queries:
         out[name] = {**percentiles(times[name]),
                      "mean_results": round(statistics.mean(results[name]), 1) if results[name] else 0}
-        print(f"[sqlite] server /search {name}: {json.dumps(out[name])}", file=sys.stderr, flush=True)
+        print(f"[{kind}] server /search {name}: {json.dumps(out[name])}", file=sys.stderr, flush=True)
     out["search_errors"] = {code: errors.count(code) for code in set(errors)}
     for variant in VARIANTS:
         p99s = [float(r["lat_p99_ms"]) for r in out["runs"] if r["variant"] == variant and r["lat_p99_ms"]]
         out[f"chat_p99_ms ({variant})"] = p99s
-        print(f"[sqlite] server, chatters' p99 ms ({variant}): {p99s}", file=sys.stderr, flush=True)
+        print(f"[{kind}] server, chatters' p99 ms ({variant}): {p99s}", file=sys.stderr, flush=True)
     return out
 
 
@@ -593,21 +605,21 @@ def main() -> None:
             big = str(args.dir / "big.sqlite")
         else:
             def scratch() -> str:
-                return fresh_postgres(args.postgres, "chat_search_store")
+                return fresh_postgres(args.postgres, "h_search_store")
             big = "postgresql"
         if "store" in parts:
             res["store"] = part_store(kind, scratch, corpus, args.store_messages)
         if kind == "postgresql":
-            drop_postgres(args.postgres, "chat_search_store")
+            drop_postgres(args.postgres, "h_search_store")
         if "build" in parts:
-            db = fresh_sqlite(Path(big)) if kind == "sqlite" else fresh_postgres(args.postgres, "chat_search_big")
+            db = fresh_sqlite(Path(big)) if kind == "sqlite" else fresh_postgres(args.postgres, "h_search_big")
             res["build"] = part_build(kind, db, corpus, args.messages)
         else:
-            db = big if kind == "sqlite" else postgres_url(args.postgres, "chat_search_big")
+            db = big if kind == "sqlite" else postgres_url(args.postgres, "h_search_big")
         if "queries" in parts:
             res["queries"] = part_queries(kind, db, corpus, args.messages, args.queries)
-        if "server" in parts and kind == "sqlite":
-            res["server"] = part_server(db, args.dir, corpus, args.messages, args.queries, args.clients,
+        if "server" in parts:
+            res["server"] = part_server(kind, db, args.dir, corpus, args.messages, args.queries, args.clients,
                                         args.rooms, args.rate, args.duration, args.reps)
         if "throughput" in parts:
             if kind == "sqlite":
@@ -621,7 +633,7 @@ def main() -> None:
             if kind == "postgresql":
                 drop_postgres(args.postgres, "h_search_throughput")
         if kind == "postgresql" and not args.keep:
-            drop_postgres(args.postgres, "chat_search_big")
+            drop_postgres(args.postgres, "h_search_big")
         results[kind] = res
     print(json.dumps(results, indent=1))
 
