@@ -3,7 +3,7 @@
 costs the store's writes, and how fast `chat index` fills it in. Not a test: it prints figures.
 
     python benchmarks/search_bench.py [--dir /tmp/chat-search] [--messages 1000000] [--store-messages 100000]
-                                      [--postgres URL | --no-postgres]
+                                      [--postgres URL | --no-postgres] [--parts store,build,queries,server,throughput]
 
 Run with the project's Python (it imports `chat`). It takes a few minutes on 2 cores and is bounded by its sizes.
 Parts, each printed as it ends and all together as one JSON object at the end:
@@ -19,11 +19,20 @@ Parts, each printed as it ends and all together as one JSON object at the end:
   one word (also matching longer words it begins, the default), the same word exact ("word"), two words,
   a two-word phrase taken from a stored message, a CJK run, a word narrowed by in:#room, and from:nick alone.
   p50 and p99 in milliseconds.
+* server (needs build, or its database kept): `chat serve` on the big database, `--clients` loadgen clients
+  (../shared/bench/loadgen.c, built into --dir) chatting paced as W4 (`--rate` messages/s in all, `--rooms`
+  rooms, `--duration` s), while one JSON client sends `/search` every 50 ms, one-word and two-word-phrase queries
+  in turn, each timed from sending it to its `search_end` line. Variants in turn each rep (`--reps`): searching,
+  quiet (no searches), no index (experiments/no_index.py: what the chatters' latency owes to the index).
+* throughput: messages stored per second through `chat serve` (loadgen burst, `--throughput-workload`; a
+  message is delivered once committed), with the index and without (experiments/no_index.py), alternating,
+  a fresh database each run.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import itertools
 import json
 import os
@@ -127,6 +136,37 @@ def migrate(engine: Any, revision: str) -> None:
         command.upgrade(config, revision)
 
 
+def drop_index(engine: Any) -> None:
+    """A database at head without the search index: what "no index" measures (the index tables and state go)."""
+    from sqlalchemy import text
+
+    with engine.begin() as conn:
+        table = "messages_fts" if engine.dialect.name == "sqlite" else "message_search"
+        conn.execute(text(f"DROP TABLE {table}"))
+        conn.execute(text("DELETE FROM search_index_state"))
+
+
+def write_at_0001(engine: Any, corpus: Corpus, count: int) -> None:
+    """Rooms and `count` messages in a database at migration 0001 (before the index), in plain SQL: the store's
+    code writes the current schema, which 0001 does not have yet."""
+    from sqlalchemy import text
+
+    def stamp(t: float) -> Any:
+        moment = dt.datetime.fromtimestamp(t, dt.UTC)
+        return moment.replace(tzinfo=None).isoformat(" ") if engine.dialect.name == "sqlite" else moment
+
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO rooms (id, name, name_key, created_at) VALUES (:id, :name, :name, :at)"),
+                     [{"id": r, "name": f"room{r}", "at": stamp(0.0)} for r in range(1, ROOMS + 1)])
+    insert = text("INSERT INTO messages (id, kind, room_id, sender, text, created_at) "
+                  "VALUES (:id, 'message', :room, :sender, :text, :at)")
+    for batch in corpus.batches(count, 5000):
+        rows = [{"id": m.id, "room": room, "sender": m.nick, "text": m.text, "at": stamp(m.time)}
+                for m, room in batch.messages]
+        with engine.begin() as conn:
+            conn.execute(insert, rows)
+
+
 def add_trigger_index(engine: Any) -> None:
     """The alternative to the writer: the database keeps an index itself, on every insert."""
     from sqlalchemy import text
@@ -159,7 +199,9 @@ def part_store(kind: str, make_db: Any, corpus: Corpus, count: int) -> dict[str,
         for _rep in range(3):
             for variant in variants:
                 engine = make_engine(make_db())
-                migrate(engine, "head" if variant == "writer index" else "0001")
+                migrate(engine, "head")
+                if variant != "writer index":
+                    drop_index(engine)
                 if variant == "trigger index":
                     add_trigger_index(engine)
                 store = ChatStore(engine, search_index=variant == "writer index")
@@ -180,16 +222,12 @@ def part_build(kind: str, db: str, corpus: Corpus, count: int) -> dict[str, Any]
     from sqlalchemy import text
 
     from chat.storage.database import make_engine, upgrade
-    from chat.storage.repository import ChatStore, StoredRoom, WriteBatch
     from chat.storage.search_index import backfill
 
     engine = make_engine(db)
     migrate(engine, "0001")
-    store = ChatStore(engine, search_index=False)
-    store.write(WriteBatch(rooms=[StoredRoom(r, f"room{r}", None, None, None, 0.0) for r in range(1, ROOMS + 1)]))
     t0 = time.perf_counter()
-    for b in corpus.batches(count, 5000):
-        store.write(b)
+    write_at_0001(engine, corpus, count)
     written = time.perf_counter() - t0
     t0 = time.perf_counter()
     upgrade(engine)
@@ -276,6 +314,248 @@ def part_queries(kind: str, db: str, corpus: Corpus, count: int, per_class: int)
     return out
 
 
+# ------------------------------------------------------------------------------------- through the server
+
+_ROOT = Path(__file__).resolve().parent.parent
+# ../shared beside the checkout (or beside the folder of worktrees that holds it)
+LOADGEN_SOURCE = next((p for p in (_ROOT.parent / "shared" / "bench" / "loadgen.c",
+                                   _ROOT.parent.parent / "shared" / "bench" / "loadgen.c") if p.exists()),
+                      _ROOT.parent / "shared" / "bench" / "loadgen.c")
+NO_INDEX_SERVE = Path(__file__).resolve().parent / "experiments" / "no_index.py"
+JOINED_MARKER = (Path(__file__).resolve().parent / "JOINED_MARKER").read_text().strip()
+
+
+def loadgen_binary(work: Path) -> str:
+    """$LOADGEN, or the shared loadgen built into `work` (never beside its source)."""
+    if os.environ.get("LOADGEN"):
+        return os.environ["LOADGEN"]
+    binary = work / "loadgen"
+    if not binary.exists() or binary.stat().st_mtime < LOADGEN_SOURCE.stat().st_mtime:
+        import subprocess
+
+        subprocess.run(["gcc", "-O2", "-Wall", "-o", str(binary), str(LOADGEN_SOURCE)], check=True, timeout=120)
+    return str(binary)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Serve:
+    """`chat serve` (or the no-index experiment) on `db`, a random port, flood control off; stopped by its pid."""
+
+    def __init__(self, db: str, work: Path, index: bool = True) -> None:
+        import subprocess
+
+        self.port = free_port()
+        cmd = [sys.executable, "-m", "chat"] if index else [sys.executable, str(NO_INDEX_SERVE)]
+        cmd += ["serve", "--db", db, "--host", "127.0.0.1", "--port", str(self.port), "--rate", "0",
+                "--log-level", "warning"]
+        self.out = work / f"serve-{self.port}.log"
+        self.proc = subprocess.Popen(cmd, stdout=self.out.open("wb"), stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 120
+        while "listening on" not in self.out.read_text(errors="replace"):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"chat serve did not start: see {self.out}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        import subprocess
+
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+def start_loadgen(binary: str, serve: Serve, args: str, label: str) -> Any:
+    import subprocess
+
+    cmd = [binary, "--proto", "line", "--port", str(serve.port), *args.split(), "--joined-marker", JOINED_MARKER,
+           "--server-pid", str(serve.proc.pid), "--label", label]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def loadgen_result(proc: Any, timeout: float) -> dict[str, str]:
+    out, err = proc.communicate(timeout=timeout)
+    kv = dict(tok.split("=", 1) for tok in out.split() if "=" in tok)
+    if kv.get("status") != "ok":
+        print(f"loadgen: {out.strip()} {err.strip()[-500:]}", file=sys.stderr, flush=True)
+    return kv
+
+
+class Searcher:
+    """One JSON-mode client: sends `/search QUERY` and times it to the last line of the answer (`search_end`)."""
+
+    def __init__(self, port: int, nick: str = "searcher") -> None:
+        import socket
+
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b""
+        self.sock.sendall(f"/nick {nick}\n/format json\n".encode())
+        self._until(b'"type":"format"')
+
+    def _until(self, marker: bytes) -> list[bytes]:
+        lines: list[bytes] = []
+        while True:
+            while b"\n" in self.buf:
+                line, self.buf = self.buf.split(b"\n", 1)
+                lines.append(line)
+                if marker in line or b'"type":"error"' in line:
+                    return lines
+            data = self.sock.recv(1 << 20)
+            if not data:
+                raise RuntimeError("the server closed the searcher's connection")
+            self.buf += data
+
+    def search(self, query: str) -> tuple[float, int, str | None]:
+        """(milliseconds from sending to the search_end line, results, error code or None)."""
+        t0 = time.perf_counter()
+        self.sock.sendall(f"/search {query}\n".encode())
+        lines = self._until(b'"type":"search_end"')
+        ms = (time.perf_counter() - t0) * 1000
+        last = json.loads(lines[-1])
+        if last["type"] == "error":
+            return ms, 0, str(last["code"])
+        return ms, int(last["count"]), None
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def server_queries(corpus: Corpus, db: str, count: int, per_class: int) -> dict[str, list[str]]:
+    """One-word queries (ranks 50-20,000, as in part_queries) and two-word phrases taken from stored messages."""
+    from sqlalchemy import select
+
+    from chat.storage.database import make_engine
+    from chat.storage.repository import MESSAGES
+
+    rng = random.Random(13)
+    engine = make_engine(db)
+    with engine.connect() as conn:
+        sample = [conn.execute(select(MESSAGES.c.text).where(MESSAGES.c.id == rng.randrange(1, count))).first()
+                  for _ in range(per_class * 2)]
+    engine.dispose()
+    phrases = []
+    for row in sample:
+        words = [w for w in (row[0] if row else "").split() if w.isascii()]
+        if len(words) >= 2:
+            at = rng.randrange(len(words) - 1)
+            phrases.append('"' + " ".join(words[at:at + 2]) + '"')
+    return {"one word": [corpus.words[rng.randrange(50, 20_000)] for _ in range(per_class)],
+            "phrase": phrases[:per_class]}
+
+
+def percentiles(times: list[float]) -> dict[str, float]:
+    times = sorted(times)
+    if not times:
+        return {}
+    return {"p50_ms": round(times[len(times) // 2], 2), "p99_ms": round(times[int(len(times) * 0.99)], 2),
+            "max_ms": round(times[-1], 2), "n": len(times)}
+
+
+VARIANTS = ("searching", "quiet", "no index")
+
+
+def part_server(kind: str, db: str, work: Path, corpus: Corpus, count: int, per_class: int, clients: int, rooms: int,
+                rate: int, duration: int, reps: int) -> dict[str, Any]:
+    """`/search` through the running server on the big database while `clients` loadgen clients chat (paced, as
+    W4), timed from sending to the last result line; and the chatters' latency with and without the searches,
+    alternating. The searcher sends one query every 50 ms, one-word and phrase queries in turn. Variants, in turn
+    in each rep: "searching", "quiet" (no searches), and "no index" (no searches, and a server that writes no
+    search terms: experiments/no_index.py; what the chatters' latency owes to the index. The messages it stores
+    are never searchable: the big database is a benchmark's)."""
+    binary = loadgen_binary(work)
+    queries = server_queries(corpus, db, count, per_class)
+    args = (f"--clients {clients} --rooms {rooms} --mode paced --rate {rate} --duration {duration} "
+            f"--idle-timeout 30 --timeout {duration + 120} --conn-concurrency 100")
+    out: dict[str, Any] = {"loadgen": args, "runs": []}
+    times: dict[str, list[float]] = {name: [] for name in queries}
+    results: dict[str, list[int]] = {name: [] for name in queries}
+    errors: list[str] = []
+    for rep in range(reps):
+        for variant in VARIANTS:
+            searching = variant == "searching"
+            serve = Serve(db, work, index=variant != "no index")
+            try:
+                searcher = Searcher(serve.port)
+                for qs in queries.values():  # warm-up: the index's pages into the cache
+                    for q in qs[:10]:
+                        searcher.search(q)
+                # rooms of their own: a room of an earlier run would send its backlog of BENCH lines on joining,
+                # which loadgen would count as deliveries, minutes late
+                room_args = f"{args} --room-prefix bench{int(time.time())}v{VARIANTS.index(variant)}r"  # JOINED_MARKER
+                proc = start_loadgen(binary, serve, room_args, f"search/{rep}/{variant}")
+                i = 0
+                while proc.poll() is None:
+                    if searching:
+                        name = "one word" if i % 2 == 0 else "phrase"
+                        qs = queries[name]
+                        ms, n, error = searcher.search(qs[(i // 2) % len(qs)])
+                        if error:
+                            errors.append(error)
+                        else:
+                            times[name].append(ms)
+                            results[name].append(n)
+                        i += 1
+                    time.sleep(0.05)
+                kv = loadgen_result(proc, duration + 150)
+                searcher.close()
+            finally:
+                serve.stop()
+            run = {"variant": variant, "searches": i, "status": kv.get("status"),
+                   "lat_p50_ms": kv.get("lat_p50_ms"), "lat_p99_ms": kv.get("lat_p99_ms"),
+                   "lat_max_ms": kv.get("lat_max_ms"), "msgs_sent": kv.get("msgs_sent"),
+                   "srv_cpu_pct": kv.get("srv_cpu_pct")}
+            out["runs"].append(run)
+            print(f"[{kind}] server, rep {rep}: {json.dumps(run)}", file=sys.stderr, flush=True)
+    for name in queries:
+        out[name] = {**percentiles(times[name]),
+                     "mean_results": round(statistics.mean(results[name]), 1) if results[name] else 0}
+        print(f"[{kind}] server /search {name}: {json.dumps(out[name])}", file=sys.stderr, flush=True)
+    out["search_errors"] = {code: errors.count(code) for code in set(errors)}
+    for variant in VARIANTS:
+        p99s = [float(r["lat_p99_ms"]) for r in out["runs"] if r["variant"] == variant and r["lat_p99_ms"]]
+        out[f"chat_p99_ms ({variant})"] = p99s
+        print(f"[{kind}] server, chatters' p99 ms ({variant}): {p99s}", file=sys.stderr, flush=True)
+    return out
+
+
+def part_throughput(kind: str, make_db: Any, work: Path, reps: int, workload: str) -> dict[str, Any]:
+    """Messages stored per second through the server (loadgen burst: a message counts once delivered, and it is
+    delivered once committed), with the index and without it (experiments/no_index.py), alternating, each run on
+    a fresh database."""
+    binary = loadgen_binary(work)
+    rates: dict[str, list[float]] = {"index": [], "no index": []}
+    for rep in range(reps):
+        for variant in (("index", "no index") if rep % 2 == 0 else ("no index", "index")):
+            serve = Serve(make_db(), work, index=variant == "index")
+            try:
+                kv = loadgen_result(start_loadgen(binary, serve, workload, f"throughput/{rep}/{variant}"), 300)
+            finally:
+                serve.stop()
+            if kv.get("status") == "ok":
+                rates[variant].append(float(kv["msgs_per_s"]))
+            print(f"[{kind}] throughput rep {rep} {variant}: {kv.get('msgs_per_s')} msgs/s "
+                  f"(status {kv.get('status')}, server CPU {kv.get('srv_cpu_pct')} %)", file=sys.stderr, flush=True)
+    out: dict[str, Any] = {"workload": workload, "runs": rates}
+    if rates["index"] and rates["no index"]:
+        on, off = statistics.median(rates["index"]), statistics.median(rates["no index"])
+        out |= {"index_median": round(on), "no_index_median": round(off), "ratio": round(on / off, 3)}
+        print(f"[{kind}] throughput: index {on:,.0f} / no index {off:,.0f} msgs/s = {on / off:.0%}",
+              file=sys.stderr, flush=True)
+    return out
+
+
 def postgres_reachable(url: str) -> bool:
     try:
         from sqlalchemy import create_engine, text
@@ -301,6 +581,13 @@ def main() -> None:
     ap.add_argument("--no-sqlite", action="store_true")
     ap.add_argument("--parts", default="store,build,queries")
     ap.add_argument("--keep", action="store_true", help="keep the big PostgreSQL database (for --parts queries)")
+    ap.add_argument("--clients", type=int, default=200, help="server part: loadgen clients chatting")
+    ap.add_argument("--rooms", type=int, default=20, help="server part: the rooms they chat in")
+    ap.add_argument("--rate", type=int, default=500, help="server part: messages/s in all (W4's)")
+    ap.add_argument("--duration", type=int, default=20, help="server part: seconds per loadgen run")
+    ap.add_argument("--reps", type=int, default=2, help="server and throughput parts: alternating runs")
+    ap.add_argument("--throughput-workload", default="--clients 200 --rooms 100 --msgs 1500 --window 32 "
+                    "--idle-timeout 30 --timeout 240 --conn-concurrency 100")
     args = ap.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
     parts = set(args.parts.split(","))
@@ -318,21 +605,35 @@ def main() -> None:
             big = str(args.dir / "big.sqlite")
         else:
             def scratch() -> str:
-                return fresh_postgres(args.postgres, "chat_search_store")
+                return fresh_postgres(args.postgres, "h_search_store")
             big = "postgresql"
         if "store" in parts:
             res["store"] = part_store(kind, scratch, corpus, args.store_messages)
         if kind == "postgresql":
-            drop_postgres(args.postgres, "chat_search_store")
+            drop_postgres(args.postgres, "h_search_store")
         if "build" in parts:
-            db = fresh_sqlite(Path(big)) if kind == "sqlite" else fresh_postgres(args.postgres, "chat_search_big")
+            db = fresh_sqlite(Path(big)) if kind == "sqlite" else fresh_postgres(args.postgres, "h_search_big")
             res["build"] = part_build(kind, db, corpus, args.messages)
         else:
-            db = big if kind == "sqlite" else postgres_url(args.postgres, "chat_search_big")
+            db = big if kind == "sqlite" else postgres_url(args.postgres, "h_search_big")
         if "queries" in parts:
             res["queries"] = part_queries(kind, db, corpus, args.messages, args.queries)
+        if "server" in parts:
+            res["server"] = part_server(kind, db, args.dir, corpus, args.messages, args.queries, args.clients,
+                                        args.rooms, args.rate, args.duration, args.reps)
+        if "throughput" in parts:
+            if kind == "sqlite":
+                def server_db() -> str:
+                    return fresh_sqlite(args.dir / "throughput.sqlite")
+            else:
+                def server_db() -> str:
+                    return fresh_postgres(args.postgres, "h_search_throughput")
+            res["throughput"] = part_throughput(kind, server_db, args.dir, max(args.reps, 2),
+                                                args.throughput_workload)
+            if kind == "postgresql":
+                drop_postgres(args.postgres, "h_search_throughput")
         if kind == "postgresql" and not args.keep:
-            drop_postgres(args.postgres, "chat_search_big")
+            drop_postgres(args.postgres, "h_search_big")
         results[kind] = res
     print(json.dumps(results, indent=1))
 

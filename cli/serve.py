@@ -99,6 +99,13 @@ def serve(
                                                            "remembers at most.")] = DEFAULTS.throttle_keys,
     offline_max: Annotated[int, typer.Option(min=0, help="Private messages that may wait for one offline "
                                                          "account.")] = DEFAULTS.offline_max,
+    index_when_idle: Annotated[float, typer.Option(min=0, help="Seconds with nothing to write before the server "
+                                                              "indexes messages older than the search index, a "
+                                                              "short batch at a time (0: never; `chat index` "
+                                                              "does it).")] = DEFAULTS.index_when_idle,
+    search_budget: Annotated[float, typer.Option(min=0.001, help="Seconds one /search page may take; past it the "
+                                                                 "search is refused (search_timeout), asking to "
+                                                                 "narrow it.")] = DEFAULTS.search_budget,
     tls_cert: Annotated[str | None, typer.Option("--tls-cert", envvar="CHAT_TLS_CERT", show_default=False,
                                                  help="PEM certificate chain (certbot: fullchain.pem). With "
                                                       "--tls-key, turns TLS on. SIGHUP reads both again.")] = None,
@@ -158,7 +165,8 @@ def serve(
             password_profile=password_profile, password_threads=password_threads,
             password_queue=password_queue, login_burst=login_burst, login_per_minute=login_per_minute,
             register_burst=register_burst, register_per_minute=register_per_minute, throttle_keys=throttle_keys,
-            offline_max=offline_max, tls_cert=tls_cert,
+            offline_max=offline_max, index_when_idle=index_when_idle, search_budget=search_budget,
+            tls_cert=tls_cert,
             tls_key=tls_key, tls_port=tls_port, plain=not no_plain, tls_handshake_timeout=tls_handshake_timeout,
             irc_port=irc_port, ircs_port=ircs_port, server_name=server_name,
         )

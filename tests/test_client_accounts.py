@@ -176,3 +176,23 @@ def test_the_full_screen_client_logs_in_shows_ops_and_survives_a_kick(server: Se
             await pilot.press("ctrl+c")
 
     asyncio.run(main())
+
+
+def test_search_results_are_shown_with_their_ids_and_how_to_open_one() -> None:
+    core = online(ClientCore("alice", None, "test"))
+    lines = [
+        dict(type="message", id=42, time=T, room="dev", nick="bob", text="the deploy failed", search=True),
+        dict(type="private", id=7, time=T, nick="alice", to="carol", text="deploy later", search=True),
+        dict(type="search_end", query="deploy", count=2, more=True, before=7, indexing=False),
+    ]
+    decoder = ev.Decoder()  # result lines are held until their search_end
+    for fields in lines:
+        core.receive(decoder.decode(json.dumps(fields).encode()))
+    shown = [e.text for e in core.model.current.entries[-5:]]
+    assert shown == [
+        "Search: deploy",
+        "[#dev] [2026-01-01 00:00:00 #42] bob: the deploy failed",
+        "[private] [2026-01-01 00:00:00 #7] alice -> carol: deploy later",
+        "End of search: 2 results; /search deploy before 7 shows older ones.",
+        "/history #dev around 42 shows a result in its context.",
+    ]

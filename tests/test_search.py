@@ -15,6 +15,7 @@ from chat.protocol.events import ChatMessage, MessageKind
 from chat.protocol.text import sanitize
 from chat.search.query import parse_search
 from chat.storage.database import make_engine, upgrade
+from chat.storage.records import PrivateRecord
 from chat.storage.repository import ChatStore, StoredRoom, WriteBatch
 from chat.storage.search import SearchPage, SearchScope, search_messages
 from harness import LineClient, ServerThread
@@ -39,13 +40,15 @@ class Corpus:
         self.names = {LOBBY: "lobby", DEV: "Dev", SECRET: "secret"}
 
     def say(self, text: str, room: int | None = LOBBY, nick: str = "alice", to: str | None = None,
-            at: float | None = None) -> int:
+            at: float | None = None, accounts: tuple[int | None, int | None] = (None, None)) -> int:
+        """A message; a private one (room None) between the accounts `accounts` (sender, recipient) if given."""
         i = self.next_id
         self.next_id += 1
         kind = MessageKind.PRIVATE if room is None else MessageKind.MESSAGE
         message = ChatMessage(i, kind, nick, sanitize(text), at if at is not None else T0 + i,
                               room=self.names.get(room or 0), to=to)
-        self.store.write(WriteBatch(messages=[(message, room)]))
+        private = [PrivateRecord(i, *accounts)] if room is None else []
+        self.store.write(WriteBatch(messages=[(message, room)], private=private))
         return i
 
     def page(self, query: str, scope: SearchScope = EVERYTHING, **kw: object) -> SearchPage:
@@ -145,19 +148,25 @@ def test_rights(corpus: Corpus) -> None:
     """Only what the scope allows, whatever the query names."""
     public = corpus.say("password is hunter2", LOBBY)
     hidden = corpus.say("password is swordfish", SECRET)
-    mine = corpus.say("password for bob", None, "alice", to="bob")
-    theirs = corpus.say("password for carol", None, "dave", to="carol")
+    alice, bob, carol, dave = 11, 12, 13, 14  # account ids
+    mine = corpus.say("password for bob", None, "alice", to="bob", accounts=(alice, bob))
+    theirs = corpus.say("password for carol", None, "dave", to="carol", accounts=(dave, carol))
+    guests = corpus.say("password for a guest", None, "bob", to="erin", accounts=(bob, None))  # no conversation
     assert corpus.ids("password", PUBLIC) == [public]
     assert corpus.ids("password in:#secret", PUBLIC) == []
     assert corpus.ids("in:secret", PUBLIC) == []
     assert corpus.ids("swordfish", PUBLIC) == []
     assert corpus.ids("password", SearchScope()) == []
     assert corpus.ids("from:dave", PUBLIC) == []
-    bobs = SearchScope(room_ids=frozenset({LOBBY}), private_of="bob")
+    bobs = SearchScope(room_ids=frozenset({LOBBY}), private_account=bob)
     assert corpus.ids("password", bobs) == [mine, public]
     assert corpus.ids("password from:dave", bobs) == []
-    assert corpus.ids("password", SearchScope(private_of="BOB")) == [mine]
-    assert corpus.ids("password", EVERYTHING) == [theirs, mine, hidden, public]
+    assert corpus.ids("password in:#lobby", bobs) == [public]  # in: narrows to rooms
+    assert corpus.ids("password", SearchScope(private_account=alice)) == [mine]  # both sides find it
+    assert corpus.ids("from:alice", SearchScope(private_account=bob)) == [mine]
+    assert corpus.ids("password", SearchScope(private_account=carol)) == [theirs]
+    assert corpus.ids("password", SearchScope(private_account=99)) == []
+    assert corpus.ids("password", EVERYTHING) == [guests, theirs, mine, hidden, public]
 
 
 def test_paging_newest_first_without_repeats(corpus: Corpus) -> None:

@@ -84,7 +84,7 @@ def test_search_errors(make_server: Callable[..., ServerThread], sqlite_db: str)
 
 def test_chat_index_beside_a_running_server(make_server: Callable[..., ServerThread], any_db: str) -> None:
     database_before_search(any_db, 2000).dispose()
-    server = make_server(db=any_db)  # upgrades the database: an empty index, 2000 messages to do
+    server = make_server(db=any_db, index_when_idle=0)  # upgrades the database: an empty index, 2000 to do
     server.client("alice").send("common and new")
 
     before = chat("history", "--db", any_db, "--search", "common", "--format", "json")

@@ -3,17 +3,29 @@ and the backfill indexes every older message, newest first, once, beside a runni
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import Engine, inspect, select
 
 from chat.protocol.events import ChatMessage, MessageKind
 from chat.search.query import parse_search
+from chat.search.terms import terms
 from chat.storage.database import make_engine, upgrade
 from chat.storage.repository import MESSAGES, ChatStore, WriteBatch
 from chat.storage.search import SearchScope, search_messages
-from chat.storage.search_index import SEARCH_TABLES, backfill, backfill_step, unindexed_below
+from chat.storage.search_index import (
+    PG_POSITION_MAX,
+    SEARCH_TABLES,
+    backfill,
+    backfill_step,
+    quote_lexeme,
+    tsvector_literal,
+    unindexed_below,
+)
 from harness import LineClient, ServerThread, capture_logs, database_before_search
 
 EVERYTHING = SearchScope.everything()
@@ -96,7 +108,8 @@ def test_backfills_side_by_side_index_nothing_twice(any_db: str) -> None:
 def test_the_server_starts_on_a_database_still_being_indexed(make_server: Callable[..., ServerThread],
                                                                any_db: str) -> None:
     database_before_search(any_db, 3000).dispose()
-    server = make_server(db=any_db, backlog=5)  # it migrates the database at start: the index is empty
+    # it migrates the database at start: the index is empty (and stays so: not indexed by the server while idle)
+    server = make_server(db=any_db, backlog=5, index_when_idle=0)
     alice = LineClient(server.host, server.port, json_mode=True)
     alice.register("alice")
     backlog = alice.events_until("history_end", room="lobby")
@@ -113,6 +126,36 @@ def test_the_server_starts_on_a_database_still_being_indexed(make_server: Callab
     engine.dispose()
 
 
+def test_the_server_indexes_older_messages_itself_while_idle_with_progress_logged(
+    make_server: Callable[..., ServerThread], any_db: str,
+) -> None:
+    """No `chat index` needed: the writer fills the index in short batches whenever it has nothing to write,
+    while clients chat; what they say meanwhile is found at once, and every older message ends up found once."""
+    database_before_search(any_db, 3000).dispose()
+    with capture_logs() as logs:
+        server = make_server(db=any_db, index_when_idle=0.05)
+        alice = LineClient(server.host, server.port, json_mode=True)
+        alice.register("alice")
+        said = []
+        for i in range(5):  # writes between the batches: each is served first, then the backfill goes on
+            alice.send(f"/msg #lobby common live {i}")
+            said.append(alice.expect_event("message", text=f"common live {i}")["id"])
+        engine = make_engine(any_db)
+        deadline = time.monotonic() + 60
+        while search_messages(engine, parse_search("common"), EVERYTHING).unindexed_below is not None:
+            assert time.monotonic() < deadline, "the server did not index the older messages"
+            time.sleep(0.05)
+    assert every_match(engine, "common") == [*reversed(said), *range(3000, 0, -1)]
+    assert every_match(engine, '"uniq1234"') == [1234]
+    text = "\n".join(logs.messages())
+    assert "search index: indexing 3000 older messages while idle, newest first" in text
+    assert "search index: complete, 3000 older messages indexed while idle" in text
+    alice.send("/search uniq2999")
+    assert alice.expect_event("search_end") | {"query": None} == {
+        "type": "search_end", "query": None, "count": 1, "more": False, "before": None, "indexing": False}
+    engine.dispose()
+
+
 def test_the_index_tables_are_known_to_env_py(any_db: str) -> None:
     """`alembic check` skips exactly the index's tables: every other table is a model."""
     engine = make_engine(any_db)
@@ -123,3 +166,9 @@ def test_the_index_tables_are_known_to_env_py(any_db: str) -> None:
     assert tables - SEARCH_TABLES == set(Base.metadata.tables)
     assert tables & SEARCH_TABLES
     engine.dispose()
+
+
+@given(st.text(st.characters(max_codepoint=0x7F), max_size=80) | st.text(max_size=40))
+def test_the_tsvector_of_ascii_takes_a_shortcut_to_the_same_literal(text: str) -> None:
+    general = " ".join(f"'{quote_lexeme(t)}':{min(i, PG_POSITION_MAX)}" for i, t in enumerate(terms(text), 1))
+    assert tsvector_literal(text) == general

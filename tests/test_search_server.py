@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable
 
 from harness import ServerThread
@@ -98,3 +99,25 @@ def test_quotes_operators_and_sql_in_a_search_are_plain_text(server: ServerThrea
                        "^quotes": 1, "(or)": 1}
     alice.send("/search drop table")
     assert alice.expect_event("search_end")["count"] == 1
+
+
+def test_a_search_past_its_time_budget_is_refused_and_the_server_carries_on(
+    make_server: Callable[..., ServerThread], tmp_path: object,
+) -> None:
+    db = f"{tmp_path}/big.sqlite"
+    server = make_server(db, search_budget=0.001)
+    alice = server.client("alice", json_mode=True)
+    alice.send("/msg #lobby a needle")
+    alice.expect_event("message", text="a needle")
+    with sqlite3.connect(db) as conn:  # 200,000 more messages beside the server, quickly
+        conn.execute("WITH RECURSIVE n(i) AS (SELECT 1000 UNION ALL SELECT i + 1 FROM n WHERE i < 201000) "
+                     "INSERT INTO messages (id, kind, room_id, sender, text, created_at) "
+                     "SELECT i, 'message', 1, 'filler', 'filler text', '2026-09-21 14:13:20.000000' FROM n")
+    alice.send("/search from:nobody")  # no index can answer it: every message is read, past 1 ms
+    error = alice.expect_event("error")
+    assert (error["code"], error["command"]) == ("search_timeout", "search")
+    assert error["message"].startswith("The search took longer than its 0.001 s: narrow it")
+    alice.send("/msg #lobby still here")
+    alice.expect_event("message", text="still here")
+    bob = server.client("bob", json_mode=True)
+    bob.sync()

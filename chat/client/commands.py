@@ -232,7 +232,7 @@ class TypedInput:
 
     def _history(self, rest: str) -> Outcome:
         words = rest.split()
-        if any(w.lower() in ("before", "after") for w in words):
+        if any(w.lower() in ("before", "after", "around") for w in words):
             return self.core.send(f"/history {rest}")  # an explicit place: the server's answer is merged as it is
         conversation: Conversation | None = self.core.model.current
         if words and not words[0].isdigit():

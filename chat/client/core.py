@@ -388,6 +388,8 @@ class ClientCore:
                 if item.reason == "page":
                     self.info_here(f"{len(item.messages)} earlier private message(s) with {item.nick}"
                                    f"{'; there are more' if item.more else ''}.")
+            case protocol.SearchResults():
+                self._on_search(item)
             case protocol.WhoIs() | protocol.Invite() | protocol.RoomModes():
                 self.info_here(render_text(item).rstrip("\n").removeprefix("*** ").split("*** ", 1)[-1])
             case protocol.Current() | protocol.FormatChanged() | ev.Unknown():
@@ -485,6 +487,17 @@ class ClientCore:
         entry = Entry(kind, m.text, _when(m.time), nick=m.nick, id=m.id, earlier=earlier, own=own,
                       mention=mention, hidden=self.is_ignored(m.nick))
         return entry if self.model.add(conversation, entry) else None
+
+    def _on_search(self, r: protocol.SearchResults) -> None:
+        """Results as lines where the user is, each with its room (or `private`), time, sender and id, and how
+        to open one in its context."""
+        for line in render_text(r).rstrip("\n").split("\n"):
+            self.info_here(line.removeprefix("*** "))
+        if r.messages:
+            m = r.messages[0]
+            own = nick_key(m.nick) == nick_key(self.model.nick or "")
+            where = f"#{m.room}" if m.room else f"@{m.to if own else m.nick}"
+            self.info_here(f"/history {where} around {m.id} shows a result in its context.")
 
     def _on_history(self, h: History) -> None:
         key = room_key(h.room)

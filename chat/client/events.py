@@ -201,7 +201,7 @@ class Decoder:
     def _private_page(self, data: dict[str, Any]) -> PrivateHistory:
         messages, self._private = self._private, []
         self._held -= len(messages)
-        fields = {k: data.get(k) for k in ("nick", "more", "reason") if k in data}
+        fields = {k: data.get(k) for k in ("nick", "more", "reason", "around", "newer") if k in data}
         page: PrivateHistory = _adapter(PrivateHistory).validate_python({**fields, "messages": messages})
         return page
 
@@ -209,8 +209,7 @@ class Decoder:
         messages = self._pages.pop(data["room"], []) if isinstance(data.get("room"), str) else []
         self._held -= len(messages)
         fields = {"room": data.get("room"), "messages": messages, "more": data.get("more")}
-        if "reason" in data:
-            fields["reason"] = data["reason"]
+        fields |= {k: data[k] for k in ("reason", "around", "newer") if k in data}
         page: History = _adapter(History).validate_python(fields)
         return page
 

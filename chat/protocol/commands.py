@@ -231,12 +231,14 @@ class History(Command):
     count: Annotated[int, Field(ge=1, le=HISTORY_MAX)] = 20
     before: Annotated[int, Field(ge=1, le=MESSAGE_ID_MAX)] | None = None
     after: Annotated[int, Field(ge=0, le=MESSAGE_ID_MAX)] | None = None
+    around: Annotated[int, Field(ge=1, le=MESSAGE_ID_MAX)] | None = None  # ID and the messages on both sides of it
     name = "history"
-    usage = "[ROOM|@NICK] [N] [before|after ID]"
+    usage = "[ROOM|@NICK] [N] [before|after|around ID]"
     summary = f"Show N (default 20, at most {HISTORY_MAX}) older messages of a room; again to page back."
     details = (
         "Each /history continues from the oldest message you were shown in that room.",
-        "before ID / after ID choose the place instead (message ids are in JSON events).",
+        "before ID / after ID choose the place instead (message ids are in JSON events and search results).",
+        "around ID shows message ID with the messages before and after it (to open a /search result).",
         "@NICK pages your private conversation with NICK instead: for logged-in users, with a registered NICK.",
     )
 
@@ -250,7 +252,7 @@ class History(Command):
             args["room"] = words.pop(0)
         if words and words[0].isdigit():
             args["count"] = words.pop(0)
-        if len(words) == 2 and words[0].lower() in ("before", "after"):
+        if len(words) == 2 and words[0].lower() in ("before", "after", "around"):
             args[words[0].lower()] = words[1]
             words = []
         if words:
@@ -313,7 +315,7 @@ class Search(Command):
         "after:DATE and before:DATE narrow it in time (2026-11-24, 2026-11-24T07:30; UTC unless it says).",
         "A word of 3 letters or more also finds longer words it begins; case and accents do not matter.",
         "before ID (the last two words) shows the results older than message ID: the next page.",
-        "/history ROOM around ID opens a room at a result.",
+        "/history ROOM around ID opens a room at a result (/history @NICK around ID a private one).",
     )
     tail = "query"
     tail_required = True

@@ -120,15 +120,19 @@ class Topic:
 
 @dataclass(slots=True, eq=False)
 class History:
-    """Earlier messages of a room, oldest first: the backlog on joining, or a page of /history.
+    """Earlier messages of a room, oldest first: the backlog on joining, a page of /history, or (`reason`
+    "around") the messages around one message, `around`, as /history ROOM around ID asks to jump to a search result.
 
-    `more` tells whether older messages exist before the first one here.
+    `more` tells whether older messages exist before the first one here; `newer` (around only) whether newer
+    ones exist after the last.
     """
 
     room: str
     messages: list[ChatMessage]
     more: bool
-    reason: Literal["backlog", "page"] = "backlog"
+    reason: Literal["backlog", "page", "around"] = "backlog"
+    around: int | None = None
+    newer: bool = False
 
 
 @dataclass(slots=True, eq=False)
@@ -200,12 +204,15 @@ class WhoIs:
 @dataclass(slots=True, eq=False)
 class PrivateHistory:
     """Private messages, oldest first: a page of your conversation with `nick` (`reason` "page"), or the
-    messages sent to you while you were away (`nick` None, `reason` "offline"), delivered as you log in."""
+    messages sent to you while you were away (`nick` None, `reason` "offline"), delivered as you log in; or the
+    messages around one (`reason` "around", as History's)."""
 
     nick: str | None
     messages: list[ChatMessage]
     more: bool
-    reason: Literal["page", "offline"] = "page"
+    reason: Literal["page", "offline", "around"] = "page"
+    around: int | None = None
+    newer: bool = False
 
 
 @dataclass(slots=True, eq=False)

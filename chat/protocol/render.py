@@ -218,12 +218,29 @@ def _duration(seconds: float | None) -> str:
 def _text_private_history(h: PrivateHistory) -> str:
     if not h.messages:
         return "" if h.reason == "offline" else f"*** No earlier private messages with {h.nick}.\n"
+    if h.reason == "around":
+        return _text_private_around(h)
     lines = [f"[private] [{short_time(m.time)} history] {m.nick} -> {m.to}: {m.text}\n" for m in h.messages]
     if h.reason == "offline":
         lines.append(f"*** End of the private messages sent while you were away ({len(h.messages)}).\n")
     else:
         more = f"/history @{h.nick} shows older ones" if h.more else "that is the beginning of it"
         lines.append(f"*** End of history with {h.nick}: {_plural(len(h.messages), 'message')}; {more}.\n")
+    return "".join(lines)
+
+
+def _text_private_around(h: PrivateHistory) -> str:
+    lines = []
+    for m in h.messages:
+        mark = f" #{m.id}" if m.id == h.around else ""
+        lines.append(f"[private] [{short_time(m.time)} history{mark}] {m.nick} -> {m.to}: {m.text}\n")
+    if not h.messages:
+        return f"*** No private messages with {h.nick} around #{h.around}.\n"
+    first, last = h.messages[0].id, h.messages[-1].id
+    older = f"/history @{h.nick} before {first} shows older ones" if h.more else "that is the beginning of it"
+    newer = f"/history @{h.nick} after {last} newer ones" if h.newer else "no newer ones"
+    lines.append(f"*** End of history with {h.nick} around #{h.around}: {_plural(len(h.messages), 'message')}; "
+                 f"{older}, {newer}.\n")
     return "".join(lines)
 
 
@@ -251,14 +268,34 @@ def _text_message(m: ChatMessage) -> str:
 
 
 def _text_history(h: History) -> str:
+    if h.reason == "around":
+        return _text_around(h)
     if not h.messages:
         return "" if h.reason == "backlog" else f"[#{h.room}] *** No older messages.\n"
-    lines = []
-    for m in h.messages:
-        body = f"* {m.nick} {m.text}" if m.kind is MessageKind.ACTION else f"{m.nick}: {m.text}"
-        lines.append(f"[#{h.room}] [{short_time(m.time)} history] {body}\n")
+    lines = [_text_history_line(h.room, m) for m in h.messages]
     more = "/history shows older ones" if h.more else "that is the beginning of the room"
     lines.append(f"[#{h.room}] *** End of history: {_plural(len(h.messages), 'message')}; {more}.\n")
+    return "".join(lines)
+
+
+def _text_history_line(room: str, m: ChatMessage, marked: bool = False) -> str:
+    body = f"* {m.nick} {m.text}" if m.kind is MessageKind.ACTION else f"{m.nick}: {m.text}"
+    mark = f" #{m.id}" if marked else ""
+    return f"[#{room}] [{short_time(m.time)} history{mark}] {body}\n"
+
+
+def _text_around(h: History) -> str:
+    """/history ROOM around ID: the message ID marked with its id, where to page on from either end."""
+    if not h.messages:
+        return f"[#{h.room}] *** No messages around #{h.around}.\n"
+    found = any(m.id == h.around for m in h.messages)
+    lines = [] if found else [f"[#{h.room}] *** Message #{h.around} is not in #{h.room}; the messages near it:\n"]
+    lines += [_text_history_line(h.room, m, marked=m.id == h.around) for m in h.messages]
+    first, last = h.messages[0].id, h.messages[-1].id
+    older = f"/history #{h.room} before {first} shows older ones" if h.more else "that is the beginning of the room"
+    newer = f"/history #{h.room} after {last} newer ones" if h.newer else "no newer ones"
+    lines.append(f"[#{h.room}] *** End of history around #{h.around}: {_plural(len(h.messages), 'message')}; "
+                 f"{older}, {newer}.\n")
     return "".join(lines)
 
 
@@ -313,12 +350,17 @@ def render_json(event: Event) -> str:
         lines = [json_line(message_json(m, history=True)) for m in event.messages]
         end = {"type": "history_end", "room": event.room, "count": len(event.messages), "more": event.more,
                "reason": event.reason}
+        if event.reason == "around":
+            end |= {"around": event.around, "newer": event.newer}
         lines.append(json_line(end))
         return "\n".join(lines) + "\n"
     if isinstance(event, PrivateHistory):
         lines = [json_line(message_json(m, history=True)) for m in event.messages]
-        lines.append(json_line({"type": "private_history_end", "nick": event.nick, "count": len(event.messages),
-                             "more": event.more, "reason": event.reason}))
+        end = {"type": "private_history_end", "nick": event.nick, "count": len(event.messages), "more": event.more,
+               "reason": event.reason}
+        if event.reason == "around":
+            end |= {"around": event.around, "newer": event.newer}
+        lines.append(json_line(end))
         return "\n".join(lines) + "\n"
     return json_line(event_json(event)) + "\n"
 

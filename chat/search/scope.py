@@ -10,8 +10,10 @@ from dataclasses import dataclass
 class SearchScope:
     """What the searcher may read: the caller says (the server knows who may read what); a search never widens it.
 
-    Users: `SearchScope(room_ids=<the rooms they may read>)`; once private conversations are searchable,
-    `private_of=<their nick key>` adds those they sent or received. Admins: `SearchScope.everything()`.
+    Users: `SearchScope(room_ids=<the rooms they may read>)`; a logged-in user's `private_account=<account id>`
+    adds the private conversations of that account (messages between two accounts, as /history @NICK pages them:
+    never a nick's, since a nick can change hands; messages with a guest are in no conversation, as in
+    chat.server.accounts). Admins: `SearchScope.everything()`.
 
     Rooms can be closed to outsiders (invite-only, or a key to join: chat.server.moderation), and a nick banned
     from a room may not read it: `closed_except` leaves every closed room out but those (the searcher's own
@@ -19,7 +21,7 @@ class SearchScope:
     time, so rooms nobody is in (not in the server's memory) are covered too."""
 
     room_ids: frozenset[int] | None = frozenset()  # None: every room
-    private_of: str | None = None  # a nick key: the private messages this nick sent or received
+    private_account: int | None = None  # an account id: the conversations it took part in
     all_private: bool = False  # every private message
     closed_except: frozenset[int] | None = None  # leave out closed rooms but these (None: closed rooms are fine)
     banned_key: str | None = None  # leave out the rooms that ban this nick key

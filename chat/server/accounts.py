@@ -309,8 +309,8 @@ class Accounts:
         target = self.state.nicks.get(key)
         other = target.account if target is not None and target.account and target.account.key == key else None
         request = PrivateHistoryRequest(m, account.id, key, other.nick if other else nick, c.count,
-                                        other.id if other else None, before=c.before, after=c.after)
-        if c.before is None and c.after is None:  # continue from the oldest message shown so far
+                                        other.id if other else None, before=c.before, after=c.after, around=c.around)
+        if c.before is None and c.after is None and c.around is None:  # continue from the oldest message shown
             request.before = m.cursors.get(cmd.PRIVATE_PREFIX + key, self.state.next_message_id)
             request.continues = True
         out.ask(request, m)
@@ -326,6 +326,10 @@ class Accounts:
                             "history is kept between accounts.", subject=request.other_nick)
         if request.continues and request.messages:
             m.cursors[cmd.PRIVATE_PREFIX + request.other_key] = request.messages[0].id
+        if request.around is not None:
+            out.reply(m, PrivateHistory(request.other_nick, request.messages, request.more, "around",
+                                        request.around, request.newer))
+            return
         out.reply(m, PrivateHistory(request.other_nick, request.messages, request.more, "page"))
 
     def _waiting_read(self, read: WaitingMessages, out: Outbox) -> None:

@@ -105,7 +105,8 @@ class ChatServer:
             config = self.config
             hasher = Hasher(config.password_profile)
             self.loop = EventLoop(config, state, service,
-                                  lambda wake: (StorageWorker(store, wake), StorageReader(store, wake, budget)),
+                                  lambda wake: (StorageWorker(store, wake, config.index_when_idle),
+                                                StorageReader(store, wake, budget, config.search_budget)),
                                   accounts=lambda wake: AccountWorkers(AccountStore(store.engine), hasher, wake,
                                                                        config.password_threads, config.password_queue))
             address = self._open_doors(self.loop)

@@ -41,6 +41,10 @@ class ServerConfig:
     keepalive: int = 60  # seconds of silence before TCP keepalive probes; a dead peer goes in about 2x this
     listen_backlog: int = 4096  # connections the kernel may queue before we accept them
     busy_timeout: float = 5.0  # seconds a write waits for a lock held by someone else (SQLite, PostgreSQL)
+    # seconds the writer must have had nothing to write before it indexes older messages for search (those stored
+    # before the index existed: chat.storage.search_index), a short batch at a time; 0: never (`chat index` does it)
+    index_when_idle: float = 0.5
+    search_budget: float = 1.0  # seconds one /search page may take before it is refused (search_timeout)
     # the web client (chat.web): its ports (None: no such door; https needs the TLS files), and origins allowed
     # besides the page's own
     web_port: int | None = None

@@ -15,7 +15,7 @@ from chat.protocol.events import ChatMessage
 from chat.search.query import SearchQuery
 from chat.search.scope import SearchScope
 from chat.server.member import Member
-from chat.server.state import newest_fitting
+from chat.server.state import fitting_around, newest_fitting
 from chat.storage.records import FoundRoom
 
 if TYPE_CHECKING:
@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 
 @dataclass(slots=True, eq=False)
 class HistoryRequest:
-    """A page of a room's messages: the newest `limit` before `before`, or the oldest `limit` after `after`.
+    """A page of a room's messages: the newest `limit` before `before`, the oldest `limit` after `after`, or
+    `limit` around message `around` (it and the older ones before it, half the page; newer ones after it).
     `room_id` is None for a room that is not in memory: the reader finds it by `room_key`."""
 
     member: Member
@@ -34,10 +35,12 @@ class HistoryRequest:
     limit: int
     before: int | None = None
     after: int | None = None
+    around: int | None = None
     continues: bool = False  # a plain /history: the member's cursor moves to the start of this page
     # the answer
     messages: list[ChatMessage] = field(default_factory=list)
     more: bool = False
+    newer: bool = False  # around: newer messages exist after the last one
     found: bool = True
     room: FoundRoom | None = None  # a room not in memory: its settings, to check the member may read it
     error: Exception | None = None
@@ -138,10 +141,12 @@ class PrivateHistoryRequest:
     other_id: int | None = None
     before: int | None = None
     after: int | None = None
+    around: int | None = None
     continues: bool = False
     # the answer
     messages: list[ChatMessage] = field(default_factory=list)
     more: bool = False
+    newer: bool = False  # around: newer messages exist after the last one
     found: bool = True  # False: `other_key` is no account
     error: Exception | None = None
 
@@ -160,6 +165,15 @@ class PrivateHistoryRequest:
                 self.found = False
                 return
             self.other_id, self.other_nick = known.account.id, known.account.nick
+        if self.around is not None:  # as a room's (chat.server.storage_worker): half the page up to it, then newer
+            newer_count = self.limit // 2
+            older, more = accounts.conversation(self.account_id, self.other_id, self.limit - newer_count,
+                                                before=self.around + 1)
+            newer, newer_more = (accounts.conversation(self.account_id, self.other_id, newer_count,
+                                                       after=self.around) if newer_count else ([], False))
+            self.messages, older_cut, newer_cut = fitting_around(older, newer, page_budget)
+            self.more, self.newer = more or older_cut, newer_more or newer_cut
+            return
         messages, more = accounts.conversation(self.account_id, self.other_id, self.limit, self.before, self.after)
         if self.after is None:
             messages, cut = newest_fitting(messages, page_budget)

@@ -442,8 +442,8 @@ class ChatService:
             room = self._current(m)
             key, name = room.key, room.name
         request = HistoryRequest(m, key, room.name if room else name, room.id if room else None, c.count,
-                                 before=c.before, after=c.after)
-        if c.before is None and c.after is None:  # continue from the oldest message shown so far
+                                 before=c.before, after=c.after, around=c.around)
+        if c.before is None and c.after is None and c.around is None:  # continue from the oldest message shown
             request.before = m.cursors.get(key, self.state.next_message_id)
             request.continues = True
         out.ask(request, m)
@@ -462,18 +462,22 @@ class ChatService:
                 return Error(e.code, e.message, "history", e.subject)
         if request.continues and request.messages:  # the next /history goes on before this page
             request.member.cursors[request.room_key] = request.messages[0].id
+        if request.around is not None:
+            return History(request.room_name, request.messages, request.more, reason="around",
+                           around=request.around, newer=request.newer)
         return History(request.room_name, request.messages, request.more, reason="page")
 
     def search(self, m: Member, c: cmd.Search, out: Outbox) -> None:
         # every room a member could read without joining, and the rooms it is in: not the closed ones (invite-only,
-        # keyed) of others, nor those that ban it (chat.server.moderation); a server admin reads every room.
-        # Private messages stay out of it for now: conversations belong to accounts (`conversation`), and a scope
-        # of the searcher's own would need them
+        # keyed) of others, nor those that ban it (chat.server.moderation); a server admin reads every room. A
+        # logged-in member's own private conversations too (its account's, as /history @NICK pages them); a
+        # guest has none, and nobody, not even an admin, finds other people's through /search
+        account = m.account.id if m.account is not None else None
         if m.account is not None and m.account.admin:
-            scope = SearchScope(room_ids=None)
+            scope = SearchScope(room_ids=None, private_account=account)
         else:
             scope = SearchScope(room_ids=None, closed_except=frozenset(r.id for r in m.rooms.values()),
-                                banned_key=m.key or None)
+                                banned_key=m.key or None, private_account=account)
         out.ask(SearchRequest(m, parse_search(c.query), scope, cmd.SEARCH_PAGE, before=c.before), m)
 
     def search_read(self, request: SearchRequest) -> Event:

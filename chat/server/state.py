@@ -41,6 +41,19 @@ def newest_fitting(messages: list[ChatMessage], budget: int) -> tuple[list[ChatM
     return messages, False
 
 
+def fitting_around(older: list[ChatMessage], newer: list[ChatMessage], budget: int
+                   ) -> tuple[list[ChatMessage], bool, bool]:
+    """`older` (oldest first, the message looked for last) cut as newest_fitting cuts it, then as many of
+    `newer` as still fit; and whether any older, and any newer, were cut."""
+    kept, older_cut = newest_fitting(older, budget)
+    total = sum(len(m.text) * 4 + LINE_OVERHEAD for m in kept)
+    for i, m in enumerate(newer):
+        total += len(m.text) * 4 + LINE_OVERHEAD
+        if total > budget:
+            return kept + newer[:i], older_cut, True
+    return kept + newer, older_cut, False
+
+
 class Room:
     __slots__ = (
         "bans", "created_at", "id", "invites", "key", "members", "name", "older_in_db", "ops", "persisted",

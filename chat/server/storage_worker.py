@@ -13,17 +13,20 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from chat.protocol.errors import ChatError
+from chat.protocol.events import ChatMessage
 from chat.server.outbox import Outbox
 from chat.server.reads import HistoryRequest, RoomLookup, SearchRequest, StorageRead
-from chat.server.state import newest_fitting
+from chat.server.state import fitting_around, newest_fitting
 from chat.storage.accounts import AccountStore
 from chat.storage.repository import ChatStore
 from chat.storage.search import search_messages
+from chat.storage.search_index import unindexed_count
 
 log = logging.getLogger("chat.storage")
 
@@ -62,7 +65,14 @@ class _Worker(Generic[Job]):
         self._thread.join(timeout)
 
     def _run(self) -> None:
-        while (job := self._jobs.get()) is not None:
+        while True:
+            try:
+                job = self._jobs.get(timeout=self._idle_after())
+            except queue.Empty:
+                self._idle()
+                continue
+            if job is None:
+                break
             try:
                 self._execute(job)
             except Exception:  # never lose a job: the loop waits for every one it handed over
@@ -76,6 +86,13 @@ class _Worker(Generic[Job]):
     def _execute(self, job: Job) -> None:
         raise NotImplementedError
 
+    def _idle_after(self) -> float | None:
+        """Seconds without a job after which `_idle` runs (None: wait for jobs only)."""
+        return None
+
+    def _idle(self) -> None:
+        """No job came for `_idle_after()` seconds (on the worker's own thread)."""
+
     def _stopped(self) -> None:
         """The last job is done (on the worker's own thread)."""
 
@@ -85,14 +102,32 @@ class StorageWorker(_Worker[StorageJob]):
 
     name = "chat-storage"
 
-    def __init__(self, store: ChatStore, notify: Callable[[], None]) -> None:
+    def __init__(self, store: ChatStore, notify: Callable[[], None], index_when_idle: float = 0.0) -> None:
         super().__init__(notify)
         self.store = store
+        self.backfill = IdleBackfill(store) if index_when_idle > 0 else None
+        self.index_when_idle = index_when_idle
+
+    def _idle_after(self) -> float | None:
+        if self.backfill is None or self.backfill.done:
+            return None
+        # once idle, batch after batch, each a short transaction, until a write comes (served at once, then
+        # the writer must be idle again before the next batch)
+        return 0.0 if self.backfill.running else self.index_when_idle
+
+    def _idle(self) -> None:
+        assert self.backfill is not None
+        self.backfill.step()
+
+    def _execute(self, job: StorageJob) -> None:
+        if self.backfill is not None:
+            self.backfill.running = False
+        self._write(job)
 
     def _stopped(self) -> None:
         self.store.close()  # the connection its fast path kept
 
-    def _execute(self, job: StorageJob) -> None:
+    def _write(self, job: StorageJob) -> None:
         outbox = job.outbox
         if not outbox.writes:
             return
@@ -105,6 +140,55 @@ class StorageWorker(_Worker[StorageJob]):
                       f" (ids {ids[0]}-{ids[-1]})" if ids else "", _cause(e),
                       extra={"event": "storage_error", "messages": len(ids), "first_id": ids[0] if ids else None,
                              "last_id": ids[-1] if ids else None})
+
+
+class IdleBackfill:
+    """Indexes the messages stored before the search index existed, newest first, in the writer's idle moments: a
+    batch of BATCH per transaction (a write that comes meanwhile waits one batch at most, a few milliseconds),
+    with its progress logged every REPORT_EVERY seconds. `chat index` does the same from outside, and both can
+    run together (chat.storage.search_index.backfill_step)."""
+
+    BATCH = 200
+    REPORT_EVERY = 10.0
+
+    def __init__(self, store: ChatStore) -> None:
+        self.store = store
+        self.done = False
+        self.running = False  # batches are going on: the writer has been idle since the last one
+        self.indexed = 0
+        self.total: int | None = None  # older messages to index, counted at the first batch
+        self.started = 0.0
+        self.last_report = 0.0
+
+    def step(self) -> None:
+        now = time.monotonic()
+        try:
+            if self.total is None:
+                self.total = unindexed_count(self.store.engine)
+            step = self.store.backfill_search(self.BATCH)
+        except Exception as e:  # the server carries on; `chat index` can finish it
+            self.done = True
+            log.error("search index: indexing older messages failed, stopped (run `chat index`): %s", _cause(e),
+                      extra={"event": "search_backfill_failed"})
+            return
+        if not self.indexed and step.indexed:
+            self.started = self.last_report = now
+            log.info("search index: indexing %d older messages while idle, newest first", self.total,
+                     extra={"event": "search_backfill_start", "messages": self.total})
+        self.indexed += step.indexed
+        self.running = True
+        if step.below is None:
+            self.done = True
+            if self.indexed:
+                log.info("search index: complete, %d older messages indexed while idle in %.1f s", self.indexed,
+                         time.monotonic() - self.started, extra={"event": "search_backfill_done",
+                                                                 "done": self.indexed})
+        elif now - self.last_report >= self.REPORT_EVERY:
+            self.last_report = now
+            total = max(self.total or 0, self.indexed)
+            log.info("search index: %d of %d older messages indexed while idle (%.0f%%)", self.indexed, total,
+                     100 * self.indexed / max(total, 1),
+                     extra={"event": "search_backfill_progress", "done": self.indexed, "total": total})
 
 
 class StorageReader(_Worker[StorageRead]):
@@ -158,6 +242,9 @@ class StorageReader(_Worker[StorageRead]):
                 request.found = False
                 return
             room_id = request.room.room.id
+        if request.around is not None:
+            request.messages, request.more, request.newer = self._around(room_id, request)
+            return
         messages, more = self.store.history(room_id, request.room_name, request.limit, before=request.before,
                                             after=request.after)
         # a page of long lines is cut to what the receiver's queue can take; it pages on from the cut
@@ -167,6 +254,20 @@ class StorageReader(_Worker[StorageRead]):
             kept, cut = newest_fitting(messages[::-1], self.page_budget)
             messages = kept[::-1]
         request.messages, request.more = messages, more or cut
+
+    def _around(self, room_id: int, request: HistoryRequest) -> tuple[list[ChatMessage], bool, bool]:
+        """The message `around` with older ones before it (half the page, it included), then newer ones after
+        it: a page that shows a search result in its context, cut like any page when its lines are long."""
+        assert request.around is not None
+        newer_count = request.limit // 2
+        older, more = self.store.history(room_id, request.room_name, request.limit - newer_count,
+                                         before=request.around + 1)
+        newer: list[ChatMessage] = []
+        newer_more = False
+        if newer_count:
+            newer, newer_more = self.store.history(room_id, request.room_name, newer_count, after=request.around)
+        shown, older_cut, newer_cut = fitting_around(older, newer, self.page_budget)
+        return shown, more or older_cut, newer_more or newer_cut
 
 
 def _cause(e: Exception) -> str:

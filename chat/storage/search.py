@@ -99,10 +99,10 @@ def _visible(conn: Connection, query: SearchQuery, scope: SearchScope) -> Column
         parts.append(_in_rooms(conn.dialect.name, scope.room_ids))
     if scope.all_private:
         parts.append(m.c.kind == MessageKind.PRIVATE.value)
-    elif scope.private_of:
-        key = scope.private_of.lower()
-        parts.append(and_(m.c.kind == MessageKind.PRIVATE.value,
-                          or_(func.lower(m.c.sender) == key, func.lower(m.c.recipient) == key)))
+    elif scope.private_account is not None:
+        account = scope.private_account
+        parts.append(and_(m.c.kind == MessageKind.PRIVATE.value, m.c.conversation.is_not(None),
+                          or_(m.c.sender_account_id == account, m.c.recipient_account_id == account)))
     return and_(or_(*parts), *shut) if parts else None
 
 

@@ -62,7 +62,11 @@ def fts_document(text: str) -> str:
 
 def tsvector_literal(text: str) -> str:
     """A message's terms as a tsvector in PostgreSQL's input syntax ('term':position ...), bound as a parameter."""
-    return " ".join(f"'{quote_lexeme(t)}':{min(i, PG_POSITION_MAX)}" for i, t in enumerate(terms(text), 1))
+    found = terms(text)
+    if text.isascii() and len(found) <= PG_POSITION_MAX:
+        # ASCII terms are [a-z0-9]+: nothing to quote, no position to cap (a third less of the writer's time)
+        return " ".join([f"'{t}':{i}" for i, t in enumerate(found, 1)])
+    return " ".join(f"'{quote_lexeme(t)}':{min(i, PG_POSITION_MAX)}" for i, t in enumerate(found, 1))
 
 
 def quote_lexeme(term: str) -> str:
@@ -96,6 +100,15 @@ def unindexed_below(conn: Connection) -> int | None:
     return conn.execute(select(STATE.c.backfill_below).where(STATE.c.id == STATE_ID)).scalar()
 
 
+def unindexed_count(engine: Engine) -> int:
+    """How many messages the index does not hold yet (a count of the ids below `unindexed_below`)."""
+    with engine.connect() as conn:
+        below = unindexed_below(conn)
+        if below is None:
+            return 0
+        return conn.execute(select(func.count()).select_from(MESSAGES).where(MESSAGES.c.id < below)).scalar() or 0
+
+
 def backfill_step(engine: Engine, batch: int = 1000) -> BackfillStep:
     """Index the newest `batch` messages not indexed yet, in one transaction with the progress that records it:
     a crash loses nothing and indexes nothing twice. Safe beside a running server and beside another backfill
@@ -125,11 +138,11 @@ def backfill(
     """Index every message stored before the index existed, newest first; log progress every `report_every`
     seconds (and call `progress(done, total)` after each batch). `pause` seconds between batches leave the
     database to a running server's writer. Returns how many messages were indexed."""
-    with engine.connect() as conn:
-        below = unindexed_below(conn)
-        if below is None:
-            return 0
-        total = conn.execute(select(func.count()).select_from(MESSAGES).where(MESSAGES.c.id < below)).scalar() or 0
+    total = unindexed_count(engine)
+    if not total:
+        with engine.connect() as conn:
+            if unindexed_below(conn) is None:
+                return 0
     log.info("search index: indexing %d older messages, newest first", total,
              extra={"event": "search_backfill_start", "messages": total})
     done, started, last_report = 0, time.monotonic(), time.monotonic()

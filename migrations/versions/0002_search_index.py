@@ -48,8 +48,8 @@ def upgrade() -> None:
     last = op.get_bind().execute(sa.text("SELECT max(id) FROM messages")).scalar()
     op.bulk_insert(state, [{"id": 1, "backfill_below": last + 1 if last is not None else None}])
     if last is not None:
-        log.warning("search index created: messages up to id %d are not searchable until indexed; run `chat index` "
-                    "on this database (safe while the server runs)", last,
+        log.warning("search index created: messages up to id %d are not searchable until indexed: the server "
+                    "indexes them while idle, or run `chat index` on this database (safe while the server runs)", last,
                     extra={"event": "search_index_created", "unindexed_below": last + 1})
 
 
