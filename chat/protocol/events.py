@@ -76,7 +76,9 @@ class Join:
 @dataclass(slots=True, eq=False)
 class Joined:
     """You joined a room: sent to the joiner before the room's backlog. `ops` and `voiced` are the members who
-    are the room's ops (its owner included) and who have a voice."""
+    are the room's ops (its owner included) and who have a voice. `quiet`: the room is large (the server's
+    `--quiet-above`), so joins, leaves and quits in it are not announced: `members` is who was there as you
+    joined, and /who tells who is there now."""
 
     room: str
     members: list[str]
@@ -84,6 +86,7 @@ class Joined:
     time: float
     ops: list[str] = field(default_factory=list)
     voiced: list[str] = field(default_factory=list)
+    quiet: bool = False
 
 
 @dataclass(slots=True, eq=False)

@@ -179,10 +179,13 @@ class ChatState:
             self._busiest_at = now
         return [r for r in self._busiest if r.members]
 
-    def co_members(self, member: Member) -> tuple[Member, ...]:
-        """Everyone sharing at least one room with `member`, once each, `member` excluded."""
+    def co_members(self, member: Member, quiet_above: int = 0) -> tuple[Member, ...]:
+        """Everyone sharing at least one room with `member`, once each, `member` excluded; with `quiet_above`,
+        only rooms of at most that many members count (a quit is not announced in larger ones)."""
         seen: dict[int, Member] = {}
         for room in member.rooms.values():
+            if quiet_above and len(room.members) > quiet_above:
+                continue
             for other in room.members:
                 seen[other.id] = other
         seen.pop(member.id, None)
