@@ -254,6 +254,8 @@ class ChatService:
         del self.state.nicks[m.key]
         m.nick, m.key = nick, key
         self.state.nicks[key] = m
+        for room in m.rooms.values():
+            room.renamed(m)
         out.deliver((m, *self.state.co_members(m)), NickChange(old, nick, now))
 
     def _register(self, m: Member, nick: str, key: str, out: Outbox) -> None:
@@ -360,7 +362,7 @@ class ChatService:
         messages, more = room.backlog(self.config.backlog, self.config.page_budget)
         m.cursors[room.key] = messages[0].id if messages else self.state.next_message_id
         ops, voiced = moderation.ops_of(room, self.state.logged_in)
-        out.reply(m, Joined(room.name, [x.nick for x in room.members], room.topic, now, ops, voiced, quiet))
+        out.reply(m, Joined(room.name, room.nicks.copy(), room.topic, now, ops, voiced, quiet))
         if messages:
             out.reply(m, Backlog(room.name, messages, more))
 

@@ -43,7 +43,7 @@ def newest_fitting(messages: list[ChatMessage], budget: int) -> tuple[list[ChatM
 
 class Room:
     __slots__ = (
-        "bans", "created_at", "id", "invites", "key", "members", "name", "older_in_db", "ops", "persisted",
+        "bans", "created_at", "id", "invites", "key", "members", "name", "nicks", "older_in_db", "ops", "persisted",
         "recent", "settings", "topic", "topic_at", "topic_by", "voiced",
     )  # fmt: skip
 
@@ -56,6 +56,8 @@ class Room:
         self.topic_by: str | None = None
         self.topic_at: float | None = None
         self.members: tuple[Member, ...] = ()
+        # the members' nicks, in the same order: a joiner's list of a room of thousands is one copy, not a walk
+        self.nicks: list[str] = []
         self.recent: deque[ChatMessage] = deque(maxlen=backlog + RING_SLACK if backlog else 0)
         self.older_in_db = False  # messages exist in the database before the oldest in `recent`
         self.persisted = False  # the rooms row is committed
@@ -83,9 +85,20 @@ class Room:
 
     def add_member(self, member: Member) -> None:
         self.members = (*self.members, member)
+        self.nicks.append(member.nick)
 
     def remove_member(self, member: Member) -> None:
-        self.members = tuple(m for m in self.members if m is not member)
+        members = self.members
+        try:
+            i = members.index(member)  # members compare by identity
+        except ValueError:
+            return
+        self.members = members[:i] + members[i + 1:]
+        del self.nicks[i]
+
+    def renamed(self, member: Member) -> None:
+        """`member`, one of the room's, changed its nick."""
+        self.nicks[self.members.index(member)] = member.nick
 
     def remember(self, message: ChatMessage) -> None:
         recent = self.recent
@@ -230,6 +243,8 @@ class ChatState:
                 found.append(f"#{room.name}'s invite-only mark disagrees with its settings")
             if len(set(room.members)) != len(room.members):
                 found.append(f"#{room.name} lists a member twice")
+            if room.nicks != [m.nick for m in room.members]:
+                found.append(f"#{room.name}'s nicks are not its members' nicks")
             for m in room.members:
                 if m not in live or m.rooms.get(key) is not room:
                     found.append(f"#{room.name} lists {m}, which is not in it")
