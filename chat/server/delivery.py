@@ -22,7 +22,7 @@ from chat.server.outbox import Backlog, CloseAfterFlush, Deliverable, Goodbye, O
 log = logging.getLogger("chat.server")
 
 # a run of only these may wait a little for the connection's next send (loop.PRESENCE_DELAY): in a crowd's join
-# storm every member would otherwise get a send() per join, and they say nothing that cannot wait 0.1 s
+# storm every member would otherwise get a send() per join, and they say nothing that cannot wait 0.25 s
 PRESENCE = frozenset({Join, Part, Quit})
 
 NOT_DELIVERED = "Your message was not delivered: the server could not store it. Please send it again."

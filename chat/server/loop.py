@@ -53,7 +53,7 @@ LINGER = 5.0  # seconds a closing connection may take to take its last lines
 STALLED_LINGER = 1.0  # ... or one whose send queue overflowed: it is not reading, its goodbye is a courtesy
 SHUTDOWN_FLUSH = 3.0  # seconds to send the last lines to everyone at shutdown
 SWEEP_EVERY = 1.0
-PRESENCE_DELAY = 0.1  # seconds a connection's queue of only joins, leaves and quits may wait to be sent
+PRESENCE_DELAY = 0.25  # seconds a connection's queue of only joins, leaves and quits may wait to be sent
 SEND_SLICE = 1 << 18  # bytes joined for one send(); more than a socket buffer usually takes at once
 
 _IN = select.EPOLLIN | select.EPOLLRDHUP

@@ -362,7 +362,9 @@ class ChatService:
         messages, more = room.backlog(self.config.backlog, self.config.page_budget)
         m.cursors[room.key] = messages[0].id if messages else self.state.next_message_id
         ops, voiced = moderation.ops_of(room, self.state.logged_in)
-        out.reply(m, Joined(room.name, room.nicks.copy(), room.topic, now, ops, voiced, quiet))
+        # a quiet room lists its ops and voiced members, and you: /who lists everyone
+        shown = sorted({*ops, *voiced, m.nick}, key=str.lower) if quiet else room.nicks.copy()
+        out.reply(m, Joined(room.name, shown, room.topic, now, ops, voiced, quiet, len(room.members)))
         if messages:
             out.reply(m, Backlog(room.name, messages, more))
 
