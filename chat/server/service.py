@@ -413,7 +413,7 @@ class ChatService:
                 return
             room = found
         ops, voiced = moderation.ops_of(room, self.state.logged_in)
-        out.reply(m, Who(room.name, sorted((x.nick for x in room.members), key=str.lower), ops, voiced))
+        out.reply(m, Who(room.name, sorted(room.nicks, key=str.lower), ops, voiced))
 
     def _tell_topic(self, m: Member, room: Room, out: Outbox) -> None:
         if not moderation.may_see(m, room):
