@@ -132,34 +132,41 @@ class StorageReader(_Worker[StorageRead]):
         order among the other reads changes no answer."""
         stopping = False
         while not stopping:
-            job = self._jobs.get()
-            if job is None:
-                break
-            batch = [job]
-            while len(batch) < CLAIMS_PER_QUERY:
-                try:
-                    more = self._jobs.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stopping = True
-                    break
-                batch.append(more)
-            claims = [r for r in batch if isinstance(r, NickLookup) and r.purpose == "claim" and not r.cancelled]
-            if len(claims) > 1:
-                self._claims(claims)
-                for claim in claims:
-                    self._hand_back(claim)
-                answered = {id(r) for r in claims}
-                batch = [r for r in batch if id(r) not in answered]
-            for read in batch:
-                try:
-                    self._execute(read)
-                except Exception:  # never lose a read: the loop waits for every one it handed over
-                    log.exception("storage: unexpected error")
-                self._hand_back(read)
-            del batch, claims, job
+            batch, stopping = self._take()
+            self._run_batch(batch)
+            batch = []  # handed back: keep none of them alive while waiting for the next ones
         self._stopped()
+
+    def _take(self) -> tuple[list[StorageRead], bool]:
+        """The reads waiting (at least one, unless the worker is stopping), and whether it is."""
+        first = self._jobs.get()
+        if first is None:
+            return [], True
+        batch = [first]
+        while len(batch) < CLAIMS_PER_QUERY:
+            try:
+                more = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if more is None:
+                return batch, True
+            batch.append(more)
+        return batch, False
+
+    def _run_batch(self, batch: list[StorageRead]) -> None:
+        claims = [r for r in batch if isinstance(r, NickLookup) and r.purpose == "claim" and not r.cancelled]
+        if len(claims) > 1:
+            self._claims(claims)
+            for claim in claims:
+                self._hand_back(claim)
+            answered = {id(r) for r in claims}
+            batch = [r for r in batch if id(r) not in answered]
+        for read in batch:
+            try:
+                self._execute(read)
+            except Exception:  # never lose a read: the loop waits for every one it handed over
+                log.exception("storage: unexpected error")
+            self._hand_back(read)
 
     def _claims(self, claims: list[NickLookup]) -> None:
         """Is any of these nicks registered? One query for all of them."""
