@@ -77,6 +77,10 @@ WORKLOADS = {
     "W4L": "--clients 100 --mode paced --rate 500 --duration 30 --idle-timeout 30 --timeout 120",
     "W4F": "--clients 100 --mode paced --rate 2000 --duration 30 --idle-timeout 30 --timeout 120",
     "C10K": "--clients 10000 --rooms 100 --msgs 0 --setup-timeout 60 --timeout 120",  # 100 per room
+    # the same 10,000, then 1,000 of them (10 per room) chat, paced at 500 msgs/s for 30 s, while 9,000 only read:
+    # each message reaches 99 others, as in W4, on a server holding 10,000 connections
+    "C10KCHAT": ("--clients 10000 --rooms 100 --senders 1000 --mode paced --rate 500 --duration 30 "
+                 "--setup-timeout 90 --idle-timeout 30 --timeout 180"),
 }
 DEFAULT_WORKLOADS = "W1 W2 W3 W4 SETUP SETUP10"
 LONG_WORKLOADS = "L10 L100 L500 ROOMS W4L W4F"  # WORKLOADS="$LONG" REPS=5: the table of issue 15
@@ -89,7 +93,7 @@ OURS = ("chat", "chat-irc")  # our server through its native door, and through i
 def conc_of(server: str, wl: str) -> int:
     if wl == "SETUP10":
         return 10
-    if wl in ("STORM", "C10K"):
+    if wl in ("STORM", "C10K", "C10KCHAT"):
         return 1000
     return 10 if server == "ngircd" else 1000  # each server's listen backlog, capped at 1000 (as run_peers.sh)
 
@@ -721,7 +725,7 @@ class Runner:
                            f"{spread(peer, wl, 'deliveries_per_s')} | {fmt(x / y if x and y else None, '.2f')} | "
                            f"{fmt(min(per) if per else None, '.2f')} | {bad} |")
             out.append("")
-        paced = [wl for wl in ("W4", "W4L", "W4F") if self.cell(ours, wl)]
+        paced = [wl for wl in ("W4", "W4L", "W4F", "C10KCHAT") if self.cell(ours, wl)]
         if paced:
             out.append("### Paced latency, ms: min / median / max across runs (loadgen reports p50, p90, p99 and "
                        "the maximum; the maximum bounds p99.9)\n")
@@ -734,18 +738,19 @@ class Runner:
                                    f"{spread(kind, wl, 'lat_p99_ms', '.2f')} | "
                                    f"{spread(kind, wl, 'lat_max_ms', '.2f')} | {spread(kind, wl, 'msgs_per_s')} |")
             out.append("")
-        if self.cell(ours, "C10K"):
-            out.append("### 10,000 clients connect, register and join 100 rooms (concurrency 1000)\n")
+        for wl in [w for w in ("C10K", "C10KCHAT") if self.cell(ours, w)]:
+            out.append(f"### {wl}: 10,000 clients connect, register and join 100 rooms (concurrency 1000)"
+                       f"{', then 1,000 of them chat at 500 msgs/s' if wl == 'C10KCHAT' else ''}\n")
             out.append("| server | setup s (min / median / max) | joined (worst) | refused (worst) | "
                        "RSS per client, KiB (median) |")
             out.append("|---|--:|--:|--:|--:|")
             for kind in (ours, peer):
-                rs = self.cell(kind, "C10K")
+                rs = self.cell(kind, wl)
                 if not rs:
                     continue
                 grown = median([(num(r.get("srv_rss_kb")) or 0) - (num(r.get("srv_rss_before_kb")) or 0)
                                 for r in rs])
-                out.append(f"| {kind} | {spread(kind, 'C10K', 'setup_s', '.2f')} | "
+                out.append(f"| {kind} | {spread(kind, wl, 'setup_s', '.2f')} | "
                            f"{min(int(num(r.get('joined')) or 0) for r in rs)} | "
                            f"{max(int(num(r.get('connect_failed')) or 0) for r in rs)} | "
                            f"{fmt(grown / 10000 if grown else None, '.1f')} |")

@@ -53,6 +53,9 @@ def serve(
     = DEFAULTS.max_per_ip,
     max_rooms_per_client: Annotated[int, typer.Option(min=1, help="Rooms one client may be in at once.")]
     = DEFAULTS.max_rooms_per_client,
+    quiet_above: Annotated[int, typer.Option(min=0, help="In a room of more than this many members, joins, leaves and "
+                                                         "quits are not announced (0: always).")]
+    = DEFAULTS.quiet_above,
     new_rooms_per_minute: Annotated[float, typer.Option(min=0, help="New rooms one client may create a minute, "
                                                                     "sustained.")] = DEFAULTS.new_rooms_per_minute,
     new_rooms_burst: Annotated[int, typer.Option(min=1, help="New rooms one client may create at once.")]
@@ -157,7 +160,7 @@ def serve(
         config = ServerConfig(
             host=host, port=port, db=db, backlog=backlog, lobby=lobby or None, max_line=max_line, sendq=sendq,
             rate=rate, burst=burst, flood_limit=flood_limit, nick_timeout=nick_timeout, max_clients=max_clients,
-            max_per_ip=max_per_ip, max_rooms_per_client=max_rooms_per_client,
+            max_per_ip=max_per_ip, max_rooms_per_client=max_rooms_per_client, quiet_above=quiet_above,
             new_rooms_per_minute=new_rooms_per_minute, new_rooms_burst=new_rooms_burst,
             exempt=tuple(exempt) if exempt else DEFAULTS.exempt, keepalive=keepalive, listen_backlog=listen_backlog,
             busy_timeout=busy_timeout, web_port=web_port, https_port=https_port,

@@ -432,3 +432,41 @@ def test_newcomers_to_a_busy_room_get_backlog_then_live_without_gap_or_duplicate
         got = message_ids(c, "n")
         assert got, "the newcomer got nothing"
         assert got == room[room.index(got[0]):], "a gap, a duplicate or a reordering between backlog and live"
+
+
+def test_presence_lines_come_alone_and_before_what_followed_them(make_server: Callable[..., ServerThread]) -> None:
+    """Joins may wait a moment to share a send (loop.PRESENCE_DELAY); they still come, and never after a
+    message sent after them."""
+    server = make_server()
+    alice = server.client("alice")
+    bob = server.client("bob")
+    assert alice.expect("joined") == "[#lobby] *** bob joined"  # nothing else for alice: it comes anyway
+    carol = server.client()
+    carol.send("carol", "hello from carol")
+    assert alice.lines_until("carol: hello from carol")[-2:] == ["[#lobby] *** carol joined",
+                                                                 "[#lobby] carol: hello from carol"]
+    bob.send("/leave")
+    assert alice.expect("left").startswith("[#lobby] *** bob left")
+
+
+def test_a_room_past_quiet_above_says_so_and_announces_nobody(make_server: Callable[..., ServerThread]) -> None:
+    server = make_server(quiet_above=2)
+    alice = server.client("alice")
+    bob = server.client("bob")
+    alice.expect("bob joined")
+    carol = LineClient(server.host, server.port, json_mode=True)
+    carol.send("/nick carol")
+    joined = carol.expect_event("joined")
+    assert joined["quiet"] is True and joined["count"] == 3 and joined["members"] == ["carol"]
+    dave = server.client()
+    dave.send("dave")
+    assert "3 members; joins and leaves are not announced here" not in dave.expect("You joined #lobby")
+    assert "4 members; joins and leaves are not announced here" in dave.seen[-1]
+    alice.send("/who")
+    assert alice.expect("members") and not any("carol joined" in line or "dave joined" in line
+                                               for line in alice.seen)
+    bob.send("/quit")
+    bob.expect_closed()
+    alice.send("/who")
+    alice.expect("members")
+    assert not any("bob quit" in line or "bob left" in line for line in alice.seen)

@@ -53,7 +53,8 @@ def test_two_thousand_clients_connect_join_chat_and_leave(tmp_path) -> None:  # 
     n, rooms, said = scale(2000, 5000), 20, 2
     db = str(tmp_path / "chat.sqlite")
     with soft_open_file_limit(1024):  # fewer than the clients: the server must raise its own limit
-        proc = ServeProcess(db, "--max-clients", str(n + 10))
+        # every join and quit announced (--quiet-above 0): what is measured is the announcement path at its largest
+        proc = ServeProcess(db, "--max-clients", str(n + 10), "--quiet-above", "0")
     swarm = Swarm(proc.host, proc.port)
     notices = Notices()
     phases: dict[str, float] = {}
@@ -137,7 +138,7 @@ def test_join_and_quit_storms_cost_linear_work_in_the_room_size(tmp_path) -> Non
     """A join costs the server work for each member told (linear); nothing may cost more per member as the room
     grows. The event loop's CPU time per join and per quit is measured with rooms of 250 and 2,000 members."""
     small, large, storm = 250, 2000, 400
-    proc = ServeProcess(str(tmp_path / "chat.sqlite"), "--lobby", "", "--rate", "0",
+    proc = ServeProcess(str(tmp_path / "chat.sqlite"), "--lobby", "", "--rate", "0", "--quiet-above", "0",
                         "--max-clients", str(large + storm + 10))
     swarm = Swarm(proc.host, proc.port)
     notices = Notices()

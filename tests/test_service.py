@@ -212,3 +212,34 @@ def test_nick_to_your_own_nick_changes_nothing_and_stores_nothing(world: World) 
     assert not out.writes and out.deliveries == []
     out = world.line(alice, "/nick Alice")  # a new spelling is a change: shown and stored
     assert [u.nick for u in out.writes.users] == ["Alice"] and len(out.deliveries) == 1
+
+
+def test_a_room_past_quiet_above_announces_no_joins_leaves_or_quits() -> None:
+    world = World(quiet_above=2)
+    alice, bob = world.member("alice"), world.member("bob")  # 2 members: announced
+    carol = world.member()
+    out = world.line(carol, "carol")  # the 3rd: the lobby is quiet now
+    assert not any(isinstance(e, Join) for e in events_for(out, alice))
+    joined = next(e for e in events_for(out, carol) if isinstance(e, Joined))
+    assert joined.quiet and joined.count == 3 and joined.members == ["carol"]  # no ops here: only you
+    dave = world.member("dave")
+    world.line(alice, "/join dev")  # a small room: announced as ever
+    bob_joins = world.line(bob, "/join dev")
+    assert [type(e) for e in events_for(bob_joins, alice)] == [Join]
+    assert not next(e for e in events_for(bob_joins, bob) if isinstance(e, Joined)).quiet
+    out = world.line(carol, "/leave lobby")  # 4 members: only the leaver hears of it
+    assert [to for to, e in out.deliveries if isinstance(e, Part)] == [(carol,)]
+    out = world.line(bob, "/quit")  # heard in #dev (alice), not in the quiet lobby of 3 (dave)
+    assert [to for to, e in out.deliveries if isinstance(e, Quit)] == [(alice,)]
+    out = world.line(dave, "/who lobby")
+    who = next(e for e in events_for(out, dave) if isinstance(e, Who))
+    assert who.members == ["alice", "dave"]  # /who tells who is there now
+    assert world.problems() == []
+
+
+def test_quiet_above_zero_announces_every_join() -> None:
+    world = World(quiet_above=0)
+    first = world.member("m0")
+    for i in range(1, 30):
+        out = world.line(world.member(), f"m{i}")
+        assert [type(e) for e in events_for(out, first)] == [Join]

@@ -449,7 +449,8 @@ class ClientCore:
         conversation.joined = True
         conversation.set_members(e.members, e.ops, e.voiced)
         conversation.topic = e.topic
-        count = f"{len(e.members)} member{'s' if len(e.members) != 1 else ''}"
+        n = e.count or len(e.members)  # a quiet room lists only its ops, voiced members and you (0: an older server)
+        count = f"{n} member{'s' if n != 1 else ''}"
         if rejoin:
             conversation.catchup_after = conversation.newest_id
             entry = Entry(EntryKind.MARK, f"Rejoined {conversation.title} ({count})", _when(e.time))

@@ -76,7 +76,10 @@ class Join:
 @dataclass(slots=True, eq=False)
 class Joined:
     """You joined a room: sent to the joiner before the room's backlog. `ops` and `voiced` are the members who
-    are the room's ops (its owner included) and who have a voice."""
+    are the room's ops (its owner included) and who have a voice. `count`: how many members it has, you included.
+    `quiet`: the room is large (the server's `--quiet-above`), so joins, leaves and quits in it are not
+    announced, and `members` lists only its ops and voiced members and you (as Twitch's IRC does past 1,000):
+    a list of thousands for every joiner would cost its square. /who lists everyone."""
 
     room: str
     members: list[str]
@@ -84,6 +87,8 @@ class Joined:
     time: float
     ops: list[str] = field(default_factory=list)
     voiced: list[str] = field(default_factory=list)
+    quiet: bool = False
+    count: int = 0
 
 
 @dataclass(slots=True, eq=False)

@@ -94,7 +94,9 @@ def render_text(event: Event) -> str:
         case Current(room):
             return f"*** #{room} is now your current room.\n"
         case Joined(room, members, topic):
-            count = _plural(len(members), "member")
+            count = _plural(event.count or len(members), "member")
+            if event.quiet:
+                count += "; joins and leaves are not announced here"
             about = f"Topic: {topic}" if topic else "No topic is set."
             return f"[#{room}] *** You joined #{room} ({count}). {about}\n"
         case History():
@@ -395,9 +397,9 @@ def event_json(event: Event) -> dict[str, Any]:
             return {"type": "nick", "old": old, "new": new, "time": iso_time(t)}
         case Current(room):
             return {"type": "current", "room": room}
-        case Joined(room, members, topic, t, ops, voiced):
+        case Joined(room, members, topic, t, ops, voiced, quiet, count):
             return {"type": "joined", "room": room, "members": members, "topic": topic, "time": iso_time(t),
-                    "ops": ops, "voiced": voiced}
+                    "ops": ops, "voiced": voiced, "quiet": quiet, "count": count or len(members)}
         case Topic(room, topic, nick, t, change):
             return {"type": "topic", "room": room, "topic": topic, "nick": nick,
                     "time": iso_time(t) if t is not None else None, "change": change}

@@ -35,6 +35,9 @@ class ServerConfig:
     max_clients: int = 10_000
     max_per_ip: int = 20  # connections from one address (exempt networks excluded)
     max_rooms_per_client: int = 100  # rooms one client may be in at once
+    # in a room of more than this many members, joins, leaves and quits are not announced (0: always announced):
+    # past a few hundred people they are most of what a room shows, and each costs a line to every member
+    quiet_above: int = 200
     new_rooms_per_minute: float = 10.0  # rooms one client may create, sustained...
     new_rooms_burst: int = 10  # ...and at once
     exempt: tuple[str, ...] = LOOPBACK_NETWORKS  # networks free of the per-address limit

@@ -13,13 +13,17 @@ from collections.abc import Callable, Hashable, Sequence
 
 from chat.protocol.codec import Reply
 from chat.protocol.errors import ErrorCode
-from chat.protocol.events import Bye, ChatMessage, DeliveryState, Error, Event, FormatChanged, History
+from chat.protocol.events import Bye, ChatMessage, DeliveryState, Error, Event, FormatChanged, History, Join, Part, Quit
 from chat.protocol.native import NativeCodec
 from chat.server.connection import Connection, Phase
 from chat.server.member import Member
 from chat.server.outbox import Backlog, CloseAfterFlush, Deliverable, Goodbye, Outbox, SetFormat
 
 log = logging.getLogger("chat.server")
+
+# a run of only these may wait a little for the connection's next send (loop.PRESENCE_DELAY): in a crowd's join
+# storm every member would otherwise get a send() per join, and they say nothing that cannot wait 0.25 s
+PRESENCE = frozenset({Join, Part, Quit})
 
 NOT_DELIVERED = "Your message was not delivered: the server could not store it. Please send it again."
 
@@ -29,6 +33,7 @@ class Deliverer:
         self.sendq = sendq
         self.on_overflow = on_overflow
         self.dirty: dict[Connection, None] = {}  # connections with output to flush, in the order they got it
+        self.lazy: dict[Connection, None] = {}  # ... with only presence lines to flush: they may wait a little
 
     def deliver(self, outbox: Outbox) -> None:
         run_to: Sequence[Member] = ()
@@ -95,6 +100,7 @@ class Deliverer:
         last_key: Hashable = None
         last = b""
         run_senders: set[int] | None = None
+        lazy = self.lazy if all(type(e) in PRESENCE for e in events) else None
         for m in to:
             conn = m.conn
             if conn.phase >= Phase.FLUSHING:
@@ -119,7 +125,10 @@ class Deliverer:
                 continue
             conn.out.append(chunk)
             conn.out_bytes += len(chunk)
-            dirty[conn] = None
+            if lazy is None:
+                dirty[conn] = None
+            elif conn not in dirty:
+                lazy[conn] = None
             # only a client whose socket is already full is behind; a burst to one that still reads is
             # checked once the loop has written what its socket takes (loop._flush)
             if conn.out_bytes > sendq and conn.writing:

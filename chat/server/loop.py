@@ -53,6 +53,7 @@ LINGER = 5.0  # seconds a closing connection may take to take its last lines
 STALLED_LINGER = 1.0  # ... or one whose send queue overflowed: it is not reading, its goodbye is a courtesy
 SHUTDOWN_FLUSH = 3.0  # seconds to send the last lines to everyone at shutdown
 SWEEP_EVERY = 1.0
+PRESENCE_DELAY = 0.25  # seconds a connection's queue of only joins, leaves and quits may wait to be sent
 SEND_SLICE = 1 << 18  # bytes joined for one send(); more than a socket buffer usually takes at once
 
 _IN = select.EPOLLIN | select.EPOLLRDHUP
@@ -120,6 +121,7 @@ class EventLoop:
         self._released = False  # a held connection may go on (its read was answered, its queue drained)
         self._next_id = 1
         self._next_sweep = 0.0
+        self._presence_due: float | None = None  # when the connections with only presence lines queued get them
         self._accept_paused_until = 0.0
         self._calls: deque[tuple[Callable[[], Any], Future[Any]]] = deque()
 
@@ -234,13 +236,16 @@ class EventLoop:
         if now >= self._next_sweep:
             self._sweep(now)
         self._advance()
-        self._flush_dirty()
+        self._flush_dirty(now)
 
     def _timeout(self) -> float:
         if (self.deliverer.dirty or self.writer.done or self.reader.done or self._released
                 or (self.accounts and self.accounts.done)):
             return 0
-        timeout = max(0.0, self._next_sweep - self.monotonic())
+        now = self.monotonic()
+        timeout = max(0.0, self._next_sweep - now)
+        if self._presence_due is not None:
+            timeout = min(timeout, max(0.0, self._presence_due - now))
         if self.waiting and self.config.rate:
             timeout = min(timeout, 1.0 / self.config.rate)
         return timeout
@@ -591,8 +596,18 @@ class EventLoop:
 
     # ------------------------------------------------------------------------------------------- write
 
-    def _flush_dirty(self) -> None:
+    def _flush_dirty(self, now: float | None = None) -> None:
+        """Send what is queued. Connections with only presence lines queued (Deliverer.lazy) get them at most
+        PRESENCE_DELAY later, with whatever else they get meanwhile, or at once when `now` is None."""
         dirty = self.deliverer.dirty
+        lazy = self.deliverer.lazy
+        if lazy:
+            if now is None or (self._presence_due is not None and now >= self._presence_due):
+                dirty.update(lazy)
+                lazy.clear()
+                self._presence_due = None
+            elif self._presence_due is None:
+                self._presence_due = now + PRESENCE_DELAY
         if not dirty:
             return
         connections = list(dirty)
@@ -716,6 +731,7 @@ class EventLoop:
         for group in (self.unregistered, self.handshaking, self.waiting, self.paused, self.ending):
             group.discard(c)
         self.deliverer.dirty.pop(c, None)
+        self.deliverer.lazy.pop(c, None)
         seconds = self.monotonic() - c.connected_at
         log.info("disconnect %s reason=%s after %.1fs", c.label, reason, seconds,
                  extra={"event": "disconnect", "session": c.id, "peer": c.peer, "nick": m.nick or None,

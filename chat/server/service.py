@@ -120,7 +120,7 @@ class ChatService:
         if not m.registered:
             return
         now = self.clock()
-        out.deliver(self.state.co_members(m), Quit(m.nick, reason, now))
+        out.deliver(self.state.co_members(m, self.config.quiet_above), Quit(m.nick, reason, now))
         for room in m.rooms.values():
             room.remove_member(m)
             self.state.room_emptied(room)
@@ -254,6 +254,8 @@ class ChatService:
         del self.state.nicks[m.key]
         m.nick, m.key = nick, key
         self.state.nicks[key] = m
+        for room in m.rooms.values():
+            room.renamed(m)
         out.deliver((m, *self.state.co_members(m)), NickChange(old, nick, now))
 
     def _register(self, m: Member, nick: str, key: str, out: Outbox) -> None:
@@ -351,20 +353,24 @@ class ChatService:
         if spent is not None:
             self.moderation.used_invite(room, spent, m, out)
         now = self.clock()
-        out.deliver(room.members, Join(room.name, m.nick, now))
+        quiet = self._quiet(room, len(room.members) + 1)
+        if not quiet:
+            out.deliver(room.members, Join(room.name, m.nick, now))
         room.add_member(m)
         m.rooms[room.key] = room
         m.current = room
         messages, more = room.backlog(self.config.backlog, self.config.page_budget)
         m.cursors[room.key] = messages[0].id if messages else self.state.next_message_id
         ops, voiced = moderation.ops_of(room, self.state.logged_in)
-        out.reply(m, Joined(room.name, [x.nick for x in room.members], room.topic, now, ops, voiced))
+        # a quiet room lists its ops and voiced members, and you: /who lists everyone
+        shown = sorted({*ops, *voiced, m.nick}, key=str.lower) if quiet else room.nicks.copy()
+        out.reply(m, Joined(room.name, shown, room.topic, now, ops, voiced, quiet, len(room.members)))
         if messages:
             out.reply(m, Backlog(room.name, messages, more))
 
     def leave(self, m: Member, name: str | None, reason: str | None, out: Outbox) -> None:
         room = self._member_room(m, name) if name else self._current(m)
-        out.deliver(room.members, Part(room.name, m.nick, reason, self.clock()))
+        out.deliver((m,) if self._quiet(room) else room.members, Part(room.name, m.nick, reason, self.clock()))
         self.remove_from_room(m, room, out)
 
     def remove_from_room(self, m: Member, room: Room, out: Outbox) -> None:
@@ -376,6 +382,12 @@ class ChatService:
         if m.current is room:
             m.current = next(reversed(m.rooms.values()), None)
             out.reply(m, Current(m.current.name if m.current else None))
+
+    def _quiet(self, room: Room, members: int | None = None) -> bool:
+        """Whether a room of `members` (now: its own count) is too large for its joins, leaves and quits to be
+        announced (`--quiet-above`): in a room of thousands they would be most of what it shows."""
+        limit = self.config.quiet_above
+        return limit > 0 and (len(room.members) if members is None else members) > limit
 
     def rooms(self, m: Member, out: Outbox) -> None:
         """The busiest rooms; outsiders do not see invite-only ones, nor count them."""
@@ -401,7 +413,7 @@ class ChatService:
                 return
             room = found
         ops, voiced = moderation.ops_of(room, self.state.logged_in)
-        out.reply(m, Who(room.name, sorted((x.nick for x in room.members), key=str.lower), ops, voiced))
+        out.reply(m, Who(room.name, sorted(room.nicks, key=str.lower), ops, voiced))
 
     def _tell_topic(self, m: Member, room: Room, out: Outbox) -> None:
         if not moderation.may_see(m, room):

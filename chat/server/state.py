@@ -56,7 +56,7 @@ def fitting_around(older: list[ChatMessage], newer: list[ChatMessage], budget: i
 
 class Room:
     __slots__ = (
-        "bans", "created_at", "id", "invites", "key", "members", "name", "older_in_db", "ops", "persisted",
+        "bans", "created_at", "id", "invites", "key", "members", "name", "nicks", "older_in_db", "ops", "persisted",
         "recent", "settings", "topic", "topic_at", "topic_by", "voiced",
     )  # fmt: skip
 
@@ -69,6 +69,8 @@ class Room:
         self.topic_by: str | None = None
         self.topic_at: float | None = None
         self.members: tuple[Member, ...] = ()
+        # the members' nicks, in the same order: a joiner's list of a room of thousands is one copy, not a walk
+        self.nicks: list[str] = []
         self.recent: deque[ChatMessage] = deque(maxlen=backlog + RING_SLACK if backlog else 0)
         self.older_in_db = False  # messages exist in the database before the oldest in `recent`
         self.persisted = False  # the rooms row is committed
@@ -96,9 +98,20 @@ class Room:
 
     def add_member(self, member: Member) -> None:
         self.members = (*self.members, member)
+        self.nicks.append(member.nick)
 
     def remove_member(self, member: Member) -> None:
-        self.members = tuple(m for m in self.members if m is not member)
+        members = self.members
+        try:
+            i = members.index(member)  # members compare by identity
+        except ValueError:
+            return
+        self.members = members[:i] + members[i + 1:]
+        del self.nicks[i]
+
+    def renamed(self, member: Member) -> None:
+        """`member`, one of the room's, changed its nick."""
+        self.nicks[self.members.index(member)] = member.nick
 
     def remember(self, message: ChatMessage) -> None:
         recent = self.recent
@@ -192,10 +205,13 @@ class ChatState:
             self._busiest_at = now
         return [r for r in self._busiest if r.members]
 
-    def co_members(self, member: Member) -> tuple[Member, ...]:
-        """Everyone sharing at least one room with `member`, once each, `member` excluded."""
+    def co_members(self, member: Member, quiet_above: int = 0) -> tuple[Member, ...]:
+        """Everyone sharing at least one room with `member`, once each, `member` excluded; with `quiet_above`,
+        only rooms of at most that many members count (a quit is not announced in larger ones)."""
         seen: dict[int, Member] = {}
         for room in member.rooms.values():
+            if quiet_above and len(room.members) > quiet_above:
+                continue
             for other in room.members:
                 seen[other.id] = other
         seen.pop(member.id, None)
@@ -240,6 +256,8 @@ class ChatState:
                 found.append(f"#{room.name}'s invite-only mark disagrees with its settings")
             if len(set(room.members)) != len(room.members):
                 found.append(f"#{room.name} lists a member twice")
+            if room.nicks != [m.nick for m in room.members]:
+                found.append(f"#{room.name}'s nicks are not its members' nicks")
             for m in room.members:
                 if m not in live or m.rooms.get(key) is not room:
                     found.append(f"#{room.name} lists {m}, which is not in it")

@@ -21,9 +21,9 @@ from typing import Generic, TypeVar
 from chat.protocol.errors import ChatError
 from chat.protocol.events import ChatMessage
 from chat.server.outbox import Outbox
-from chat.server.reads import HistoryRequest, RoomLookup, SearchRequest, StorageRead
+from chat.server.reads import HistoryRequest, NickLookup, RoomLookup, SearchRequest, StorageRead
 from chat.server.state import fitting_around, newest_fitting
-from chat.storage.accounts import AccountStore
+from chat.storage.accounts import AccountStore, KnownNick
 from chat.storage.repository import ChatStore
 from chat.storage.search import search_messages
 from chat.storage.search_index import unindexed_count
@@ -31,6 +31,7 @@ from chat.storage.search_index import unindexed_count
 log = logging.getLogger("chat.storage")
 
 Job = TypeVar("Job")
+CLAIMS_PER_QUERY = 256  # reads the reader takes at once, so that the nick claims among them share one query
 
 
 class StorageJob:
@@ -77,11 +78,14 @@ class _Worker(Generic[Job]):
                 self._execute(job)
             except Exception:  # never lose a job: the loop waits for every one it handed over
                 log.exception("storage: unexpected error")
-            self.done.append(job)
+            self._hand_back(job)
             job = None  # handed back: do not keep it alive while waiting for the next one
-            self.done_event.set()
-            self.notify()
         self._stopped()
+
+    def _hand_back(self, job: Job) -> None:
+        self.done.append(job)
+        self.done_event.set()
+        self.notify()
 
     def _execute(self, job: Job) -> None:
         raise NotImplementedError
@@ -204,6 +208,63 @@ class StorageReader(_Worker[StorageRead]):
         self.accounts = AccountStore(store.engine)
         self.page_budget = page_budget  # bytes one /history page may take
         self.search_budget = search_budget  # seconds one /search page may take
+
+    def _run(self) -> None:
+        """As `_Worker._run`, but the nick claims waiting together are answered with one query (a crowd of
+        newcomers costs a query per crowd, not per newcomer), before the other reads taken with them. Claims read
+        only what the account workers commit before answering, and each member has one read in flight, so their
+        order among the other reads changes no answer."""
+        stopping = False
+        while not stopping:
+            batch, stopping = self._take()
+            self._run_batch(batch)
+            batch = []  # handed back: keep none of them alive while waiting for the next ones
+        self._stopped()
+
+    def _take(self) -> tuple[list[StorageRead], bool]:
+        """The reads waiting (at least one, unless the worker is stopping), and whether it is."""
+        first = self._jobs.get()
+        if first is None:
+            return [], True
+        batch = [first]
+        while len(batch) < CLAIMS_PER_QUERY:
+            try:
+                more = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if more is None:
+                return batch, True
+            batch.append(more)
+        return batch, False
+
+    def _run_batch(self, batch: list[StorageRead]) -> None:
+        claims = [r for r in batch if isinstance(r, NickLookup) and r.purpose == "claim" and not r.cancelled]
+        if len(claims) > 1:
+            self._claims(claims)
+            for claim in claims:
+                self._hand_back(claim)
+            answered = {id(r) for r in claims}
+            batch = [r for r in batch if id(r) not in answered]
+        for read in batch:
+            try:
+                self._execute(read)
+            except Exception:  # never lose a read: the loop waits for every one it handed over
+                log.exception("storage: unexpected error")
+            self._hand_back(read)
+
+    def _claims(self, claims: list[NickLookup]) -> None:
+        """Is any of these nicks registered? One query for all of them."""
+        try:
+            accounts = self.accounts.accounts_of([r.key for r in claims])
+        except Exception as e:
+            for read in claims:
+                read.error = e
+            log.error("storage: a NickLookup failed: %s", _cause(e), extra={"event": "storage_error"})
+            return
+        for read in claims:
+            account = accounts.get(read.key)
+            if account is not None:
+                read.found = KnownNick(account.nick, account, account.last_seen or 0.0)  # a claim needs no more
 
     def _execute(self, read: StorageRead) -> None:
         if read.cancelled:
