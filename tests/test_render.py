@@ -92,7 +92,7 @@ def test_every_account_and_moderation_event_renders_in_both_formats() -> None:
     assert all(t in get_args(Event) for t in (AccountChange, Mode, RoomModes))
     assert set(_MODE_TEXT) == set(get_args(ModeChange))  # a text for every change a Mode event may carry
     assert render_text(WhoIs("bob", True, False, None, None, 200, ["dev"])) == (
-        "*** bob: online, idle 3m 20s, not registered (a guest), in #dev with you\n")
+        "*** bob: online, idle 3m 20s, not registered (a guest), in #dev\n")
     assert render_text(RoomModes("dev", "+ik", "alice", "sesame", ["alice"], [], ["troll"], [])) == (
         "[#dev] *** #dev: invite-only, key sesame; owner alice; ops: alice; banned: troll\n")
     assert render_text(Mode("dev", "alice", "+k", None, t)) == (

@@ -160,11 +160,35 @@ class RoomList:
 
 
 @dataclass(slots=True, eq=False)
+class Person:
+    """Who someone online says they are: what WHO and WHOIS show beside the nick."""
+
+    nick: str
+    user: str  # IRC's user name (the nick, for clients that gave none)
+    realname: str  # (the nick, likewise)
+    away: str | None = None  # the away message, when away
+
+
+@dataclass(slots=True, eq=False)
 class Who:
+    """The members of `room` (oldest first), or, for a question about people (`mask`: a nick or a mask with * and
+    ?), those it matches (`room` empty)."""
+
     room: str
     members: list[str]
     ops: list[str] = field(default_factory=list)  # those of `members` who are ops
     voiced: list[str] = field(default_factory=list)  # ... who have a voice
+    people: list[Person] = field(default_factory=list)  # each of `members`, in the same order
+    mask: str | None = None
+
+
+@dataclass(slots=True, eq=False)
+class Away:
+    """`nick`, whom you wrote to, is away (`message`). To yourself: your own away message changed (None: back)."""
+
+    nick: str
+    message: str | None
+    you: bool = False
 
 
 @dataclass(slots=True, eq=False)
@@ -193,8 +217,12 @@ class WhoIs:
     registered_at: float | None  # when the account was made (registered nicks only)
     last_seen: float | None  # when it was last online (registered nicks that are offline)
     idle: float | None  # seconds since it last said something (online only)
-    rooms: list[str]  # the rooms it shares with you
+    rooms: list[str]  # its rooms you may see (every room it is in but the invite-only ones you are not of)
     admin: bool = False  # a server admin
+    person: Person | None = None  # online only
+    signed_on: float | None = None  # when it took its first nick (online only)
+    op_in: list[str] = field(default_factory=list)  # those of `rooms` where it is an op
+    voiced_in: list[str] = field(default_factory=list)  # ... where it has a voice
 
 
 @dataclass(slots=True, eq=False)
@@ -294,5 +322,5 @@ class Bye:
 Event = (
     ChatMessage | Hello | Notice | Welcome | NickChange | Join | Joined | Current | Part | Quit | Topic | History
     | SearchResults | RoomList | Who | Help | Pong | FormatChanged | Error | Bye | AccountChange | PasswordWanted
-    | WhoIs | PrivateHistory | Kick | Mode | Invite | RoomModes
+    | WhoIs | PrivateHistory | Kick | Mode | Invite | RoomModes | Away
 )

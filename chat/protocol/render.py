@@ -15,6 +15,7 @@ from typing import Any
 
 from chat.protocol.events import (
     AccountChange,
+    Away,
     Bye,
     ChatMessage,
     Current,
@@ -34,6 +35,7 @@ from chat.protocol.events import (
     Notice,
     Part,
     PasswordWanted,
+    Person,
     Pong,
     PrivateHistory,
     Quit,
@@ -151,6 +153,10 @@ def render_text(event: Event) -> str:
             return f"*** {nick} invited {target} to #{room} (/join {room} to go in)\n"
         case RoomModes():
             return _text_room_modes(event)
+        case Away(nick, message, you):
+            if you:
+                return f"*** You are marked as away: {message}\n" if message else "*** You are back (not away).\n"
+            return f"*** {nick} is away: {message}\n"
     raise TypeError(f"cannot render {event!r}")
 
 
@@ -170,6 +176,10 @@ _MODE_TEXT: dict[str, str] = {  # every ModeChange (chat.protocol.events)
     "+b": "banned {target}",
     "-b": "lifted the ban on {target}",
 }
+
+
+def _person(p: Person) -> dict[str, object]:
+    return {"nick": p.nick, "user": p.user, "realname": p.realname, "away": p.away}
 
 
 def _with_prefix(nick: str, ops: list[str], voiced: list[str]) -> str:
@@ -199,8 +209,12 @@ def _text_whois(w: WhoIs) -> str:
         parts.append("not registered (a guest)")
     if w.admin:
         parts.append("a server admin")
+    if w.person is not None and w.person.realname != w.nick:
+        parts.append(f"real name {w.person.realname}")
     if w.rooms:
-        parts.append(f"in {', '.join('#' + r for r in w.rooms)} with you")
+        parts.append(f"in {', '.join('#' + r for r in w.rooms)}")
+    if w.person is not None and w.person.away:
+        parts.append(f"away: {w.person.away}")
     return f"*** {w.nick}: {', '.join(parts)}\n"
 
 
@@ -359,8 +373,9 @@ def event_json(event: Event) -> dict[str, Any]:
         case Topic(room, topic, nick, t, change):
             return {"type": "topic", "room": room, "topic": topic, "nick": nick,
                     "time": iso_time(t) if t is not None else None, "change": change}
-        case Who(room, members, ops, voiced):
-            return {"type": "who", "room": room, "members": members, "ops": ops, "voiced": voiced}
+        case Who(room, members, ops, voiced, people, mask):
+            return {"type": "who", "room": room, "members": members, "ops": ops, "voiced": voiced,
+                    "people": [_person(p) for p in people], "mask": mask}
         case RoomList(rooms, total):
             return {"type": "rooms", "total": total,
                     "rooms": [{"room": r.room, "members": r.members, "topic": r.topic} for r in rooms]}
@@ -384,17 +399,22 @@ def event_json(event: Event) -> dict[str, Any]:
             return {"type": "account", "change": change, "account": account, "nick": nick}
         case PasswordWanted(nick):
             return {"type": "password_wanted", "nick": nick}
-        case WhoIs(nick, online, registered, registered_at, last_seen, idle, rooms, admin):
+        case WhoIs(nick, online, registered, registered_at, last_seen, idle, rooms, admin, person, signed_on, op_in,
+                   voiced_in):
             return {"type": "whois", "nick": nick, "online": online, "registered": registered,
                     "registered_at": iso_time(registered_at) if registered_at else None,
                     "last_seen": iso_time(last_seen) if last_seen else None,
-                    "idle": round(idle) if idle is not None else None, "rooms": rooms, "admin": admin}
+                    "idle": round(idle) if idle is not None else None, "rooms": rooms, "admin": admin,
+                    "person": _person(person) if person else None,
+                    "signed_on": iso_time(signed_on) if signed_on else None, "op_in": op_in, "voiced_in": voiced_in}
         case Kick(room, nick, by, reason, t):
             return {"type": "kick", "room": room, "nick": nick, "by": by, "reason": reason, "time": iso_time(t)}
         case Mode(room, nick, mode, target, t):
             return {"type": "mode", "room": room, "nick": nick, "mode": mode, "target": target, "time": iso_time(t)}
         case Invite(room, nick, target):
             return {"type": "invite", "room": room, "nick": nick, "target": target}
+        case Away(nick, message, you):
+            return {"type": "away", "nick": nick, "message": message, "you": you}
         case RoomModes(room, modes, owner, key, ops, voiced, bans, invited):
             return {"type": "room_modes", "room": room, "modes": modes, "owner": owner, "key": key, "ops": ops,
                     "voiced": voiced, "bans": bans, "invited": invited}

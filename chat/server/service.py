@@ -8,6 +8,7 @@ are services of their own, reached from here.
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 from collections.abc import Callable
 from typing import assert_never
@@ -17,6 +18,7 @@ from chat.protocol import commands as cmd
 from chat.protocol.codec import Frame
 from chat.protocol.errors import ChatError, ErrorCode
 from chat.protocol.events import (
+    Away,
     ChatMessage,
     Current,
     DeliveryState,
@@ -150,7 +152,12 @@ class ChatService:
             case cmd.Msg():
                 self.msg(m, c, out)
             case cmd.Nick():
+                if not m.registered and (c.user or c.realname):  # who it says it is, given with its first nick
+                    m.user, m.realname = c.user, c.realname
                 self.nick(m, c.nick, out)
+            case cmd.Away():
+                m.away = c.text[:cmd.AWAY_MAX] if c.text else None
+                out.reply(m, Away(m.nick, m.away, you=True))
             case cmd.Join():
                 self.join(m, c.room, out, c.key)
             case cmd.Leave():
@@ -158,7 +165,10 @@ class ChatService:
             case cmd.Rooms():
                 self.rooms(m, out)
             case cmd.Who():
-                self.who(m, c.room, out)
+                if c.mask is not None:
+                    self.who_matches(m, c.mask, out)
+                else:
+                    self.who(m, c.room, out)
             case cmd.Topic():
                 self.topic(m, c, out)
             case cmd.History():
@@ -258,6 +268,7 @@ class ChatService:
 
     def _register(self, m: Member, nick: str, key: str, out: Outbox) -> None:
         m.nick, m.key, m.registered = nick, key, True
+        m.signed_on = self.clock()
         self.state.nicks[key] = m
         out.reply(m, Welcome(nick, self.config.max_line))
         if self.config.lobby:
@@ -329,6 +340,7 @@ class ChatService:
         if lookup.found is not None:
             return state.found_room(lookup.found)
         if (unsaved := state.unsaved_rooms.get(lookup.key)) is not None:  # its row is still to be written
+            unsaved.end_session()
             state.rooms[unsaved.key] = unsaved
             state.mark_invite_only(unsaved)
             return unsaved
@@ -351,6 +363,8 @@ class ChatService:
         if spent is not None:
             self.moderation.used_invite(room, spent, m, out)
         now = self.clock()
+        if not room.members and moderation.takes_session_op(room) and room.key != self._lobby_key:
+            room.session_ops.add(m)  # IRC's rule, for rooms nobody owns: the first one in is an op while there
         out.deliver(room.members, Join(room.name, m.nick, now))
         room.add_member(m)
         m.rooms[room.key] = room
@@ -401,7 +415,21 @@ class ChatService:
                 return
             room = found
         ops, voiced = moderation.ops_of(room, self.state.logged_in)
-        out.reply(m, Who(room.name, sorted((x.nick for x in room.members), key=str.lower), ops, voiced))
+        members = sorted(room.members, key=lambda x: x.nick.lower())
+        out.reply(m, Who(room.name, [x.nick for x in members], ops, voiced, [x.person() for x in members]))
+
+    def who_matches(self, m: Member, mask: str, out: Outbox) -> None:
+        """The people a nick or a mask (* and ?) names: anyone online by an exact nick; with a wildcard, those
+        who share a room with `m`, and `m` itself (not the whole server: nobody lists strangers)."""
+        if "*" not in mask and "?" not in mask:
+            target = self.state.nicks.get(name_key(mask))
+            found = [target] if target is not None else []
+        else:
+            pattern = mask.lower().replace("[", "[[]")
+            found = sorted((x for x in (m, *self.state.co_members(m))
+                            if x.registered and fnmatch.fnmatchcase(x.nick.lower(), pattern)),
+                           key=lambda x: x.nick.lower())[:WHO_MATCHES_MAX]
+        out.reply(m, Who("", [x.nick for x in found], people=[x.person() for x in found], mask=mask))
 
     def _tell_topic(self, m: Member, room: Room, out: Outbox) -> None:
         if not moderation.may_see(m, room):
@@ -514,6 +542,7 @@ class ChatService:
         return room
 
 
+WHO_MATCHES_MAX = 200  # people one WHO mask lists
 STORAGE_UNAVAILABLE = "The server could not read that room right now. Please try again."
 HISTORY_FAILED = "History is unavailable right now: the server could not read it. Please try again."
 SEARCH_FAILED = "Search is unavailable right now: the server could not read the messages. Please try again."

@@ -43,8 +43,9 @@ def newest_fitting(messages: list[ChatMessage], budget: int) -> tuple[list[ChatM
 
 class Room:
     __slots__ = (
-        "bans", "created_at", "id", "invites", "key", "members", "name", "older_in_db", "ops", "persisted",
-        "recent", "settings", "topic", "topic_at", "topic_by", "voiced",
+        "bans", "created_at", "id", "invites", "kept_settings", "key", "members", "name", "older_in_db", "ops",
+        "persisted", "recent", "session_ops", "session_voiced", "settings", "topic", "topic_at", "topic_by",
+        "voiced",
     )  # fmt: skip
 
     def __init__(self, room_id: int, name: str, created_at: float, backlog: int) -> None:
@@ -65,11 +66,17 @@ class Room:
         self.voiced: dict[int, str] = {}  # account id -> nick
         self.bans: dict[str, StoredRole] = {}  # nick key -> ban (of an account, or of a guest's nick)
         self.invites: dict[str, StoredRole] = {}  # nick key -> invite (lasting for an account, once for a guest)
+        # for this session only (while someone is in the room; never stored): ops and voices of members as
+        # such (the first joiner of a room without an owner, guests given +o or +v), and, when a session op
+        # changed the modes of a room without an owner, the modes it has in the database meanwhile
+        self.session_ops: set[Member] = set()
+        self.session_voiced: set[Member] = set()
+        self.kept_settings: RoomSettings | None = None
 
     def stored(self) -> StoredRoom:
         """The room's row, for the writer (a copy: the loop goes on changing the room)."""
         return StoredRoom(self.id, self.name, self.topic, self.topic_by, self.topic_at, self.created_at,
-                          replace(self.settings))
+                          replace(self.kept_settings or self.settings))
 
     def add_role(self, role: StoredRole) -> None:
         if role.role == "op" and role.account_id is not None:
@@ -86,6 +93,15 @@ class Room:
 
     def remove_member(self, member: Member) -> None:
         self.members = tuple(m for m in self.members if m is not member)
+        self.session_ops.discard(member)
+        self.session_voiced.discard(member)
+
+    def end_session(self) -> None:
+        """Forget what lasted only while people were in it (a room brought back into memory)."""
+        self.session_ops.clear()
+        self.session_voiced.clear()
+        if self.kept_settings is not None:
+            self.settings, self.kept_settings = self.kept_settings, None
 
     def remember(self, message: ChatMessage) -> None:
         recent = self.recent

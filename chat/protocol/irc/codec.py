@@ -261,7 +261,7 @@ class IrcCodec(Codec):
     def _try_register(self) -> Sequence[cmd.Command | ev.Event | Reply]:
         if self._registered or self._negotiating or self._nick is None or self._user is None:
             return ()
-        return (cmd.Nick(nick=self._nick),)
+        return (cmd.Nick(nick=self._nick, user=self._user[0], realname=self._user[3]),)
 
     def _authenticate(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
         self._need(m, 1)
@@ -394,10 +394,13 @@ class IrcCodec(Codec):
         return out
 
     def _who(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
-        mask = m.params[0] if m.params else "*"
+        mask = m.params[0] if m.params and m.params[0] else "*"
         room = mapping.room_of(mask)
         if room is None:
-            return self._numeric("315", mask[:50] or "*", "End of WHO list")
+            if mask.startswith(mapping.CHANNEL_PREFIX) or len(mask) > 64:
+                return self._numeric("315", mask[:50], "End of WHO list")
+            self._asked.append(_Asked("who", mask))
+            return (cmd.Who(mask=mask),)
         self._asked.append(_Asked("who", mask))
         return (cmd.Who(room=room),)
 
@@ -496,9 +499,7 @@ class IrcCodec(Codec):
         return (cmd.History(**args),)
 
     def _away(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
-        if m.params and m.params[0]:
-            return self._numeric("306", "You have been marked as being away")
-        return self._numeric("305", "You are no longer marked as being away")
+        return (cmd.Away(text=m.params[0] if m.params and m.params[0] else None),)
 
     def _motd(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
         return self._numeric("422", "MOTD File is missing")
@@ -660,10 +661,14 @@ class IrcCodec(Codec):
         channel = mapping.channel(e.room)
         if asked is not None and asked.kind == "who":
             me, host = self._me, self.host
+            if e.mask is not None:
+                channel = "*"  # people, not a room's members: no room, no prefix
+            every = "multi-prefix" in self._caps
             lines = []
-            for nick in e.members:
-                flag = "H" + _prefix(nick, e.ops, e.voiced, "multi-prefix" in self._caps)
-                lines.append(line(host, "352", me, channel, nick, host, host, nick, flag, f"0 {nick}"))
+            for p in e.people:
+                flag = ("G" if p.away is not None else "H") + (
+                    _prefix(p.nick, e.ops, e.voiced, every) if e.mask is None else "")
+                lines.append(line(host, "352", me, channel, p.user, host, host, p.nick, flag, f"0 {p.realname}"))
             lines.append(line(host, "315", me, asked.target or channel, "End of WHO list"))
             return "".join(lines)
         return "".join(self._name_lines(e.room, e.members, e.ops, e.voiced))
@@ -749,16 +754,23 @@ class IrcCodec(Codec):
         if not e.online:
             return line(host, "401", me, e.nick, "No such nick/channel") + line(host, "318", me, e.nick,
                                                                                  "End of /WHOIS list")
-        lines = [line(host, "311", me, e.nick, e.nick, host, "*", e.nick),
+        person = e.person or ev.Person(e.nick, e.nick, e.nick)
+        lines = [line(host, "311", me, e.nick, person.user, host, "*", person.realname),
                  line(host, "312", me, e.nick, host, "chat")]
         if e.rooms:
-            lines.append(line(host, "319", me, e.nick, " ".join(mapping.channel(r) for r in e.rooms)))
+            every = "multi-prefix" in self._caps
+            shown = [_prefix(r, e.op_in, e.voiced_in, every) + mapping.channel(r) for r in e.rooms]
+            for start in range(0, len(shown), 20):
+                lines.append(line(host, "319", me, e.nick, " ".join(shown[start:start + 20])))
+        if person.away is not None:
+            lines.append(line(host, "301", me, e.nick, person.away))
         if e.registered:
             lines.append(line(host, "330", me, e.nick, e.nick, "is logged in as"))
         if e.admin:
             lines.append(line(host, "313", me, e.nick, "is a server admin"))
         if e.idle is not None:
-            lines.append(line(host, "317", me, e.nick, str(int(e.idle)), "seconds idle"))
+            lines.append(line(host, "317", me, e.nick, str(int(e.idle)), str(int(e.signed_on or 0)),
+                              "seconds idle, signon time"))
         lines.append(line(host, "318", me, e.nick, "End of /WHOIS list"))
         return "".join(lines)
 
@@ -791,6 +803,13 @@ class IrcCodec(Codec):
         if "k" in modes and e.key:
             params.append(e.key)
         return line(host, "324", me, *params)
+
+    def _r_away(self, e: ev.Away) -> str:
+        if not e.you:
+            return line(self.host, "301", self._me, e.nick, e.message or "")
+        if e.message is None:
+            return line(self.host, "305", self._me, "You are no longer marked as being away")
+        return line(self.host, "306", self._me, "You have been marked as being away")
 
     def _pop(self, *kinds: str) -> _Asked | None:
         asked = self._asked
@@ -893,4 +912,5 @@ _RENDERERS: dict[type, Callable[[IrcCodec, Any], str]] = {
     ev.Error: IrcCodec._r_error, ev.Bye: IrcCodec._r_bye, ev.AccountChange: IrcCodec._r_account,
     ev.PasswordWanted: IrcCodec._r_password_wanted, ev.WhoIs: IrcCodec._r_whois, ev.Kick: IrcCodec._r_kick,
     ev.Mode: IrcCodec._r_mode, ev.Invite: IrcCodec._r_invite, ev.RoomModes: IrcCodec._r_room_modes,
+    ev.Away: IrcCodec._r_away,
 }

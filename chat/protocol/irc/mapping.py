@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from chat.protocol.commands import HISTORY_MAX
+from chat.protocol.commands import AWAY_MAX, HISTORY_MAX
 from chat.protocol.errors import ErrorCode
 from chat.protocol.names import NICK_MAX, ROOM_MAX, TOPIC_MAX, check_room
 
@@ -47,8 +47,8 @@ def isupport(network: str) -> list[str]:
     return [
         f"NETWORK={network}", f"CASEMAPPING={CASEMAPPING}", f"CHANTYPES={CHANNEL_PREFIX}", "PREFIX=(ov)@+",
         "CHANMODES=b,k,,imt", f"NICKLEN={NICK_MAX}", f"CHANNELLEN={ROOM_MAX + 1}", f"TOPICLEN={TOPIC_MAX}",
-        f"KICKLEN={KICK_MAX}", "MODES=4", "UTF8ONLY", "TARGMAX=PRIVMSG:4,NOTICE:4,JOIN:10,PART:10",
-        f"CHATHISTORY={CHATHISTORY_MAX}", "MSGREFTYPES=msgid",
+        f"KICKLEN={KICK_MAX}", f"AWAYLEN={AWAY_MAX}", "MODES=4", "UTF8ONLY",
+        "TARGMAX=PRIVMSG:4,NOTICE:4,JOIN:10,PART:10", f"CHATHISTORY={CHATHISTORY_MAX}", "MSGREFTYPES=msgid",
     ]
 
 

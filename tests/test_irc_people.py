@@ -1,0 +1,130 @@
+"""Who people are, across doors: IRC's USER name and real name in WHO and WHOIS, AWAY shared with native
+clients (`/away`), WHO by nick or mask, and session ops (the first member of a room nobody owns), over real
+sockets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from harness import IrcClient, LineClient, ServerThread
+
+
+@pytest.fixture
+def irc_server(make_server: Callable[..., ServerThread]) -> ServerThread:
+    return make_server(irc_port=0, lobby=None)
+
+
+def native(server: ServerThread, nick: str) -> LineClient:
+    c = server.client()
+    c.send(nick)
+    c.expect(f"Welcome, {nick}!")
+    return c
+
+
+def registered(server: ServerThread, nick: str, user: str, realname: str) -> IrcClient:
+    c = IrcClient(*server.loop.door_address("irc"))
+    c.send(f"NICK {nick}", f"USER {user} 0 * :{realname}")
+    c.expect(f" 001 {nick} ")
+    c.sync()
+    return c
+
+
+def test_user_name_and_real_name_show_in_who_and_whois(irc_server: ServerThread) -> None:
+    ann = registered(irc_server, "ann", "annuser", "Ann Example")
+    bob = registered(irc_server, "bob", "b", "Bob")
+    for c in (ann, bob):
+        c.send("JOIN #dev")
+        c.expect(" 366 ")
+    bob.send("WHO #dev")
+    lines = bob.lines_until(" 315 ")
+    assert f":{irc_server.config.server_name} 352 bob #dev annuser " in lines[0]
+    assert lines[0].endswith(" ann H@ :0 Ann Example")  # ann made #dev: its op while there
+    bob.send("WHOIS ann")
+    whois = bob.lines_until(" 318 ")
+    assert any(" 311 bob ann annuser " in x and x.endswith(" * :Ann Example") for x in whois)
+    assert any(" 319 bob ann " in x and x.endswith(" @#dev") for x in whois)
+    assert any(" 317 bob ann " in x and "signon" in x for x in whois)
+    nat = native(irc_server, "nat")
+    nat.send("/whois ann")
+    said = nat.expect("*** ann:")
+    assert "real name Ann Example" in said and "in #dev" in said
+
+
+def test_who_by_nick_and_by_mask(irc_server: ServerThread) -> None:
+    ann = registered(irc_server, "coolNick", "cool", "Cool One")
+    bob = registered(irc_server, "other", "o", "Other")
+    stranger = registered(irc_server, "coolStranger", "s", "Stranger")
+    for c in (ann, bob):
+        c.send("JOIN #dev")
+        c.expect(" 366 ")
+    bob.send("WHO coolnick")
+    lines = bob.lines_until(" 315 ")
+    assert len(lines) == 2 and " 352 other * cool " in lines[0] and lines[0].endswith(" coolNick H :0 Cool One")
+    assert lines[1].split(" ")[3] == "coolnick"  # the mask as asked
+    bob.send("WHO cool*")  # a mask matches those you share a room with, not strangers
+    assert [x.split(" ")[7] for x in bob.lines_until(" 315 ")[:-1]] == ["coolNick"]
+    bob.send("WHO coolStranger")  # a nick, exactly: anyone online
+    assert " coolStranger H " in bob.lines_until(" 315 ")[0]
+    bob.send("WHO nobody_here")
+    assert len(bob.lines_until(" 315 ")) == 1
+    stranger.close()
+
+
+def test_away_is_shared_across_doors(irc_server: ServerThread) -> None:
+    ann = registered(irc_server, "ann", "ann", "Ann")
+    nat = native(irc_server, "nat")
+    ann.send("AWAY :at lunch")
+    ann.expect(" 306 ann ")
+    nat.send("/msg ann are you there?")
+    assert nat.expect("is away") == "*** ann is away: at lunch"
+    nat.send("/whois ann")
+    assert "away: at lunch" in nat.expect("*** ann:")
+    nat.send("/join dev")
+    nat.expect("You joined #dev")
+    ann.send("JOIN #dev")
+    ann.expect(" 366 ")
+    nat.send("/away back soon")
+    nat.expect("*** You are marked as away: back soon")
+    ann.send("PRIVMSG nat :hi")
+    ann.expect(" 301 ann nat :back soon")
+    ann.send("WHO #dev")
+    flags = {x.split(" ")[7]: x.split(" ")[8] for x in ann.lines_until(" 315 ")[:-1]}
+    assert flags == {"ann": "G", "nat": "G@"}  # nat made #dev
+    ann.send("WHOIS nat")
+    assert any(x.endswith(" 301 ann nat :back soon") for x in ann.lines_until(" 318 "))
+    nat.send("/away")
+    nat.expect("*** You are back (not away).")
+    ann.send("AWAY")
+    ann.expect(" 305 ann ")
+    nat.send("/msg ann again")
+    nat.sync()
+    assert not any("is away" in x for x in nat.seen[-3:])
+
+
+def test_the_first_member_of_a_room_nobody_owns_is_its_op_for_the_session(irc_server: ServerThread) -> None:
+    ann = registered(irc_server, "ann", "ann", "Ann")
+    bob = registered(irc_server, "bob", "bob", "Bob")
+    ann.send("JOIN #fresh")
+    assert ann.lines_until(" 366 ")[-2].endswith(" #fresh @ann")
+    bob.send("JOIN #fresh")
+    assert bob.lines_until(" 366 ")[-2].endswith(":@ann bob")
+    bob.send("MODE #fresh +m")
+    bob.expect(" 482 bob #fresh ")
+    ann.send("MODE #fresh +mk secret")
+    bob.expect(" MODE #fresh +m")
+    bob.send("PRIVMSG #fresh :may I?")
+    bob.expect(" 404 bob #fresh ")
+    ann.send("MODE #fresh +o bob")  # a guest given ops: an op while in the room
+    bob.expect(" MODE #fresh +o bob")
+    bob.send("KICK #fresh ann :my turn")
+    ann.expect(" KICK #fresh ann :my turn")
+    bob.send("PART #fresh")
+    bob.expect(" PART #fresh")
+    # the room emptied: what its session ops set lasted while it was in memory, as an IRC channel's modes do
+    bob.send("JOIN #fresh")
+    lines = bob.lines_until(" 366 ")
+    assert lines[-2].endswith(" #fresh @bob")
+    bob.send("MODE #fresh")
+    assert bob.expect(" 324 ").endswith(" 324 bob #fresh +")
