@@ -430,6 +430,27 @@ class Whois(Command):
     required = 1
 
 
+WHOWAS_MAX = 10  # entries one /whowas lists
+
+
+class Whowas(Command):
+    verb: Literal["whowas"] = "whowas"
+    nick: NickName
+    count: Annotated[int, Field(ge=1, le=WHOWAS_MAX)] | None = None
+    name = "whowas"
+    usage = "NICK [COUNT]"
+    summary = "Who used NICK lately and has gone (their user name and real name), the latest first."
+    words = ("nick", "count")
+    required = 1
+
+
+class Online(Command):
+    verb: Literal["online"] = "online"
+    name = "online"
+    summary = "How many people are online (and the most there were since the server started), in how many rooms."
+    needs_nick = False
+
+
 # ------------------------------------------------------------------------------------------ room moderation
 
 
@@ -552,7 +573,7 @@ class Mode(Command):
 AnyCommand = Annotated[
     Union[  # noqa: UP007
         Say, Nick, Join, Leave, Msg, Me, Rooms, Who, Topic, History, Search,
-        Register, Login, Logout, Password, Whois, Away,
+        Register, Login, Logout, Password, Whois, Whowas, Away, Online,
         Op, Deop, Kick, Ban, Unban, Invite, Mode,
         Help, Quit, Format, Ping,
     ],

@@ -183,6 +183,23 @@ class Who:
 
 
 @dataclass(slots=True, eq=False)
+class WhoWas:
+    """Those who used `nick` lately and have gone (quit, or took another nick), the latest first."""
+
+    nick: str
+    people: list[Person]
+
+
+@dataclass(slots=True, eq=False)
+class Online:
+    """How many people are online, the most there were since the server started, and the rooms open."""
+
+    people: int
+    most: int
+    rooms: int
+
+
+@dataclass(slots=True, eq=False)
 class Away:
     """`nick`, whom you wrote to, is away (`message`). To yourself: your own away message changed (None: back)."""
 
@@ -322,5 +339,5 @@ class Bye:
 Event = (
     ChatMessage | Hello | Notice | Welcome | NickChange | Join | Joined | Current | Part | Quit | Topic | History
     | SearchResults | RoomList | Who | Help | Pong | FormatChanged | Error | Bye | AccountChange | PasswordWanted
-    | WhoIs | PrivateHistory | Kick | Mode | Invite | RoomModes | Away
+    | WhoIs | PrivateHistory | Kick | Mode | Invite | RoomModes | Away | WhoWas | Online
 )

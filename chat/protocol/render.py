@@ -33,6 +33,7 @@ from chat.protocol.events import (
     Mode,
     NickChange,
     Notice,
+    Online,
     Part,
     PasswordWanted,
     Person,
@@ -46,6 +47,7 @@ from chat.protocol.events import (
     Welcome,
     Who,
     WhoIs,
+    WhoWas,
 )
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
@@ -153,6 +155,14 @@ def render_text(event: Event) -> str:
             return f"*** {nick} invited {target} to #{room} (/join {room} to go in)\n"
         case RoomModes():
             return _text_room_modes(event)
+        case WhoWas(nick, []):
+            return f"*** Nobody called {nick} has gone lately.\n"
+        case WhoWas(nick, people):
+            was = "; ".join(f"user {p.user}, real name {p.realname}" for p in people)
+            return f"*** {nick} was here lately: {was}\n"
+        case Online(people, most, rooms):
+            return (f"*** {_plural(people, 'person')} online (at most {most} since the server started), in "
+                    f"{_plural(rooms, 'room')}.\n")
         case Away(nick, message, you):
             if you:
                 return f"*** You are marked as away: {message}\n" if message else "*** You are back (not away).\n"
@@ -413,6 +423,10 @@ def event_json(event: Event) -> dict[str, Any]:
             return {"type": "mode", "room": room, "nick": nick, "mode": mode, "target": target, "time": iso_time(t)}
         case Invite(room, nick, target):
             return {"type": "invite", "room": room, "nick": nick, "target": target}
+        case WhoWas(nick, people):
+            return {"type": "whowas", "nick": nick, "people": [_person(p) for p in people]}
+        case Online(people, most, rooms):
+            return {"type": "online", "people": people, "most": most, "rooms": rooms}
         case Away(nick, message, you):
             return {"type": "away", "nick": nick, "message": message, "you": you}
         case RoomModes(room, modes, owner, key, ops, voiced, bans, invited):

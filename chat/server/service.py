@@ -32,6 +32,7 @@ from chat.protocol.events import (
     MessageKind,
     NickChange,
     Notice,
+    Online,
     Part,
     Pong,
     Quit,
@@ -41,6 +42,7 @@ from chat.protocol.events import (
     Topic,
     Welcome,
     Who,
+    WhoWas,
 )
 from chat.protocol.names import check_nick, check_room, name_key
 from chat.search.query import parse_search
@@ -131,6 +133,7 @@ class ChatService:
         m.registered = False
         if self.state.nicks.get(m.key) is m:
             del self.state.nicks[m.key]
+        self.state.departed.append((m.key, m.person()))
         out.writes.users.append(SeenUser(m.nick, m.key, now))
 
     def end(self, m: Member, reason: str, code: ErrorCode | None, detail: str, out: Outbox) -> None:
@@ -193,6 +196,11 @@ class ChatService:
                 self.accounts.change_password(m, c.password.get_secret_value(), out)
             case cmd.Whois():
                 self.accounts.whois(m, c.nick, out)
+            case cmd.Whowas():
+                self.whowas(m, c, out)
+            case cmd.Online():
+                state = self.state
+                out.reply(m, Online(len(state.nicks), state.most_online, len(state.rooms)))
             case cmd.Op() | cmd.Deop():
                 self.moderation.op(m, c.room, c.nick, isinstance(c, cmd.Op), out)
             case cmd.Kick():
@@ -261,6 +269,7 @@ class ChatService:
             self._register(m, nick, key, out)
             return
         old = m.nick
+        self.state.departed.append((m.key, m.person()))
         del self.state.nicks[m.key]
         m.nick, m.key = nick, key
         self.state.nicks[key] = m
@@ -270,6 +279,7 @@ class ChatService:
         m.nick, m.key, m.registered = nick, key, True
         m.signed_on = self.clock()
         self.state.nicks[key] = m
+        self.state.most_online = max(self.state.most_online, len(self.state.nicks))
         out.reply(m, Welcome(nick, self.config.max_line))
         if self.config.lobby:
             self.join(m, self.config.lobby, out)
@@ -417,6 +427,16 @@ class ChatService:
         ops, voiced = moderation.ops_of(room, self.state.logged_in)
         members = sorted(room.members, key=lambda x: x.nick.lower())
         out.reply(m, Who(room.name, [x.nick for x in members], ops, voiced, [x.person() for x in members]))
+
+    def whowas(self, m: Member, c: cmd.Whowas, out: Outbox) -> None:
+        key, wanted = name_key(c.nick), c.count or cmd.WHOWAS_MAX
+        found = []
+        for gone_key, was in reversed(self.state.departed):
+            if gone_key == key:
+                found.append(was)
+                if len(found) >= wanted:
+                    break
+        out.reply(m, WhoWas(c.nick, found))
 
     def who_matches(self, m: Member, mask: str, out: Outbox) -> None:
         """The people a nick or a mask (* and ?) names: anyone online by an exact nick; with a wildcard, those

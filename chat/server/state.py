@@ -17,7 +17,7 @@ from collections import deque
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from chat.protocol.events import ChatMessage, DeliveryState
+from chat.protocol.events import ChatMessage, DeliveryState, Person
 from chat.protocol.names import ROOMS_PAGE, name_key
 from chat.storage.records import FoundRoom, RoomSettings, StoredRole, StoredRoom
 
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 RING_SLACK = 16  # extra recent messages kept per room, so failed ones can be skipped without a gap
 LINE_OVERHEAD = 96  # bytes a rendered history line adds to its text (room, time, nick, JSON keys), at most
+DEPARTED_KEPT = 2000  # nicks /whowas remembers
 ROOM_LIST_FRESH = 1000  # up to this many rooms, /rooms is computed afresh; beyond, at most once a second
 
 
@@ -137,6 +138,9 @@ class ChatState:
         self.invite_only: set[str] = set()  # keys of the invite-only rooms in memory: /rooms hides them
         self.next_message_id = 1
         self.next_room_id = 1
+        self.most_online = 0  # the most nicks held at once since start (LUSERS)
+        # those who left a nick lately (quit, or took another), newest last: /whowas (memory only, bounded)
+        self.departed: deque[tuple[str, Person]] = deque(maxlen=DEPARTED_KEPT)
         self._busiest: list[Room] = []
         self._busiest_at = float("-inf")
 

@@ -90,7 +90,7 @@ class _Asked:
 
 class IrcCodec(Codec):
     __slots__ = ("_asked", "_caps", "_capture", "_framer", "_label", "_labels_open", "_member", "_negotiating",
-                 "_nick", "_sasl", "_sasl_buffer", "_user", "echo", "host", "key", "network")
+                 "_nick", "_sasl", "_sasl_buffer", "_user", "_welcomed", "echo", "host", "key", "network")
 
     def __init__(self, server_name: str) -> None:
         self.host = server_name
@@ -107,6 +107,7 @@ class IrcCodec(Codec):
         self._labels_open = 0  # labeled lines decoded whose end is not decoded yet
         self._label: str | None = None  # rendering: the label whose answer is being gathered...
         self._capture: list[str] = []  # ...and its lines so far
+        self._welcomed = False  # 001 was rendered
         self.echo = False
         self.key: Any = ("irc", server_name, frozenset())
 
@@ -261,7 +262,8 @@ class IrcCodec(Codec):
     def _try_register(self) -> Sequence[cmd.Command | ev.Event | Reply]:
         if self._registered or self._negotiating or self._nick is None or self._user is None:
             return ()
-        return (cmd.Nick(nick=self._nick, user=self._user[0], realname=self._user[3]),)
+        # then LUSERS' numbers, as servers send them after 005 (rendered only once welcomed: see _r_online)
+        return (cmd.Nick(nick=self._nick, user=self._user[0], realname=self._user[3]), cmd.Online())
 
     def _authenticate(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
         self._need(m, 1)
@@ -501,6 +503,21 @@ class IrcCodec(Codec):
     def _away(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
         return (cmd.Away(text=m.params[0] if m.params and m.params[0] else None),)
 
+    def _lusers(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
+        return (cmd.Online(),)
+
+    def _whowas(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
+        if not m.params or not m.params[0]:
+            return self._numeric("431", "No nickname given")
+        nick = m.params[0].split(",")[0]
+        count = m.params[1] if len(m.params) > 1 else ""
+        wanted = min(int(count), cmd.WHOWAS_MAX) if count.isdigit() and int(count) > 0 else None
+        try:
+            return (cmd.Whowas(nick=nick, count=wanted),)
+        except ValidationError:
+            return (*self._numeric("406", nick[:50], "There was no such nickname"),
+                    *self._numeric("369", nick[:50], "End of WHOWAS"))
+
     def _motd(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
         return self._numeric("422", "MOTD File is missing")
 
@@ -692,6 +709,7 @@ class IrcCodec(Codec):
         return "".join(line(self.host, "NOTICE", self._me, text or " ") for text in e.lines)
 
     def _r_welcome(self, e: ev.Welcome) -> str:
+        self._welcomed = True
         me, host = e.nick, self.host
         lines = [
             line(host, "001", me, f"Welcome to the {self.network} IRC network, {me}"),
@@ -811,6 +829,27 @@ class IrcCodec(Codec):
             return line(self.host, "305", self._me, "You are no longer marked as being away")
         return line(self.host, "306", self._me, "You have been marked as being away")
 
+    def _r_online(self, e: ev.Online) -> str:
+        if not self._welcomed:
+            return ""  # registration's LUSERS, answered before the nick was taken (a registered nick's lookup)
+        me, host = self._me, self.host
+        return "".join([
+            line(host, "251", me, f"There are {e.people} users and 0 invisible on 1 servers"),
+            line(host, "254", me, str(e.rooms), "channels formed"),
+            line(host, "255", me, f"I have {e.people} clients and 0 servers"),
+            line(host, "265", me, str(e.people), str(e.most), f"Current local users {e.people}, max {e.most}"),
+            line(host, "266", me, str(e.people), str(e.most), f"Current global users {e.people}, max {e.most}"),
+        ])
+
+    def _r_whowas(self, e: ev.WhoWas) -> str:
+        me, host = self._me, self.host
+        if not e.people:
+            out = line(host, "406", me, e.nick, "There was no such nickname")
+        else:
+            out = "".join(line(host, "314", me, p.nick, p.user, host, "*", p.realname)
+                          + line(host, "312", me, p.nick, host, "chat") for p in e.people)
+        return out + line(host, "369", me, e.nick, "End of WHOWAS")
+
     def _pop(self, *kinds: str) -> _Asked | None:
         asked = self._asked
         if asked and asked[0].kind in kinds:
@@ -898,7 +937,7 @@ _HANDLERS: dict[str, _Handler] = {
     "PONG": IrcCodec._pong, "TOPIC": IrcCodec._topic, "NAMES": IrcCodec._names, "WHO": IrcCodec._who,
     "LIST": IrcCodec._list, "WHOIS": IrcCodec._whois, "MODE": IrcCodec._mode, "KICK": IrcCodec._kick,
     "INVITE": IrcCodec._invite, "CHATHISTORY": IrcCodec._chathistory, "AWAY": IrcCodec._away,
-    "MOTD": IrcCodec._motd,
+    "MOTD": IrcCodec._motd, "LUSERS": IrcCodec._lusers, "WHOWAS": IrcCodec._whowas,
 }
 _OUR_VERB = {"PRIVMSG": "msg", "NOTICE": "msg", "PART": "leave", "NAMES": "who", "LIST": "rooms",
              "CHATHISTORY": "history", "AUTHENTICATE": "login"}
@@ -912,5 +951,5 @@ _RENDERERS: dict[type, Callable[[IrcCodec, Any], str]] = {
     ev.Error: IrcCodec._r_error, ev.Bye: IrcCodec._r_bye, ev.AccountChange: IrcCodec._r_account,
     ev.PasswordWanted: IrcCodec._r_password_wanted, ev.WhoIs: IrcCodec._r_whois, ev.Kick: IrcCodec._r_kick,
     ev.Mode: IrcCodec._r_mode, ev.Invite: IrcCodec._r_invite, ev.RoomModes: IrcCodec._r_room_modes,
-    ev.Away: IrcCodec._r_away,
+    ev.Away: IrcCodec._r_away, ev.Online: IrcCodec._r_online, ev.WhoWas: IrcCodec._r_whowas,
 }
