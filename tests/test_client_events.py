@@ -63,7 +63,7 @@ def _field_strategy(hint: Any, name: str) -> st.SearchStrategy[Any]:
         return st.none() | people
     if hint == list[protocol.Person]:
         return st.lists(people, max_size=4)
-    if name in ("time", "registered_at", "last_seen", "signed_on"):
+    if name in ("time", "registered_at", "last_seen", "signed_on", "topic_at", "created_at"):
         return times if hint is float else st.none() | times
     if name == "idle":  # seconds, sent rounded
         return st.none() | st.integers(0, 10**7).map(float)

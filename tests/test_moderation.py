@@ -175,10 +175,12 @@ def test_ops_only_topic_and_moderated_rooms(server: ServerThread) -> None:
 def test_settings_ops_and_bans_survive_a_restart(make_server: Callable[..., ServerThread], any_db: str) -> None:
     first = make_server(db=any_db)
     alice, bob, troll = account(first, "alice"), account(first, "bob"), first.client("troll")
-    for c in (alice, bob):
-        joined(c, "dev")
-    alice.send("/op dev bob", "/ban dev troll", "/mode dev +ikt sesame", "/invite bob dev")
+    joined(alice, "dev")
+    alice.send("/invite bob dev")  # (once bob is in, an invite is refused: already_in_room)
     alice.expect("invited bob")
+    joined(bob, "dev")
+    alice.send("/op dev bob", "/ban dev troll", "/mode dev +ikt sesame", "/invite bob dev")
+    alice.expect("[error already_in_room] bob is in #dev already.")
     alice.sync()
     first.stop()
 

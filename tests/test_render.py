@@ -50,7 +50,8 @@ def test_history_is_marked_and_ends_with_a_summary() -> None:
 def test_an_error_is_one_line_with_its_code() -> None:
     assert render_text(Error(ErrorCode.NICK_TAKEN, "Taken.")) == "[error nick_taken] Taken.\n"
     assert json.loads(render_json(Error(ErrorCode.NICK_TAKEN, "Taken.", "nick", "bob"))) == {
-        "type": "error", "code": "nick_taken", "message": "Taken.", "command": "nick", "subject": "bob"}
+        "type": "error", "code": "nick_taken", "message": "Taken.", "command": "nick", "subject": "bob",
+        "room": None}
 
 
 

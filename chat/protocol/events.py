@@ -84,6 +84,8 @@ class Joined:
     time: float
     ops: list[str] = field(default_factory=list)
     voiced: list[str] = field(default_factory=list)
+    topic_by: str | None = None  # who set the topic
+    topic_at: float | None = None  # and when
 
 
 @dataclass(slots=True, eq=False)
@@ -301,6 +303,7 @@ class RoomModes:
     voiced: list[str]
     bans: list[str]
     invited: list[str]
+    created_at: float | None = None  # when the room was made
 
 
 @dataclass(slots=True, eq=False)
@@ -325,6 +328,7 @@ class Error:
     message: str
     command: str | None = None  # the verb refused (`say` for a plain line)
     subject: str | None = None  # the nick or room it is about, when there is one
+    room: str | None = None  # the room, when `subject` is a nick and the refusal concerns a room
 
 
 @dataclass(slots=True, eq=False)

@@ -377,9 +377,10 @@ def event_json(event: Event) -> dict[str, Any]:
             return {"type": "nick", "old": old, "new": new, "time": iso_time(t)}
         case Current(room):
             return {"type": "current", "room": room}
-        case Joined(room, members, topic, t, ops, voiced):
+        case Joined(room, members, topic, t, ops, voiced, topic_by, topic_at):
             return {"type": "joined", "room": room, "members": members, "topic": topic, "time": iso_time(t),
-                    "ops": ops, "voiced": voiced}
+                    "ops": ops, "voiced": voiced, "topic_by": topic_by,
+                    "topic_at": iso_time(topic_at) if topic_at is not None else None}
         case Topic(room, topic, nick, t, change):
             return {"type": "topic", "room": room, "topic": topic, "nick": nick,
                     "time": iso_time(t) if t is not None else None, "change": change}
@@ -389,8 +390,9 @@ def event_json(event: Event) -> dict[str, Any]:
         case RoomList(rooms, total):
             return {"type": "rooms", "total": total,
                     "rooms": [{"room": r.room, "members": r.members, "topic": r.topic} for r in rooms]}
-        case Error(code, message, command, subject):
-            return {"type": "error", "code": code.value, "message": message, "command": command, "subject": subject}
+        case Error(code, message, command, subject, room):
+            return {"type": "error", "code": code.value, "message": message, "command": command, "subject": subject,
+                    "room": room}
         case Notice(text):
             return {"type": "notice", "text": text}
         case Hello(server, version, max_line):
@@ -429,7 +431,8 @@ def event_json(event: Event) -> dict[str, Any]:
             return {"type": "online", "people": people, "most": most, "rooms": rooms}
         case Away(nick, message, you):
             return {"type": "away", "nick": nick, "message": message, "you": you}
-        case RoomModes(room, modes, owner, key, ops, voiced, bans, invited):
+        case RoomModes(room, modes, owner, key, ops, voiced, bans, invited, created_at):
             return {"type": "room_modes", "room": room, "modes": modes, "owner": owner, "key": key, "ops": ops,
-                    "voiced": voiced, "bans": bans, "invited": invited}
+                    "voiced": voiced, "bans": bans, "invited": invited,
+                    "created_at": iso_time(created_at) if created_at is not None else None}
     raise TypeError(f"cannot render {event!r}")

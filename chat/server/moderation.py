@@ -185,6 +185,9 @@ class Moderation:
         if target.key in room.bans:
             raise ChatError(ErrorCode.BANNED, f"{target.nick} is banned from #{room.name}: /unban them first.",
                             subject=target.nick)
+        if room.key in target.rooms:
+            raise ChatError(ErrorCode.ALREADY_IN_ROOM, f"{target.nick} is in #{room.name} already.",
+                            subject=target.nick, room=room.name)
         account = target.account
         self._set_role(room, "invite", target.nick, target.key, account.id if account else None, m, True, out,
                        stores_acts(m, room))
@@ -239,7 +242,8 @@ class Moderation:
         return RoomModes(room.name, settings.modes, settings.owner_nick, settings.key if shown else None, ops,
                          sorted({*room.voiced.values(), *(x.nick for x in room.session_voiced)}, key=str.lower),
                          sorted((b.nick for b in room.bans.values()), key=str.lower) if shown else [],
-                         sorted((i.nick for i in room.invites.values()), key=str.lower) if shown else [])
+                         sorted((i.nick for i in room.invites.values()), key=str.lower) if shown else [],
+                         room.created_at)
 
     def used_invite(self, room: Room, invite: StoredRole, m: Member, out: Outbox) -> None:
         """A guest joined on its one-time invite: it is spent."""
@@ -375,7 +379,9 @@ class Moderation:
         """A room `m` moderates from inside it (a server admin: any room someone is in)."""
         room_name = check_room(name)
         room = self.state.rooms.get(name_key(room_name))
-        if room is None or (room.key not in m.rooms and not is_admin(m)):
+        if room is None:
+            raise ChatError(ErrorCode.NO_SUCH_ROOM, f"Nobody is in #{room_name}.", subject=room_name)
+        if room.key not in m.rooms and not is_admin(m):
             raise ChatError(ErrorCode.NOT_IN_ROOM, f"You are not in #{room_name}; /join it first.",
                             subject=room_name)
         self._require_op(m, room)
@@ -403,7 +409,7 @@ class Moderation:
     def _member_in(self, room: Room, nick: str) -> Member:
         target = self.state.nicks.get(name_key(nick))
         if target is None or room.key not in target.rooms:
-            raise ChatError(ErrorCode.NOT_IN_ROOM, f"{nick} is not in #{room.name}.", subject=nick)
+            raise ChatError(ErrorCode.NOT_IN_ROOM, f"{nick} is not in #{room.name}.", subject=nick, room=room.name)
         return target
 
     def _online(self, nick: str) -> Member:

@@ -103,7 +103,7 @@ class ChatService:
 
     def refused(self, m: Member, error: ChatError, out: Outbox) -> None:
         """A refusal: of a command, or of a frame its codec could not take (too long, not UTF-8, malformed)."""
-        out.reply(m, Error(error.code, error.message, error.command, error.subject))
+        out.reply(m, Error(error.code, error.message, error.command, error.subject, error.room))
         if not m.registered and not m.gone:
             out.reply(m, Notice(PASSWORD_PROMPT.format(nick=m.password_for) if m.password_for else NICK_PROMPT))
 
@@ -382,7 +382,8 @@ class ChatService:
         messages, more = room.backlog(self.config.backlog, self.config.page_budget)
         m.cursors[room.key] = messages[0].id if messages else self.state.next_message_id
         ops, voiced = moderation.ops_of(room, self.state.logged_in)
-        out.reply(m, Joined(room.name, [x.nick for x in room.members], room.topic, now, ops, voiced))
+        out.reply(m, Joined(room.name, [x.nick for x in room.members], room.topic, now, ops, voiced, room.topic_by,
+                            room.topic_at))
         if messages:
             out.reply(m, Backlog(room.name, messages, more))
 

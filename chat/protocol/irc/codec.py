@@ -39,7 +39,7 @@ from chat.protocol.irc.message import (
     parse,
     unescape_tag,
 )
-from chat.protocol.names import check_nick
+from chat.protocol.names import KEY_MAX, check_nick
 from chat.protocol.render import iso_time
 
 # capabilities offered, with their CAP LS 302 values; those in SHARED change the bytes of shared renderings
@@ -148,7 +148,7 @@ class IrcCodec(Codec):
         try:
             said = self._decode(frame)
         except ChatError as e:
-            said = (ev.Error(e.code, e.message, e.command, e.subject),)
+            said = (ev.Error(e.code, e.message, e.command, e.subject, e.room),)
         return (_LabelOpen(b"", label), *said)
 
     def _decode(self, frame: str) -> Sequence[cmd.Command | ev.Event | Reply]:
@@ -440,10 +440,18 @@ class IrcCodec(Codec):
         if modes.strip("+-") == "b" and len(m.params) == 2:
             self._asked.append(_Asked("banlist"))
             return (cmd.Mode(room=room),)
-        unknown = [c for c in modes if c not in "+-" and c not in cmd.MODE_LETTERS]
+        unknown = [c for c in modes if c not in "+-" and c not in cmd.MODE_LETTERS and c not in mapping.ALWAYS_ON]
         if unknown:
             return self._numeric("472", unknown[0], "is unknown mode char to me")
-        return (cmd.Mode(room=room, modes=modes, args=tuple(m.params[2:])),)
+        modes = "".join(c for c in modes if c not in mapping.ALWAYS_ON)  # on already, and for good
+        if not modes.strip("+-"):
+            return ()
+        if any(not k.strip() or " " in k or len(k) > KEY_MAX for k in _new_keys(modes, m.params[2:])):
+            return self._numeric("696", mapping.channel(room), "k", "*",
+                                 f"Invalid key: no spaces, 1 to {KEY_MAX} characters")
+        # a ban mask nick!user@host bans the nick: bans here are of nicks and accounts (docs/IRC.md)
+        args = tuple(a.partition("!")[0] if "!" in a else a for a in m.params[2:])
+        return (cmd.Mode(room=room, modes=modes, args=args),)
 
     def _kick(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
         self._need(m, 2)
@@ -614,6 +622,8 @@ class IrcCodec(Codec):
         lines = [line(self._source(me), "JOIN", channel, tags=self._tags(e.time))]
         if e.topic:
             lines.append(line(host, "332", me, channel, e.topic))
+            if e.topic_by and e.topic_at:
+                lines.append(line(host, "333", me, channel, e.topic_by, str(int(e.topic_at))))
         lines.extend(self._name_lines(e.room, e.members, e.ops, e.voiced))
         return "".join(lines)
 
@@ -734,16 +744,21 @@ class IrcCodec(Codec):
             self._pop("modes", "banlist")
         if e.code is ErrorCode.INVALID_UTF8:
             return line(host, "FAIL", "*", "INVALID_UTF8", "Your line was not valid UTF-8; it was ignored")
+        if e.command == "whois" and e.code is ErrorCode.NO_SUCH_NICK:
+            nick = e.subject or "*"
+            return line(host, "401", me, nick, "No such nick/channel") + line(host, "318", me, nick,
+                                                                             "End of /WHOIS list")
         found = mapping.NUMERICS.get(e.code)
         if found is None:
             return line(host, "NOTICE", me, e.message)
         number, words = found
         subject = e.subject or "*"
+        if e.room is not None and e.code in (ErrorCode.NOT_IN_ROOM, ErrorCode.ALREADY_IN_ROOM):
+            number = "441" if e.code is ErrorCode.NOT_IN_ROOM else "443"  # about someone else, in a room
+            words = "They aren't on that channel" if number == "441" else words
+            return line(host, number, me, subject, mapping.channel(e.room), words)
         if e.code is ErrorCode.NOT_IN_ROOM and e.command in ("msg", "say", "me"):
             number, words = "404", "Cannot send to channel"
-        elif e.code is ErrorCode.NOT_IN_ROOM and e.command == "kick" and e.subject and "#" not in e.message[:1]:
-            if not e.message.startswith("You"):
-                number, words = "441", "They aren't on that channel"
         elif e.code in (ErrorCode.BAD_ARGUMENT, ErrorCode.UNKNOWN_COMMAND):
             subject = mapping.IRC_VERBS.get(e.command or "", (e.command or "*").upper())
         if number in mapping.CHANNEL_NUMERICS and subject != "*":
@@ -816,11 +831,14 @@ class IrcCodec(Codec):
         if asked is not None and asked.kind == "banlist":
             return "".join(line(host, "367", me, channel, f"{b}!*@*") for b in e.bans) + line(
                 host, "368", me, channel, "End of channel ban list")
-        modes = e.modes or "+"
+        modes = "+" + "".join(sorted(e.modes.lstrip("+") + mapping.ALWAYS_ON))
         params = [channel, modes]
         if "k" in modes and e.key:
             params.append(e.key)
-        return line(host, "324", me, *params)
+        out = line(host, "324", me, *params)
+        if e.created_at is not None:
+            out += line(host, "329", me, channel, str(int(e.created_at)))
+        return out
 
     def _r_away(self, e: ev.Away) -> str:
         if not e.you:
@@ -900,6 +918,19 @@ def _too_long(frame: str) -> bool:
             return end >= 0 or len(data) > mapping.TAGS_MAX
         data = data[end + 1:].lstrip(b" ")
     return len(data) > mapping.BODY_MAX
+
+
+def _new_keys(modes: str, words: Sequence[str]) -> list[str]:
+    """The keys a MODE line sets (+k KEY), its words matched to its letters as cmd.Mode matches them."""
+    keys, sign, rest = [], "+", list(words)
+    for letter in modes:
+        if letter in "+-":
+            sign = letter
+        elif cmd.MODE_LETTERS.get(letter) and not (letter == "k" and sign == "-") and rest:
+            word = rest.pop(0)
+            if letter == "k":
+                keys.append(word)
+    return keys
 
 
 def _msgid(point: str) -> int | None:
