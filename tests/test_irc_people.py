@@ -127,4 +127,59 @@ def test_the_first_member_of_a_room_nobody_owns_is_its_op_for_the_session(irc_se
     lines = bob.lines_until(" 366 ")
     assert lines[-2].endswith(" #fresh @bob")
     bob.send("MODE #fresh")
-    assert bob.expect(" 324 ").endswith(" 324 bob #fresh +")
+    assert bob.expect(" 324 ").endswith(" 324 bob #fresh +n")  # no +m nor +k any more
+
+
+def test_whowas_and_lusers(irc_server: ServerThread) -> None:
+    ann = registered(irc_server, "ann", "ann", "Ann")
+    assert any(" 251 ann :There are 1 users " in x for x in ann.seen)  # after registration, as servers do
+    for ident in ("first", "second"):
+        gone = registered(irc_server, "gone", ident, "Gone Soon")
+        gone.send("QUIT :bye")
+        gone.expect_closed()
+    ann.send("LUSERS")
+    stats = ann.lines_until(" 266 ")
+    assert any(" 265 ann 1 2 " in x for x in stats)  # one online now, two at most since start
+    ann.send("WHOWAS gone")
+    was = ann.lines_until(" 369 ")
+    users = [x.split(" ")[4] for x in was if " 314 " in x]
+    assert users == ["second", "first"]  # the latest first
+    assert all(x.endswith(" * :Gone Soon") for x in was if " 314 " in x)
+    ann.send("WHOWAS gone 1", "WHOWAS never_here", "WHOWAS")
+    assert len([x for x in ann.lines_until(" 369 ") if " 314 " in x]) == 1
+    assert " 406 ann never_here " in ann.lines_until(" 369 ")[0]
+    ann.expect(" 431 ann ")
+    nat = native(irc_server, "nat")
+    nat.send("/whowas gone", "/online")
+    assert nat.expect("*** gone was here lately:") == (
+        "*** gone was here lately: user second, real name Gone Soon; user first, real name Gone Soon")
+    assert nat.expect("online") == "*** 2 people online (at most 2 since the server started), in 0 rooms."
+
+
+def test_numerics_that_name_a_room_and_a_nick(irc_server: ServerThread) -> None:
+    ann = registered(irc_server, "ann", "ann", "Ann")
+    bob = registered(irc_server, "bob", "bob", "Bob")
+    other = registered(irc_server, "carol", "carol", "Carol")
+    ann.send("JOIN #dev", "TOPIC #dev :the topic")
+    ann.expect(" TOPIC #dev :the topic")
+    bob.send("JOIN #dev")
+    joined = bob.lines_until(" 366 ")
+    assert any(" 333 bob #dev ann " in x for x in joined)  # who set the topic, and when
+    ann.send("INVITE bob #dev")
+    ann.expect(" 443 ann bob #dev :")
+    ann.send("MODE #dev +o carol")
+    ann.expect(" 441 ann carol #dev :")
+    ann.send("KICK #nowhere bob", "MODE #nowhere +o bob")
+    ann.expect(" 403 ann #nowhere ")
+    ann.expect(" 403 ann #nowhere ")
+    ann.send("MODE #dev +k :has spaces", "MODE #dev +n")
+    ann.expect(" 696 ann #dev k * :")
+    ann.send("MODE #dev")
+    assert ann.expect(" 324 ").endswith(" 324 ann #dev +n")  # +n is always on: only members speak in a room
+    ann.expect(" 329 ann #dev ")
+    ann.send("MODE #dev +b carol!*@*")  # a mask bans its nick
+    ann.expect(" MODE #dev +b carol")
+    other.send("JOIN #dev")
+    other.expect(" 474 carol #dev ")
+    ann.send("WHOIS nobody_at_all")
+    assert ann.lines_until(" 318 ")[-2:][0].split(" ")[1] == "401"

@@ -55,6 +55,7 @@ class Notice:
 class Welcome:
     nick: str
     max_line: int
+    online: Online | None = None  # how many are online as you arrive (IRC shows it as LUSERS' numbers)
 
 
 @dataclass(slots=True, eq=False)

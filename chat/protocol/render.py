@@ -161,7 +161,7 @@ def render_text(event: Event) -> str:
             was = "; ".join(f"user {p.user}, real name {p.realname}" for p in people)
             return f"*** {nick} was here lately: {was}\n"
         case Online(people, most, rooms):
-            return (f"*** {_plural(people, 'person')} online (at most {most} since the server started), in "
+            return (f"*** {people} {'person' if people == 1 else 'people'} online (at most {most} since the server started), in "
                     f"{_plural(rooms, 'room')}.\n")
         case Away(nick, message, you):
             if you:
@@ -397,8 +397,9 @@ def event_json(event: Event) -> dict[str, Any]:
             return {"type": "notice", "text": text}
         case Hello(server, version, max_line):
             return {"type": "hello", "server": server, "version": version, "max_line": max_line}
-        case Welcome(nick, max_line):
-            return {"type": "welcome", "nick": nick, "max_line": max_line}
+        case Welcome(nick, max_line, online):
+            return {"type": "welcome", "nick": nick, "max_line": max_line,
+                    "online": event_json(online) if online is not None else None}
         case Help(command, lines):
             return {"type": "help", "command": command, "lines": lines}
         case Pong(token):

@@ -199,7 +199,9 @@ class Moderation:
     def mode(self, m: Member, c: cmd.Mode, out: Outbox) -> None:
         room_name = check_room(c.room)
         room = self.state.rooms.get(name_key(room_name))
-        if room is None or (room.key not in m.rooms and not is_admin(m)):
+        if room is None:
+            raise ChatError(ErrorCode.NO_SUCH_ROOM, f"Nobody is in #{room_name}.", subject=room_name)
+        if room.key not in m.rooms and not is_admin(m):
             raise ChatError(ErrorCode.NOT_IN_ROOM, f"You are not in #{room_name}; /join it first.",
                             subject=room_name)
         changes = c.changes()

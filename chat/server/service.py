@@ -199,8 +199,7 @@ class ChatService:
             case cmd.Whowas():
                 self.whowas(m, c, out)
             case cmd.Online():
-                state = self.state
-                out.reply(m, Online(len(state.nicks), state.most_online, len(state.rooms)))
+                out.reply(m, self._online())
             case cmd.Op() | cmd.Deop():
                 self.moderation.op(m, c.room, c.nick, isinstance(c, cmd.Op), out)
             case cmd.Kick():
@@ -280,7 +279,7 @@ class ChatService:
         m.signed_on = self.clock()
         self.state.nicks[key] = m
         self.state.most_online = max(self.state.most_online, len(self.state.nicks))
-        out.reply(m, Welcome(nick, self.config.max_line))
+        out.reply(m, Welcome(nick, self.config.max_line, self._online()))
         if self.config.lobby:
             self.join(m, self.config.lobby, out)
 
@@ -428,6 +427,10 @@ class ChatService:
         ops, voiced = moderation.ops_of(room, self.state.logged_in)
         members = sorted(room.members, key=lambda x: x.nick.lower())
         out.reply(m, Who(room.name, [x.nick for x in members], ops, voiced, [x.person() for x in members]))
+
+    def _online(self) -> Online:
+        state = self.state
+        return Online(len(state.nicks), state.most_online, len(state.rooms))
 
     def whowas(self, m: Member, c: cmd.Whowas, out: Outbox) -> None:
         key, wanted = name_key(c.nick), c.count or cmd.WHOWAS_MAX

@@ -90,7 +90,7 @@ class _Asked:
 
 class IrcCodec(Codec):
     __slots__ = ("_asked", "_caps", "_capture", "_framer", "_label", "_labels_open", "_member", "_negotiating",
-                 "_nick", "_sasl", "_sasl_buffer", "_user", "_welcomed", "echo", "host", "key", "network")
+                 "_nick", "_sasl", "_sasl_buffer", "_user", "echo", "host", "key", "network")
 
     def __init__(self, server_name: str) -> None:
         self.host = server_name
@@ -107,7 +107,6 @@ class IrcCodec(Codec):
         self._labels_open = 0  # labeled lines decoded whose end is not decoded yet
         self._label: str | None = None  # rendering: the label whose answer is being gathered...
         self._capture: list[str] = []  # ...and its lines so far
-        self._welcomed = False  # 001 was rendered
         self.echo = False
         self.key: Any = ("irc", server_name, frozenset())
 
@@ -262,8 +261,7 @@ class IrcCodec(Codec):
     def _try_register(self) -> Sequence[cmd.Command | ev.Event | Reply]:
         if self._registered or self._negotiating or self._nick is None or self._user is None:
             return ()
-        # then LUSERS' numbers, as servers send them after 005 (rendered only once welcomed: see _r_online)
-        return (cmd.Nick(nick=self._nick, user=self._user[0], realname=self._user[3]), cmd.Online())
+        return (cmd.Nick(nick=self._nick, user=self._user[0], realname=self._user[3]),)
 
     def _authenticate(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
         self._need(m, 1)
@@ -719,7 +717,6 @@ class IrcCodec(Codec):
         return "".join(line(self.host, "NOTICE", self._me, text or " ") for text in e.lines)
 
     def _r_welcome(self, e: ev.Welcome) -> str:
-        self._welcomed = True
         me, host = e.nick, self.host
         lines = [
             line(host, "001", me, f"Welcome to the {self.network} IRC network, {me}"),
@@ -730,6 +727,8 @@ class IrcCodec(Codec):
         tokens = mapping.isupport(self.network)
         for start in range(0, len(tokens), 12):
             lines.append(line(host, "005", me, *tokens[start:start + 12], "are supported by this server"))
+        if e.online is not None:  # LUSERS' numbers, as servers send them after 005
+            lines.append(self._r_online(e.online, me))
         lines.append(line(host, "422", me, "MOTD File is missing"))
         return "".join(lines)
 
@@ -847,10 +846,8 @@ class IrcCodec(Codec):
             return line(self.host, "305", self._me, "You are no longer marked as being away")
         return line(self.host, "306", self._me, "You have been marked as being away")
 
-    def _r_online(self, e: ev.Online) -> str:
-        if not self._welcomed:
-            return ""  # registration's LUSERS, answered before the nick was taken (a registered nick's lookup)
-        me, host = self._me, self.host
+    def _r_online(self, e: ev.Online, me: str | None = None) -> str:
+        me, host = me or self._me, self.host
         return "".join([
             line(host, "251", me, f"There are {e.people} users and 0 invisible on 1 servers"),
             line(host, "254", me, str(e.rooms), "channels formed"),
