@@ -183,3 +183,15 @@ def test_numerics_that_name_a_room_and_a_nick(irc_server: ServerThread) -> None:
     other.expect(" 474 carol #dev ")
     ann.send("WHOIS nobody_at_all")
     assert ann.lines_until(" 318 ")[-2:][0].split(" ")[1] == "401"
+
+
+def test_userhost_says_who_is_away(irc_server: ServerThread) -> None:
+    ann = registered(irc_server, "ann", "annu", "Ann")
+    bob = registered(irc_server, "bob", "bob", "Bob")
+    bob.send("USERHOST ann")
+    assert bob.expect(" 302 ").endswith(f" 302 bob ann=+annu@{irc_server.config.server_name}")
+    ann.send("AWAY :gone fishing")
+    ann.expect(" 306 ")
+    bob.send("USERHOST ann nobody")
+    assert bob.expect(" 302 ").endswith(" 302 bob ann=-annu@" + irc_server.config.server_name)
+    assert bob.expect(" 302 ").endswith(" 302 bob :")  # nobody: an empty answer

@@ -138,7 +138,8 @@ class Join(Command):
     details = (
         "Already in ROOM? It just becomes your current room. The # before a room name is optional.",
         "KEY is the room's password, for a room that has one (/mode ROOM +k KEY).",
-        "The first logged-in user to join a new room becomes its owner (see /op, /kick, /ban, /mode).",
+        "The first logged-in user to join a new room becomes its owner (see /op, /kick, /ban, /mode); the first "
+        "one into a room nobody owns is its op while there.",
     )
     words = ("room", "key")
     required = 1

@@ -161,8 +161,8 @@ def render_text(event: Event) -> str:
             was = "; ".join(f"user {p.user}, real name {p.realname}" for p in people)
             return f"*** {nick} was here lately: {was}\n"
         case Online(people, most, rooms):
-            return (f"*** {people} {'person' if people == 1 else 'people'} online (at most {most} since the server started), in "
-                    f"{_plural(rooms, 'room')}.\n")
+            who = f"{people} {'person' if people == 1 else 'people'}"
+            return f"*** {who} online (at most {most} since the server started), in {_plural(rooms, 'room')}.\n"
         case Away(nick, message, you):
             if you:
                 return f"*** You are marked as away: {message}\n" if message else "*** You are back (not away).\n"

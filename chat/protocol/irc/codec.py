@@ -84,7 +84,7 @@ class _LabelClose(Reply):
 class _Asked:
     """A question whose answer is one event of a kind other questions share (Who, RoomModes, History)."""
 
-    kind: str  # "names", "who", "modes", "banlist", "history"
+    kind: str  # "names", "who", "userhost", "modes", "banlist", "history"
     target: str = ""
 
 
@@ -509,6 +509,18 @@ class IrcCodec(Codec):
     def _away(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
         return (cmd.Away(text=m.params[0] if m.params and m.params[0] else None),)
 
+    def _userhost(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
+        self._need(m, 1)
+        out: list[cmd.Command | ev.Event | Reply] = []
+        for nick in m.params[:5]:  # one 302 line per nick (each is its own question)
+            try:
+                out.append(cmd.Who(mask=check_nick(nick)))
+            except ChatError:
+                out.extend(self._numeric("302", ""))
+                continue
+            self._asked.append(_Asked("userhost", nick))
+        return out
+
     def _lusers(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
         return (cmd.Online(),)
 
@@ -682,8 +694,11 @@ class IrcCodec(Codec):
         return out
 
     def _r_who(self, e: ev.Who) -> str:
-        asked = self._pop("names", "who")
+        asked = self._pop("names", "who", "userhost")
         channel = mapping.channel(e.room)
+        if asked is not None and asked.kind == "userhost":
+            found = " ".join(f"{p.nick}={'-' if p.away is not None else '+'}{p.user}@{self.host}" for p in e.people)
+            return line(self.host, "302", self._me, found)
         if asked is not None and asked.kind == "who":
             me, host = self._me, self.host
             if e.mask is not None:
@@ -965,7 +980,7 @@ _HANDLERS: dict[str, _Handler] = {
     "PONG": IrcCodec._pong, "TOPIC": IrcCodec._topic, "NAMES": IrcCodec._names, "WHO": IrcCodec._who,
     "LIST": IrcCodec._list, "WHOIS": IrcCodec._whois, "MODE": IrcCodec._mode, "KICK": IrcCodec._kick,
     "INVITE": IrcCodec._invite, "CHATHISTORY": IrcCodec._chathistory, "AWAY": IrcCodec._away,
-    "MOTD": IrcCodec._motd, "LUSERS": IrcCodec._lusers, "WHOWAS": IrcCodec._whowas,
+    "MOTD": IrcCodec._motd, "LUSERS": IrcCodec._lusers, "USERHOST": IrcCodec._userhost, "WHOWAS": IrcCodec._whowas,
 }
 _OUR_VERB = {"PRIVMSG": "msg", "NOTICE": "msg", "PART": "leave", "NAMES": "who", "LIST": "rooms",
              "CHATHISTORY": "history", "AUTHENTICATE": "login"}
