@@ -195,3 +195,28 @@ def test_userhost_says_who_is_away(irc_server: ServerThread) -> None:
     bob.send("USERHOST ann nobody")
     assert bob.expect(" 302 ").endswith(" 302 bob ann=-annu@" + irc_server.config.server_name)
     assert bob.expect(" 302 ").endswith(" 302 bob :")  # nobody: an empty answer
+
+
+def test_away_notify_tells_those_sharing_a_room(irc_server: ServerThread) -> None:
+    ann = irc_server.irc_client("ann", caps=("away-notify",))
+    plain = irc_server.irc_client("plain")
+    bob = registered(irc_server, "bob", "bob", "Bob")
+    nat = native(irc_server, "nat")
+    for c in (ann, plain, bob):
+        c.send("JOIN #dev")
+        c.expect(" 366 ")
+    nat.send("/join dev")
+    nat.expect("You joined #dev")
+    bob.send("AWAY :brb")
+    ann.expect(f":bob!bob@{irc_server.config.server_name} AWAY brb")
+    assert nat.expect("*** bob is away") == "*** bob is away: brb"
+    bob.send("AWAY")
+    ann.expect(lambda x: x.endswith(" AWAY"))
+    nat.expect("*** bob is back.")
+    nat.send("/away out")
+    nat.expect("You are marked as away")
+    nat.send("/leave dev", "/join dev")  # joining while away: away-notify says so after the JOIN
+    ann.expect(" JOIN #dev")
+    assert ann.expect(" AWAY ").endswith(" AWAY out")
+    plain.sync()
+    assert not any(x.split(" ")[1:2] == ["AWAY"] for x in plain.seen)  # without the capability: nothing

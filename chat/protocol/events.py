@@ -72,6 +72,7 @@ class Join:
     room: str
     nick: str
     time: float
+    away: str | None = None  # its away message, if it is away (IRC's away-notify tells it on joining)
 
 
 @dataclass(slots=True, eq=False)
@@ -204,11 +205,13 @@ class Online:
 
 @dataclass(slots=True, eq=False)
 class Away:
-    """`nick`, whom you wrote to, is away (`message`). To yourself: your own away message changed (None: back)."""
+    """`nick`, whom you wrote to, is away (`message`). To yourself (`you`): your own away message changed (None:
+    back). To those sharing a room with `nick` (`changed`): its away message changed."""
 
     nick: str
     message: str | None
     you: bool = False
+    changed: bool = False
 
 
 @dataclass(slots=True, eq=False)

@@ -163,9 +163,11 @@ def render_text(event: Event) -> str:
         case Online(people, most, rooms):
             who = f"{people} {'person' if people == 1 else 'people'}"
             return f"*** {who} online (at most {most} since the server started), in {_plural(rooms, 'room')}.\n"
-        case Away(nick, message, you):
+        case Away(nick, message, you, changed):
             if you:
                 return f"*** You are marked as away: {message}\n" if message else "*** You are back (not away).\n"
+            if changed and message is None:
+                return f"*** {nick} is back.\n"
             return f"*** {nick} is away: {message}\n"
     raise TypeError(f"cannot render {event!r}")
 
@@ -367,8 +369,8 @@ def event_json(event: Event) -> dict[str, Any]:
     match event:
         case ChatMessage():
             return message_json(event)
-        case Join(room, nick, t):
-            return {"type": "join", "room": room, "nick": nick, "time": iso_time(t)}
+        case Join(room, nick, t, away):
+            return {"type": "join", "room": room, "nick": nick, "time": iso_time(t), "away": away}
         case Part(room, nick, reason, t):
             return {"type": "part", "room": room, "nick": nick, "reason": reason, "time": iso_time(t)}
         case Quit(nick, reason, t):
@@ -430,8 +432,8 @@ def event_json(event: Event) -> dict[str, Any]:
             return {"type": "whowas", "nick": nick, "people": [_person(p) for p in people]}
         case Online(people, most, rooms):
             return {"type": "online", "people": people, "most": most, "rooms": rooms}
-        case Away(nick, message, you):
-            return {"type": "away", "nick": nick, "message": message, "you": you}
+        case Away(nick, message, you, changed):
+            return {"type": "away", "nick": nick, "message": message, "you": you, "changed": changed}
         case RoomModes(room, modes, owner, key, ops, voiced, bans, invited, created_at):
             return {"type": "room_modes", "room": room, "modes": modes, "owner": owner, "key": key, "ops": ops,
                     "voiced": voiced, "bans": bans, "invited": invited,

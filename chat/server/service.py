@@ -161,6 +161,7 @@ class ChatService:
             case cmd.Away():
                 m.away = c.text[:cmd.AWAY_MAX] if c.text else None
                 out.reply(m, Away(m.nick, m.away, you=True))
+                out.deliver(self.state.co_members(m), Away(m.nick, m.away, changed=True))
             case cmd.Join():
                 self.join(m, c.room, out, c.key)
             case cmd.Leave():
@@ -374,7 +375,7 @@ class ChatService:
         now = self.clock()
         if not room.members and moderation.takes_session_op(room) and room.key != self._lobby_key:
             room.session_ops.add(m)  # IRC's rule, for rooms nobody owns: the first one in is an op while there
-        out.deliver(room.members, Join(room.name, m.nick, now))
+        out.deliver(room.members, Join(room.name, m.nick, now, m.away))
         room.add_member(m)
         m.rooms[room.key] = room
         m.current = room

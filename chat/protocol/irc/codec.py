@@ -53,8 +53,9 @@ CAPABILITIES: dict[str, str] = {
     "multi-prefix": "",
     "labeled-response": "",
     "userhost-in-names": "",
+    "away-notify": "",
 }
-SHARED = frozenset({"server-time", "message-tags"})
+SHARED = frozenset({"server-time", "message-tags", "away-notify"})
 PRE_REGISTRATION = frozenset({"CAP", "NICK", "USER", "PASS", "PING", "PONG", "QUIT", "AUTHENTICATE"})
 SASL_MAX = 400  # bytes of one AUTHENTICATE chunk (the spec's)
 _batch_ids = itertools.count(1)
@@ -625,7 +626,10 @@ class IrcCodec(Codec):
         return found[1]
 
     def _r_join(self, e: ev.Join) -> str:
-        return line(self._source(e.nick), "JOIN", mapping.channel(e.room), tags=self._tags(e.time))
+        joined = line(self._source(e.nick), "JOIN", mapping.channel(e.room), tags=self._tags(e.time))
+        if e.away is not None and "away-notify" in self._caps:
+            joined += line(self._source(e.nick), "AWAY", e.away)
+        return joined
 
     def _r_joined(self, e: ev.Joined) -> str:
         me, host, channel = self._me, self.host, mapping.channel(e.room)
@@ -855,6 +859,10 @@ class IrcCodec(Codec):
         return out
 
     def _r_away(self, e: ev.Away) -> str:
+        if e.changed:  # someone sharing a room went away or came back
+            if "away-notify" not in self._caps:
+                return ""
+            return line(self._source(e.nick), "AWAY", *((e.message,) if e.message is not None else ()))
         if not e.you:
             return line(self.host, "301", self._me, e.nick, e.message or "")
         if e.message is None:
