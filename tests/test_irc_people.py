@@ -220,3 +220,19 @@ def test_away_notify_tells_those_sharing_a_room(irc_server: ServerThread) -> Non
     assert ann.expect(" AWAY ").endswith(" AWAY out")
     plain.sync()
     assert not any(x.split(" ")[1:2] == ["AWAY"] for x in plain.seen)  # without the capability: nothing
+
+
+def test_chathistory_between_two_messages(irc_server: ServerThread) -> None:
+    ann = irc_server.irc_client("ann", caps=("draft/chathistory", "batch", "message-tags", "echo-message"))
+    ann.send("JOIN #dev")
+    ann.expect(" 366 ")
+    for i in range(6):
+        ann.send(f"PRIVMSG #dev :m{i}")
+    ids = [int(ann.expect(lambda x, i=i: x.endswith(f"PRIVMSG #dev m{i}")).split("msgid=")[1].split(" ")[0])
+           for i in range(6)]
+    ann.send(f"CHATHISTORY BETWEEN #dev msgid={ids[0]} msgid={ids[4]} 10")
+    page = ann.lines_until(lambda x: x.startswith(":") and " BATCH -" in x)
+    assert [x.rsplit(" ", 1)[1] for x in page if "PRIVMSG" in x] == ["m1", "m2", "m3"]
+    ann.send(f"CHATHISTORY BETWEEN #dev msgid={ids[5]} msgid={ids[1]} 2")  # from the later end: the 2 nearest it
+    page = ann.lines_until(lambda x: x.startswith(":") and " BATCH -" in x)
+    assert [x.rsplit(" ", 1)[1] for x in page if "PRIVMSG" in x] == ["m3", "m4"]

@@ -87,6 +87,7 @@ class _Asked:
 
     kind: str  # "names", "who", "userhost", "modes", "banlist", "history"
     target: str = ""
+    between: tuple[int, int] | None = None  # CHATHISTORY BETWEEN: only ids strictly inside (low, high)
 
 
 class IrcCodec(Codec):
@@ -471,6 +472,14 @@ class IrcCodec(Codec):
         sub = m.params[0].upper() if m.params else ""
         if sub == "TARGETS":
             return (self._reply(*self._batch("draft/chathistory-targets", [])),)
+        between = None
+        if sub == "BETWEEN" and len(m.params) >= 5:  # BETWEEN target ref ref count: a page from the first ref on
+            first, second = _msgid(m.params[2]), _msgid(m.params[3])
+            if first is None or second is None:
+                return (self._fail("CHATHISTORY", "INVALID_PARAMS", sub, "Only msgid= references"),)
+            between = (min(first, second), max(first, second))
+            sub = "AFTER" if first < second else "BEFORE"
+            m = Message(m.verb, [m.params[0], m.params[1], m.params[2], m.params[4]], m.tags, m.source)
         if len(m.params) < 4 or sub not in ("LATEST", "BEFORE", "AFTER", "AROUND"):
             return (self._fail("CHATHISTORY", "INVALID_PARAMS", sub or "*", "Unsupported CHATHISTORY request"),)
         target, point, count = m.params[1], m.params[2], m.params[3]
@@ -504,7 +513,7 @@ class IrcCodec(Codec):
                 args["after"] = ref
             else:
                 args["before"] = min(ref + 1, cmd.MESSAGE_ID_MAX)
-        self._asked.append(_Asked("history", target))
+        self._asked.append(_Asked("history", target, between))
         return (cmd.History(**args),)
 
     def _away(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
@@ -658,13 +667,14 @@ class IrcCodec(Codec):
                 return ""  # it asks for history itself
             return "".join(self._history_lines(e.messages, mapping.channel(e.room)))
         asked = self._pop("history")
-        return "".join(self._history_lines(e.messages, asked.target if asked else mapping.channel(e.room)))
+        return "".join(self._history_lines(_inside(e.messages, asked), asked.target if asked else
+                                           mapping.channel(e.room)))
 
     def _r_private_history(self, e: ev.PrivateHistory) -> str:
         if e.reason == "offline":
             return "".join(self._history_lines(e.messages, self._me))
         asked = self._pop("history")
-        return "".join(self._history_lines(e.messages, asked.target if asked else (e.nick or "*")))
+        return "".join(self._history_lines(_inside(e.messages, asked), asked.target if asked else (e.nick or "*")))
 
     def _history_lines(self, messages: list[ev.ChatMessage], target: str) -> list[str]:
         if "batch" not in self._caps:
@@ -938,6 +948,14 @@ def _too_long(frame: str) -> bool:
             return end >= 0 or len(data) > mapping.TAGS_MAX
         data = data[end + 1:].lstrip(b" ")
     return len(data) > mapping.BODY_MAX
+
+
+def _inside(messages: list[ev.ChatMessage], asked: _Asked | None) -> list[ev.ChatMessage]:
+    """A history page cut to what a CHATHISTORY BETWEEN asked for."""
+    if asked is None or asked.between is None:
+        return messages
+    low, high = asked.between
+    return [x for x in messages if low < x.id < high]
 
 
 def _new_keys(modes: str, words: Sequence[str]) -> list[str]:
