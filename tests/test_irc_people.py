@@ -236,3 +236,17 @@ def test_chathistory_between_two_messages(irc_server: ServerThread) -> None:
     ann.send(f"CHATHISTORY BETWEEN #dev msgid={ids[5]} msgid={ids[1]} 2")  # from the later end: the 2 nearest it
     page = ann.lines_until(lambda x: x.startswith(":") and " BATCH -" in x)
     assert [x.rsplit(" ", 1)[1] for x in page if "PRIVMSG" in x] == ["m3", "m4"]
+
+
+def test_chathistory_around_a_message(irc_server: ServerThread) -> None:
+    ann = irc_server.irc_client("ann", caps=("draft/chathistory", "batch", "message-tags", "echo-message"))
+    ann.send("JOIN #dev")
+    ann.expect(" 366 ")
+    for i in range(7):
+        ann.send(f"PRIVMSG #dev :m{i}")
+    ids = [int(ann.expect(lambda x, i=i: x.endswith(f"PRIVMSG #dev m{i}")).split("msgid=")[1].split(" ")[0])
+           for i in range(7)]
+    ann.send(f"CHATHISTORY AROUND #dev msgid={ids[3]} 4")  # the message, one more before it, two after it
+    page = ann.lines_until(lambda x: x.startswith(":") and " BATCH -" in x)
+    assert [x.rsplit(" ", 1)[1] for x in page if "PRIVMSG" in x] == ["m2", "m3", "m4", "m5"]
+    assert sum(" BATCH +" in x for x in page) == 1  # one answer

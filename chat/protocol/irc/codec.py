@@ -88,6 +88,8 @@ class _Asked:
     kind: str  # "names", "who", "userhost", "modes", "banlist", "history"
     target: str = ""
     between: tuple[int, int] | None = None  # CHATHISTORY BETWEEN: only ids strictly inside (low, high)
+    around: str = ""  # CHATHISTORY AROUND is two pages: "first" (kept), then "second" (answered with both)
+    held: list[ev.ChatMessage] | None = None  # ... the first page, kept
 
 
 class IrcCodec(Codec):
@@ -511,8 +513,14 @@ class IrcCodec(Codec):
                 args["before"] = ref
             elif sub == "AFTER":
                 args["after"] = ref
-            else:
-                args["before"] = min(ref + 1, cmd.MESSAGE_ID_MAX)
+            else:  # AROUND: the message and those before it, then those after it: two pages, one answer
+                before = limit - limit // 2
+                args.update(before=min(ref + 1, cmd.MESSAGE_ID_MAX), count=before)
+                if limit - before:
+                    self._asked.append(_Asked("history", target, around="first"))
+                    self._asked.append(_Asked("history", target, around="second"))
+                    return (cmd.History(**args), cmd.History(**{**args, "before": None, "after": ref,
+                                                                 "count": limit - before}))
         self._asked.append(_Asked("history", target, between))
         return (cmd.History(**args),)
 
@@ -667,14 +675,31 @@ class IrcCodec(Codec):
                 return ""  # it asks for history itself
             return "".join(self._history_lines(e.messages, mapping.channel(e.room)))
         asked = self._pop("history")
-        return "".join(self._history_lines(_inside(e.messages, asked), asked.target if asked else
-                                           mapping.channel(e.room)))
+        messages = self._around(e.messages, asked)
+        if messages is None:
+            return ""
+        return "".join(self._history_lines(messages, asked.target if asked else mapping.channel(e.room)))
 
     def _r_private_history(self, e: ev.PrivateHistory) -> str:
         if e.reason == "offline":
             return "".join(self._history_lines(e.messages, self._me))
         asked = self._pop("history")
-        return "".join(self._history_lines(_inside(e.messages, asked), asked.target if asked else (e.nick or "*")))
+        messages = self._around(e.messages, asked)
+        if messages is None:
+            return ""
+        return "".join(self._history_lines(messages, asked.target if asked else (e.nick or "*")))
+
+    def _around(self, messages: list[ev.ChatMessage], asked: _Asked | None) -> list[ev.ChatMessage] | None:
+        """A history page as CHATHISTORY asked for it: cut for BETWEEN; for AROUND, None for its first page
+        (kept), then both pages as one."""
+        if asked is not None and asked.around == "first":
+            if self._asked and self._asked[0].around == "second":
+                self._asked[0].held = messages
+                return None
+            return messages
+        if asked is not None and asked.around == "second":
+            return (asked.held or []) + messages
+        return _inside(messages, asked)
 
     def _history_lines(self, messages: list[ev.ChatMessage], target: str) -> list[str]:
         if "batch" not in self._caps:
