@@ -154,7 +154,7 @@ def print_run(label: str, result: dict) -> None:
     print(f"\n## {label}: status={kv.get('status')} deliveries={kv.get('deliveries')} latency p50 "
           f"{kv.get('lat_p50_ms')} p90 {kv.get('lat_p90_ms')} p99 {kv.get('lat_p99_ms')} max "
           f"{kv.get('lat_max_ms')} ms; server CPU {kv.get('srv_cpu_run_s', '?')} s")
-    print(f"| stage | n | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs |\n|---|--:|--:|--:|--:|--:|--:|")
+    print("| stage | n | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs |\n|---|--:|--:|--:|--:|--:|--:|")
     for name, p in stages.items():
         if name == "slow commits" or not p:
             continue

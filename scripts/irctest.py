@@ -25,7 +25,7 @@ IRCTEST = Path(os.environ.get("CHAT_IRCTEST") or next(
     / "irctest"))
 CONTROLLER_DIR = ROOT / "tests" / "irctest"
 BASELINE = "not services and not implementation-specific and not deprecated and not strict and not IRCv3"
-IRCV3_MODULES = ["cap", "echo_message", "message_tags", "labeled_responses", "chathistory", "sasl",
+IRCV3_MODULES = ["cap", "echo_message", "message_tags", "labeled_responses", "chathistory", "sasl", "away_notify",
                  "utf8", "multi_prefix"]
 IRCV3_MARKS = "not implementation-specific and not deprecated and not strict"
 

@@ -213,7 +213,7 @@ def test_whois_online_offline_registered_and_guests(server: ServerThread) -> Non
     alice.send("/join dev", "/whois bob")
     line = alice.expect("*** bob:")
     assert line.startswith("*** bob: online, idle ") and "not registered (a guest)" in line
-    assert "in #dev, #lobby with you" in line
+    assert "in #dev, #lobby" in line
     bob.send("/whois alice")
     assert "registered since" in bob.expect("*** alice: online")
     alice.send("/quit")

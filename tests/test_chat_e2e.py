@@ -273,7 +273,7 @@ def test_rooms_and_who(server: ServerThread) -> None:
     alice.send("/who")
     assert alice.expect("members") == "[#lobby] *** 2 members: alice, bob"
     alice.send("/who dev")
-    assert alice.expect("member") == "[#dev] *** 1 member: bob"
+    assert alice.expect("member") == "[#dev] *** 1 member: @bob"  # its first member: its op for the session
 
 
 def test_help(server: ServerThread) -> None:

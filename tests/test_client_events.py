@@ -55,8 +55,15 @@ def search_pages(draw: st.DrawFn) -> SearchResults:
     return SearchResults(draw(texts), found, more, found[-1].id if more else None, draw(st.booleans()))
 
 
+people = st.builds(protocol.Person, texts, texts, texts, st.none() | texts)
+
+
 def _field_strategy(hint: Any, name: str) -> st.SearchStrategy[Any]:
-    if name in ("time", "registered_at", "last_seen"):
+    if hint == protocol.Person | None:
+        return st.none() | people
+    if hint == list[protocol.Person]:
+        return st.lists(people, max_size=4)
+    if name in ("time", "registered_at", "last_seen", "signed_on", "topic_at", "created_at"):
         return times if hint is float else st.none() | times
     if name == "idle":  # seconds, sent rounded
         return st.none() | st.integers(0, 10**7).map(float)

@@ -72,7 +72,7 @@ def test_registration_waits_for_nick_user_and_cap_end() -> None:
     assert decoded(c, "NICK alice") == []
     assert decoded(c, "USER a 0 * :A") == []
     assert " ACK " in replies(decoded(c, "CAP REQ :server-time echo-message"))
-    assert decoded(c, "CAP END") == [cmd.Nick(nick="alice")]
+    assert decoded(c, "CAP END") == [cmd.Nick(nick="alice", user="a", realname="A")]
     assert c.echo
 
 

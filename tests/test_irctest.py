@@ -19,7 +19,7 @@ IRCTEST = Path(os.environ.get("CHAT_IRCTEST") or next(
     / "irctest"))
 CONTROLLER_DIR = Path(__file__).resolve().parent / "irctest"
 
-# chosen across registration, messages, channels and each capability we claim; every one passes
+# chosen across registration, messages, channels, people and each capability we claim; every one passes
 SUBSET = [
     "connection_registration.py::ConnectionRegistrationTestCase::testConnectionRegistration",
     "connection_registration.py::ConnectionRegistrationTestCase::testQuitDisconnects",
@@ -55,6 +55,15 @@ SUBSET = [
     "echo_message.py::EchoMessageTestCase::testEchoMessage[PRIVMSG-False-False]",
     "echo_message.py::EchoMessageTestCase::testEchoMessage[PRIVMSG-True-True]",
     "echo_message.py::EchoMessageTestCase::testEchoMessage[PRIVMSG-False-True]",
+    # people, session ops and the numerics that name them
+    "who.py::WhoTestCase::testWhoChan[exact]",
+    "whois.py::WhoisTestCase::testWhoisNumerics[away]",
+    "away.py::AwayTestCase::testAwayPrivmsg",
+    "whowas.py::WhowasTestCase::testWhowasMultiple",
+    "lusers.py::BasicLusersTestCase::testLusersFull",
+    "chmodes/key.py::KeyTestCase::testKeyNormal",
+    "chmodes/operator.py::ChannelOperatorModeTestCase::testChannelOperatorModeTargetNotInChannel",
+    "topic.py::TopicPrivilegesTestCase::testTopicPrivileges",
 ]
 
 

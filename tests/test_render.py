@@ -50,7 +50,8 @@ def test_history_is_marked_and_ends_with_a_summary() -> None:
 def test_an_error_is_one_line_with_its_code() -> None:
     assert render_text(Error(ErrorCode.NICK_TAKEN, "Taken.")) == "[error nick_taken] Taken.\n"
     assert json.loads(render_json(Error(ErrorCode.NICK_TAKEN, "Taken.", "nick", "bob"))) == {
-        "type": "error", "code": "nick_taken", "message": "Taken.", "command": "nick", "subject": "bob"}
+        "type": "error", "code": "nick_taken", "message": "Taken.", "command": "nick", "subject": "bob",
+        "room": None}
 
 
 
@@ -92,7 +93,7 @@ def test_every_account_and_moderation_event_renders_in_both_formats() -> None:
     assert all(t in get_args(Event) for t in (AccountChange, Mode, RoomModes))
     assert set(_MODE_TEXT) == set(get_args(ModeChange))  # a text for every change a Mode event may carry
     assert render_text(WhoIs("bob", True, False, None, None, 200, ["dev"])) == (
-        "*** bob: online, idle 3m 20s, not registered (a guest), in #dev with you\n")
+        "*** bob: online, idle 3m 20s, not registered (a guest), in #dev\n")
     assert render_text(RoomModes("dev", "+ik", "alice", "sesame", ["alice"], [], ["troll"], [])) == (
         "[#dev] *** #dev: invite-only, key sesame; owner alice; ops: alice; banned: troll\n")
     assert render_text(Mode("dev", "alice", "+k", None, t)) == (

@@ -18,6 +18,7 @@ from chat.protocol.commands import Quit, Say
 from chat.protocol.errors import ChatError, ErrorCode
 from chat.protocol.events import (
     AccountChange,
+    Away,
     Bye,
     ChatMessage,
     Current,
@@ -35,8 +36,10 @@ from chat.protocol.events import (
     Mode,
     NickChange,
     Notice,
+    Online,
     Part,
     PasswordWanted,
+    Person,
     Pong,
     PrivateHistory,
     RoomInfo,
@@ -47,6 +50,7 @@ from chat.protocol.events import (
     Welcome,
     Who,
     WhoIs,
+    WhoWas,
 )
 from chat.protocol.events import (
     Quit as QuitEvent,
@@ -74,6 +78,7 @@ SAMPLES: list[Event] = [
     PrivateHistory("bob", [ChatMessage(9, MessageKind.PRIVATE, "bob", "earlier", T, to="alice")], False),
     Kick("lobby", "bob", "alice", "spam", T), Mode("lobby", "alice", "+o", "bob", T), Invite("lobby", "alice", "bob"),
     RoomModes("lobby", "+t", "alice", None, ["alice"], [], [], []),
+    Away("bob", "lunch"), WhoWas("bob", [Person("bob", "b", "Bob")]), Online(3, 5, 2),
     Bye("later", ErrorCode.FLOOD, 3),  # last: it closes the codec
 ]
 

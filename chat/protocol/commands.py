@@ -96,9 +96,29 @@ class Say(Command):
     tail_required = True
 
 
+USER_MAX = 16  # characters of an IRC user name (USERLEN)
+REALNAME_MAX = 100  # characters of a real name
+AWAY_MAX = 200  # characters of an away message (AWAYLEN): a longer one is cut
+
+
+def _user_name(value: str | None) -> str | None:
+    """IRC's USER name: printable ASCII without spaces or the characters of a `nick!user@host` (else none)."""
+    if value is None:
+        return None
+    kept = "".join(c for c in value if "!" < c <= "~" and c not in "@!")[:USER_MAX]
+    return kept or None
+
+
+def _real_name(value: str | None) -> str | None:
+    return (sanitize(value)[:REALNAME_MAX] or None) if value else None
+
+
 class Nick(Command):
     verb: Literal["nick"] = "nick"
     nick: NickName
+    # who the client says it is, before its first nick (IRC's USER); no native syntax sets them
+    user: Annotated[str | None, AfterValidator(_user_name)] = None
+    realname: Annotated[str | None, AfterValidator(_real_name)] = None
     name = "nick"
     usage = "NAME"
     summary = "Choose your nickname, or change it."
@@ -118,7 +138,8 @@ class Join(Command):
     details = (
         "Already in ROOM? It just becomes your current room. The # before a room name is optional.",
         "KEY is the room's password, for a room that has one (/mode ROOM +k KEY).",
-        "The first logged-in user to join a new room becomes its owner (see /op, /kick, /ban, /mode).",
+        "The first logged-in user to join a new room becomes its owner (see /op, /kick, /ban, /mode); the first "
+        "one into a room nobody owns is its op while there.",
     )
     words = ("room", "key")
     required = 1
@@ -188,11 +209,23 @@ class Rooms(Command):
 class Who(Command):
     verb: Literal["who"] = "who"
     room: RoomName | None = None
+    # people rather than a room: a nick, or a mask with * and ? (IRC's `WHO mask`; no native syntax)
+    mask: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     name = "who"
     aliases = ("names",)
     usage = "[ROOM]"
     summary = "List the members of ROOM (default: your current room)."
     words = ("room",)
+
+
+class Away(Command):
+    verb: Literal["away"] = "away"
+    text: Annotated[str, AfterValidator(sanitize)] | None = None
+    name = "away"
+    usage = "[MESSAGE]"
+    summary = "Mark yourself away with MESSAGE (whoever writes to you or /whois you sees it); /away alone: back."
+    details = (f"A message longer than {AWAY_MAX} characters is cut.",)
+    tail = "text"
 
 
 class Topic(Command):
@@ -400,6 +433,27 @@ class Whois(Command):
     required = 1
 
 
+WHOWAS_MAX = 10  # entries one /whowas lists
+
+
+class Whowas(Command):
+    verb: Literal["whowas"] = "whowas"
+    nick: NickName
+    count: Annotated[int, Field(ge=1, le=WHOWAS_MAX)] | None = None
+    name = "whowas"
+    usage = "NICK [COUNT]"
+    summary = "Who used NICK lately and has gone (their user name and real name), the latest first."
+    words = ("nick", "count")
+    required = 1
+
+
+class Online(Command):
+    verb: Literal["online"] = "online"
+    name = "online"
+    summary = "How many people are online (and the most there were since the server started), in how many rooms."
+    needs_nick = False
+
+
 # ------------------------------------------------------------------------------------------ room moderation
 
 
@@ -522,7 +576,7 @@ class Mode(Command):
 AnyCommand = Annotated[
     Union[  # noqa: UP007
         Say, Nick, Join, Leave, Msg, Me, Rooms, Who, Topic, History, Search,
-        Register, Login, Logout, Password, Whois,
+        Register, Login, Logout, Password, Whois, Whowas, Away, Online,
         Op, Deop, Kick, Ban, Unban, Invite, Mode,
         Help, Quit, Format, Ping,
     ],

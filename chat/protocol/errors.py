@@ -41,7 +41,8 @@ class ErrorCode(StrEnum):
     # room moderation
     NOT_OP = "not_op"  # that needs the room's ops (or a server admin)
     PROTECTED = "protected"  # the room's owner and server admins cannot be kicked, banned or deopped by ops
-    NEEDS_ACCOUNT = "needs_account"  # only logged-in users can be ops or voiced, or be invited for good
+    NEEDS_ACCOUNT = "needs_account"  # that needs the other person to be logged in (kept for older clients)
+    ALREADY_IN_ROOM = "already_in_room"  # the one you invite is in the room already
     BANNED = "banned"  # you are banned from that room
     INVITE_ONLY = "invite_only"  # that room is invite-only and you are not invited
     BAD_KEY = "bad_key"  # that room has a key (a password to join) and you gave none, or a wrong one
@@ -67,15 +68,17 @@ class ChatError(Exception):
 
     `command` is the verb refused (set by the parser once it knows it, so even a malformed command names
     itself); `subject` is the nick or room the refusal is about, for codecs whose replies carry it (IRC's
-    `433 * alice :Nickname is already in use`)."""
+    `433 * alice :Nickname is already in use`); `room` is the room a refusal about a nick concerns (IRC's
+    `441 me bob #dev :They aren't on that channel`)."""
 
     def __init__(self, code: ErrorCode, message: str, *, command: str | None = None,
-                 subject: str | None = None) -> None:
+                 subject: str | None = None, room: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.command = command
         self.subject = subject
+        self.room = room
 
     def __repr__(self) -> str:
         return f"ChatError({self.code.value!r}, {self.message!r})"

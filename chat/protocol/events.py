@@ -55,6 +55,7 @@ class Notice:
 class Welcome:
     nick: str
     max_line: int
+    online: Online | None = None  # how many are online as you arrive (IRC shows it as LUSERS' numbers)
 
 
 @dataclass(slots=True, eq=False)
@@ -71,6 +72,7 @@ class Join:
     room: str
     nick: str
     time: float
+    away: str | None = None  # its away message, if it is away (IRC's away-notify tells it on joining)
 
 
 @dataclass(slots=True, eq=False)
@@ -89,6 +91,8 @@ class Joined:
     voiced: list[str] = field(default_factory=list)
     quiet: bool = False
     count: int = 0
+    topic_by: str | None = None  # who set the topic
+    topic_at: float | None = None  # and when
 
 
 @dataclass(slots=True, eq=False)
@@ -169,11 +173,54 @@ class RoomList:
 
 
 @dataclass(slots=True, eq=False)
+class Person:
+    """Who someone online says they are: what WHO and WHOIS show beside the nick."""
+
+    nick: str
+    user: str  # IRC's user name (the nick, for clients that gave none)
+    realname: str  # (the nick, likewise)
+    away: str | None = None  # the away message, when away
+
+
+@dataclass(slots=True, eq=False)
 class Who:
+    """The members of `room` (oldest first), or, for a question about people (`mask`: a nick or a mask with * and
+    ?), those it matches (`room` empty)."""
+
     room: str
     members: list[str]
     ops: list[str] = field(default_factory=list)  # those of `members` who are ops
     voiced: list[str] = field(default_factory=list)  # ... who have a voice
+    people: list[Person] = field(default_factory=list)  # each of `members`, in the same order
+    mask: str | None = None
+
+
+@dataclass(slots=True, eq=False)
+class WhoWas:
+    """Those who used `nick` lately and have gone (quit, or took another nick), the latest first."""
+
+    nick: str
+    people: list[Person]
+
+
+@dataclass(slots=True, eq=False)
+class Online:
+    """How many people are online, the most there were since the server started, and the rooms open."""
+
+    people: int
+    most: int
+    rooms: int
+
+
+@dataclass(slots=True, eq=False)
+class Away:
+    """`nick`, whom you wrote to, is away (`message`). To yourself (`you`): your own away message changed (None:
+    back). To those sharing a room with `nick` (`changed`): its away message changed."""
+
+    nick: str
+    message: str | None
+    you: bool = False
+    changed: bool = False
 
 
 @dataclass(slots=True, eq=False)
@@ -202,8 +249,12 @@ class WhoIs:
     registered_at: float | None  # when the account was made (registered nicks only)
     last_seen: float | None  # when it was last online (registered nicks that are offline)
     idle: float | None  # seconds since it last said something (online only)
-    rooms: list[str]  # the rooms it shares with you
+    rooms: list[str]  # its rooms you may see (every room it is in but the invite-only ones you are not of)
     admin: bool = False  # a server admin
+    person: Person | None = None  # online only
+    signed_on: float | None = None  # when it took its first nick (online only)
+    op_in: list[str] = field(default_factory=list)  # those of `rooms` where it is an op
+    voiced_in: list[str] = field(default_factory=list)  # ... where it has a voice
 
 
 @dataclass(slots=True, eq=False)
@@ -268,6 +319,7 @@ class RoomModes:
     voiced: list[str]
     bans: list[str]
     invited: list[str]
+    created_at: float | None = None  # when the room was made
 
 
 @dataclass(slots=True, eq=False)
@@ -292,6 +344,7 @@ class Error:
     message: str
     command: str | None = None  # the verb refused (`say` for a plain line)
     subject: str | None = None  # the nick or room it is about, when there is one
+    room: str | None = None  # the room, when `subject` is a nick and the refusal concerns a room
 
 
 @dataclass(slots=True, eq=False)
@@ -306,5 +359,5 @@ class Bye:
 Event = (
     ChatMessage | Hello | Notice | Welcome | NickChange | Join | Joined | Current | Part | Quit | Topic | History
     | SearchResults | RoomList | Who | Help | Pong | FormatChanged | Error | Bye | AccountChange | PasswordWanted
-    | WhoIs | PrivateHistory | Kick | Mode | Invite | RoomModes
+    | WhoIs | PrivateHistory | Kick | Mode | Invite | RoomModes | Away | WhoWas | Online
 )

@@ -15,6 +15,7 @@ from typing import Any
 
 from chat.protocol.events import (
     AccountChange,
+    Away,
     Bye,
     ChatMessage,
     Current,
@@ -32,8 +33,10 @@ from chat.protocol.events import (
     Mode,
     NickChange,
     Notice,
+    Online,
     Part,
     PasswordWanted,
+    Person,
     Pong,
     PrivateHistory,
     Quit,
@@ -44,6 +47,7 @@ from chat.protocol.events import (
     Welcome,
     Who,
     WhoIs,
+    WhoWas,
 )
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
@@ -153,6 +157,20 @@ def render_text(event: Event) -> str:
             return f"*** {nick} invited {target} to #{room} (/join {room} to go in)\n"
         case RoomModes():
             return _text_room_modes(event)
+        case WhoWas(nick, []):
+            return f"*** Nobody called {nick} has gone lately.\n"
+        case WhoWas(nick, people):
+            was = "; ".join(f"user {p.user}, real name {p.realname}" for p in people)
+            return f"*** {nick} was here lately: {was}\n"
+        case Online(people, most, rooms):
+            who = f"{people} {'person' if people == 1 else 'people'}"
+            return f"*** {who} online (at most {most} since the server started), in {_plural(rooms, 'room')}.\n"
+        case Away(nick, message, you, changed):
+            if you:
+                return f"*** You are marked as away: {message}\n" if message else "*** You are back (not away).\n"
+            if changed and message is None:
+                return f"*** {nick} is back.\n"
+            return f"*** {nick} is away: {message}\n"
     raise TypeError(f"cannot render {event!r}")
 
 
@@ -172,6 +190,10 @@ _MODE_TEXT: dict[str, str] = {  # every ModeChange (chat.protocol.events)
     "+b": "banned {target}",
     "-b": "lifted the ban on {target}",
 }
+
+
+def _person(p: Person) -> dict[str, object]:
+    return {"nick": p.nick, "user": p.user, "realname": p.realname, "away": p.away}
 
 
 def _with_prefix(nick: str, ops: list[str], voiced: list[str]) -> str:
@@ -201,8 +223,12 @@ def _text_whois(w: WhoIs) -> str:
         parts.append("not registered (a guest)")
     if w.admin:
         parts.append("a server admin")
+    if w.person is not None and w.person.realname != w.nick:
+        parts.append(f"real name {w.person.realname}")
     if w.rooms:
-        parts.append(f"in {', '.join('#' + r for r in w.rooms)} with you")
+        parts.append(f"in {', '.join('#' + r for r in w.rooms)}")
+    if w.person is not None and w.person.away:
+        parts.append(f"away: {w.person.away}")
     return f"*** {w.nick}: {', '.join(parts)}\n"
 
 
@@ -387,8 +413,8 @@ def event_json(event: Event) -> dict[str, Any]:
     match event:
         case ChatMessage():
             return message_json(event)
-        case Join(room, nick, t):
-            return {"type": "join", "room": room, "nick": nick, "time": iso_time(t)}
+        case Join(room, nick, t, away):
+            return {"type": "join", "room": room, "nick": nick, "time": iso_time(t), "away": away}
         case Part(room, nick, reason, t):
             return {"type": "part", "room": room, "nick": nick, "reason": reason, "time": iso_time(t)}
         case Quit(nick, reason, t):
@@ -397,25 +423,29 @@ def event_json(event: Event) -> dict[str, Any]:
             return {"type": "nick", "old": old, "new": new, "time": iso_time(t)}
         case Current(room):
             return {"type": "current", "room": room}
-        case Joined(room, members, topic, t, ops, voiced, quiet, count):
+        case Joined(room, members, topic, t, ops, voiced, quiet, count, topic_by, topic_at):
             return {"type": "joined", "room": room, "members": members, "topic": topic, "time": iso_time(t),
-                    "ops": ops, "voiced": voiced, "quiet": quiet, "count": count or len(members)}
+                    "ops": ops, "voiced": voiced, "quiet": quiet, "count": count or len(members),
+                    "topic_by": topic_by, "topic_at": iso_time(topic_at) if topic_at is not None else None}
         case Topic(room, topic, nick, t, change):
             return {"type": "topic", "room": room, "topic": topic, "nick": nick,
                     "time": iso_time(t) if t is not None else None, "change": change}
-        case Who(room, members, ops, voiced):
-            return {"type": "who", "room": room, "members": members, "ops": ops, "voiced": voiced}
+        case Who(room, members, ops, voiced, people, mask):
+            return {"type": "who", "room": room, "members": members, "ops": ops, "voiced": voiced,
+                    "people": [_person(p) for p in people], "mask": mask}
         case RoomList(rooms, total):
             return {"type": "rooms", "total": total,
                     "rooms": [{"room": r.room, "members": r.members, "topic": r.topic} for r in rooms]}
-        case Error(code, message, command, subject):
-            return {"type": "error", "code": code.value, "message": message, "command": command, "subject": subject}
+        case Error(code, message, command, subject, room):
+            return {"type": "error", "code": code.value, "message": message, "command": command, "subject": subject,
+                    "room": room}
         case Notice(text):
             return {"type": "notice", "text": text}
         case Hello(server, version, max_line):
             return {"type": "hello", "server": server, "version": version, "max_line": max_line}
-        case Welcome(nick, max_line):
-            return {"type": "welcome", "nick": nick, "max_line": max_line}
+        case Welcome(nick, max_line, online):
+            return {"type": "welcome", "nick": nick, "max_line": max_line,
+                    "online": event_json(online) if online is not None else None}
         case Help(command, lines):
             return {"type": "help", "command": command, "lines": lines}
         case Pong(token):
@@ -428,18 +458,28 @@ def event_json(event: Event) -> dict[str, Any]:
             return {"type": "account", "change": change, "account": account, "nick": nick}
         case PasswordWanted(nick):
             return {"type": "password_wanted", "nick": nick}
-        case WhoIs(nick, online, registered, registered_at, last_seen, idle, rooms, admin):
+        case WhoIs(nick, online, registered, registered_at, last_seen, idle, rooms, admin, person, signed_on, op_in,
+                   voiced_in):
             return {"type": "whois", "nick": nick, "online": online, "registered": registered,
                     "registered_at": iso_time(registered_at) if registered_at else None,
                     "last_seen": iso_time(last_seen) if last_seen else None,
-                    "idle": round(idle) if idle is not None else None, "rooms": rooms, "admin": admin}
+                    "idle": round(idle) if idle is not None else None, "rooms": rooms, "admin": admin,
+                    "person": _person(person) if person else None,
+                    "signed_on": iso_time(signed_on) if signed_on else None, "op_in": op_in, "voiced_in": voiced_in}
         case Kick(room, nick, by, reason, t):
             return {"type": "kick", "room": room, "nick": nick, "by": by, "reason": reason, "time": iso_time(t)}
         case Mode(room, nick, mode, target, t):
             return {"type": "mode", "room": room, "nick": nick, "mode": mode, "target": target, "time": iso_time(t)}
         case Invite(room, nick, target):
             return {"type": "invite", "room": room, "nick": nick, "target": target}
-        case RoomModes(room, modes, owner, key, ops, voiced, bans, invited):
+        case WhoWas(nick, people):
+            return {"type": "whowas", "nick": nick, "people": [_person(p) for p in people]}
+        case Online(people, most, rooms):
+            return {"type": "online", "people": people, "most": most, "rooms": rooms}
+        case Away(nick, message, you, changed):
+            return {"type": "away", "nick": nick, "message": message, "you": you, "changed": changed}
+        case RoomModes(room, modes, owner, key, ops, voiced, bans, invited, created_at):
             return {"type": "room_modes", "room": room, "modes": modes, "owner": owner, "key": key, "ops": ops,
-                    "voiced": voiced, "bans": bans, "invited": invited}
+                    "voiced": voiced, "bans": bans, "invited": invited,
+                    "created_at": iso_time(created_at) if created_at is not None else None}
     raise TypeError(f"cannot render {event!r}")

@@ -264,7 +264,7 @@ class WebCodec(Codec):
                 try:
                     said.extend(self.decode(frame))
                 except ChatError as e:
-                    said.append(Error(e.code, e.message, e.command, e.subject))
+                    said.append(Error(e.code, e.message, e.command, e.subject, e.room))
         return said
 
     # -------------------------------------------------------------------------------------------- output

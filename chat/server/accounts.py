@@ -30,6 +30,7 @@ from chat.protocol import commands as cmd
 from chat.protocol.errors import ChatError, ErrorCode
 from chat.protocol.events import (
     AccountChange,
+    Away,
     ChatMessage,
     DeliveryState,
     Error,
@@ -40,6 +41,7 @@ from chat.protocol.events import (
     WhoIs,
 )
 from chat.protocol.names import is_guest_nick, name_key
+from chat.server import moderation
 from chat.server.account_worker import AccountJob, LoginJob, PasswordJob, RegisterJob
 from chat.server.member import Member
 from chat.server.outbox import Outbox
@@ -238,10 +240,12 @@ class Accounts:
             out.ask(NickLookup(m, name_key(nick), nick, "whois"), m)
             return
         account = target.account
-        shared = sorted((r.name for k, r in m.rooms.items() if k in target.rooms), key=str.lower)
+        rooms = sorted((r for r in target.rooms.values() if moderation.may_see(m, r)), key=lambda r: r.key)
         out.reply(m, WhoIs(target.nick, True, account is not None, account.registered_at if account else None, None,
-                           max(0.0, self.chat.clock() - target.last_active), shared,
-                           account.admin if account else False))
+                           max(0.0, self.chat.clock() - target.last_active), [r.name for r in rooms],
+                           account.admin if account else False, target.person(), target.signed_on,
+                           [r.name for r in rooms if moderation.is_room_op(target, r)],
+                           [r.name for r in rooms if moderation.is_voiced(target, r)]))
 
     def _whois_read(self, lookup: NickLookup, out: Outbox) -> None:
         m = lookup.member
@@ -267,6 +271,8 @@ class Accounts:
                               to=target.nick, state=DeliveryState.PENDING)
         self._store(m, message, target.account.id if target.account else None, False, out)
         out.deliver((m,) if target is m else (m, target), message)
+        if target.away is not None and target is not m:
+            out.reply(m, Away(target.nick, target.away))
 
     def private_offline(self, m: Member, nick: str, text: str, out: Outbox) -> None:
         """A private message to someone not online: an account gets it on its next login."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from chat.protocol.events import ChatMessage, DeliveryState
+from chat.protocol.events import ChatMessage, DeliveryState, Person
 from chat.storage.records import StoredAccount
 
 if TYPE_CHECKING:
@@ -24,8 +24,9 @@ class Link:
 
 class Member:
     __slots__ = (
-        "account", "address", "conn", "current", "cursors", "gone", "id", "key", "last_active", "last_message",
-        "last_stored", "new_room_tokens", "new_rooms_at", "nick", "password_for", "registered", "rooms", "waiting",
+        "account", "address", "away", "conn", "current", "cursors", "gone", "id", "key", "last_active",
+        "last_message", "last_stored", "new_room_tokens", "new_rooms_at", "nick", "password_for", "realname",
+        "registered", "rooms", "signed_on", "user", "waiting",
     )  # fmt: skip
 
     def __init__(self, member_id: int, conn: Link, new_room_burst: int = 0, now: float = 0.0,
@@ -37,6 +38,11 @@ class Member:
         self.key = ""
         self.registered = False  # holds a nick
         self.account: StoredAccount | None = None  # the account it is logged in to
+        # who it says it is (IRC's USER: a user name and a real name; None: its nick), and its away message
+        self.user: str | None = None
+        self.realname: str | None = None
+        self.away: str | None = None
+        self.signed_on = now  # when it took its first nick (WHOIS shows it)
         self.password_for: str | None = None  # a registered nick it chose: its next plain line is the password
         self.gone = False  # its chat session is over (it quit, or the server ended it): read nothing more
         self.rooms: dict[str, Room] = {}  # key -> room, in the order joined
@@ -72,6 +78,10 @@ class Member:
             return True
         self.new_room_tokens = tokens
         return False
+
+    def person(self) -> Person:
+        """Who it says it is, for WHO and WHOIS: its nick stands in for a user name or real name not given."""
+        return Person(self.nick, self.user or self.nick, self.realname or self.nick, self.away)
 
     @property
     def label(self) -> str:

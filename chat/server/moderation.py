@@ -5,7 +5,7 @@ The rules, in one place:
 - A new room's first member becomes its owner if logged in; a room a guest made has no owner (nor do rooms made
   before accounts existed). An unowned room works as every room always did: anyone in it may set its topic and
   nobody can kick or ban anyone, except a server admin, who may give it ops and settings like any room's.
-- The owner is always an op; ops are accounts (a guest's nick is anyone's once they leave). Server admins have
+- The owner is always an op; stored ops are accounts (a guest's nick is anyone's once they leave). Server admins have
   ops' powers in every room, and come in whatever its settings.
 - Ops kick, ban (an account, or a guest's nick: the nick cannot be used in the room, and a ban puts them out),
   invite, give ops and voice, and set the modes: +i invite-only, +k a key to join, +t only ops set the topic,
@@ -14,7 +14,14 @@ The rules, in one place:
   spares the key). An invited account stays invited (the room's invite list); a guest's invite admits them once.
 - Those who may not join a room never get its backlog or its history, and outsiders do not see an invite-only
   room in /rooms, its members in /who or its topic.
-All of it is stored (chat.storage: rooms' settings, room_roles) and comes back with the room (FoundRoom).
+- Session ops (IRC's rule, for every door): the first member into a room that has no owner (nor stored ops)
+  is its op for as long as it stays in (the lobby excepted: the server's room). So is a guest given ops (+o,
+  /op) by an op, while in the room; likewise a guest given a voice. Session ops are kept in memory only.
+- What a session op does in a room without an owner (its modes, bans, invites, ops given) lasts only while the
+  room is in memory, i.e. while someone is in it, as an IRC channel's modes do: it is not stored, and the room
+  comes back with what its database row says. Everything else is stored (chat.storage: rooms' settings,
+  room_roles) and comes back with the room (FoundRoom): acts of owners, stored ops and admins, and in an owned
+  room the acts of anyone its ops made session ops.
 """
 
 from __future__ import annotations
@@ -41,9 +48,22 @@ def is_admin(m: Member) -> bool:
 
 
 def is_room_op(m: Member, room: Room) -> bool:
-    """The room's owner or one of its ops (what /who marks with @)."""
+    """The room's owner, one of its ops or one of its session ops (what /who marks with @)."""
+    if m in room.session_ops:
+        return True
     account = m.account
     return account is not None and (account.id == room.settings.owner_id or account.id in room.ops)
+
+
+def takes_session_op(room: Room) -> bool:
+    """Does the first member into `room` become its session op? When nobody owns it or is its stored op."""
+    return room.settings.owner_id is None and not room.ops
+
+
+def stores_acts(m: Member, room: Room) -> bool:
+    """Are `m`'s acts as an op in `room` stored? Yes, but a session op's in a room without an owner."""
+    account = m.account
+    return room.settings.owner_id is not None or is_admin(m) or (account is not None and account.id in room.ops)
 
 
 def may_moderate(m: Member, room: Room) -> bool:
@@ -51,7 +71,7 @@ def may_moderate(m: Member, room: Room) -> bool:
 
 
 def is_voiced(m: Member, room: Room) -> bool:
-    return m.account is not None and m.account.id in room.voiced
+    return m in room.session_voiced or (m.account is not None and m.account.id in room.voiced)
 
 
 def invite_of(m: Member, room: Room) -> StoredRole | None:
@@ -117,11 +137,16 @@ def ops_of(room: Room, logged_in: dict[str, Member]) -> tuple[list[str], list[st
                 found.append(m.nick)
         return sorted(found, key=str.lower)
 
+    def with_session(found: list[str], session: set[Member]) -> list[str]:
+        if not session:
+            return found
+        return sorted({*found, *(x.nick for x in session)}, key=str.lower)
+
     settings = room.settings
     ops = dict(room.ops)
     if settings.owner_id is not None and settings.owner_nick is not None:
         ops[settings.owner_id] = settings.owner_nick
-    return present(ops), present(room.voiced)
+    return with_session(present(ops), room.session_ops), with_session(present(room.voiced), room.session_voiced)
 
 
 class Moderation:
@@ -160,8 +185,12 @@ class Moderation:
         if target.key in room.bans:
             raise ChatError(ErrorCode.BANNED, f"{target.nick} is banned from #{room.name}: /unban them first.",
                             subject=target.nick)
+        if room.key in target.rooms:
+            raise ChatError(ErrorCode.ALREADY_IN_ROOM, f"{target.nick} is in #{room.name} already.",
+                            subject=target.nick, room=room.name)
         account = target.account
-        self._set_role(room, "invite", target.nick, target.key, account.id if account else None, m, True, out)
+        self._set_role(room, "invite", target.nick, target.key, account.id if account else None, m, True, out,
+                       stores_acts(m, room))
         invite = Invite(room.name, m.nick, target.nick)
         out.reply(m, invite)  # one delivery each: IRC tells the inviter 341 and the invited an INVITE line
         if target is not m:
@@ -170,7 +199,9 @@ class Moderation:
     def mode(self, m: Member, c: cmd.Mode, out: Outbox) -> None:
         room_name = check_room(c.room)
         room = self.state.rooms.get(name_key(room_name))
-        if room is None or (room.key not in m.rooms and not is_admin(m)):
+        if room is None:
+            raise ChatError(ErrorCode.NO_SUCH_ROOM, f"Nobody is in #{room_name}.", subject=room_name)
+        if room.key not in m.rooms and not is_admin(m):
             raise ChatError(ErrorCode.NOT_IN_ROOM, f"You are not in #{room_name}; /join it first.",
                             subject=room_name)
         changes = c.changes()
@@ -180,6 +211,10 @@ class Moderation:
         self._require_op(m, room)
         settings = room.settings
         before = replace(settings)
+        lasting = stores_acts(m, room)
+        if not lasting and room.kept_settings is None:
+            room.kept_settings = replace(settings)  # what the database keeps meanwhile
+        kept = room.kept_settings
         for change, word in changes:
             sign, letter = change[0] == "+", change[1]
             match letter:
@@ -193,19 +228,24 @@ class Moderation:
                     if self._set_mode(settings, letter, sign, word):
                         shown = typing.cast(ModeChange, change)  # a change cmd.Mode parsed: one of them
                         out.deliver(room.members, Mode(room.name, m.nick, shown, None, self.chat.clock()))
+                    if lasting and kept is not None:
+                        self._set_mode(kept, letter, sign, word)
         if settings != before:
             self.state.mark_invite_only(room)
-            out.store_room(room)
-            out.writes.settings.append(SettingsChange(room.id, replace(settings)))
+            if lasting:
+                out.store_room(room)
+                out.writes.settings.append(SettingsChange(room.id, replace(kept or settings)))
 
     def modes_of(self, m: Member, room: Room) -> RoomModes:
         settings = room.settings
-        ops = sorted({*room.ops.values(), *([settings.owner_nick] if settings.owner_nick else [])}, key=str.lower)
+        ops = sorted({*room.ops.values(), *([settings.owner_nick] if settings.owner_nick else []),
+                      *(x.nick for x in room.session_ops)}, key=str.lower)
         shown = may_moderate(m, room)  # the key, the bans and the invite list are the ops' business
         return RoomModes(room.name, settings.modes, settings.owner_nick, settings.key if shown else None, ops,
-                         sorted(room.voiced.values(), key=str.lower),
+                         sorted({*room.voiced.values(), *(x.nick for x in room.session_voiced)}, key=str.lower),
                          sorted((b.nick for b in room.bans.values()), key=str.lower) if shown else [],
-                         sorted((i.nick for i in room.invites.values()), key=str.lower) if shown else [])
+                         sorted((i.nick for i in room.invites.values()), key=str.lower) if shown else [],
+                         room.created_at)
 
     def used_invite(self, room: Room, invite: StoredRole, m: Member, out: Outbox) -> None:
         """A guest joined on its one-time invite: it is spent."""
@@ -217,9 +257,15 @@ class Moderation:
         self._require_op(m, room)
         key = name_key(nick)
         if give:
-            target = self._account_online(nick)
+            target = self._online(nick)
             account = target.account
-            assert account is not None
+            if account is None or not stores_acts(m, room):  # an op for as long as it is in the room
+                if is_room_op(target, room):
+                    return
+                self._member_in(room, target.nick)
+                room.session_ops.add(target)
+                out.deliver(room.members, Mode(room.name, m.nick, "+o", target.nick, self.chat.clock()))
+                return
             if account.id == room.settings.owner_id or account.id in room.ops:
                 return  # nothing changes
             room.ops[account.id] = account.nick
@@ -229,8 +275,13 @@ class Moderation:
             if room.settings.owner_id is not None and key == name_key(room.settings.owner_nick or ""):
                 raise ChatError(ErrorCode.PROTECTED, f"{nick} owns #{room.name}: an owner is always an op.",
                                 subject=nick)
+            session = next((x for x in room.session_ops if x.key == key), None)
+            if session is not None:
+                room.session_ops.discard(session)
             found = next(((i, n) for i, n in room.ops.items() if name_key(n) == key), None)
             if found is None:
+                if session is not None:
+                    out.deliver(room.members, Mode(room.name, m.nick, "-o", session.nick, self.chat.clock()))
                 return
             del room.ops[found[0]]
             self._set_role(room, "op", found[1], key, found[0], m, False, out)
@@ -240,16 +291,28 @@ class Moderation:
     def _voice(self, m: Member, room: Room, nick: str, give: bool, out: Outbox) -> None:
         key = name_key(nick)
         if give:
-            account = self._account_online(nick).account
-            assert account is not None
+            target = self._online(nick)
+            account = target.account
+            if account is None or not stores_acts(m, room):  # a voice for as long as it is in the room
+                if is_voiced(target, room):
+                    return
+                self._member_in(room, target.nick)
+                room.session_voiced.add(target)
+                out.deliver(room.members, Mode(room.name, m.nick, "+v", target.nick, self.chat.clock()))
+                return
             if account.id in room.voiced:
                 return
             room.voiced[account.id] = account.nick
             self._set_role(room, "voice", account.nick, account.key, account.id, m, True, out)
             shown = account.nick
         else:
+            session = next((x for x in room.session_voiced if x.key == key), None)
+            if session is not None:
+                room.session_voiced.discard(session)
             found = next(((i, n) for i, n in room.voiced.items() if name_key(n) == key), None)
             if found is None:
+                if session is not None:
+                    out.deliver(room.members, Mode(room.name, m.nick, "-v", session.nick, self.chat.clock()))
                 return
             del room.voiced[found[0]]
             self._set_role(room, "voice", found[1], key, found[0], m, False, out)
@@ -260,12 +323,13 @@ class Moderation:
         self._require_op(m, room)
         key = name_key(check_nick(nick))  # a /mode word is checked as /ban's nick is
         now = self.chat.clock()
+        lasting = stores_acts(m, room)
         if not set_ban:
             ban = room.bans.pop(key, None)
             if ban is None:
                 out.reply(m, Notice(f"{nick} is not banned from #{room.name}."))
                 return
-            self._set_role(room, "ban", ban.nick, key, ban.account_id, m, False, out)
+            self._set_role(room, "ban", ban.nick, key, ban.account_id, m, False, out, lasting)
             out.deliver(room.members, Mode(room.name, m.nick, "-b", ban.nick, now))
             return
         target = self.state.nicks.get(key)
@@ -277,21 +341,23 @@ class Moderation:
             return
         account = target.account if target is not None else None
         shown = target.nick if target is not None else nick
-        self._set_role(room, "ban", shown, key, account.id if account else None, m, True, out)
+        self._set_role(room, "ban", shown, key, account.id if account else None, m, True, out, lasting)
         if (invite := room.invites.pop(key, None)) is not None:  # a ban outweighs an invite: it goes
-            self._set_role(room, "invite", invite.nick, key, invite.account_id, m, False, out)
+            self._set_role(room, "invite", invite.nick, key, invite.account_id, m, False, out, lasting)
         out.deliver(room.members, Mode(room.name, m.nick, "+b", shown, now))
         if target is not None and room.key in target.rooms:
             self._put_out(m, room, target, "banned", out)
 
     def _set_role(self, room: Room, role: Role, nick: str, key: str, account_id: int | None, by: Member,
-                  granted: bool, out: Outbox) -> None:
+                  granted: bool, out: Outbox, lasting: bool = True) -> None:
         now = self.chat.clock()
         if granted and role in ("ban", "invite"):
             entry = StoredRole(role, nick, key, account_id, by.nick, now)
             (room.bans if role == "ban" else room.invites)[key] = entry
         elif not granted and role == "invite":
             room.invites.pop(key, None)
+        if not lasting:  # a session op's, in a room without an owner: it ends with the room's time in memory
+            return
         out.store_room(room)
         out.writes.roles.append(RoleChange(room.id, role, nick, key, account_id, by.nick, now, granted))
 
@@ -315,7 +381,9 @@ class Moderation:
         """A room `m` moderates from inside it (a server admin: any room someone is in)."""
         room_name = check_room(name)
         room = self.state.rooms.get(name_key(room_name))
-        if room is None or (room.key not in m.rooms and not is_admin(m)):
+        if room is None:
+            raise ChatError(ErrorCode.NO_SUCH_ROOM, f"Nobody is in #{room_name}.", subject=room_name)
+        if room.key not in m.rooms and not is_admin(m):
             raise ChatError(ErrorCode.NOT_IN_ROOM, f"You are not in #{room_name}; /join it first.",
                             subject=room_name)
         self._require_op(m, room)
@@ -326,8 +394,8 @@ class Moderation:
         if may_moderate(m, room):
             return
         if room.settings.owner_id is None and not room.ops:
-            raise ChatError(ErrorCode.NOT_OP, f"#{room.name} has no owner: only server admins can moderate it.",
-                            subject=room.name)
+            raise ChatError(ErrorCode.NOT_OP, f"#{room.name} has no owner: only its session ops (the first one in, "
+                            "and those they make ops) and server admins can moderate it.", subject=room.name)
         raise ChatError(ErrorCode.NOT_OP, f"You are not an op of #{room.name}.", subject=room.name)
 
     @staticmethod
@@ -343,14 +411,11 @@ class Moderation:
     def _member_in(self, room: Room, nick: str) -> Member:
         target = self.state.nicks.get(name_key(nick))
         if target is None or room.key not in target.rooms:
-            raise ChatError(ErrorCode.NOT_IN_ROOM, f"{nick} is not in #{room.name}.", subject=nick)
+            raise ChatError(ErrorCode.NOT_IN_ROOM, f"{nick} is not in #{room.name}.", subject=nick, room=room.name)
         return target
 
-    def _account_online(self, nick: str) -> Member:
+    def _online(self, nick: str) -> Member:
         target = self.state.nicks.get(name_key(nick))
         if target is None:
             raise ChatError(ErrorCode.NO_SUCH_NICK, f"Nobody called {nick} is online.", subject=nick)
-        if target.account is None:
-            raise ChatError(ErrorCode.NEEDS_ACCOUNT, f"{target.nick} is not logged in: only accounts can be ops or "
-                            "voiced.", subject=target.nick)
         return target

@@ -8,6 +8,7 @@ are services of their own, reached from here.
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 from collections.abc import Callable
 from typing import assert_never
@@ -17,6 +18,7 @@ from chat.protocol import commands as cmd
 from chat.protocol.codec import Frame
 from chat.protocol.errors import ChatError, ErrorCode
 from chat.protocol.events import (
+    Away,
     ChatMessage,
     Current,
     DeliveryState,
@@ -30,6 +32,7 @@ from chat.protocol.events import (
     MessageKind,
     NickChange,
     Notice,
+    Online,
     Part,
     Pong,
     Quit,
@@ -39,6 +42,7 @@ from chat.protocol.events import (
     Topic,
     Welcome,
     Who,
+    WhoWas,
 )
 from chat.protocol.names import check_nick, check_room, name_key
 from chat.search.query import parse_search
@@ -99,7 +103,7 @@ class ChatService:
 
     def refused(self, m: Member, error: ChatError, out: Outbox) -> None:
         """A refusal: of a command, or of a frame its codec could not take (too long, not UTF-8, malformed)."""
-        out.reply(m, Error(error.code, error.message, error.command, error.subject))
+        out.reply(m, Error(error.code, error.message, error.command, error.subject, error.room))
         if not m.registered and not m.gone:
             out.reply(m, Notice(PASSWORD_PROMPT.format(nick=m.password_for) if m.password_for else NICK_PROMPT))
 
@@ -129,6 +133,7 @@ class ChatService:
         m.registered = False
         if self.state.nicks.get(m.key) is m:
             del self.state.nicks[m.key]
+        self.state.departed.append((m.key, m.person()))
         out.writes.users.append(SeenUser(m.nick, m.key, now))
 
     def end(self, m: Member, reason: str, code: ErrorCode | None, detail: str, out: Outbox) -> None:
@@ -150,7 +155,13 @@ class ChatService:
             case cmd.Msg():
                 self.msg(m, c, out)
             case cmd.Nick():
+                if not m.registered and (c.user or c.realname):  # who it says it is, given with its first nick
+                    m.user, m.realname = c.user, c.realname
                 self.nick(m, c.nick, out)
+            case cmd.Away():
+                m.away = c.text[:cmd.AWAY_MAX] if c.text else None
+                out.reply(m, Away(m.nick, m.away, you=True))
+                out.deliver(self.state.co_members(m), Away(m.nick, m.away, changed=True))
             case cmd.Join():
                 self.join(m, c.room, out, c.key)
             case cmd.Leave():
@@ -158,7 +169,10 @@ class ChatService:
             case cmd.Rooms():
                 self.rooms(m, out)
             case cmd.Who():
-                self.who(m, c.room, out)
+                if c.mask is not None:
+                    self.who_matches(m, c.mask, out)
+                else:
+                    self.who(m, c.room, out)
             case cmd.Topic():
                 self.topic(m, c, out)
             case cmd.History():
@@ -183,6 +197,10 @@ class ChatService:
                 self.accounts.change_password(m, c.password.get_secret_value(), out)
             case cmd.Whois():
                 self.accounts.whois(m, c.nick, out)
+            case cmd.Whowas():
+                self.whowas(m, c, out)
+            case cmd.Online():
+                out.reply(m, self._online())
             case cmd.Op() | cmd.Deop():
                 self.moderation.op(m, c.room, c.nick, isinstance(c, cmd.Op), out)
             case cmd.Kick():
@@ -251,6 +269,7 @@ class ChatService:
             self._register(m, nick, key, out)
             return
         old = m.nick
+        self.state.departed.append((m.key, m.person()))
         del self.state.nicks[m.key]
         m.nick, m.key = nick, key
         self.state.nicks[key] = m
@@ -260,8 +279,10 @@ class ChatService:
 
     def _register(self, m: Member, nick: str, key: str, out: Outbox) -> None:
         m.nick, m.key, m.registered = nick, key, True
+        m.signed_on = self.clock()
         self.state.nicks[key] = m
-        out.reply(m, Welcome(nick, self.config.max_line))
+        self.state.most_online = max(self.state.most_online, len(self.state.nicks))
+        out.reply(m, Welcome(nick, self.config.max_line, self._online()))
         if self.config.lobby:
             self.join(m, self.config.lobby, out)
 
@@ -331,6 +352,7 @@ class ChatService:
         if lookup.found is not None:
             return state.found_room(lookup.found)
         if (unsaved := state.unsaved_rooms.get(lookup.key)) is not None:  # its row is still to be written
+            unsaved.end_session()
             state.rooms[unsaved.key] = unsaved
             state.mark_invite_only(unsaved)
             return unsaved
@@ -354,8 +376,10 @@ class ChatService:
             self.moderation.used_invite(room, spent, m, out)
         now = self.clock()
         quiet = self._quiet(room, len(room.members) + 1)
+        if not room.members and moderation.takes_session_op(room) and room.key != self._lobby_key:
+            room.session_ops.add(m)  # IRC's rule, for rooms nobody owns: the first one in is an op while there
         if not quiet:
-            out.deliver(room.members, Join(room.name, m.nick, now))
+            out.deliver(room.members, Join(room.name, m.nick, now, m.away))
         room.add_member(m)
         m.rooms[room.key] = room
         m.current = room
@@ -364,7 +388,8 @@ class ChatService:
         ops, voiced = moderation.ops_of(room, self.state.logged_in)
         # a quiet room lists its ops and voiced members, and you: /who lists everyone
         shown = sorted({*ops, *voiced, m.nick}, key=str.lower) if quiet else room.nicks.copy()
-        out.reply(m, Joined(room.name, shown, room.topic, now, ops, voiced, quiet, len(room.members)))
+        out.reply(m, Joined(room.name, shown, room.topic, now, ops, voiced, quiet, len(room.members), room.topic_by,
+                            room.topic_at))
         if messages:
             out.reply(m, Backlog(room.name, messages, more))
 
@@ -413,7 +438,35 @@ class ChatService:
                 return
             room = found
         ops, voiced = moderation.ops_of(room, self.state.logged_in)
-        out.reply(m, Who(room.name, sorted(room.nicks, key=str.lower), ops, voiced))
+        members = sorted(room.members, key=lambda x: x.nick.lower())
+        out.reply(m, Who(room.name, [x.nick for x in members], ops, voiced, [x.person() for x in members]))
+
+    def _online(self) -> Online:
+        state = self.state
+        return Online(len(state.nicks), state.most_online, len(state.rooms))
+
+    def whowas(self, m: Member, c: cmd.Whowas, out: Outbox) -> None:
+        key, wanted = name_key(c.nick), c.count or cmd.WHOWAS_MAX
+        found = []
+        for gone_key, was in reversed(self.state.departed):
+            if gone_key == key:
+                found.append(was)
+                if len(found) >= wanted:
+                    break
+        out.reply(m, WhoWas(c.nick, found))
+
+    def who_matches(self, m: Member, mask: str, out: Outbox) -> None:
+        """The people a nick or a mask (* and ?) names: anyone online by an exact nick; with a wildcard, those
+        who share a room with `m`, and `m` itself (not the whole server: nobody lists strangers)."""
+        if "*" not in mask and "?" not in mask:
+            target = self.state.nicks.get(name_key(mask))
+            found = [target] if target is not None else []
+        else:
+            pattern = mask.lower().replace("[", "[[]")
+            found = sorted((x for x in (m, *self.state.co_members(m))
+                            if x.registered and fnmatch.fnmatchcase(x.nick.lower(), pattern)),
+                           key=lambda x: x.nick.lower())[:WHO_MATCHES_MAX]
+        out.reply(m, Who("", [x.nick for x in found], people=[x.person() for x in found], mask=mask))
 
     def _tell_topic(self, m: Member, room: Room, out: Outbox) -> None:
         if not moderation.may_see(m, room):
@@ -530,6 +583,7 @@ class ChatService:
         return room
 
 
+WHO_MATCHES_MAX = 200  # people one WHO mask lists
 STORAGE_UNAVAILABLE = "The server could not read that room right now. Please try again."
 HISTORY_FAILED = "History is unavailable right now: the server could not read it. Please try again."
 SEARCH_FAILED = "Search is unavailable right now: the server could not read the messages. Please try again."

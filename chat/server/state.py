@@ -17,7 +17,7 @@ from collections import deque
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from chat.protocol.events import ChatMessage, DeliveryState
+from chat.protocol.events import ChatMessage, DeliveryState, Person
 from chat.protocol.names import ROOMS_PAGE, name_key
 from chat.storage.records import FoundRoom, RoomSettings, StoredRole, StoredRoom
 
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 RING_SLACK = 16  # extra recent messages kept per room, so failed ones can be skipped without a gap
 LINE_OVERHEAD = 96  # bytes a rendered history line adds to its text (room, time, nick, JSON keys), at most
+DEPARTED_KEPT = 2000  # nicks /whowas remembers
 ROOM_LIST_FRESH = 1000  # up to this many rooms, /rooms is computed afresh; beyond, at most once a second
 
 
@@ -56,8 +57,9 @@ def fitting_around(older: list[ChatMessage], newer: list[ChatMessage], budget: i
 
 class Room:
     __slots__ = (
-        "bans", "created_at", "id", "invites", "key", "members", "name", "nicks", "older_in_db", "ops", "persisted",
-        "recent", "settings", "topic", "topic_at", "topic_by", "voiced",
+        "bans", "created_at", "id", "invites", "kept_settings", "key", "members", "name", "nicks", "older_in_db",
+        "ops", "persisted", "recent", "session_ops", "session_voiced", "settings", "topic", "topic_at", "topic_by",
+        "voiced",
     )  # fmt: skip
 
     def __init__(self, room_id: int, name: str, created_at: float, backlog: int) -> None:
@@ -80,11 +82,17 @@ class Room:
         self.voiced: dict[int, str] = {}  # account id -> nick
         self.bans: dict[str, StoredRole] = {}  # nick key -> ban (of an account, or of a guest's nick)
         self.invites: dict[str, StoredRole] = {}  # nick key -> invite (lasting for an account, once for a guest)
+        # for this session only (while someone is in the room; never stored): ops and voices of members as
+        # such (the first joiner of a room without an owner, guests given +o or +v), and, when a session op
+        # changed the modes of a room without an owner, the modes it has in the database meanwhile
+        self.session_ops: set[Member] = set()
+        self.session_voiced: set[Member] = set()
+        self.kept_settings: RoomSettings | None = None
 
     def stored(self) -> StoredRoom:
         """The room's row, for the writer (a copy: the loop goes on changing the room)."""
         return StoredRoom(self.id, self.name, self.topic, self.topic_by, self.topic_at, self.created_at,
-                          replace(self.settings))
+                          replace(self.kept_settings or self.settings))
 
     def add_role(self, role: StoredRole) -> None:
         if role.role == "op" and role.account_id is not None:
@@ -108,10 +116,19 @@ class Room:
             return
         self.members = members[:i] + members[i + 1:]
         del self.nicks[i]
+        self.session_ops.discard(member)
+        self.session_voiced.discard(member)
 
     def renamed(self, member: Member) -> None:
         """`member`, one of the room's, changed its nick."""
         self.nicks[self.members.index(member)] = member.nick
+
+    def end_session(self) -> None:
+        """Forget what lasted only while people were in it (a room brought back into memory)."""
+        self.session_ops.clear()
+        self.session_voiced.clear()
+        if self.kept_settings is not None:
+            self.settings, self.kept_settings = self.kept_settings, None
 
     def remember(self, message: ChatMessage) -> None:
         recent = self.recent
@@ -147,6 +164,9 @@ class ChatState:
         self.invite_only: set[str] = set()  # keys of the invite-only rooms in memory: /rooms hides them
         self.next_message_id = 1
         self.next_room_id = 1
+        self.most_online = 0  # the most nicks held at once since start (LUSERS)
+        # those who left a nick lately (quit, or took another), newest last: /whowas (memory only, bounded)
+        self.departed: deque[tuple[str, Person]] = deque(maxlen=DEPARTED_KEPT)
         self._busiest: list[Room] = []
         self._busiest_at = float("-inf")
 

@@ -39,7 +39,7 @@ from chat.protocol.irc.message import (
     parse,
     unescape_tag,
 )
-from chat.protocol.names import check_nick
+from chat.protocol.names import KEY_MAX, check_nick
 from chat.protocol.render import iso_time
 
 # capabilities offered, with their CAP LS 302 values; those in SHARED change the bytes of shared renderings
@@ -53,8 +53,9 @@ CAPABILITIES: dict[str, str] = {
     "multi-prefix": "",
     "labeled-response": "",
     "userhost-in-names": "",
+    "away-notify": "",
 }
-SHARED = frozenset({"server-time", "message-tags"})
+SHARED = frozenset({"server-time", "message-tags", "away-notify"})
 PRE_REGISTRATION = frozenset({"CAP", "NICK", "USER", "PASS", "PING", "PONG", "QUIT", "AUTHENTICATE"})
 SASL_MAX = 400  # bytes of one AUTHENTICATE chunk (the spec's)
 _batch_ids = itertools.count(1)
@@ -84,8 +85,11 @@ class _LabelClose(Reply):
 class _Asked:
     """A question whose answer is one event of a kind other questions share (Who, RoomModes, History)."""
 
-    kind: str  # "names", "who", "modes", "banlist", "history"
+    kind: str  # "names", "who", "userhost", "modes", "banlist", "history"
     target: str = ""
+    between: tuple[int, int] | None = None  # CHATHISTORY BETWEEN: only ids strictly inside (low, high)
+    around: str = ""  # CHATHISTORY AROUND is two pages: "first" (kept), then "second" (answered with both)
+    held: list[ev.ChatMessage] | None = None  # ... the first page, kept
 
 
 class IrcCodec(Codec):
@@ -147,7 +151,7 @@ class IrcCodec(Codec):
         try:
             said = self._decode(frame)
         except ChatError as e:
-            said = (ev.Error(e.code, e.message, e.command, e.subject),)
+            said = (ev.Error(e.code, e.message, e.command, e.subject, e.room),)
         return (_LabelOpen(b"", label), *said)
 
     def _decode(self, frame: str) -> Sequence[cmd.Command | ev.Event | Reply]:
@@ -261,7 +265,7 @@ class IrcCodec(Codec):
     def _try_register(self) -> Sequence[cmd.Command | ev.Event | Reply]:
         if self._registered or self._negotiating or self._nick is None or self._user is None:
             return ()
-        return (cmd.Nick(nick=self._nick),)
+        return (cmd.Nick(nick=self._nick, user=self._user[0], realname=self._user[3]),)
 
     def _authenticate(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
         self._need(m, 1)
@@ -394,10 +398,13 @@ class IrcCodec(Codec):
         return out
 
     def _who(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
-        mask = m.params[0] if m.params else "*"
+        mask = m.params[0] if m.params and m.params[0] else "*"
         room = mapping.room_of(mask)
         if room is None:
-            return self._numeric("315", mask[:50] or "*", "End of WHO list")
+            if mask.startswith(mapping.CHANNEL_PREFIX) or len(mask) > 64:
+                return self._numeric("315", mask[:50], "End of WHO list")
+            self._asked.append(_Asked("who", mask))
+            return (cmd.Who(mask=mask),)
         self._asked.append(_Asked("who", mask))
         return (cmd.Who(room=room),)
 
@@ -435,10 +442,18 @@ class IrcCodec(Codec):
         if modes.strip("+-") == "b" and len(m.params) == 2:
             self._asked.append(_Asked("banlist"))
             return (cmd.Mode(room=room),)
-        unknown = [c for c in modes if c not in "+-" and c not in cmd.MODE_LETTERS]
+        unknown = [c for c in modes if c not in "+-" and c not in cmd.MODE_LETTERS and c not in mapping.ALWAYS_ON]
         if unknown:
             return self._numeric("472", unknown[0], "is unknown mode char to me")
-        return (cmd.Mode(room=room, modes=modes, args=tuple(m.params[2:])),)
+        modes = "".join(c for c in modes if c not in mapping.ALWAYS_ON)  # on already, and for good
+        if not modes.strip("+-"):
+            return ()
+        if any(not k.strip() or " " in k or len(k) > KEY_MAX for k in _new_keys(modes, m.params[2:])):
+            return self._numeric("696", mapping.channel(room), "k", "*",
+                                 f"Invalid key: no spaces, 1 to {KEY_MAX} characters")
+        # a ban mask nick!user@host bans the nick: bans here are of nicks and accounts (docs/IRC.md)
+        args = tuple(a.partition("!")[0] if "!" in a else a for a in m.params[2:])
+        return (cmd.Mode(room=room, modes=modes, args=args),)
 
     def _kick(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
         self._need(m, 2)
@@ -459,6 +474,14 @@ class IrcCodec(Codec):
         sub = m.params[0].upper() if m.params else ""
         if sub == "TARGETS":
             return (self._reply(*self._batch("draft/chathistory-targets", [])),)
+        between = None
+        if sub == "BETWEEN" and len(m.params) >= 5:  # BETWEEN target ref ref count: a page from the first ref on
+            first, second = _msgid(m.params[2]), _msgid(m.params[3])
+            if first is None or second is None:
+                return (self._fail("CHATHISTORY", "INVALID_PARAMS", sub, "Only msgid= references"),)
+            between = (min(first, second), max(first, second))
+            sub = "AFTER" if first < second else "BEFORE"
+            m = Message(m.verb, [m.params[0], m.params[1], m.params[2], m.params[4]], m.tags, m.source)
         if len(m.params) < 4 or sub not in ("LATEST", "BEFORE", "AFTER", "AROUND"):
             return (self._fail("CHATHISTORY", "INVALID_PARAMS", sub or "*", "Unsupported CHATHISTORY request"),)
         target, point, count = m.params[1], m.params[2], m.params[3]
@@ -490,15 +513,46 @@ class IrcCodec(Codec):
                 args["before"] = ref
             elif sub == "AFTER":
                 args["after"] = ref
-            else:
-                args["before"] = min(ref + 1, cmd.MESSAGE_ID_MAX)
-        self._asked.append(_Asked("history", target))
+            else:  # AROUND: the message and those before it, then those after it: two pages, one answer
+                before = limit - limit // 2
+                args.update(before=min(ref + 1, cmd.MESSAGE_ID_MAX), count=before)
+                if limit - before:
+                    self._asked.append(_Asked("history", target, around="first"))
+                    self._asked.append(_Asked("history", target, around="second"))
+                    return (cmd.History(**args), cmd.History(**{**args, "before": None, "after": ref,
+                                                                 "count": limit - before}))
+        self._asked.append(_Asked("history", target, between))
         return (cmd.History(**args),)
 
     def _away(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
-        if m.params and m.params[0]:
-            return self._numeric("306", "You have been marked as being away")
-        return self._numeric("305", "You are no longer marked as being away")
+        return (cmd.Away(text=m.params[0] if m.params and m.params[0] else None),)
+
+    def _userhost(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
+        self._need(m, 1)
+        out: list[cmd.Command | ev.Event | Reply] = []
+        for nick in m.params[:5]:  # one 302 line per nick (each is its own question)
+            try:
+                out.append(cmd.Who(mask=check_nick(nick)))
+            except ChatError:
+                out.extend(self._numeric("302", ""))
+                continue
+            self._asked.append(_Asked("userhost", nick))
+        return out
+
+    def _lusers(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
+        return (cmd.Online(),)
+
+    def _whowas(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
+        if not m.params or not m.params[0]:
+            return self._numeric("431", "No nickname given")
+        nick = m.params[0].split(",")[0]
+        count = m.params[1] if len(m.params) > 1 else ""
+        wanted = min(int(count), cmd.WHOWAS_MAX) if count.isdigit() and int(count) > 0 else None
+        try:
+            return (cmd.Whowas(nick=nick, count=wanted),)
+        except ValidationError:
+            return (*self._numeric("406", nick[:50], "There was no such nickname"),
+                    *self._numeric("369", nick[:50], "End of WHOWAS"))
 
     def _motd(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
         return self._numeric("422", "MOTD File is missing")
@@ -589,13 +643,18 @@ class IrcCodec(Codec):
         return found[1]
 
     def _r_join(self, e: ev.Join) -> str:
-        return line(self._source(e.nick), "JOIN", mapping.channel(e.room), tags=self._tags(e.time))
+        joined = line(self._source(e.nick), "JOIN", mapping.channel(e.room), tags=self._tags(e.time))
+        if e.away is not None and "away-notify" in self._caps:
+            joined += line(self._source(e.nick), "AWAY", e.away)
+        return joined
 
     def _r_joined(self, e: ev.Joined) -> str:
         me, host, channel = self._me, self.host, mapping.channel(e.room)
         lines = [line(self._source(me), "JOIN", channel, tags=self._tags(e.time))]
         if e.topic:
             lines.append(line(host, "332", me, channel, e.topic))
+            if e.topic_by and e.topic_at:
+                lines.append(line(host, "333", me, channel, e.topic_by, str(int(e.topic_at))))
         lines.extend(self._name_lines(e.room, e.members, e.ops, e.voiced))
         return "".join(lines)
 
@@ -616,13 +675,31 @@ class IrcCodec(Codec):
                 return ""  # it asks for history itself
             return "".join(self._history_lines(e.messages, mapping.channel(e.room)))
         asked = self._pop("history")
-        return "".join(self._history_lines(e.messages, asked.target if asked else mapping.channel(e.room)))
+        messages = self._around(e.messages, asked)
+        if messages is None:
+            return ""
+        return "".join(self._history_lines(messages, asked.target if asked else mapping.channel(e.room)))
 
     def _r_private_history(self, e: ev.PrivateHistory) -> str:
         if e.reason == "offline":
             return "".join(self._history_lines(e.messages, self._me))
         asked = self._pop("history")
-        return "".join(self._history_lines(e.messages, asked.target if asked else (e.nick or "*")))
+        messages = self._around(e.messages, asked)
+        if messages is None:
+            return ""
+        return "".join(self._history_lines(messages, asked.target if asked else (e.nick or "*")))
+
+    def _around(self, messages: list[ev.ChatMessage], asked: _Asked | None) -> list[ev.ChatMessage] | None:
+        """A history page as CHATHISTORY asked for it: cut for BETWEEN; for AROUND, None for its first page
+        (kept), then both pages as one."""
+        if asked is not None and asked.around == "first":
+            if self._asked and self._asked[0].around == "second":
+                self._asked[0].held = messages
+                return None
+            return messages
+        if asked is not None and asked.around == "second":
+            return (asked.held or []) + messages
+        return _inside(messages, asked)
 
     def _history_lines(self, messages: list[ev.ChatMessage], target: str) -> list[str]:
         if "batch" not in self._caps:
@@ -656,14 +733,21 @@ class IrcCodec(Codec):
         return out
 
     def _r_who(self, e: ev.Who) -> str:
-        asked = self._pop("names", "who")
+        asked = self._pop("names", "who", "userhost")
         channel = mapping.channel(e.room)
+        if asked is not None and asked.kind == "userhost":
+            found = " ".join(f"{p.nick}={'-' if p.away is not None else '+'}{p.user}@{self.host}" for p in e.people)
+            return line(self.host, "302", self._me, found)
         if asked is not None and asked.kind == "who":
             me, host = self._me, self.host
+            if e.mask is not None:
+                channel = "*"  # people, not a room's members: no room, no prefix
+            every = "multi-prefix" in self._caps
             lines = []
-            for nick in e.members:
-                flag = "H" + _prefix(nick, e.ops, e.voiced, "multi-prefix" in self._caps)
-                lines.append(line(host, "352", me, channel, nick, host, host, nick, flag, f"0 {nick}"))
+            for p in e.people:
+                flag = ("G" if p.away is not None else "H") + (
+                    _prefix(p.nick, e.ops, e.voiced, every) if e.mask is None else "")
+                lines.append(line(host, "352", me, channel, p.user, host, host, p.nick, flag, f"0 {p.realname}"))
             lines.append(line(host, "315", me, asked.target or channel, "End of WHO list"))
             return "".join(lines)
         return "".join(self._name_lines(e.room, e.members, e.ops, e.voiced))
@@ -697,6 +781,8 @@ class IrcCodec(Codec):
         tokens = mapping.isupport(self.network)
         for start in range(0, len(tokens), 12):
             lines.append(line(host, "005", me, *tokens[start:start + 12], "are supported by this server"))
+        if e.online is not None:  # LUSERS' numbers, as servers send them after 005
+            lines.append(self._r_online(e.online, me))
         lines.append(line(host, "422", me, "MOTD File is missing"))
         return "".join(lines)
 
@@ -711,16 +797,21 @@ class IrcCodec(Codec):
             self._pop("modes", "banlist")
         if e.code is ErrorCode.INVALID_UTF8:
             return line(host, "FAIL", "*", "INVALID_UTF8", "Your line was not valid UTF-8; it was ignored")
+        if e.command == "whois" and e.code is ErrorCode.NO_SUCH_NICK:
+            nick = e.subject or "*"
+            return line(host, "401", me, nick, "No such nick/channel") + line(host, "318", me, nick,
+                                                                             "End of /WHOIS list")
         found = mapping.NUMERICS.get(e.code)
         if found is None:
             return line(host, "NOTICE", me, e.message)
         number, words = found
         subject = e.subject or "*"
+        if e.room is not None and e.code in (ErrorCode.NOT_IN_ROOM, ErrorCode.ALREADY_IN_ROOM):
+            number = "441" if e.code is ErrorCode.NOT_IN_ROOM else "443"  # about someone else, in a room
+            words = "They aren't on that channel" if number == "441" else words
+            return line(host, number, me, subject, mapping.channel(e.room), words)
         if e.code is ErrorCode.NOT_IN_ROOM and e.command in ("msg", "say", "me"):
             number, words = "404", "Cannot send to channel"
-        elif e.code is ErrorCode.NOT_IN_ROOM and e.command == "kick" and e.subject and "#" not in e.message[:1]:
-            if not e.message.startswith("You"):
-                number, words = "441", "They aren't on that channel"
         elif e.code in (ErrorCode.BAD_ARGUMENT, ErrorCode.UNKNOWN_COMMAND):
             subject = mapping.IRC_VERBS.get(e.command or "", (e.command or "*").upper())
         if number in mapping.CHANNEL_NUMERICS and subject != "*":
@@ -749,16 +840,23 @@ class IrcCodec(Codec):
         if not e.online:
             return line(host, "401", me, e.nick, "No such nick/channel") + line(host, "318", me, e.nick,
                                                                                  "End of /WHOIS list")
-        lines = [line(host, "311", me, e.nick, e.nick, host, "*", e.nick),
+        person = e.person or ev.Person(e.nick, e.nick, e.nick)
+        lines = [line(host, "311", me, e.nick, person.user, host, "*", person.realname),
                  line(host, "312", me, e.nick, host, "chat")]
         if e.rooms:
-            lines.append(line(host, "319", me, e.nick, " ".join(mapping.channel(r) for r in e.rooms)))
+            every = "multi-prefix" in self._caps
+            shown = [_prefix(r, e.op_in, e.voiced_in, every) + mapping.channel(r) for r in e.rooms]
+            for start in range(0, len(shown), 20):
+                lines.append(line(host, "319", me, e.nick, " ".join(shown[start:start + 20])))
+        if person.away is not None:
+            lines.append(line(host, "301", me, e.nick, person.away))
         if e.registered:
             lines.append(line(host, "330", me, e.nick, e.nick, "is logged in as"))
         if e.admin:
             lines.append(line(host, "313", me, e.nick, "is a server admin"))
         if e.idle is not None:
-            lines.append(line(host, "317", me, e.nick, str(int(e.idle)), "seconds idle"))
+            lines.append(line(host, "317", me, e.nick, str(int(e.idle)), str(int(e.signed_on or 0)),
+                              "seconds idle, signon time"))
         lines.append(line(host, "318", me, e.nick, "End of /WHOIS list"))
         return "".join(lines)
 
@@ -786,11 +884,44 @@ class IrcCodec(Codec):
         if asked is not None and asked.kind == "banlist":
             return "".join(line(host, "367", me, channel, f"{b}!*@*") for b in e.bans) + line(
                 host, "368", me, channel, "End of channel ban list")
-        modes = e.modes or "+"
+        modes = "+" + "".join(sorted(e.modes.lstrip("+") + mapping.ALWAYS_ON))
         params = [channel, modes]
         if "k" in modes and e.key:
             params.append(e.key)
-        return line(host, "324", me, *params)
+        out = line(host, "324", me, *params)
+        if e.created_at is not None:
+            out += line(host, "329", me, channel, str(int(e.created_at)))
+        return out
+
+    def _r_away(self, e: ev.Away) -> str:
+        if e.changed:  # someone sharing a room went away or came back
+            if "away-notify" not in self._caps:
+                return ""
+            return line(self._source(e.nick), "AWAY", *((e.message,) if e.message is not None else ()))
+        if not e.you:
+            return line(self.host, "301", self._me, e.nick, e.message or "")
+        if e.message is None:
+            return line(self.host, "305", self._me, "You are no longer marked as being away")
+        return line(self.host, "306", self._me, "You have been marked as being away")
+
+    def _r_online(self, e: ev.Online, me: str | None = None) -> str:
+        me, host = me or self._me, self.host
+        return "".join([
+            line(host, "251", me, f"There are {e.people} users and 0 invisible on 1 servers"),
+            line(host, "254", me, str(e.rooms), "channels formed"),
+            line(host, "255", me, f"I have {e.people} clients and 0 servers"),
+            line(host, "265", me, str(e.people), str(e.most), f"Current local users {e.people}, max {e.most}"),
+            line(host, "266", me, str(e.people), str(e.most), f"Current global users {e.people}, max {e.most}"),
+        ])
+
+    def _r_whowas(self, e: ev.WhoWas) -> str:
+        me, host = self._me, self.host
+        if not e.people:
+            out = line(host, "406", me, e.nick, "There was no such nickname")
+        else:
+            out = "".join(line(host, "314", me, p.nick, p.user, host, "*", p.realname)
+                          + line(host, "312", me, p.nick, host, "chat") for p in e.people)
+        return out + line(host, "369", me, e.nick, "End of WHOWAS")
 
     def _pop(self, *kinds: str) -> _Asked | None:
         asked = self._asked
@@ -844,6 +975,27 @@ def _too_long(frame: str) -> bool:
     return len(data) > mapping.BODY_MAX
 
 
+def _inside(messages: list[ev.ChatMessage], asked: _Asked | None) -> list[ev.ChatMessage]:
+    """A history page cut to what a CHATHISTORY BETWEEN asked for."""
+    if asked is None or asked.between is None:
+        return messages
+    low, high = asked.between
+    return [x for x in messages if low < x.id < high]
+
+
+def _new_keys(modes: str, words: Sequence[str]) -> list[str]:
+    """The keys a MODE line sets (+k KEY), its words matched to its letters as cmd.Mode matches them."""
+    keys, sign, rest = [], "+", list(words)
+    for letter in modes:
+        if letter in "+-":
+            sign = letter
+        elif cmd.MODE_LETTERS.get(letter) and not (letter == "k" and sign == "-") and rest:
+            word = rest.pop(0)
+            if letter == "k":
+                keys.append(word)
+    return keys
+
+
 def _msgid(point: str) -> int | None:
     kind, _, value = point.partition("=")
     if kind != "msgid" or not value.isdigit():
@@ -879,7 +1031,7 @@ _HANDLERS: dict[str, _Handler] = {
     "PONG": IrcCodec._pong, "TOPIC": IrcCodec._topic, "NAMES": IrcCodec._names, "WHO": IrcCodec._who,
     "LIST": IrcCodec._list, "WHOIS": IrcCodec._whois, "MODE": IrcCodec._mode, "KICK": IrcCodec._kick,
     "INVITE": IrcCodec._invite, "CHATHISTORY": IrcCodec._chathistory, "AWAY": IrcCodec._away,
-    "MOTD": IrcCodec._motd,
+    "MOTD": IrcCodec._motd, "LUSERS": IrcCodec._lusers, "USERHOST": IrcCodec._userhost, "WHOWAS": IrcCodec._whowas,
 }
 _OUR_VERB = {"PRIVMSG": "msg", "NOTICE": "msg", "PART": "leave", "NAMES": "who", "LIST": "rooms",
              "CHATHISTORY": "history", "AUTHENTICATE": "login"}
@@ -893,4 +1045,5 @@ _RENDERERS: dict[type, Callable[[IrcCodec, Any], str]] = {
     ev.Error: IrcCodec._r_error, ev.Bye: IrcCodec._r_bye, ev.AccountChange: IrcCodec._r_account,
     ev.PasswordWanted: IrcCodec._r_password_wanted, ev.WhoIs: IrcCodec._r_whois, ev.Kick: IrcCodec._r_kick,
     ev.Mode: IrcCodec._r_mode, ev.Invite: IrcCodec._r_invite, ev.RoomModes: IrcCodec._r_room_modes,
+    ev.Away: IrcCodec._r_away, ev.Online: IrcCodec._r_online, ev.WhoWas: IrcCodec._r_whowas,
 }

@@ -14,11 +14,14 @@
 
 from __future__ import annotations
 
-from chat.protocol.commands import HISTORY_MAX
+from chat.protocol.commands import AWAY_MAX, HISTORY_MAX
 from chat.protocol.errors import ErrorCode
 from chat.protocol.names import NICK_MAX, ROOM_MAX, TOPIC_MAX, check_room
 
 CHANNEL_PREFIX = "#"
+# channel modes that are always on here: +n (no messages from outside: only members speak in a room). Shown in
+# 324, accepted (+n) and otherwise ignored
+ALWAYS_ON = "n"
 CASEMAPPING = "ascii"
 TAGS_MAX = 4096  # bytes of tags a client may send, the @ and the space after them included (IRCv3: 4094 + 2)
 BODY_MAX = 510  # bytes of the rest of a line, CR LF excluded (RFC 1459's 512 with them)
@@ -46,9 +49,9 @@ def isupport(network: str) -> list[str]:
     """RPL_ISUPPORT tokens: what this server really does."""
     return [
         f"NETWORK={network}", f"CASEMAPPING={CASEMAPPING}", f"CHANTYPES={CHANNEL_PREFIX}", "PREFIX=(ov)@+",
-        "CHANMODES=b,k,,imt", f"NICKLEN={NICK_MAX}", f"CHANNELLEN={ROOM_MAX + 1}", f"TOPICLEN={TOPIC_MAX}",
-        f"KICKLEN={KICK_MAX}", "MODES=4", "UTF8ONLY", "TARGMAX=PRIVMSG:4,NOTICE:4,JOIN:10,PART:10",
-        f"CHATHISTORY={CHATHISTORY_MAX}", "MSGREFTYPES=msgid",
+        "CHANMODES=b,k,,imnt", f"NICKLEN={NICK_MAX}", f"CHANNELLEN={ROOM_MAX + 1}", f"TOPICLEN={TOPIC_MAX}",
+        f"KICKLEN={KICK_MAX}", f"AWAYLEN={AWAY_MAX}", "MODES=4", "UTF8ONLY",
+        "TARGMAX=PRIVMSG:4,NOTICE:4,JOIN:10,PART:10", f"CHATHISTORY={CHATHISTORY_MAX}", "MSGREFTYPES=msgid",
     ]
 
 
@@ -66,6 +69,7 @@ NUMERICS: dict[ErrorCode, tuple[str, str] | None] = {
     ErrorCode.NO_CURRENT_ROOM: ("442", "You're not on that channel"),
     ErrorCode.TOO_MANY_ROOMS: ("405", "You have joined too many channels"),
     ErrorCode.NOT_OP: ("482", "You're not channel operator"),
+    ErrorCode.ALREADY_IN_ROOM: ("443", "is already on channel"),
     ErrorCode.PROTECTED: ("482", "You're not allowed to do that to them"),
     ErrorCode.BANNED: ("474", "Cannot join channel (+b)"),
     ErrorCode.INVITE_ONLY: ("473", "Cannot join channel (+i)"),
