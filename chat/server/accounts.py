@@ -68,12 +68,17 @@ class Accounts:
         """A member not logged in chose `nick`, which nobody online holds: is it registered? (answered in
         `answered`, then it takes the nick or is asked for the password)."""
         m.password_for = None
-        out.ask(NickLookup(m, name_key(nick), nick, "claim"), m)
+        node = self.config.node if self.config.cluster else None
+        out.ask(NickLookup(m, name_key(nick), nick, "claim", node=node), m)
 
     def _claimed(self, lookup: NickLookup, out: Outbox) -> None:
         m = lookup.member
         if lookup.error is not None:
             self.chat.refused(m, ChatError(ErrorCode.ACCOUNT_UNAVAILABLE, UNAVAILABLE, command="nick"), out)
+            return
+        if lookup.taken:  # a member of another node holds it (chat.storage.cluster.claim_presence)
+            self.chat.refused(m, ChatError(ErrorCode.NICK_TAKEN, f"The nickname {lookup.nick} is taken; choose "
+                                           "another.", command="nick", subject=lookup.nick), out)
             return
         found = lookup.found
         if found is not None and found.account is not None:

@@ -43,8 +43,8 @@ def newest_fitting(messages: list[ChatMessage], budget: int) -> tuple[list[ChatM
 
 class Room:
     __slots__ = (
-        "bans", "created_at", "id", "invites", "key", "members", "name", "older_in_db", "ops", "persisted",
-        "recent", "settings", "topic", "topic_at", "topic_by", "voiced",
+        "applied", "bans", "created_at", "id", "invites", "key", "members", "name", "older_in_db", "ops",
+        "persisted", "recent", "remote", "settings", "topic", "topic_at", "topic_by", "voiced",
     )  # fmt: skip
 
     def __init__(self, room_id: int, name: str, created_at: float, backlog: int) -> None:
@@ -65,6 +65,10 @@ class Room:
         self.voiced: dict[int, str] = {}  # account id -> nick
         self.bans: dict[str, StoredRole] = {}  # nick key -> ban (of an account, or of a guest's nick)
         self.invites: dict[str, StoredRole] = {}  # nick key -> invite (lasting for an account, once for a guest)
+        # clustered nodes (chat.server.cluster): the last room event given to the members here, and the members
+        # other nodes hold (nick key -> nick); a single server leaves them 0 and empty
+        self.applied = 0
+        self.remote: dict[str, str] = {}
 
     def stored(self) -> StoredRoom:
         """The room's row, for the writer (a copy: the loop goes on changing the room)."""
@@ -83,6 +87,14 @@ class Room:
 
     def add_member(self, member: Member) -> None:
         self.members = (*self.members, member)
+
+    def nicks(self) -> list[str]:
+        """Who is in it: the members here, then those of other nodes (clustered)."""
+        local = [x.nick for x in self.members]
+        if self.remote:
+            keys = {x.key for x in self.members}
+            local.extend(n for k, n in self.remote.items() if k not in keys)
+        return local
 
     def remove_member(self, member: Member) -> None:
         self.members = tuple(m for m in self.members if m is not member)
@@ -151,6 +163,7 @@ class ChatState:
         for role in found.roles:
             room.add_role(role)
         room.persisted = True
+        room.applied, room.remote = found.seq, dict(found.remote)
         recent = found.recent
         if len(recent) > self.backlog:  # one more than the backlog was read to learn this
             room.older_in_db = True

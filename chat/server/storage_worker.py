@@ -19,9 +19,10 @@ from typing import Generic, TypeVar
 
 from chat.protocol.errors import ChatError
 from chat.server.outbox import Outbox
-from chat.server.reads import HistoryRequest, RoomLookup, SearchRequest, StorageRead
+from chat.server.reads import HistoryRequest, RoomEventsRead, RoomLookup, SearchRequest, StorageRead
 from chat.server.state import newest_fitting
 from chat.storage.accounts import AccountStore
+from chat.storage.cluster import ClusterCommit, ClusterWriter, fetch_events
 from chat.storage.repository import ChatStore
 from chat.storage.search import search_messages
 
@@ -31,11 +32,12 @@ Job = TypeVar("Job")
 
 
 class StorageJob:
-    __slots__ = ("error", "outbox")
+    __slots__ = ("cluster", "error", "outbox")
 
     def __init__(self, outbox: Outbox) -> None:
         self.outbox = outbox
         self.error: Exception | None = None
+        self.cluster: ClusterCommit | None = None  # a clustered node's: real ids, event numbers, gaps
 
 
 class _Worker(Generic[Job]):
@@ -85,9 +87,10 @@ class StorageWorker(_Worker[StorageJob]):
 
     name = "chat-storage"
 
-    def __init__(self, store: ChatStore, notify: Callable[[], None]) -> None:
+    def __init__(self, store: ChatStore, notify: Callable[[], None], cluster: ClusterWriter | None = None) -> None:
         super().__init__(notify)
         self.store = store
+        self.cluster = cluster  # None: a single server, whose path this leaves as it was
 
     def _stopped(self) -> None:
         self.store.close()  # the connection its fast path kept
@@ -97,7 +100,13 @@ class StorageWorker(_Worker[StorageJob]):
         if not outbox.writes:
             return
         try:
-            self.store.write(outbox.writes)
+            if self.cluster is None:
+                self.store.write(outbox.writes)
+            else:
+                job.cluster = self.store.write_clustered(outbox.writes, self.cluster)
+                renumbered = job.cluster.message_ids
+                if renumbered:  # the outbox is the writer's until handed back: its senders go by the real ids
+                    outbox.senders = {renumbered.get(i, i): m for i, m in outbox.senders.items()}
         except Exception as e:  # the loop tells the senders; the server carries on
             job.error = e
             ids = [m.id for m, _room in outbox.writes.messages]
@@ -132,6 +141,8 @@ class StorageReader(_Worker[StorageRead]):
                     read.found = self.store.find_room(read.key, read.recent)
                 case SearchRequest():
                     self._search(read)
+                case RoomEventsRead():
+                    read.events = fetch_events(self.store.engine, read.room_id, read.after)
                 case _:  # accounts: private history, offline messages, what is known of a nick
                     read.run(self.accounts, self.page_budget)
         except Exception as e:
