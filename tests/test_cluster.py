@@ -9,13 +9,13 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine, text
+
 from harness.clients import LineClient, wait_for
 from harness.process import ServeProcess, chat_command
-from sqlalchemy import create_engine, text
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]
 
@@ -60,6 +60,13 @@ def wait_members(c: LineClient, room: str, nicks: set[str], timeout: float = 20)
         time.sleep(0.1)
 
 
+def backlog(c: LineClient, room: str) -> list[dict[str, Any]]:
+    """The messages of the next backlog or history page for `room` (JSON: messages, then history_end)."""
+    lines = c.lines_until(lambda line: '"type":"history_end"' in line and f'"room":"{room}"' in line)
+    return [e for e in map(json.loads, (x for x in lines if x.startswith("{")))
+            if e["type"] == "message" and e.get("history") and e["room"] == room]
+
+
 def said(c: LineClient, count: int, timeout: float = 20) -> list[dict[str, Any]]:
     """The first `count` room messages `c` received (after its join), in order."""
     got: list[dict[str, Any]] = []
@@ -92,3 +99,196 @@ def test_clients_on_three_nodes_see_one_order_without_gap_or_duplicate(nodes: An
     for x in clients:  # each sender's own messages in the order it sent them
         mine = [t for _i, nick, t in seen[0] if nick == x.nick]
         assert mine == [f"{x.nick} {i}" for i in range(per_sender)]
+
+
+def test_a_backlog_on_node_c_holds_what_was_said_on_node_a_a_moment_ago(nodes: Any) -> None:
+    a, c = nodes("a"), nodes("c")
+    ann = client(a, "ann")
+    ann.send("/join #news", "first", "second")
+    ann.expect_event("message", text="second")
+    cid = client(c, "cid")
+    cid.send("/join #news")
+    assert [m["text"] for m in backlog(cid, "news")] == ["first", "second"]
+    ann.send("third")  # and live after the backlog, from the other node
+    assert cid.expect_event("message", room="news")["text"] == "third"
+
+
+def test_two_nodes_racing_for_one_nick_exactly_one_wins(nodes: Any) -> None:
+    a, b = nodes("a"), nodes("b")
+    for round_ in range(5):
+        nick = f"racer{round_}"
+        x = LineClient(a.host, a.port, json_mode=True)
+        y = LineClient(b.host, b.port, json_mode=True)
+        barrier = threading.Barrier(2)
+
+        def claim(c: LineClient, barrier: threading.Barrier, nick: str) -> None:
+            barrier.wait()
+            c.send(nick)
+
+        threads = [threading.Thread(target=claim, args=(c, barrier, nick)) for c in (x, y)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        outcomes = []
+        for c in (x, y):
+            line = c.expect(lambda line: '"type":"welcome"' in line or '"code":"nick_taken"' in line)
+            outcomes.append("won" if '"welcome"' in line else "lost")
+        assert sorted(outcomes) == ["lost", "won"], outcomes
+        x.close()
+        y.close()
+
+
+def test_a_nick_is_free_again_on_another_node_once_its_holder_quits(nodes: Any) -> None:
+    a, b = nodes("a"), nodes("b")
+    ann = client(a, "ann")
+    other = LineClient(b.host, b.port, json_mode=True)
+    other.send("ann")
+    other.expect_event("error", code="nick_taken")
+    ann.send("/quit")
+    ann.expect_closed()
+    deadline = time.monotonic() + 20
+    while True:  # the quit's presence row goes with its commit
+        other.send("ann")
+        line = other.expect(lambda line: '"type":"welcome"' in line or '"code":"nick_taken"' in line)
+        if '"welcome"' in line:
+            break
+        assert time.monotonic() < deadline, "the nick stayed taken after its holder quit"
+        time.sleep(0.1)
+
+
+def test_kill_9_of_a_node_while_its_clients_send(nodes: Any) -> None:
+    a, b, c = nodes("a"), nodes("b"), nodes("c")
+    victims = [client(a, f"va{i}") for i in range(3)]
+    bob, cid = client(b, "bob"), client(c, "cid")
+    for x in (bob, cid):
+        wait_members(x, "lobby", {"va0", "va1", "va2", "bob", "cid"})
+    stop = threading.Event()
+    echoed: dict[str, list[str]] = {v.nick: [] for v in victims}
+
+    def send(v: LineClient) -> None:
+        i = 0
+        while not stop.is_set():
+            try:
+                v.send(f"{v.nick} says {i}")
+            except OSError:
+                return
+            i += 1
+            time.sleep(0.005)
+
+    def read_echoes(v: LineClient) -> None:
+        while True:  # what a sender was echoed is what the server committed (delivered means stored)
+            try:
+                line = v._next_line(time.monotonic() + 30)
+            except (TimeoutError, OSError):
+                return
+            if line is None:
+                return
+            if line.startswith("{") and '"type":"message"' in line:
+                event = json.loads(line)
+                if event["nick"] == v.nick:
+                    echoed[v.nick].append(event["text"])
+
+    threads = [threading.Thread(target=f, args=(v,), daemon=True) for v in victims for f in (send, read_echoes)]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    a.proc.send_signal(signal.SIGKILL)
+    a.proc.wait(10)
+    killed_at = time.monotonic()
+    stop.set()
+    for t in threads:
+        t.join(35)
+    assert all(echoed.values()), "the victims sent nothing before the kill"
+    # every survivor announces the dead node's users gone within the bound
+    for x in (bob, cid):
+        gone: set[str] = set()
+        while gone != {v.nick for v in victims}:
+            remaining = GONE_BOUND - (time.monotonic() - killed_at)
+            assert remaining > 0, f"{x.nick} heard only {gone} quit within {GONE_BOUND} s"
+            gone.add(x.expect_event("quit", timeout=remaining)["nick"])
+        wait_members(x, "lobby", {"bob", "cid"})
+    # everything echoed to a sender is stored, and was delivered on the surviving nodes
+    engine = create_engine(nodes.db)
+    with engine.connect() as conn:
+        stored = set(conn.execute(text("SELECT text FROM messages WHERE sender LIKE 'va%'")).scalars())
+    engine.dispose()
+    for x in (bob, cid):
+        got = {json.loads(line)["text"] for line in x.seen
+               if line.startswith("{") and '"type":"message"' in line and '"nick":"va' in line}
+        for nick, texts in echoed.items():
+            missing = [t for t in texts if t not in stored or t not in got]
+            assert not missing, f"{nick}'s echoed {missing[:3]} are not stored or not delivered to {x.nick}"
+
+
+def test_a_listen_connection_killed_by_postgresql_loses_no_delivery(nodes: Any) -> None:
+    a, b = nodes("a"), nodes("b")
+    ann, bob = client(a, "ann"), client(b, "bob")
+    wait_members(bob, "lobby", {"ann", "bob"})
+    engine = create_engine(nodes.db, isolation_level="AUTOCOMMIT")
+    stop = threading.Event()
+
+    def talk() -> None:
+        i = 0
+        while not stop.is_set():
+            ann.send(f"m{i}")
+            i += 1
+            time.sleep(0.01)
+        ann.send("last")
+
+    talker = threading.Thread(target=talk)
+    talker.start()
+    def kill_listener() -> bool:
+        with engine.connect() as conn:
+            return bool(conn.execute(text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE "
+                                          "application_name = 'chat-listen b'")).scalar())
+
+    for _ in range(3):  # kill b's LISTEN connection from the database's side, as soon as it is back
+        time.sleep(0.3)
+        wait_for(kill_listener, timeout=20, what="b's LISTEN connection")
+    stop.set()
+    talker.join()
+    engine.dispose()
+    texts: list[str] = []
+    while not texts or texts[-1] != "last":
+        texts.append(bob.expect_event("message", timeout=20)["text"])
+    assert texts == [*(f"m{i}" for i in range(len(texts) - 1)), "last"]
+
+
+def test_history_pages_across_nodes(nodes: Any) -> None:
+    a, b = nodes("a"), nodes("b")
+    ann, bob = client(a, "ann"), client(b, "bob")
+    wait_members(ann, "lobby", {"ann", "bob"})
+    for i in range(10):  # turn by turn, each after seeing the other's
+        speaker, listener = (ann, bob) if i % 2 == 0 else (bob, ann)
+        speaker.send(f"turn {i}")
+        listener.expect_event("message", text=f"turn {i}")
+    c = nodes("c")
+    cid = LineClient(c.host, c.port, json_mode=True)
+    cid.send("cid")
+    shown = backlog(cid, "lobby")  # a newcomer's backlog: all ten, in order
+    assert [m["text"] for m in shown] == [f"turn {i}" for i in range(10)]
+    cid.send(f"/history 4 before {shown[-1]['id'] + 1}")
+    page = backlog(cid, "lobby")
+    assert [m["text"] for m in page] == [f"turn {i}" for i in range(6, 10)]
+    cid.send(f"/history 4 before {page[0]['id']}")
+    page = backlog(cid, "lobby")
+    assert [m["text"] for m in page] == [f"turn {i}" for i in range(2, 6)]
+    ids = [m["id"] for m in page]
+    assert ids == sorted(ids)
+
+
+def test_cluster_is_refused_on_sqlite(tmp_path: Any) -> None:
+    result = subprocess.run([*chat_command(), "serve", "--db", str(tmp_path / "c.sqlite"), "--port", "0",
+                             "--cluster"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "--cluster needs PostgreSQL" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_single_server_cannot_start_beside_clustered_nodes(nodes: Any) -> None:
+    nodes("a")
+    result = subprocess.run([*chat_command(), "serve", "--db", nodes.db, "--port", "0"], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 1
+    assert "another chat server is using the database" in result.stderr

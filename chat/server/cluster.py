@@ -69,7 +69,8 @@ class ClusterLink:
         next_beat = 0.0
         while not self._stop.is_set():
             try:
-                with psycopg.connect(self._dsn, autocommit=True, connect_timeout=5) as conn:
+                with psycopg.connect(self._dsn, autocommit=True, connect_timeout=5,
+                                     application_name=f"chat-listen {self.node}"[:63]) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     log.info("cluster: listening", extra={"event": "cluster_listening"})
                     self.inbox.append(RESYNC)  # whatever was said while not listening is read from the rooms
