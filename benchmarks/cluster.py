@@ -130,9 +130,7 @@ def throughput(db: str, nodes: int, clients: int, messages: int, cluster: bool) 
         done = threading.Barrier(clients + 1)
 
         def count(c: Client) -> None:
-            n = 0
-            for _m in c.messages():
-                n += 1
+            for n, _m in enumerate(c.messages(), 1):
                 if n >= expected:
                     break
             done.wait()

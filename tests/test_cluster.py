@@ -292,3 +292,14 @@ def test_a_single_server_cannot_start_beside_clustered_nodes(nodes: Any) -> None
                             text=True, timeout=60)
     assert result.returncode == 1
     assert "another chat server is using the database" in result.stderr
+
+
+def test_a_private_message_reaches_its_nick_on_another_node(nodes: Any) -> None:
+    a, b = nodes("a"), nodes("b")
+    ann, bob = client(a, "ann"), client(b, "bob")
+    ann.send("/msg bob psst")
+    echo = ann.expect_event("private")
+    got = bob.expect_event("private")
+    assert (got["nick"], got["to"], got["text"], got["id"]) == ("ann", "bob", "psst", echo["id"])
+    ann.send("/msg nobody hello")
+    ann.expect_event("error", code="no_such_nick")

@@ -275,7 +275,8 @@ class Accounts:
 
     def private_offline(self, m: Member, nick: str, text: str, out: Outbox) -> None:
         """A private message to someone not online: an account gets it on its next login."""
-        out.ask(NickLookup(m, name_key(nick), nick, "msg", text), m)
+        node = self.config.node if self.config.cluster else None  # clustered: is it held on another node?
+        out.ask(NickLookup(m, name_key(nick), nick, "msg", text, node=node), m)
 
     def _private_read(self, lookup: NickLookup, out: Outbox) -> None:
         m = lookup.member
@@ -283,6 +284,15 @@ class Accounts:
             self.private(m, target, lookup.text, out)
             return
         found = lookup.found
+        if lookup.remote is not None:  # online on another node: stored here, delivered there after the commit
+            node, nick = lookup.remote
+            message = ChatMessage(self.state.new_message_id(), MessageKind.PRIVATE, m.nick, lookup.text,
+                                  self.chat.clock(), to=nick, state=DeliveryState.PENDING)
+            account = found.account.id if found is not None and found.account is not None else None
+            self._store(m, message, account, False, out)
+            out.writes.private_notify.append((node, message))
+            out.reply(m, message)
+            return
         if found is None or found.account is None:
             raise ChatError(ErrorCode.NO_SUCH_NICK, f"Nobody called {lookup.nick} is online.", subject=lookup.nick)
         if found.waiting >= self.config.offline_max:

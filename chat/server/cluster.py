@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from chat.protocol.events import ChatMessage, Join, NickChange, Part, Quit, Topic
 from chat.protocol.names import name_key
 from chat.server.outbox import Outbox
-from chat.server.reads import RoomEventsRead
+from chat.server.reads import PrivateMessageRead, RoomEventsRead
 from chat.storage.cluster import CHANNEL, FETCH_LIMIT, ClusterCommit, heartbeat, reap_dead
 from chat.storage.records import EventRow
 
@@ -51,6 +51,7 @@ class ClusterLink:
         self.node_timeout = node_timeout
         self.notify = notify
         self.inbox: deque[tuple[int, int]] = deque()
+        self.private: deque[int] = deque()  # ids of private messages for nicks held on this node
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="chat-cluster", daemon=True)
         url = engine.url.set(drivername="postgresql")
@@ -77,9 +78,7 @@ class ClusterLink:
                     self.notify()
                     while not self._stop.is_set():
                         for n in conn.notifies(timeout=0.25):
-                            room, _, seq = n.payload.partition(":")
-                            self.inbox.append((int(room), int(seq)))
-                            self.notify()
+                            self._heard(n.payload)
                         if time.monotonic() >= next_beat:
                             next_beat = time.monotonic() + HEARTBEAT
                             self._beat()
@@ -87,6 +86,17 @@ class ClusterLink:
                 log.warning("cluster: lost the database connection (%s); reconnecting", " ".join(str(e).split()),
                             extra={"event": "cluster_listen_lost"})
                 self._stop.wait(0.5)
+
+    def _heard(self, payload: str) -> None:
+        if payload.startswith("pm:"):  # "pm:node:message id": a private message for a nick on that node
+            node, _, message_id = payload[3:].rpartition(":")
+            if node == self.node:
+                self.private.append(int(message_id))
+                self.notify()
+            return
+        room, _, seq = payload.partition(":")
+        self.inbox.append((int(room), int(seq)))
+        self.notify()
 
     def _beat(self) -> None:
         try:
@@ -110,9 +120,12 @@ class Cluster:
     def rooms_by_id(self) -> dict[int, Room]:
         return {room.id: room for room in self.state.rooms.values()}
 
-    def take_inbox(self, ask: Callable[[RoomEventsRead], None]) -> None:
-        """Notifications heard: read the rooms in memory that are behind (all of them after a reconnect)."""
+    def take_inbox(self, ask: Callable[[RoomEventsRead | PrivateMessageRead], None]) -> None:
+        """Notifications heard: read the rooms in memory that are behind (all of them after a reconnect), and the
+        private messages for nicks held here."""
         assert self.link is not None
+        while self.link.private:
+            ask(PrivateMessageRead(self.link.private.popleft()))
         inbox = self.link.inbox
         rooms = self.rooms_by_id()
         while inbox:
@@ -178,6 +191,16 @@ class Cluster:
             room.applied = e.seq
         if not stopped and (len(read.events) >= FETCH_LIMIT or self.heard.get(room.id, 0) > room.applied):
             self._read(room, ask)
+        return out
+
+    def private_fetched(self, read: PrivateMessageRead) -> Outbox:
+        """A private message another node stored for a nick held here: to its holder, if still here."""
+        out = Outbox()
+        message = read.message
+        if message is not None and message.to is not None:
+            target = self.state.nicks.get(name_key(message.to))
+            if target is not None:
+                out.deliver((target,), message)
         return out
 
     def _apply(self, room: Room, e: EventRow, out: Outbox) -> None:

@@ -36,7 +36,14 @@ from chat.server.connection import Connection, Phase
 from chat.server.delivery import Deliverer
 from chat.server.member import Member
 from chat.server.outbox import CloseAfterFlush, Outbox
-from chat.server.reads import HistoryRequest, RoomEventsRead, RoomLookup, SearchRequest, StorageRead
+from chat.server.reads import (
+    HistoryRequest,
+    PrivateMessageRead,
+    RoomEventsRead,
+    RoomLookup,
+    SearchRequest,
+    StorageRead,
+)
 from chat.server.service import ChatService
 from chat.server.state import ChatState
 from chat.server.storage_worker import StorageJob, StorageReader, StorageWorker
@@ -247,7 +254,8 @@ class EventLoop:
     def _timeout(self) -> float:
         if (self.deliverer.dirty or self.writer.done or self.reader.done or self._released
                 or (self.accounts and self.accounts.done)
-                or (self.cluster is not None and self.cluster.link is not None and self.cluster.link.inbox)):
+                or (self.cluster is not None and self.cluster.link is not None
+                    and (self.cluster.link.inbox or self.cluster.link.private))):
             return 0
         timeout = max(0.0, self._next_sweep - self.monotonic())
         if self.waiting and self.config.rate:
@@ -271,7 +279,7 @@ class EventLoop:
         while self.reader.done:
             self._answered(self.reader.done.popleft())
         cluster = self.cluster
-        if cluster is not None and cluster.link is not None and cluster.link.inbox:
+        if cluster is not None and cluster.link is not None and (cluster.link.inbox or cluster.link.private):
             cluster.take_inbox(self._ask_cluster)
         if self.accounts:
             self._hand_over_jobs()
@@ -326,7 +334,7 @@ class EventLoop:
         self.deliverer.deliver(outbox)
         self._queue_reads(outbox)
 
-    def _ask_cluster(self, read: RoomEventsRead) -> None:
+    def _ask_cluster(self, read: RoomEventsRead | PrivateMessageRead) -> None:
         self.reads.append(read)
         self._start_reads()
 
@@ -372,6 +380,10 @@ class EventLoop:
                 members = []
                 assert self.cluster is not None
                 self.deliverer.deliver(self.cluster.fetched(read, self._ask_cluster))
+            case PrivateMessageRead():
+                members = []
+                assert self.cluster is not None
+                self.deliverer.deliver(self.cluster.private_fetched(read))
             case _:  # accounts' reads: private history, offline messages, what is known of a nick
                 members = read.members
                 self.service.account_read(read, self.current)

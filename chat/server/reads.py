@@ -87,6 +87,20 @@ class RoomEventsRead:
 
 
 @dataclass(slots=True, eq=False)
+class PrivateMessageRead:
+    """A clustered node's read of a private message another node stored for a nick held here."""
+
+    message_id: int
+    message: ChatMessage | None = None
+    error: Exception | None = None
+    cancelled: bool = False
+
+    @property
+    def members(self) -> list[Member]:
+        return []
+
+
+@dataclass(slots=True, eq=False)
 class SearchRequest:
     """A page of /search, within what the member may read (`scope`)."""
 
@@ -119,6 +133,7 @@ class NickLookup:
     text: str = ""  # purpose "msg": the message
     node: str | None = None  # a clustered node's name: a claim also takes the nick across the cluster
     taken: bool = False  # the answer of such a claim: another node's member holds it
+    remote: tuple[str, str] | None = None  # purpose "msg", clustered: (node, nick) of its holder on another node
     # the answer
     found: KnownNick | None = None
     error: Exception | None = None
@@ -144,6 +159,11 @@ class NickLookup:
             from chat.storage.cluster import claim_presence
 
             self.taken = not claim_presence(accounts.engine, self.key, self.nick, self.node, self.member.id)
+        elif self.node is not None and self.purpose == "msg":
+            from chat.storage.cluster import presence_of
+
+            holder = presence_of(accounts.engine, self.key)
+            self.remote = holder if holder is not None and holder[0] != self.node else None
 
 
 @dataclass(slots=True, eq=False)
@@ -218,5 +238,5 @@ class WaitingMessages:
 
 
 AccountRead = NickLookup | PrivateHistoryRequest | WaitingMessages
-StorageRead = (HistoryRequest | RoomLookup | SearchRequest | RoomEventsRead | NickLookup | PrivateHistoryRequest
-               | WaitingMessages)
+StorageRead = (HistoryRequest | RoomLookup | SearchRequest | RoomEventsRead | PrivateMessageRead | NickLookup
+               | PrivateHistoryRequest | WaitingMessages)

@@ -19,10 +19,17 @@ from typing import Generic, TypeVar
 
 from chat.protocol.errors import ChatError
 from chat.server.outbox import Outbox
-from chat.server.reads import HistoryRequest, RoomEventsRead, RoomLookup, SearchRequest, StorageRead
+from chat.server.reads import (
+    HistoryRequest,
+    PrivateMessageRead,
+    RoomEventsRead,
+    RoomLookup,
+    SearchRequest,
+    StorageRead,
+)
 from chat.server.state import newest_fitting
 from chat.storage.accounts import AccountStore
-from chat.storage.cluster import ClusterCommit, ClusterWriter, fetch_events
+from chat.storage.cluster import ClusterCommit, ClusterWriter, fetch_events, fetch_private
 from chat.storage.repository import ChatStore
 from chat.storage.search import search_messages
 
@@ -143,6 +150,8 @@ class StorageReader(_Worker[StorageRead]):
                     self._search(read)
                 case RoomEventsRead():
                     read.events = fetch_events(self.store.engine, read.room_id, read.after)
+                case PrivateMessageRead():
+                    read.message = fetch_private(self.store.engine, read.message_id)
                 case _:  # accounts: private history, offline messages, what is known of a nick
                     read.run(self.accounts, self.page_budget)
         except Exception as e:

@@ -139,6 +139,9 @@ class ClusterWriter:
         if batch.presence_gone:
             conn.execute(text("DELETE FROM presence WHERE nick_key = :key AND node = :node AND conn = :conn"),
                          [{"key": k, "node": self.node, "conn": c} for k, c in batch.presence_gone])
+        for node, message in batch.private_notify:  # a private message to a nick on another node: it delivers it
+            conn.execute(text("SELECT pg_notify(:channel, :payload)"),
+                         {"channel": CHANNEL, "payload": f"pm:{node}:{message.id}"})
         for rid, last in result.seqs.items():  # sent by PostgreSQL at commit, not before
             conn.execute(text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": f"{rid}:{last}"})
         return result
@@ -245,6 +248,22 @@ def reap_node(conn: Connection, dead: str, *, by: str, reason: str) -> None:
     if rows:
         log.warning("cluster: %s reaped node %s: %d room memberships announced gone", by, dead, len(rows),
                     extra={"event": "node_reaped", "node": dead})
+
+
+def presence_of(engine: Engine, key: str) -> tuple[str, str] | None:
+    """The node and the nick as spelled of whoever holds the nick `key` in the cluster, or None."""
+    with engine.connect() as conn:
+        row = conn.execute(text("SELECT node, nick FROM presence WHERE nick_key = :k"), {"k": key}).first()
+        return (row.node, row.nick) if row is not None else None
+
+
+def fetch_private(engine: Engine, message_id: int) -> ChatMessage | None:
+    with engine.connect() as conn:
+        r = conn.execute(text("SELECT id, kind, sender, recipient, text, created_at FROM messages WHERE id = :i"),
+                         {"i": message_id}).first()
+    if r is None:
+        return None
+    return ChatMessage(r.id, MessageKind(r.kind), r.sender, sanitize(r.text), r.created_at.timestamp(), to=r.recipient)
 
 
 def claim_presence(engine: Engine, key: str, nick: str, node: str, conn_id: int) -> bool:

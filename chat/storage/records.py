@@ -160,10 +160,11 @@ class WriteBatch:
     # clustered nodes only: room events in order, and presence rows to delete (nick key, member id)
     events: list[RoomEventRecord] = field(default_factory=list)
     presence_gone: list[tuple[str, int]] = field(default_factory=list)
+    private_notify: list[tuple[str, ChatMessage]] = field(default_factory=list)  # (the recipient's node, message)
 
     def __bool__(self) -> bool:
         return bool(self.rooms or self.users or self.messages or self.topics or self.settings or self.roles
-                    or self.delivered or self.events or self.presence_gone)
+                    or self.delivered or self.events or self.presence_gone or self.private_notify)
 
     @property
     def messages_only(self) -> bool:
