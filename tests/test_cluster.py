@@ -303,3 +303,23 @@ def test_a_private_message_reaches_its_nick_on_another_node(nodes: Any) -> None:
     assert (got["nick"], got["to"], got["text"], got["id"]) == ("ann", "bob", "psst", echo["id"])
     ann.send("/msg nobody hello")
     ann.expect_event("error", code="no_such_nick")
+
+
+def test_an_account_is_logged_in_on_one_node_at_a_time(nodes: Any) -> None:
+    a, b = nodes("a", "--password-profile", "test"), nodes("b", "--password-profile", "test")
+    ann = client(a, "ann")
+    ann.send("/register secret words")
+    ann.expect_event("account", change="registered")
+    other = client(b, "guest1")
+    other.send("/login ann secret words")
+    other.expect_event("error", code="already_logged_in")
+    ann.send("/quit")
+    ann.expect_closed()
+    deadline = time.monotonic() + 20
+    while True:  # once its holder is gone, the account may log in on the other node
+        other.send("/login ann secret words")
+        line = other.expect(lambda line: '"change":"logged_in"' in line or '"code":"already_logged_in"' in line)
+        if "logged_in\"" in line and "already" not in line:
+            break
+        assert time.monotonic() < deadline, "the account stayed logged in after its holder quit"
+        time.sleep(0.2)

@@ -114,7 +114,8 @@ class Accounts:
                             f"try again in {math.ceil(wait)} s.", subject=nick)
         self.account_failures.take(key, now)
         self.address_failures.take(m.address, now)
-        job = LoginJob(m, nick, key, password if len(password) <= PASSWORD_MAX else "", take_nick, prompted)
+        job = LoginJob(m, nick, key, password if len(password) <= PASSWORD_MAX else "", take_nick, prompted,
+                       node=self.config.node if self.config.cluster else None)
         out.work(job, m)
 
     def _login_checked(self, job: LoginJob, out: Outbox) -> None:
@@ -134,7 +135,7 @@ class Accounts:
         self._give_back(job.key, m, now)
         account = job.account
         holder = self.state.logged_in.get(account.key)
-        if holder is not None or m.account is not None:  # logged in meanwhile, elsewhere or here
+        if holder is not None or m.account is not None or job.elsewhere:  # logged in meanwhile, elsewhere or here
             raise ChatError(ErrorCode.ALREADY_LOGGED_IN, f"{account.nick} is logged in on another connection.",
                             subject=account.nick)
         self._logged_in(m, account, "logged_in", job.take_nick, out)

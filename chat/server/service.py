@@ -261,6 +261,8 @@ class ChatService:
             return
         now = self.clock()
         out.writes.users.append(SeenUser(nick, key, now))
+        if self.cluster:  # its presence row names this member (see chat.storage.cluster.claim_presence)
+            out.writes.presence_held.append((key, nick, m.id))
         if not m.registered:
             self._register(m, nick, key, out)
             return

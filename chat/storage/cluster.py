@@ -139,6 +139,11 @@ class ClusterWriter:
         if batch.presence_gone:
             conn.execute(text("DELETE FROM presence WHERE nick_key = :key AND node = :node AND conn = :conn"),
                          [{"key": k, "node": self.node, "conn": c} for k, c in batch.presence_gone])
+        if batch.presence_held:  # after the deletes: a nick quit and taken again here ends up with its new holder
+            conn.execute(text("INSERT INTO presence (nick_key, nick, node, conn, since) VALUES (:key, :nick, :node, "
+                              ":conn, now()) ON CONFLICT (nick_key) DO UPDATE SET nick = excluded.nick, "
+                              "conn = excluded.conn WHERE presence.node = excluded.node"),
+                         [{"key": k, "nick": n, "node": self.node, "conn": c} for k, n, c in batch.presence_held])
         for node, message in batch.private_notify:  # a private message to a nick on another node: it delivers it
             conn.execute(text("SELECT pg_notify(:channel, :payload)"),
                          {"channel": CHANNEL, "payload": f"pm:{node}:{message.id}"})
@@ -267,11 +272,14 @@ def fetch_private(engine: Engine, message_id: int) -> ChatMessage | None:
 
 
 def claim_presence(engine: Engine, key: str, nick: str, node: str, conn_id: int) -> bool:
-    """Take `nick` across the cluster for member `conn_id` of `node`; False if another holds it. A row of this
-    node's own (a member that quit, its delete not committed yet) is taken over: the node knows its own nicks."""
+    """Take `nick` across the cluster for member `conn_id` of `node`; False if another node's member holds it. A
+    row of this node's own is left as it is: the node decides among its members (chat.server.state), and the
+    writer makes the row name the member that took the nick (`presence_held`)."""
     with engine.begin() as conn:
         row = conn.execute(text("INSERT INTO presence (nick_key, nick, node, conn, since) VALUES (:k, :n, :node, "
-                                ":c, now()) ON CONFLICT (nick_key) DO UPDATE SET conn = excluded.conn, "
-                                "nick = excluded.nick WHERE presence.node = excluded.node RETURNING conn"),
+                                ":c, now()) ON CONFLICT (nick_key) DO NOTHING RETURNING conn"),
                            {"k": key, "n": nick, "node": node, "c": conn_id}).first()
-        return row is not None
+        if row is not None:
+            return True
+        holder = conn.execute(text("SELECT node FROM presence WHERE nick_key = :k"), {"k": key}).scalar()
+        return holder is None or holder == node

@@ -161,10 +161,12 @@ class WriteBatch:
     events: list[RoomEventRecord] = field(default_factory=list)
     presence_gone: list[tuple[str, int]] = field(default_factory=list)
     private_notify: list[tuple[str, ChatMessage]] = field(default_factory=list)  # (the recipient's node, message)
+    presence_held: list[tuple[str, str, int]] = field(default_factory=list)  # (nick key, nick, member id) taken
 
     def __bool__(self) -> bool:
         return bool(self.rooms or self.users or self.messages or self.topics or self.settings or self.roles
-                    or self.delivered or self.events or self.presence_gone or self.private_notify)
+                    or self.delivered or self.events or self.presence_gone or self.private_notify
+                    or self.presence_held)
 
     @property
     def messages_only(self) -> bool:
@@ -179,6 +181,7 @@ class WriteBatch:
         # a failed message is gone (its sender was told); joins, leaves, topics and quits are live already
         self.events.extend(e for e in failed.events if e.message is None)
         self.presence_gone.extend(failed.presence_gone)
+        self.presence_held.extend(failed.presence_held)
 
     def put_first(self, carried: WriteBatch) -> None:
         """Put carried-over lasting writes before this batch's own (newer changes then win)."""
@@ -186,6 +189,7 @@ class WriteBatch:
             getattr(self, name)[:0] = getattr(carried, name)
         self.events[:0] = carried.events
         self.presence_gone[:0] = carried.presence_gone
+        self.presence_held[:0] = carried.presence_held
 
 
 @dataclass(slots=True)
