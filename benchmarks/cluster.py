@@ -6,7 +6,8 @@
 Creates a database of its own on CHAT_TEST_POSTGRES_URL's server (dropped at the end), and prints one JSON object:
 - `latency`: one sender on node A at `--rate` messages a second for `--seconds`, one receiver on node B; each
   message's latency from its send until B delivers it (p50, p99, max, in ms). Delivered means stored: this
-  includes A's commit, the NOTIFY, B's read of the room's events, and B's send.
+  includes A's commit, the NOTIFY, B's read of the room's events, and B's send. The same with both clients on one
+  clustered node, and on a single server without --cluster, as the baseline.
 - `throughput`: `--clients` clients in one room, spread over 1, 2 or 3 nodes (and a single server without
   --cluster), each sending `--messages` lines as fast as the server takes them; deliveries per second until every
   client has every message. On a 2-core machine shared with other work this measures the overhead of
@@ -87,8 +88,15 @@ def percentiles(values: list[float]) -> dict[str, float | int | None]:
     return {"n": len(v), "p50": at(50), "p99": at(99), "max": round(v[-1], 2)}
 
 
-def latency(db: str, rate: float, seconds: float) -> dict[str, object]:
-    a, b = Node(db, "--cluster", "--node", "a"), Node(db, "--cluster", "--node", "b")
+def latency(db: str, rate: float, seconds: float, mode: str) -> dict[str, object]:
+    """mode: "cross-node" (sender on A, receiver on B), "same-node" (both on one clustered node), "single" (both
+    on a server without --cluster): the last two are the baseline the first is compared with."""
+    if mode == "single":
+        a = b = Node(db)
+    elif mode == "same-node":
+        a = b = Node(db, "--cluster", "--node", "a")
+    else:
+        a, b = Node(db, "--cluster", "--node", "a"), Node(db, "--cluster", "--node", "b")
     try:
         sender, receiver = Client(a.port, "sender"), Client(b.port, "receiver")
         time.sleep(1.0)  # the join reaches the other node
@@ -115,7 +123,7 @@ def latency(db: str, rate: float, seconds: float) -> dict[str, object]:
             sent[key] = time.perf_counter()
             sender.send(key)
         reader.join(30)
-        return {"rate": rate, "sent": total, **percentiles(got)}
+        return {"mode": mode, "rate": rate, "sent": total, **percentiles(got)}
     finally:
         a.stop()
         b.stop()
@@ -171,7 +179,8 @@ def main() -> None:
             return make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
 
         fresh.names = []  # type: ignore[attr-defined]
-        results["latency"] = latency(fresh(), args.rate, args.seconds)
+        results["latency"] = [latency(fresh(), args.rate, args.seconds, mode)
+                               for mode in ("single", "same-node", "cross-node")]
         results["throughput"] = [
             throughput(fresh(), 1, args.clients, args.messages, cluster=False),
             *(throughput(fresh(), n, args.clients, args.messages, cluster=True) for n in (1, 2, 3)),
