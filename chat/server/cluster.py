@@ -26,7 +26,7 @@ from chat.protocol.events import ChatMessage, Join, NickChange, Part, Quit, Topi
 from chat.protocol.names import name_key
 from chat.server.outbox import Outbox
 from chat.server.reads import PrivateMessageRead, RoomEventsRead
-from chat.storage.cluster import CHANNEL, FETCH_LIMIT, ClusterCommit, heartbeat, reap_dead
+from chat.storage.cluster import FETCH_LIMIT, LISTEN, ClusterCommit, heartbeat, reap_dead
 from chat.storage.records import EventRow
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ class ClusterLink:
             try:
                 with psycopg.connect(self._dsn, autocommit=True, connect_timeout=5,
                                      application_name=f"chat-listen {self.node}"[:63]) as conn:
-                    conn.execute(f"LISTEN {CHANNEL}")
+                    conn.execute(LISTEN)
                     log.info("cluster: listening", extra={"event": "cluster_listening"})
                     self.inbox.append(RESYNC)  # whatever was said while not listening is read from the rooms
                     self.notify()

@@ -27,6 +27,7 @@ from chat.storage.records import EventRow, RoomEventRecord, StoredRoom, WriteBat
 log = logging.getLogger("chat.storage")
 
 CHANNEL = "chat"  # the NOTIFY channel
+LISTEN = "LISTEN chat"  # (a constant statement: SQL is never built from strings)
 REAP_LOCK_KEY = 0x63686172  # "char": one reaper at a time across the cluster
 FETCH_LIMIT = 1000  # room events read at once
 REAPER = "*reaper"  # the node named by the quits a reaper writes: every node applies them, the reaper's too

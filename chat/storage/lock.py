@@ -21,6 +21,8 @@ from sqlalchemy import Engine, text
 from chat.storage.database import sqlite_path
 
 ADVISORY_LOCK_KEY = 0x63686174  # "chat"
+_TAKE_EXCLUSIVE = text("SELECT pg_try_advisory_lock(:key)")  # a single server's
+_TAKE_SHARED = text("SELECT pg_try_advisory_lock_shared(:key)")  # clustered nodes'
 
 
 class DatabaseInUse(Exception):
@@ -49,8 +51,8 @@ class ServerLock:
             self._fd = fd
         elif self.engine.dialect.name == "postgresql":
             connection = self.engine.connect()
-            function = "pg_try_advisory_lock_shared" if self.shared else "pg_try_advisory_lock"
-            got = connection.execute(text(f"SELECT {function}(:key)"), {"key": ADVISORY_LOCK_KEY}).scalar()
+            take = _TAKE_SHARED if self.shared else _TAKE_EXCLUSIVE
+            got = connection.execute(take, {"key": ADVISORY_LOCK_KEY}).scalar()
             connection.commit()
             if not got:
                 connection.close()
