@@ -323,3 +323,14 @@ def test_an_account_is_logged_in_on_one_node_at_a_time(nodes: Any) -> None:
             break
         assert time.monotonic() < deadline, "the account stayed logged in after its holder quit"
         time.sleep(0.2)
+
+
+def test_a_node_stopped_cleanly_announces_its_users_gone_at_once(nodes: Any) -> None:
+    a, b = nodes("a"), nodes("b")
+    ann, bob = client(a, "ann"), client(b, "bob")
+    wait_members(bob, "lobby", {"ann", "bob"})
+    assert a.terminate() == 0
+    ann.close()
+    quit_ = bob.expect_event("quit", nick="ann", timeout=20)
+    assert "shut down" in quit_["reason"]  # said by the node itself, not its reaper
+    wait_members(bob, "lobby", {"bob"})

@@ -29,7 +29,7 @@ from chat.server.storage_worker import StorageReader, StorageWorker
 from chat.server.tls import ServerTLS
 from chat.storage.accounts import AccountStore
 from chat.storage.checkpoint import AUTOCHECKPOINT_PAGES, WalCheckpointer
-from chat.storage.cluster import PROVISIONAL, ClusterWriter, prepare_node
+from chat.storage.cluster import PROVISIONAL, ClusterWriter, prepare_node, reap_node
 from chat.storage.database import DatabaseUnusable, database_errors, make_engine, upgrade
 from chat.storage.lock import ServerLock
 from chat.storage.repository import ChatStore
@@ -205,6 +205,12 @@ class ChatServer:
             signal.signal(signal.SIGHUP, lambda _signum, _frame: self.reload_tls())
 
     def _release(self) -> None:
+        if self.config.cluster and self.engine is not None and self.config.node and self.loop is not None:
+            try:  # its users are gone: say so now rather than after --node-timeout, and free their nicks
+                with self.engine.begin() as conn:
+                    reap_node(conn, self.config.node, by=self.config.node, reason="its server shut down")
+            except Exception as e:
+                log.warning("cluster: could not announce this node's users gone: %s", e)
         if self._checkpointer is not None:
             self._checkpointer.stop()
             self._checkpointer = None

@@ -110,10 +110,12 @@ class StorageWorker(_Worker[StorageJob]):
             if self.cluster is None:
                 self.store.write(outbox.writes)
             else:
-                job.cluster = self.store.write_clustered(outbox.writes, self.cluster)
-                renumbered = job.cluster.message_ids
-                if renumbered:  # the outbox is the writer's until handed back: its senders go by the real ids
-                    outbox.senders = {renumbered.get(i, i): m for i, m in outbox.senders.items()}
+                try:
+                    job.cluster = self.store.write_clustered(outbox.writes, self.cluster)
+                finally:  # (failed too: its senders are told, by the ids their messages now have)
+                    renumbered = self.cluster.pending.message_ids
+                    if renumbered:  # the outbox is the writer's until handed back: senders go by the new ids
+                        outbox.senders = {renumbered.get(i, i): m for i, m in outbox.senders.items()}
         except Exception as e:  # the loop tells the senders; the server carries on
             job.error = e
             ids = [m.id for m, _room in outbox.writes.messages]

@@ -54,19 +54,25 @@ class ClusterWriter:
 
     def __init__(self, node: str) -> None:
         self.node = node
-        self.room_ids: dict[int, int] = {}
+        self.room_ids: dict[int, int] = {}  # provisional -> real, of committed batches
+        self.pending = ClusterCommit()  # the batch being written: its renumbering, kept when its commit fails
 
     def room_id(self, i: int | None) -> int | None:
-        return self.room_ids.get(i, i) if i is not None else None
+        if i is None:
+            return None
+        return self.pending.room_ids.get(i) or self.room_ids.get(i, i)
+
+    def committed(self) -> None:
+        """The batch's transaction is committed: the rooms it made exist."""
+        self.room_ids.update(self.pending.room_ids)
 
     def prepare(self, conn: Connection, batch: WriteBatch) -> ClusterCommit:
         """Rooms and ids first (before the rows that name them): returns the renumbering. The batch's records are
         changed in place to the real ids (the writer owns them while it commits)."""
-        result = ClusterCommit()
+        result = self.pending = ClusterCommit()
         for room in batch.rooms:
             real = self._insert_room(conn, room)
             if real != room.id:
-                self.room_ids[room.id] = real
                 result.room_ids[room.id] = real
         batch.rooms = []
         # lock every room with events, in id order; ids and seqs come under the lock

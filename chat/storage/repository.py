@@ -123,6 +123,7 @@ class ChatStore:
         with self._writer.begin() as conn:
             result = cluster.prepare(conn, batch)
             self._write_rows(conn, batch)
+        cluster.committed()
         return result
 
     def _write_rows(self, conn: Connection, batch: WriteBatch) -> None:
