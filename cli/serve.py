@@ -132,6 +132,12 @@ def serve(
                                                        "--tls-cert). Off unless given.")] = DEFAULTS.ircs_port,
     server_name: Annotated[str, typer.Option(help="The server's name: in its greeting, and IRC's message "
                                                   "source.")] = DEFAULTS.server_name,
+    cluster: Annotated[bool, typer.Option("--cluster", help="Serve one chat with other nodes on the same "
+                                                            "PostgreSQL database (docs/CLUSTER.md).")] = False,
+    node: Annotated[str | None, typer.Option(help="This node's name in the cluster (default: the host name and "
+                                                  "the port).", show_default=False)] = DEFAULTS.node,
+    node_timeout: Annotated[float, typer.Option(min=3, help="Seconds without a heartbeat before a node's users "
+                                                            "are announced gone.")] = DEFAULTS.node_timeout,
     log_level: Annotated[LogLevel, typer.Option(help="Least important log level shown.")] = LogLevel.info,
     log_format: Annotated[LogFormat, typer.Option(help="text, or json (one object per line).")] = LogFormat.text,
 ) -> None:
@@ -172,6 +178,7 @@ def serve(
             tls_cert=tls_cert,
             tls_key=tls_key, tls_port=tls_port, plain=not no_plain, tls_handshake_timeout=tls_handshake_timeout,
             irc_port=irc_port, ircs_port=ircs_port, server_name=server_name,
+            cluster=cluster, node=node, node_timeout=node_timeout,
         )
     except ValueError as e:
         _fail(str(e), status=2)

@@ -197,7 +197,8 @@ def test_serve_help_shows_the_server_config_defaults() -> None:
         if found:
             shown[found[1]] = found[2]
     expected = {f"--{f.name.replace('_', '-')}": str(getattr(DEFAULTS, f.name)) for f in fields(DEFAULTS)
-                if f.init and f.name not in ("exempt", "server_name", "plain")  # server_name is no option; plain
-                and getattr(DEFAULTS, f.name) not in (None, ())}  # is --no-plain; off by default (--web-port, TLS)
+                if f.init and f.name not in ("exempt", "server_name", "plain", "cluster")  # server_name is no option;
+                and getattr(DEFAULTS, f.name) not in (None, ())}  # plain is --no-plain; --cluster a flag; off by
+    # default (--web-port, TLS)
     assert {option: shown.get(option) for option in expected} == expected
     assert f"default {', '.join(DEFAULTS.exempt)}." in out  # --exempt is repeatable: its default is said in words

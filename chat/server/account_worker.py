@@ -56,6 +56,8 @@ class LoginJob:
     ok: bool = False
     busy: bool = False  # refused unchecked: too many jobs waiting
     error: Exception | None = None
+    node: str | None = None  # a clustered node's name: a good password also takes the nick across the cluster
+    elsewhere: bool = False  # the answer of that: a member of another node holds it (logged in there)
 
     def run(self, accounts: AccountStore, hasher: Hasher) -> None:
         password, self.password = self.password or "", None
@@ -67,6 +69,11 @@ class LoginJob:
         self.ok = checked.ok
         if checked.rehashed is not None:  # made with other parameters: store it as they are now
             accounts.set_password(self.account.id, checked.rehashed, replacing=stored)
+        if self.ok and self.node is not None:
+            from chat.storage.cluster import claim_presence
+
+            self.elsewhere = not claim_presence(accounts.engine, self.key, self.account.nick, self.node,
+                                                self.member.id)
 
 
 @dataclass(slots=True, eq=False)

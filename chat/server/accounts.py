@@ -70,12 +70,17 @@ class Accounts:
         """A member not logged in chose `nick`, which nobody online holds: is it registered? (answered in
         `answered`, then it takes the nick or is asked for the password)."""
         m.password_for = None
-        out.ask(NickLookup(m, name_key(nick), nick, "claim"), m)
+        node = self.config.node if self.config.cluster else None
+        out.ask(NickLookup(m, name_key(nick), nick, "claim", node=node), m)
 
     def _claimed(self, lookup: NickLookup, out: Outbox) -> None:
         m = lookup.member
         if lookup.error is not None:
             self.chat.refused(m, ChatError(ErrorCode.ACCOUNT_UNAVAILABLE, UNAVAILABLE, command="nick"), out)
+            return
+        if lookup.taken:  # a member of another node holds it (chat.storage.cluster.claim_presence)
+            self.chat.refused(m, ChatError(ErrorCode.NICK_TAKEN, f"The nickname {lookup.nick} is taken; choose "
+                                           "another.", command="nick", subject=lookup.nick), out)
             return
         found = lookup.found
         if found is not None and found.account is not None:
@@ -111,7 +116,8 @@ class Accounts:
                             f"try again in {math.ceil(wait)} s.", subject=nick)
         self.account_failures.take(key, now)
         self.address_failures.take(m.address, now)
-        job = LoginJob(m, nick, key, password if len(password) <= PASSWORD_MAX else "", take_nick, prompted)
+        job = LoginJob(m, nick, key, password if len(password) <= PASSWORD_MAX else "", take_nick, prompted,
+                       node=self.config.node if self.config.cluster else None)
         out.work(job, m)
 
     def _login_checked(self, job: LoginJob, out: Outbox) -> None:
@@ -131,7 +137,7 @@ class Accounts:
         self._give_back(job.key, m, now)
         account = job.account
         holder = self.state.logged_in.get(account.key)
-        if holder is not None or m.account is not None:  # logged in meanwhile, elsewhere or here
+        if holder is not None or m.account is not None or job.elsewhere:  # logged in meanwhile, elsewhere or here
             raise ChatError(ErrorCode.ALREADY_LOGGED_IN, f"{account.nick} is logged in on another connection.",
                             subject=account.nick)
         self._logged_in(m, account, "logged_in", job.take_nick, out)
@@ -276,7 +282,8 @@ class Accounts:
 
     def private_offline(self, m: Member, nick: str, text: str, out: Outbox) -> None:
         """A private message to someone not online: an account gets it on its next login."""
-        out.ask(NickLookup(m, name_key(nick), nick, "msg", text), m)
+        node = self.config.node if self.config.cluster else None  # clustered: is it held on another node?
+        out.ask(NickLookup(m, name_key(nick), nick, "msg", text, node=node), m)
 
     def _private_read(self, lookup: NickLookup, out: Outbox) -> None:
         m = lookup.member
@@ -284,6 +291,15 @@ class Accounts:
             self.private(m, target, lookup.text, out)
             return
         found = lookup.found
+        if lookup.remote is not None:  # online on another node: stored here, delivered there after the commit
+            node, nick = lookup.remote
+            message = ChatMessage(self.state.new_message_id(), MessageKind.PRIVATE, m.nick, lookup.text,
+                                  self.chat.clock(), to=nick, state=DeliveryState.PENDING)
+            account = found.account.id if found is not None and found.account is not None else None
+            self._store(m, message, account, False, out)
+            out.writes.private_notify.append((node, message))
+            out.reply(m, message)
+            return
         if found is None or found.account is None:
             raise ChatError(ErrorCode.NO_SUCH_NICK, f"Nobody called {lookup.nick} is online.", subject=lookup.nick)
         if found.waiting >= self.config.offline_max:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import resource
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import replace
 from types import FrameType
 
 from sqlalchemy import Engine
@@ -17,6 +20,7 @@ from sqlalchemy import Engine
 from chat.passwords import Hasher
 from chat.protocol.native import NativeCodec
 from chat.server.account_worker import AccountWorkers
+from chat.server.cluster import Cluster, ClusterLink
 from chat.server.config import ServerConfig
 from chat.server.loop import EventLoop
 from chat.server.service import ChatService
@@ -25,7 +29,8 @@ from chat.server.storage_worker import StorageReader, StorageWorker
 from chat.server.tls import ServerTLS
 from chat.storage.accounts import AccountStore
 from chat.storage.checkpoint import AUTOCHECKPOINT_PAGES, WalCheckpointer
-from chat.storage.database import database_errors, make_engine, upgrade
+from chat.storage.cluster import PROVISIONAL, ClusterWriter, prepare_node, reap_node
+from chat.storage.database import DatabaseUnusable, database_errors, make_engine, upgrade
 from chat.storage.lock import ServerLock
 from chat.storage.repository import ChatStore
 
@@ -87,33 +92,51 @@ class ChatServer:
             with database_errors(self.config.db):  # one line saying why, instead of a driver's traceback
                 self.engine = make_engine(self.config.db, busy_timeout_ms=int(self.config.busy_timeout * 1000),
                                           checkpoint_pages=AUTOCHECKPOINT_PAGES)
-                self._lock = ServerLock(self.engine)
+                config_cluster = self.config.cluster
+                if config_cluster and self.engine.dialect.name != "postgresql":
+                    raise DatabaseUnusable("--cluster needs PostgreSQL: SQLite stays single-node")
+                self._lock = ServerLock(self.engine, shared=config_cluster)
                 self._lock.acquire()
                 upgrade(self.engine)
+                node = self.node_name()
+                if config_cluster:
+                    prepare_node(self.engine, node)
                 if self.engine.dialect.name == "sqlite":
                     self._checkpointer = WalCheckpointer(self.engine)
                     self._checkpointer.start()
-                store = ChatStore(self.engine)
+                store = ChatStore(self.engine, node=node if config_cluster else None)
                 state = self._load(store)
+                if config_cluster:  # ids the database replaces with real ones in the writer's transaction
+                    state.next_message_id = state.next_room_id = PROVISIONAL
             # Everything alive now (imported libraries, loaded rooms) lives as long as the server: keep it out of
             # the cyclic collector's scans. In the profile the collector took 18% of the interpreter under load,
             # walking the ~85,000 objects of the imports again and again.
             gc.collect()
             gc.freeze()
-            service = ChatService(state, self.config, self.clock)
-            budget = self.config.page_budget
-            config = self.config
+            config = self.config = replace(self.config, node=node)
+            service = ChatService(state, config, self.clock)
+            budget = config.page_budget
             hasher = Hasher(config.password_profile)
+            writer = ClusterWriter(node) if config_cluster else None
             self.loop = EventLoop(config, state, service,
-                                  lambda wake: (StorageWorker(store, wake, config.index_when_idle),
+                                  lambda wake: (StorageWorker(store, wake, writer, config.index_when_idle),
                                                 StorageReader(store, wake, budget, config.search_budget)),
                                   accounts=lambda wake: AccountWorkers(AccountStore(store.engine), hasher, wake,
                                                                        config.password_threads, config.password_queue))
+            if config_cluster:
+                cluster = self.loop.cluster = Cluster(state, node)
+                cluster.link = ClusterLink(self.engine, node, config.node_timeout, self.loop.wake)
             address = self._open_doors(self.loop)
         except BaseException:
             self._release()
             raise
         return address
+
+    def node_name(self) -> str:
+        """This node's name in a cluster: --node, else the host name and the port (the process id for port 0)."""
+        if self.config.node:
+            return self.config.node
+        return f"{socket.gethostname()}:{self.config.port or os.getpid()}"[:64]
 
     def _open_doors(self, loop: EventLoop) -> tuple[str, int]:
         """The native protocol, plain and over TLS; the web client's, over http and https. Every other door's TLS
@@ -183,6 +206,12 @@ class ChatServer:
             signal.signal(signal.SIGHUP, lambda _signum, _frame: self.reload_tls())
 
     def _release(self) -> None:
+        if self.config.cluster and self.engine is not None and self.config.node and self.loop is not None:
+            try:  # its users are gone: say so now rather than after --node-timeout, and free their nicks
+                with self.engine.begin() as conn:
+                    reap_node(conn, self.config.node, by=self.config.node, reason="its server shut down")
+            except Exception as e:
+                log.warning("cluster: could not announce this node's users gone: %s", e)
         if self._checkpointer is not None:
             self._checkpointer.stop()
             self._checkpointer = None

@@ -72,6 +72,10 @@ class ServerConfig:
     # the IRC door (chat.protocol.irc): its port and its TLS twin's (None: that door is closed)
     irc_port: int | None = None
     ircs_port: int | None = None
+    # several nodes on one PostgreSQL database (chat.server.cluster, docs/CLUSTER.md)
+    cluster: bool = False
+    node: str | None = None  # this node's name in the cluster (None: the host name and the port)
+    node_timeout: float = 10.0  # seconds without a heartbeat before a node's users are announced gone
     exempt_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -103,6 +107,12 @@ class ServerConfig:
             raise ValueError("--server-name: letters, digits, dots and dashes (it is IRC's message source)")
         if self.ircs_port is not None and not self.tls:
             raise ValueError("--ircs-port is IRC over TLS: give --tls-cert and --tls-key too")
+        if self.cluster and not self.db.startswith("postgresql"):
+            raise ValueError("--cluster needs PostgreSQL (--db postgresql+psycopg://...): SQLite stays single-node")
+        if self.node is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.:_\-]{0,63}", self.node):
+            raise ValueError("--node: letters, digits, dots, colons, underscores and dashes (64 at most)")
+        if self.node_timeout < 3:
+            raise ValueError("--node-timeout must be at least 3 seconds (the heartbeat is every 2)")
         if not self.plain and not self.tls:
             raise ValueError("--no-plain leaves no way in: give --tls-cert and --tls-key too")
 

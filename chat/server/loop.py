@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chat.protocol.codec import Codec, Frame
 from chat.protocol.commands import Command
@@ -36,11 +36,21 @@ from chat.server.connection import Connection, Phase
 from chat.server.delivery import Deliverer
 from chat.server.member import Member
 from chat.server.outbox import CloseAfterFlush, Outbox
-from chat.server.reads import HistoryRequest, RoomLookup, SearchRequest, StorageRead
+from chat.server.reads import (
+    HistoryRequest,
+    PrivateMessageRead,
+    RoomEventsRead,
+    RoomLookup,
+    SearchRequest,
+    StorageRead,
+)
 from chat.server.service import ChatService
 from chat.server.state import ChatState
 from chat.server.storage_worker import StorageJob, StorageReader, StorageWorker
 from chat.server.transport import SocketTransport, Transport, TransportError
+
+if TYPE_CHECKING:
+    from chat.server.cluster import Cluster
 
 log = logging.getLogger("chat.server")
 
@@ -124,6 +134,7 @@ class EventLoop:
         self._presence_due: float | None = None  # when the connections with only presence lines queued get them
         self._accept_paused_until = 0.0
         self._calls: deque[tuple[Callable[[], Any], Future[Any]]] = deque()
+        self.cluster: Cluster | None = None  # a clustered node's (chat.server.cluster): set before run()
 
     # ------------------------------------------------------------------------------------------ control
 
@@ -192,11 +203,15 @@ class EventLoop:
         self.reader.start()
         if self.accounts:
             self.accounts.start()
+        if self.cluster is not None and self.cluster.link is not None:
+            self.cluster.link.start()
         try:
             while not self._stop:
                 self._pass()
             self._shutdown()
         finally:
+            if self.cluster is not None and self.cluster.link is not None:
+                self.cluster.link.stop()
             self.writer.stop()
             self.reader.stop()
             if self.accounts:
@@ -240,7 +255,9 @@ class EventLoop:
 
     def _timeout(self) -> float:
         if (self.deliverer.dirty or self.writer.done or self.reader.done or self._released
-                or (self.accounts and self.accounts.done)):
+                or (self.accounts and self.accounts.done)
+                or (self.cluster is not None and self.cluster.link is not None
+                    and (self.cluster.link.inbox or self.cluster.link.private))):
             return 0
         now = self.monotonic()
         timeout = max(0.0, self._next_sweep - now)
@@ -266,6 +283,9 @@ class EventLoop:
             self._committed(self.writer.done.popleft())
         while self.reader.done:
             self._answered(self.reader.done.popleft())
+        cluster = self.cluster
+        if cluster is not None and cluster.link is not None and (cluster.link.inbox or cluster.link.private):
+            cluster.take_inbox(self._ask_cluster)
         if self.accounts:
             self._hand_over_jobs()
         current = self.current
@@ -314,8 +334,14 @@ class EventLoop:
             for room in outbox.new_rooms.values():
                 unsaved_rooms[room.key] = room
         self.in_flight = None
+        if job.cluster is not None and self.cluster is not None:  # other nodes' events before this batch first
+            self.deliverer.deliver(self.cluster.committed(job.cluster, outbox, self._ask_cluster))
         self.deliverer.deliver(outbox)
         self._queue_reads(outbox)
+
+    def _ask_cluster(self, read: RoomEventsRead | PrivateMessageRead) -> None:
+        self.reads.append(read)
+        self._start_reads()
 
     def _carry_unsaved(self, outbox: Outbox) -> None:
         """Put what failed commits left unsaved at the head of `outbox`'s writes (newer changes then win)."""
@@ -355,6 +381,14 @@ class EventLoop:
                 members = [read.member]
                 if not read.member.gone:
                     self.deliverer.push(read.member, self.service.search_read(read))
+            case RoomEventsRead():
+                members = []
+                assert self.cluster is not None
+                self.deliverer.deliver(self.cluster.fetched(read, self._ask_cluster))
+            case PrivateMessageRead():
+                members = []
+                assert self.cluster is not None
+                self.deliverer.deliver(self.cluster.private_fetched(read))
             case _:  # accounts' reads: private history, offline messages, what is known of a nick
                 members = read.members
                 self.service.account_read(read, self.current)

@@ -16,7 +16,7 @@ from chat.search.query import SearchQuery
 from chat.search.scope import SearchScope
 from chat.server.member import Member
 from chat.server.state import fitting_around, newest_fitting
-from chat.storage.records import FoundRoom
+from chat.storage.records import EventRow, FoundRoom
 
 if TYPE_CHECKING:
     from chat.storage.accounts import AccountStore, KnownNick
@@ -75,6 +75,35 @@ class RoomLookup:
 
 
 @dataclass(slots=True, eq=False)
+class RoomEventsRead:
+    """A clustered node's read of a room's events after the number it applied last (chat.server.cluster)."""
+
+    room_id: int
+    after: int
+    events: list[EventRow] = field(default_factory=list)
+    error: Exception | None = None
+    cancelled: bool = False
+
+    @property
+    def members(self) -> list[Member]:
+        return []
+
+
+@dataclass(slots=True, eq=False)
+class PrivateMessageRead:
+    """A clustered node's read of a private message another node stored for a nick held here."""
+
+    message_id: int
+    message: ChatMessage | None = None
+    error: Exception | None = None
+    cancelled: bool = False
+
+    @property
+    def members(self) -> list[Member]:
+        return []
+
+
+@dataclass(slots=True, eq=False)
 class SearchRequest:
     """A page of /search, within what the member may read (`scope`)."""
 
@@ -105,6 +134,9 @@ class NickLookup:
     nick: str
     purpose: Literal["claim", "whois", "msg"]
     text: str = ""  # purpose "msg": the message
+    node: str | None = None  # a clustered node's name: a claim also takes the nick across the cluster
+    taken: bool = False  # the answer of such a claim: another node's member holds it
+    remote: tuple[str, str] | None = None  # purpose "msg", clustered: (node, nick) of its holder on another node
     # the answer
     found: KnownNick | None = None
     error: Exception | None = None
@@ -126,6 +158,15 @@ class NickLookup:
 
     def run(self, accounts: AccountStore, page_budget: int) -> None:
         self.found = accounts.known(self.key)
+        if self.node is not None and self.purpose == "claim" and (self.found is None or self.found.account is None):
+            from chat.storage.cluster import claim_presence
+
+            self.taken = not claim_presence(accounts.engine, self.key, self.nick, self.node, self.member.id)
+        elif self.node is not None and self.purpose == "msg":
+            from chat.storage.cluster import presence_of
+
+            holder = presence_of(accounts.engine, self.key)
+            self.remote = holder if holder is not None and holder[0] != self.node else None
 
 
 @dataclass(slots=True, eq=False)
@@ -211,4 +252,5 @@ class WaitingMessages:
 
 
 AccountRead = NickLookup | PrivateHistoryRequest | WaitingMessages
-StorageRead = HistoryRequest | RoomLookup | SearchRequest | NickLookup | PrivateHistoryRequest | WaitingMessages
+StorageRead = (HistoryRequest | RoomLookup | SearchRequest | RoomEventsRead | PrivateMessageRead | NickLookup
+               | PrivateHistoryRequest | WaitingMessages)

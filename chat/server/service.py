@@ -34,6 +34,7 @@ from chat.protocol.events import (
     Notice,
     Online,
     Part,
+    Person,
     Pong,
     Quit,
     RoomInfo,
@@ -56,7 +57,7 @@ from chat.server.moderation import Moderation
 from chat.server.outbox import Backlog, CloseAfterFlush, Goodbye, Outbox, SetFormat
 from chat.server.reads import AccountRead, HistoryRequest, RoomLookup, SearchRequest
 from chat.server.state import ChatState, Room
-from chat.storage.records import SeenUser, TopicChange
+from chat.storage.records import RoomEventRecord, SeenUser, TopicChange
 
 NICK_PROMPT = "Type a nickname and press Enter."
 PASSWORD_PROMPT = "Type the password of {nick} on the next line, or choose another nickname."
@@ -72,6 +73,13 @@ class ChatService:
         self._lobby_key = name_key(config.lobby) if config.lobby else None  # the server's own room: free to create
         self.accounts = Accounts(self)
         self.moderation = Moderation(self)
+        self.cluster = config.cluster  # room events are written for the other nodes (chat.server.cluster)
+
+    def room_event(self, room: Room, kind: str, nick: str, out: Outbox, data: dict[str, object] | None = None,
+                   message: ChatMessage | None = None) -> None:
+        """Clustered: tell the other nodes what happened in `room` (written with the outbox's commit)."""
+        out.store_room(room)  # its row carries the event numbers
+        out.writes.events.append(RoomEventRecord(room.id, kind, nick, data, message, room.applied))
 
     # ---------------------------------------------------------------------------------- connection events
 
@@ -125,6 +133,11 @@ class ChatService:
             return
         now = self.clock()
         out.deliver(self.state.co_members(m, self.config.quiet_above), Quit(m.nick, reason, now))
+        if self.cluster:
+            origin = f"{self.config.node}:{m.id}:{now}"
+            for room in m.rooms.values():
+                self.room_event(room, "quit", m.nick, out, {"reason": reason, "time": now, "origin": origin})
+            out.writes.presence_gone.append((m.key, m.id))
         for room in m.rooms.values():
             room.remove_member(m)
             self.state.room_emptied(room)
@@ -225,6 +238,8 @@ class ChatService:
         m.last_active = message.time
         out.store_message(message, room, m)
         out.deliver(room.members, message)
+        if self.cluster:
+            self.room_event(room, "message", m.nick, out, message=message)
 
     def msg(self, m: Member, c: cmd.Msg, out: Outbox) -> None:
         if c.to_room:
@@ -265,11 +280,19 @@ class ChatService:
             return
         now = self.clock()
         out.writes.users.append(SeenUser(nick, key, now))
+        if self.cluster:  # its presence row names this member (see chat.storage.cluster.claim_presence)
+            out.writes.presence_held.append((key, nick, m.id))
         if not m.registered:
             self._register(m, nick, key, out)
             return
         old = m.nick
         self.state.departed.append((m.key, m.person()))
+        if self.cluster:
+            origin = f"{self.config.node}:{m.id}:{now}"
+            for room in m.rooms.values():
+                self.room_event(room, "nick", old, out, {"new": nick, "time": now, "origin": origin})
+            if key != m.key:
+                out.writes.presence_gone.append((m.key, m.id))
         del self.state.nicks[m.key]
         m.nick, m.key = nick, key
         self.state.nicks[key] = m
@@ -376,30 +399,38 @@ class ChatService:
             self.moderation.used_invite(room, spent, m, out)
         now = self.clock()
         quiet = self._quiet(room, len(room.members) + 1)
-        if not room.members and moderation.takes_session_op(room) and room.key != self._lobby_key:
+        if (not room.members and not room.remote and moderation.takes_session_op(room)
+                and room.key != self._lobby_key):
             room.session_ops.add(m)  # IRC's rule, for rooms nobody owns: the first one in is an op while there
         if not quiet:
             out.deliver(room.members, Join(room.name, m.nick, now, m.away))
+        if self.cluster:
+            self.room_event(room, "join", m.nick, out, {"time": now})
         room.add_member(m)
         m.rooms[room.key] = room
         m.current = room
         messages, more = room.backlog(self.config.backlog, self.config.page_budget)
         m.cursors[room.key] = messages[0].id if messages else self.state.next_message_id
         ops, voiced = moderation.ops_of(room, self.state.logged_in)
+        everyone = room.everyone()
         # a quiet room lists its ops and voiced members, and you: /who lists everyone
-        shown = sorted({*ops, *voiced, m.nick}, key=str.lower) if quiet else room.nicks.copy()
-        out.reply(m, Joined(room.name, shown, room.topic, now, ops, voiced, quiet, len(room.members), room.topic_by,
+        shown = sorted({*ops, *voiced, m.nick}, key=str.lower) if quiet else everyone
+        out.reply(m, Joined(room.name, shown, room.topic, now, ops, voiced, quiet, len(everyone), room.topic_by,
                             room.topic_at))
         if messages:
             out.reply(m, Backlog(room.name, messages, more))
 
     def leave(self, m: Member, name: str | None, reason: str | None, out: Outbox) -> None:
         room = self._member_room(m, name) if name else self._current(m)
-        out.deliver((m,) if self._quiet(room) else room.members, Part(room.name, m.nick, reason, self.clock()))
-        self.remove_from_room(m, room, out)
+        now = self.clock()
+        out.deliver((m,) if self._quiet(room) else room.members, Part(room.name, m.nick, reason, now))
+        self.remove_from_room(m, room, out, reason, now)
 
-    def remove_from_room(self, m: Member, room: Room, out: Outbox) -> None:
+    def remove_from_room(self, m: Member, room: Room, out: Outbox, reason: str | None = None,
+                         now: float | None = None) -> None:
         """`m` is out of `room` (it left, or was kicked): its rooms told already."""
+        if self.cluster:  # other nodes see a kick as a part (with the reason)
+            self.room_event(room, "part", m.nick, out, {"reason": reason, "time": now or self.clock()})
         room.remove_member(m)
         self.state.room_emptied(room)
         del m.rooms[room.key]
@@ -438,8 +469,12 @@ class ChatService:
                 return
             room = found
         ops, voiced = moderation.ops_of(room, self.state.logged_in)
-        members = sorted(room.members, key=lambda x: x.nick.lower())
-        out.reply(m, Who(room.name, [x.nick for x in members], ops, voiced, [x.person() for x in members]))
+        # the members here, and those of other nodes (clustered: only their nicks are known here)
+        people = [x.person() for x in room.members]
+        here = {name_key(p.nick) for p in people}
+        people += [Person(nick, nick, nick) for key, nick in room.remote.items() if key not in here]
+        people.sort(key=lambda p: p.nick.lower())
+        out.reply(m, Who(room.name, [p.nick for p in people], ops, voiced, people))
 
     def _online(self) -> Online:
         state = self.state
@@ -491,6 +526,8 @@ class ChatService:
         room.topic_by, room.topic_at = m.nick, now
         out.store_room(room)
         out.writes.topics.append(TopicChange(room.id, room.topic, m.nick, now))
+        if self.cluster:
+            self.room_event(room, "topic", m.nick, out, {"topic": room.topic, "time": now})
         out.deliver(room.members, Topic(room.name, room.topic, m.nick, now, change=True))
 
     def history(self, m: Member, c: cmd.History, out: Outbox) -> None:

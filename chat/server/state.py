@@ -57,9 +57,9 @@ def fitting_around(older: list[ChatMessage], newer: list[ChatMessage], budget: i
 
 class Room:
     __slots__ = (
-        "bans", "created_at", "id", "invites", "kept_settings", "key", "members", "name", "nicks", "older_in_db",
-        "ops", "persisted", "recent", "session_ops", "session_voiced", "settings", "topic", "topic_at", "topic_by",
-        "voiced",
+        "applied", "bans", "created_at", "id", "invites", "kept_settings", "key", "members", "name", "nicks",
+        "older_in_db", "ops", "persisted", "recent", "remote", "session_ops", "session_voiced", "settings", "topic",
+        "topic_at", "topic_by", "voiced",
     )  # fmt: skip
 
     def __init__(self, room_id: int, name: str, created_at: float, backlog: int) -> None:
@@ -88,6 +88,10 @@ class Room:
         self.session_ops: set[Member] = set()
         self.session_voiced: set[Member] = set()
         self.kept_settings: RoomSettings | None = None
+        # clustered nodes (chat.server.cluster): the last room event given to the members here, and the members
+        # other nodes hold (nick key -> nick); a single server leaves them 0 and empty
+        self.applied = 0
+        self.remote: dict[str, str] = {}
 
     def stored(self) -> StoredRoom:
         """The room's row, for the writer (a copy: the loop goes on changing the room)."""
@@ -107,6 +111,13 @@ class Room:
     def add_member(self, member: Member) -> None:
         self.members = (*self.members, member)
         self.nicks.append(member.nick)
+
+    def everyone(self) -> list[str]:
+        """Who is in it: the members here, then those of other nodes (clustered)."""
+        if not self.remote:
+            return self.nicks.copy()
+        here = {x.key for x in self.members}
+        return [*self.nicks, *(n for k, n in self.remote.items() if k not in here)]
 
     def remove_member(self, member: Member) -> None:
         members = self.members
@@ -197,6 +208,7 @@ class ChatState:
         for role in found.roles:
             room.add_role(role)
         room.persisted = True
+        room.applied, room.remote = found.seq, dict(found.remote)
         recent = found.recent
         if len(recent) > self.backlog:  # one more than the backlog was read to learn this
             room.older_in_db = True

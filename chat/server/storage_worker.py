@@ -21,9 +21,18 @@ from typing import Generic, TypeVar
 from chat.protocol.errors import ChatError
 from chat.protocol.events import ChatMessage
 from chat.server.outbox import Outbox
-from chat.server.reads import HistoryRequest, NickLookup, RoomLookup, SearchRequest, StorageRead
+from chat.server.reads import (
+    HistoryRequest,
+    NickLookup,
+    PrivateMessageRead,
+    RoomEventsRead,
+    RoomLookup,
+    SearchRequest,
+    StorageRead,
+)
 from chat.server.state import fitting_around, newest_fitting
 from chat.storage.accounts import AccountStore, KnownNick
+from chat.storage.cluster import ClusterCommit, ClusterWriter, fetch_events, fetch_private
 from chat.storage.repository import ChatStore
 from chat.storage.search import search_messages
 from chat.storage.search_index import unindexed_count
@@ -35,11 +44,12 @@ CLAIMS_PER_QUERY = 256  # reads the reader takes at once, so that the nick claim
 
 
 class StorageJob:
-    __slots__ = ("error", "outbox")
+    __slots__ = ("cluster", "error", "outbox")
 
     def __init__(self, outbox: Outbox) -> None:
         self.outbox = outbox
         self.error: Exception | None = None
+        self.cluster: ClusterCommit | None = None  # a clustered node's: real ids, event numbers, gaps
 
 
 class _Worker(Generic[Job]):
@@ -106,9 +116,11 @@ class StorageWorker(_Worker[StorageJob]):
 
     name = "chat-storage"
 
-    def __init__(self, store: ChatStore, notify: Callable[[], None], index_when_idle: float = 0.0) -> None:
+    def __init__(self, store: ChatStore, notify: Callable[[], None], cluster: ClusterWriter | None = None,
+                 index_when_idle: float = 0.0) -> None:
         super().__init__(notify)
         self.store = store
+        self.cluster = cluster  # None: a single server, whose path this leaves as it was
         self.backfill = IdleBackfill(store) if index_when_idle > 0 else None
         self.index_when_idle = index_when_idle
 
@@ -136,7 +148,15 @@ class StorageWorker(_Worker[StorageJob]):
         if not outbox.writes:
             return
         try:
-            self.store.write(outbox.writes)
+            if self.cluster is None:
+                self.store.write(outbox.writes)
+            else:
+                try:
+                    job.cluster = self.store.write_clustered(outbox.writes, self.cluster)
+                finally:  # (failed too: its senders are told, by the ids their messages now have)
+                    renumbered = self.cluster.pending.message_ids
+                    if renumbered:  # the outbox is the writer's until handed back: senders go by the new ids
+                        outbox.senders = {renumbered.get(i, i): m for i, m in outbox.senders.items()}
         except Exception as e:  # the loop tells the senders; the server carries on
             job.error = e
             ids = [m.id for m, _room in outbox.writes.messages]
@@ -277,6 +297,10 @@ class StorageReader(_Worker[StorageRead]):
                     read.found = self.store.find_room(read.key, read.recent)
                 case SearchRequest():
                     self._search(read)
+                case RoomEventsRead():
+                    read.events = fetch_events(self.store.engine, read.room_id, read.after)
+                case PrivateMessageRead():
+                    read.message = fetch_private(self.store.engine, read.message_id)
                 case _:  # accounts: private history, offline messages, what is known of a nick
                     read.run(self.accounts, self.page_budget)
         except Exception as e:

@@ -4,6 +4,10 @@ Two servers on one database would hand out the same message ids and split the ro
 `chat serve` refuses to start. SQLite: an exclusive `flock` on `<db file>.lock`. PostgreSQL: a session-level
 advisory lock held on a connection of its own. Both are released by the operating system or the database the
 moment the process dies, `kill -9` included, so a crash never leaves a stale lock behind.
+
+Clustered nodes (`chat serve --cluster`) take the same advisory lock shared instead: any number of them serve one
+database together, and a single server (which wants it exclusive) still cannot start beside them, nor they
+beside it.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from sqlalchemy import Engine, text
 from chat.storage.database import sqlite_path
 
 ADVISORY_LOCK_KEY = 0x63686174  # "chat"
+_TAKE_EXCLUSIVE = text("SELECT pg_try_advisory_lock(:key)")  # a single server's
+_TAKE_SHARED = text("SELECT pg_try_advisory_lock_shared(:key)")  # clustered nodes'
 
 
 class DatabaseInUse(Exception):
@@ -24,8 +30,9 @@ class DatabaseInUse(Exception):
 
 
 class ServerLock:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, shared: bool = False) -> None:
         self.engine = engine
+        self.shared = shared  # a clustered node's: PostgreSQL only
         self._fd: int | None = None
         self._connection: Any = None
 
@@ -44,11 +51,14 @@ class ServerLock:
             self._fd = fd
         elif self.engine.dialect.name == "postgresql":
             connection = self.engine.connect()
-            got = connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": ADVISORY_LOCK_KEY}).scalar()
+            take = _TAKE_SHARED if self.shared else _TAKE_EXCLUSIVE
+            got = connection.execute(take, {"key": ADVISORY_LOCK_KEY}).scalar()
             connection.commit()
             if not got:
                 connection.close()
-                raise DatabaseInUse(f"another chat server is using the database {self.engine.url.database}")
+                whom = "a chat server not in a cluster" if self.shared else "another chat server"
+                hint = "" if self.shared else " (clustered nodes share a database only with --cluster)"
+                raise DatabaseInUse(f"{whom} is using the database {self.engine.url.database}{hint}")
             self._connection = connection
 
     def release(self) -> None:

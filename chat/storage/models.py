@@ -81,6 +81,8 @@ class Room(Base):
     moderated: Mapped[bool] = mapped_column(Boolean, server_default=false())  # +m: only ops and voiced speak
     topic_ops_only: Mapped[bool] = mapped_column(Boolean, server_default=false())  # +t
     join_key: Mapped[str | None] = mapped_column(String(KEY_MAX))  # +k: a password to join (shared with members)
+    # the last room event's number (room_events.seq): only clustered nodes write it, under this row's lock
+    seq: Mapped[int] = mapped_column(BigInteger, server_default="0")
 
 
 class RoomRole(Base):
@@ -149,3 +151,58 @@ class SearchIndexState(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     backfill_below: Mapped[int | None] = mapped_column(BigId)  # ids below this are not indexed yet; None: all are
+
+
+# ------------------------------------------------------------------------------- clustered nodes (docs/CLUSTER.md)
+
+NODE_MAX = 64
+EVENT_KIND_MAX = 8
+
+
+class RoomEvent(Base):
+    """What happened in a room, numbered per room in commit order: what other nodes deliver to their members.
+    `kind`: message (its row in `messages`: `message_id`), join, part, topic, nick, quit (`nick` and `data`)."""
+
+    __tablename__ = "room_events"
+
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id"), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    node: Mapped[str] = mapped_column(String(NODE_MAX))  # who wrote it (a reaped node's quits name that node)
+    kind: Mapped[str] = mapped_column(String(EVENT_KIND_MAX))
+    nick: Mapped[str] = mapped_column(String(NICK_MAX))
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
+    data: Mapped[str | None] = mapped_column(Text)  # JSON: reason, new nick, topic, time, origin
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Presence(Base):
+    """Who holds which nick on which node: the unique key makes a nick unique across the cluster."""
+
+    __tablename__ = "presence"
+
+    nick_key: Mapped[str] = mapped_column(String(NICK_MAX), primary_key=True)
+    nick: Mapped[str] = mapped_column(String(NICK_MAX))
+    node: Mapped[str] = mapped_column(String(NODE_MAX), index=True)
+    conn: Mapped[int] = mapped_column(BigInteger)  # the member's id on its node
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class RoomMember(Base):
+    """Who is in which room, on which node: what a node shows of the members other nodes hold."""
+
+    __tablename__ = "room_members"
+
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id"), primary_key=True)
+    nick_key: Mapped[str] = mapped_column(String(NICK_MAX), primary_key=True)
+    nick: Mapped[str] = mapped_column(String(NICK_MAX))
+    node: Mapped[str] = mapped_column(String(NODE_MAX), index=True)
+
+
+class Node(Base):
+    """The nodes of a cluster and their last heartbeat: one whose heartbeat is too old is reaped by the others."""
+
+    __tablename__ = "nodes"
+
+    name: Mapped[str] = mapped_column(String(NODE_MAX), primary_key=True)
+    heartbeat: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -132,6 +132,20 @@ LASTING_WRITES = ("users", "topics", "settings", "roles", "delivered")
 
 
 @dataclass(slots=True)
+class RoomEventRecord:
+    """Something a clustered node tells the other nodes about a room (chat.server.cluster): written with its
+    room's next sequence number, in the order of the batch. `message` for kind "message"; `data` for the others
+    (reason, new nick, topic, time, origin). `applied`: the room's last applied number when it was made."""
+
+    room_id: int
+    kind: str
+    nick: str
+    data: dict[str, object] | None = None
+    message: ChatMessage | None = None
+    applied: int = 0
+
+
+@dataclass(slots=True)
 class WriteBatch:
     """Everything to commit in one transaction. Rooms are inserted if missing, before the messages."""
 
@@ -143,10 +157,16 @@ class WriteBatch:
     settings: list[SettingsChange] = field(default_factory=list)
     roles: list[RoleChange] = field(default_factory=list)
     delivered: list[Delivered] = field(default_factory=list)
+    # clustered nodes only: room events in order, and presence rows to delete (nick key, member id)
+    events: list[RoomEventRecord] = field(default_factory=list)
+    presence_gone: list[tuple[str, int]] = field(default_factory=list)
+    private_notify: list[tuple[str, ChatMessage]] = field(default_factory=list)  # (the recipient's node, message)
+    presence_held: list[tuple[str, str, int]] = field(default_factory=list)  # (nick key, nick, member id) taken
 
     def __bool__(self) -> bool:
         return bool(self.rooms or self.users or self.messages or self.topics or self.settings or self.roles
-                    or self.delivered)
+                    or self.delivered or self.events or self.presence_gone or self.private_notify
+                    or self.presence_held)
 
     @property
     def messages_only(self) -> bool:
@@ -158,11 +178,18 @@ class WriteBatch:
         """Take over the lasting writes of a failed commit, to write them again."""
         for name in LASTING_WRITES:
             getattr(self, name).extend(getattr(failed, name))
+        # a failed message is gone (its sender was told); joins, leaves, topics and quits are live already
+        self.events.extend(e for e in failed.events if e.message is None)
+        self.presence_gone.extend(failed.presence_gone)
+        self.presence_held.extend(failed.presence_held)
 
     def put_first(self, carried: WriteBatch) -> None:
         """Put carried-over lasting writes before this batch's own (newer changes then win)."""
         for name in LASTING_WRITES:
             getattr(self, name)[:0] = getattr(carried, name)
+        self.events[:0] = carried.events
+        self.presence_gone[:0] = carried.presence_gone
+        self.presence_held[:0] = carried.presence_held
 
 
 @dataclass(slots=True)
@@ -182,3 +209,20 @@ class FoundRoom:
     room: StoredRoom
     recent: list[ChatMessage]
     roles: list[StoredRole] = field(default_factory=list)
+    # clustered nodes: the room's last event number when read, and the members other nodes hold (key -> nick)
+    seq: int = 0
+    remote: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class EventRow:
+    """A room event read back from the database (chat.server.cluster applies it)."""
+
+    room_id: int
+    seq: int
+    node: str
+    kind: str
+    nick: str
+    data: dict[str, object]
+    message: ChatMessage | None
+    time: float

@@ -19,11 +19,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Insert, Table, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, Insert, Table, and_, delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from chat.protocol.events import ChatMessage, MessageKind
 from chat.protocol.text import sanitize
+from chat.storage.cluster import ClusterCommit, ClusterWriter
 from chat.storage.models import Message, Room, RoomRole, Undelivered, User
 from chat.storage.records import (
     FoundRoom,
@@ -81,11 +82,12 @@ def to_timestamp(d: datetime) -> float:
 
 
 class ChatStore:
-    def __init__(self, engine: Engine, *, search_index: bool = True) -> None:
+    def __init__(self, engine: Engine, *, search_index: bool = True, node: str | None = None) -> None:
         """`search_index=False` writes no search terms: only for measuring what the index costs, on a database
         without one (migrated to 0001)."""
         self.engine = engine
         self.search_index = search_index
+        self.node = node  # a clustered node's name: rooms are read with their event number and remote members
         self._dialect = engine.dialect.name
         # the writer takes SQLite's write lock at BEGIN (see database._tune_sqlite)
         self._writer = engine.execution_options(sqlite_begin="IMMEDIATE")
@@ -113,50 +115,62 @@ class ChatStore:
             self._write_room_messages(batch.messages)
             return
         with self._writer.begin() as conn:
-            if batch.rooms:
-                conn.execute(
-                    self._insert_ignoring_duplicates(ROOMS),
-                    [
-                        {"id": r.id, "name": r.name, "name_key": r.name.lower(), "topic": r.topic,
-                         "topic_set_by": r.topic_set_by,
-                         "topic_set_at": to_datetime(r.topic_set_at) if r.topic_set_at else None,
-                         "created_at": to_datetime(r.created_at), **_settings_row(r.settings)}
-                        for r in batch.rooms
-                    ],
+            self._write_rows(conn, batch)
+
+    def write_clustered(self, batch: WriteBatch, cluster: ClusterWriter) -> ClusterCommit:
+        """A clustered node's commit (PostgreSQL): the same rows, with the room locks, ids, events and
+        notifications of chat.storage.cluster in the same transaction. Never the SQLite shortcut."""
+        with self._writer.begin() as conn:
+            result = cluster.prepare(conn, batch)
+            self._write_rows(conn, batch)
+        cluster.committed()
+        return result
+
+    def _write_rows(self, conn: Connection, batch: WriteBatch) -> None:
+        if batch.rooms:
+            conn.execute(
+                self._insert_ignoring_duplicates(ROOMS),
+                [
+                    {"id": r.id, "name": r.name, "name_key": r.name.lower(), "topic": r.topic,
+                     "topic_set_by": r.topic_set_by,
+                     "topic_set_at": to_datetime(r.topic_set_at) if r.topic_set_at else None,
+                     "created_at": to_datetime(r.created_at), **_settings_row(r.settings)}
+                    for r in batch.rooms
+                ],
+            )
+        if batch.users:
+            conn.execute(self._upsert_users(), _latest_per_user(batch.users))
+        private: dict[int, PrivateRecord] = {p.message_id: p for p in batch.private}
+        if batch.messages and self._fast_insert:
+            conn.exec_driver_sql(self._fast_insert, self._sqlite_rows(batch.messages, private))
+        elif batch.messages:
+            conn.execute(
+                insert(MESSAGES),
+                [
+                    dict(zip(_MESSAGE_COLUMNS, (m.id, m.kind.value, room_id, m.nick, m.to, m.text,
+                                                to_datetime(m.time), *_accounts(private, m.id)), strict=True))
+                    for m, room_id in batch.messages
+                ],
+            )
+        if batch.messages and self.search_index:
+            index_messages(conn, [(m.id, m.text) for m, _room_id in batch.messages])
+        waiting = [{"account_id": p.recipient_account, "message_id": p.message_id}
+                   for p in batch.private if p.offline and p.recipient_account is not None]
+        if waiting:
+            conn.execute(insert(UNDELIVERED), waiting)
+        for t in batch.topics:
+            conn.execute(
+                update(ROOMS).where(ROOMS.c.id == t.room_id).values(
+                    topic=t.topic, topic_set_by=t.nick, topic_set_at=to_datetime(t.time)
                 )
-            if batch.users:
-                conn.execute(self._upsert_users(), _latest_per_user(batch.users))
-            private: dict[int, PrivateRecord] = {p.message_id: p for p in batch.private}
-            if batch.messages and self._fast_insert:
-                conn.exec_driver_sql(self._fast_insert, self._sqlite_rows(batch.messages, private))
-            elif batch.messages:
-                conn.execute(
-                    insert(MESSAGES),
-                    [
-                        dict(zip(_MESSAGE_COLUMNS, (m.id, m.kind.value, room_id, m.nick, m.to, m.text,
-                                                    to_datetime(m.time), *_accounts(private, m.id)), strict=True))
-                        for m, room_id in batch.messages
-                    ],
-                )
-            if batch.messages and self.search_index:
-                index_messages(conn, [(m.id, m.text) for m, _room_id in batch.messages])
-            waiting = [{"account_id": p.recipient_account, "message_id": p.message_id}
-                       for p in batch.private if p.offline and p.recipient_account is not None]
-            if waiting:
-                conn.execute(insert(UNDELIVERED), waiting)
-            for t in batch.topics:
-                conn.execute(
-                    update(ROOMS).where(ROOMS.c.id == t.room_id).values(
-                        topic=t.topic, topic_set_by=t.nick, topic_set_at=to_datetime(t.time)
-                    )
-                )
-            for s in batch.settings:
-                conn.execute(update(ROOMS).where(ROOMS.c.id == s.room_id).values(**_settings_row(s.settings)))
-            if batch.roles:
-                self._write_roles(conn, batch)
-            for d in batch.delivered:
-                conn.execute(delete(UNDELIVERED).where(and_(UNDELIVERED.c.account_id == d.account_id,
-                                                            UNDELIVERED.c.message_id <= d.up_to)))
+            )
+        for s in batch.settings:
+            conn.execute(update(ROOMS).where(ROOMS.c.id == s.room_id).values(**_settings_row(s.settings)))
+        if batch.roles:
+            self._write_roles(conn, batch)
+        for d in batch.delivered:
+            conn.execute(delete(UNDELIVERED).where(and_(UNDELIVERED.c.account_id == d.account_id,
+                                                        UNDELIVERED.c.message_id <= d.up_to)))
 
     def _write_room_messages(self, messages: list[tuple[ChatMessage, int | None]]) -> None:
         """SQLite, room messages only: the same rows and index terms as `write`, on the driver connection."""
@@ -227,7 +241,9 @@ class ChatStore:
     def find_room(self, key: str, recent: int) -> FoundRoom | None:
         """The room whose name key is `key`, with its settings, who is what in it, and its newest `recent`
         messages (oldest first), or None."""
-        with self.engine.connect() as conn:
+        # clustered: one snapshot, so the event number read matches the messages read (no gap, no duplicate)
+        engine = self.engine.execution_options(isolation_level="REPEATABLE READ") if self.node else self.engine
+        with engine.connect() as conn:
             row = conn.execute(select(ROOMS).where(ROOMS.c.name_key == key)).first()
             if row is None:
                 return None
@@ -241,7 +257,13 @@ class ChatStore:
                 StoredRole(r.role, r.nick, r.nick_key, r.account_id, r.set_by, to_timestamp(r.set_at))
                 for r in conn.execute(select(ROLES).where(ROLES.c.room_id == room.id).order_by(ROLES.c.id))
             ]
-        return FoundRoom(room, messages, roles)
+            found = FoundRoom(room, messages, roles)
+            if self.node is not None:
+                found.seq = row.seq
+                found.remote = {r.nick_key: r.nick for r in conn.execute(
+                    text("SELECT nick_key, nick FROM room_members WHERE room_id = :r AND node <> :n"),
+                    {"r": room.id, "n": self.node})}
+        return found
 
     def room_id(self, key: str) -> int | None:
         with self.engine.connect() as conn:

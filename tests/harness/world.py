@@ -13,6 +13,8 @@ from chat.server.reads import (
     HistoryRequest,
     NickLookup,
     PrivateHistoryRequest,
+    PrivateMessageRead,
+    RoomEventsRead,
     RoomLookup,
     StorageRead,
     WaitingMessages,
@@ -63,7 +65,8 @@ class World:
 
     def answer(self, read: StorageRead, out: Outbox) -> None:
         """Answer a read the way the storage reader and the loop would (from `rooms_in_db`)."""
-        for m in (read.members if isinstance(read, RoomLookup) else [read.member]):
+        no_member = RoomLookup | RoomEventsRead | PrivateMessageRead
+        for m in (read.members if isinstance(read, no_member) else [read.member]):
             if read in m.waiting:
                 m.waiting.remove(read)
         if isinstance(read, RoomLookup):

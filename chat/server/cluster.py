@@ -1,0 +1,252 @@
+"""A clustered node's side of the loop (docs/CLUSTER.md): hearing other nodes, and applying their room events.
+
+The listener thread (`ClusterLink`) holds a psycopg connection of its own that LISTENs on the `chat` channel,
+beats the node's heartbeat every HEARTBEAT seconds on it and reaps nodes that stopped beating. It touches no chat
+state: like the storage threads it hands what it heard to the loop through a deque and the loop's wake pipe.
+
+On the loop (`Cluster`), each room in memory keeps `applied`, the number of the last room event its local members
+were given. A notification "room:seq" beyond it starts a read of the room's events after `applied`
+(chat.server.reads.RoomEventsRead); the answer is applied in order, contiguously, and delivered at once. The
+node's own events are delivered by their own outbox after their commit, as on a single server, so an own event
+met in a read stops the read's application there: the commit that wrote it has not come back to the loop yet,
+and its outbox delivers it (then whatever came after is read again). A (re)connected listener, and the node's
+start, make every room be read again from its `applied`, so a missed notification never loses an event.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from chat.protocol.events import ChatMessage, Join, NickChange, Part, Quit, Topic
+from chat.protocol.names import name_key
+from chat.server.outbox import Outbox
+from chat.server.reads import PrivateMessageRead, RoomEventsRead
+from chat.storage.cluster import FETCH_LIMIT, LISTEN, ClusterCommit, heartbeat, reap_dead
+from chat.storage.records import EventRow
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from chat.server.member import Member
+    from chat.server.state import ChatState, Room
+
+log = logging.getLogger("chat.cluster")
+
+HEARTBEAT = 2.0  # seconds between two heartbeats (and reaping rounds) of a node
+RESYNC = (-1, -1)  # in the inbox: the listener (re)connected; read every room again from its `applied`
+ORIGINS_KEPT = 4096  # quits and nick changes remembered, so one seen in several rooms is told once
+
+
+class ClusterLink:
+    """The listener, heartbeat and reaper thread."""
+
+    def __init__(self, engine: Engine, node: str, node_timeout: float, notify: Callable[[], None]) -> None:
+        self.engine = engine
+        self.node = node
+        self.node_timeout = node_timeout
+        self.notify = notify
+        self.inbox: deque[tuple[int, int]] = deque()
+        self.private: deque[int] = deque()  # ids of private messages for nicks held on this node
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="chat-cluster", daemon=True)
+        url = engine.url.set(drivername="postgresql")
+        self._dsn = url.render_as_string(hide_password=False)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        import psycopg
+
+        next_beat = 0.0
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self._dsn, autocommit=True, connect_timeout=5,
+                                     application_name=f"chat-listen {self.node}"[:63]) as conn:
+                    conn.execute(LISTEN)
+                    log.info("cluster: listening", extra={"event": "cluster_listening"})
+                    self.inbox.append(RESYNC)  # whatever was said while not listening is read from the rooms
+                    self.notify()
+                    while not self._stop.is_set():
+                        for n in conn.notifies(timeout=0.25):
+                            self._heard(n.payload)
+                        if time.monotonic() >= next_beat:
+                            next_beat = time.monotonic() + HEARTBEAT
+                            self._beat()
+            except Exception as e:  # the database went away, or killed this connection: listen again
+                log.warning("cluster: lost the database connection (%s); reconnecting", " ".join(str(e).split()),
+                            extra={"event": "cluster_listen_lost"})
+                self._stop.wait(0.5)
+
+    def _heard(self, payload: str) -> None:
+        if payload.startswith("pm:"):  # "pm:node:message id": a private message for a nick on that node
+            node, _, message_id = payload[3:].rpartition(":")
+            if node == self.node:
+                self.private.append(int(message_id))
+                self.notify()
+            return
+        room, _, seq = payload.partition(":")
+        self.inbox.append((int(room), int(seq)))
+        self.notify()
+
+    def _beat(self) -> None:
+        try:
+            heartbeat(self.engine, self.node)
+            reap_dead(self.engine, self.node, self.node_timeout)
+        except Exception as e:
+            log.warning("cluster: heartbeat failed: %s", " ".join(str(e).split()), extra={"event": "heartbeat_failed"})
+
+
+class Cluster:
+    """The loop's side: which rooms to read, and applying what was read. Loop thread only."""
+
+    def __init__(self, state: ChatState, node: str) -> None:
+        self.state = state
+        self.node = node
+        self.link: ClusterLink | None = None
+        self.fetching: set[int] = set()  # room ids with a read in flight
+        self.heard: dict[int, int] = {}  # room id -> the highest number notified
+        self._told: OrderedDict[str, set[int]] = OrderedDict()  # quit/nick origin -> local member ids told
+
+    def rooms_by_id(self) -> dict[int, Room]:
+        return {room.id: room for room in self.state.rooms.values()}
+
+    def take_inbox(self, ask: Callable[[RoomEventsRead | PrivateMessageRead], None]) -> None:
+        """Notifications heard: read the rooms in memory that are behind (all of them after a reconnect), and the
+        private messages for nicks held here."""
+        assert self.link is not None
+        while self.link.private:
+            ask(PrivateMessageRead(self.link.private.popleft()))
+        inbox = self.link.inbox
+        rooms = self.rooms_by_id()
+        while inbox:
+            room_id, seq = inbox.popleft()
+            if (room_id, seq) == RESYNC:
+                for each in rooms.values():
+                    self._read(each, ask)
+                continue
+            room = rooms.get(room_id)
+            if room is None:
+                continue  # nobody here is in it: nothing to deliver (a joiner reads it from the database)
+            if seq > self.heard.get(room_id, 0):
+                self.heard[room_id] = seq
+            if seq > room.applied:
+                self._read(room, ask)
+
+    def _read(self, room: Room, ask: Callable[[RoomEventsRead], None]) -> None:
+        if room.id not in self.fetching:
+            self.fetching.add(room.id)
+            ask(RoomEventsRead(room.id, room.applied))
+
+    def committed(self, commit: ClusterCommit, outbox: Outbox, ask: Callable[[RoomEventsRead], None]) -> Outbox:
+        """An own commit came back: rooms get their real ids, other nodes' events before this batch's go first
+        (the outbox returned holds them), then the batch's own are applied."""
+        if commit.room_ids:
+            for room in outbox.new_rooms.values():
+                real = commit.room_ids.get(room.id)
+                if real is not None:
+                    room.id = real
+        rooms = self.rooms_by_id()
+        first = Outbox()
+        for e in commit.gaps:
+            gap_room = rooms.get(e.room_id)
+            if gap_room is not None and e.seq > gap_room.applied and e.node != self.node:
+                self._apply(gap_room, e, first)
+                gap_room.applied = e.seq
+        for room_id, last in commit.seqs.items():
+            own = rooms.get(room_id)
+            if own is None:
+                continue
+            own.applied = max(own.applied, last)
+            if self.heard.get(room_id, 0) > own.applied:
+                self._read(own, ask)
+        return first
+
+    def fetched(self, read: RoomEventsRead, ask: Callable[[RoomEventsRead], None]) -> Outbox:
+        """A read of a room's events came back: apply them in order, up to an own event not delivered yet."""
+        self.fetching.discard(read.room_id)
+        out = Outbox()
+        room = self.rooms_by_id().get(read.room_id)
+        if room is None or read.error is not None:
+            if read.error is not None:
+                log.warning("cluster: reading room %d's events failed: %s", read.room_id, read.error)
+            return out
+        stopped = False
+        for e in read.events:
+            if e.seq <= room.applied:
+                continue
+            if e.seq != room.applied + 1 or e.node == self.node:
+                stopped = True  # an own commit not back yet (its outbox delivers it): read on after it
+                break
+            self._apply(room, e, out)
+            room.applied = e.seq
+        if not stopped and (len(read.events) >= FETCH_LIMIT or self.heard.get(room.id, 0) > room.applied):
+            self._read(room, ask)
+        return out
+
+    def private_fetched(self, read: PrivateMessageRead) -> Outbox:
+        """A private message another node stored for a nick held here: to its holder, if still here."""
+        out = Outbox()
+        message = read.message
+        if message is not None and message.to is not None:
+            target = self.state.nicks.get(name_key(message.to))
+            if target is not None:
+                out.deliver((target,), message)
+        return out
+
+    def _apply(self, room: Room, e: EventRow, out: Outbox) -> None:
+        """Another node's event, delivered to this node's members of the room."""
+        members = room.members
+        data = e.data
+        at = float(data.get("time", e.time))  # type: ignore[arg-type]
+        match e.kind:
+            case "message":
+                if e.message is not None:
+                    message: ChatMessage = e.message
+                    room.remember(message)
+                    out.deliver(members, message)
+            case "join":
+                room.remote[name_key(e.nick)] = e.nick
+                out.deliver(members, Join(room.name, e.nick, at))
+            case "part":
+                room.remote.pop(name_key(e.nick), None)
+                out.deliver(members, Part(room.name, e.nick, _text(data.get("reason")), at))
+            case "topic":
+                room.topic = _text(data.get("topic"))
+                room.topic_by, room.topic_at = e.nick, at
+                out.deliver(members, Topic(room.name, room.topic, e.nick, at, change=True))
+            case "nick":
+                new = str(data.get("new", e.nick))
+                room.remote.pop(name_key(e.nick), None)
+                room.remote[name_key(new)] = new
+                out.deliver(self._not_told(str(data.get("origin", "")), members), NickChange(e.nick, new, at))
+            case "quit":
+                room.remote.pop(name_key(e.nick), None)
+                out.deliver(self._not_told(str(data.get("origin", "")), members),
+                            Quit(e.nick, _text(data.get("reason")), at))
+
+    def _not_told(self, origin: str, members: tuple[Member, ...]) -> tuple[Member, ...]:
+        """A quit or nick change reaches every room its member was in: each local member hears it once."""
+        if not origin:
+            return members
+        told = self._told.get(origin)
+        if told is None:
+            told = self._told[origin] = set()
+            if len(self._told) > ORIGINS_KEPT:
+                self._told.popitem(last=False)
+        fresh = tuple(m for m in members if m.id not in told)
+        told.update(m.id for m in fresh)
+        return fresh
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)

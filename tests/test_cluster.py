@@ -1,0 +1,336 @@
+"""Several `chat serve --cluster` nodes on one PostgreSQL database (docs/CLUSTER.md): real processes on loopback
+ports, a database of their own per test (dropped after), real clients in JSON mode."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from harness.clients import LineClient, wait_for
+from harness.process import ServeProcess, chat_command
+
+pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]
+
+NODE_TIMEOUT = 3  # seconds: the bound below is this plus a heartbeat plus a reaping round
+GONE_BOUND = NODE_TIMEOUT + 2 * 2 + 3
+
+
+@pytest.fixture
+def nodes(postgres_db: str) -> Iterator[Any]:
+    """`start(name)` runs a node; all are killed at the end."""
+    started: list[ServeProcess] = []
+
+    def start(name: str, *extra: str) -> ServeProcess:
+        node = ServeProcess(postgres_db, "--cluster", "--node", name, "--node-timeout", str(NODE_TIMEOUT),
+                            "--rate", "0", "--log-level", "warning", *extra)
+        started.append(node)
+        return node
+
+    start.db = postgres_db  # type: ignore[attr-defined]
+    try:
+        yield start
+    finally:
+        for node in started:
+            node.kill()
+
+
+def client(node: ServeProcess, nick: str) -> LineClient:
+    c = LineClient(node.host, node.port, json_mode=True)
+    c.register(nick)
+    return c
+
+
+def wait_members(c: LineClient, room: str, nicks: set[str], timeout: float = 20) -> None:
+    """Ask /who until it lists exactly `nicks` (the other nodes' joins and quits arrive as room events)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        c.send(f"/who #{room}")
+        members = set(c.expect_event("who", room=room)["members"])
+        if members == nicks:
+            return
+        assert time.monotonic() < deadline, f"{c.nick} sees {members} in #{room}, not {nicks}"
+        time.sleep(0.1)
+
+
+def backlog(c: LineClient, room: str) -> list[dict[str, Any]]:
+    """The messages of the next backlog or history page for `room` (JSON: messages, then history_end)."""
+    lines = c.lines_until(lambda line: '"type":"history_end"' in line and f'"room":"{room}"' in line)
+    return [e for e in map(json.loads, (x for x in lines if x.startswith("{")))
+            if e["type"] == "message" and e.get("history") and e["room"] == room]
+
+
+def said(c: LineClient, count: int, timeout: float = 20) -> list[dict[str, Any]]:
+    """The first `count` room messages `c` received (after its join), in order."""
+    got: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while len(got) < count:
+        assert time.monotonic() < deadline, f"{c.nick} got {len(got)} of {count} messages"
+        event = c.expect_event("message", timeout=max(0.1, deadline - time.monotonic()))
+        got.append(event)
+    return got
+
+
+def test_clients_on_three_nodes_see_one_order_without_gap_or_duplicate(nodes: Any) -> None:
+    a, b, c = nodes("a"), nodes("b"), nodes("c")
+    clients = [client(a, "ann"), client(b, "bob"), client(c, "cid")]
+    for x in clients:
+        x.sync()
+    for x in clients:  # everyone sees everyone in the lobby (a cluster-wide /who) before speaking
+        wait_members(x, "lobby", {"ann", "bob", "cid"})
+    per_sender = 30
+    threads = [threading.Thread(target=lambda x=x: [x.send(f"{x.nick} {i}") for i in range(per_sender)])
+               for x in clients]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    seen = [[(e["id"], e["nick"], e["text"]) for e in said(x, 3 * per_sender)] for x in clients]
+    assert seen[0] == seen[1] == seen[2], "the nodes delivered different orders"
+    ids = [i for i, _nick, _text in seen[0]]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    for x in clients:  # each sender's own messages in the order it sent them
+        mine = [t for _i, nick, t in seen[0] if nick == x.nick]
+        assert mine == [f"{x.nick} {i}" for i in range(per_sender)]
+
+
+def test_a_backlog_on_node_c_holds_what_was_said_on_node_a_a_moment_ago(nodes: Any) -> None:
+    a, c = nodes("a"), nodes("c")
+    ann = client(a, "ann")
+    ann.send("/join #news", "first", "second")
+    ann.expect_event("message", text="second")
+    cid = client(c, "cid")
+    cid.send("/join #news")
+    assert [m["text"] for m in backlog(cid, "news")] == ["first", "second"]
+    ann.send("third")  # and live after the backlog, from the other node
+    assert cid.expect_event("message", room="news")["text"] == "third"
+
+
+def test_two_nodes_racing_for_one_nick_exactly_one_wins(nodes: Any) -> None:
+    a, b = nodes("a"), nodes("b")
+    for round_ in range(5):
+        nick = f"racer{round_}"
+        x = LineClient(a.host, a.port, json_mode=True)
+        y = LineClient(b.host, b.port, json_mode=True)
+        barrier = threading.Barrier(2)
+
+        def claim(c: LineClient, barrier: threading.Barrier, nick: str) -> None:
+            barrier.wait()
+            c.send(nick)
+
+        threads = [threading.Thread(target=claim, args=(c, barrier, nick)) for c in (x, y)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        outcomes = []
+        for c in (x, y):
+            line = c.expect(lambda line: '"type":"welcome"' in line or '"code":"nick_taken"' in line)
+            outcomes.append("won" if '"welcome"' in line else "lost")
+        assert sorted(outcomes) == ["lost", "won"], outcomes
+        x.close()
+        y.close()
+
+
+def test_a_nick_is_free_again_on_another_node_once_its_holder_quits(nodes: Any) -> None:
+    a, b = nodes("a"), nodes("b")
+    ann = client(a, "ann")
+    other = LineClient(b.host, b.port, json_mode=True)
+    other.send("ann")
+    other.expect_event("error", code="nick_taken")
+    ann.send("/quit")
+    ann.expect_closed()
+    deadline = time.monotonic() + 20
+    while True:  # the quit's presence row goes with its commit
+        other.send("ann")
+        line = other.expect(lambda line: '"type":"welcome"' in line or '"code":"nick_taken"' in line)
+        if '"welcome"' in line:
+            break
+        assert time.monotonic() < deadline, "the nick stayed taken after its holder quit"
+        time.sleep(0.1)
+
+
+def test_kill_9_of_a_node_while_its_clients_send(nodes: Any) -> None:
+    a, b, c = nodes("a"), nodes("b"), nodes("c")
+    victims = [client(a, f"va{i}") for i in range(3)]
+    bob, cid = client(b, "bob"), client(c, "cid")
+    for x in (bob, cid):
+        wait_members(x, "lobby", {"va0", "va1", "va2", "bob", "cid"})
+    stop = threading.Event()
+    echoed: dict[str, list[str]] = {v.nick: [] for v in victims}
+
+    def send(v: LineClient) -> None:
+        i = 0
+        while not stop.is_set():
+            try:
+                v.send(f"{v.nick} says {i}")
+            except OSError:
+                return
+            i += 1
+            time.sleep(0.005)
+
+    def read_echoes(v: LineClient) -> None:
+        while True:  # what a sender was echoed is what the server committed (delivered means stored)
+            try:
+                line = v._next_line(time.monotonic() + 30)
+            except (TimeoutError, OSError):
+                return
+            if line is None:
+                return
+            if line.startswith("{") and '"type":"message"' in line:
+                event = json.loads(line)
+                if event["nick"] == v.nick:
+                    echoed[v.nick].append(event["text"])
+
+    threads = [threading.Thread(target=f, args=(v,), daemon=True) for v in victims for f in (send, read_echoes)]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    a.proc.send_signal(signal.SIGKILL)
+    a.proc.wait(10)
+    killed_at = time.monotonic()
+    stop.set()
+    for t in threads:
+        t.join(35)
+    assert all(echoed.values()), "the victims sent nothing before the kill"
+    # every survivor announces the dead node's users gone within the bound
+    for x in (bob, cid):
+        gone: set[str] = set()
+        while gone != {v.nick for v in victims}:
+            remaining = GONE_BOUND - (time.monotonic() - killed_at)
+            assert remaining > 0, f"{x.nick} heard only {gone} quit within {GONE_BOUND} s"
+            gone.add(x.expect_event("quit", timeout=remaining)["nick"])
+        wait_members(x, "lobby", {"bob", "cid"})
+    # everything echoed to a sender is stored, and was delivered on the surviving nodes
+    engine = create_engine(nodes.db)
+    with engine.connect() as conn:
+        stored = set(conn.execute(text("SELECT text FROM messages WHERE sender LIKE 'va%'")).scalars())
+    engine.dispose()
+    for x in (bob, cid):
+        got = {json.loads(line)["text"] for line in x.seen
+               if line.startswith("{") and '"type":"message"' in line and '"nick":"va' in line}
+        for nick, texts in echoed.items():
+            missing = [t for t in texts if t not in stored or t not in got]
+            assert not missing, f"{nick}'s echoed {missing[:3]} are not stored or not delivered to {x.nick}"
+
+
+def test_a_listen_connection_killed_by_postgresql_loses_no_delivery(nodes: Any) -> None:
+    a, b = nodes("a"), nodes("b")
+    ann, bob = client(a, "ann"), client(b, "bob")
+    wait_members(bob, "lobby", {"ann", "bob"})
+    engine = create_engine(nodes.db, isolation_level="AUTOCOMMIT")
+    stop = threading.Event()
+
+    def talk() -> None:
+        i = 0
+        while not stop.is_set():
+            ann.send(f"m{i}")
+            i += 1
+            time.sleep(0.01)
+        ann.send("last")
+
+    talker = threading.Thread(target=talk)
+    talker.start()
+    def kill_listener() -> bool:
+        with engine.connect() as conn:
+            return bool(conn.execute(text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE "
+                                          "application_name = 'chat-listen b'")).scalar())
+
+    for _ in range(3):  # kill b's LISTEN connection from the database's side, as soon as it is back
+        time.sleep(0.3)
+        wait_for(kill_listener, timeout=20, what="b's LISTEN connection")
+    stop.set()
+    talker.join()
+    engine.dispose()
+    texts: list[str] = []
+    while not texts or texts[-1] != "last":
+        texts.append(bob.expect_event("message", timeout=20)["text"])
+    assert texts == [*(f"m{i}" for i in range(len(texts) - 1)), "last"]
+
+
+def test_history_pages_across_nodes(nodes: Any) -> None:
+    a, b = nodes("a"), nodes("b")
+    ann, bob = client(a, "ann"), client(b, "bob")
+    wait_members(ann, "lobby", {"ann", "bob"})
+    for i in range(10):  # turn by turn, each after seeing the other's
+        speaker, listener = (ann, bob) if i % 2 == 0 else (bob, ann)
+        speaker.send(f"turn {i}")
+        listener.expect_event("message", text=f"turn {i}")
+    c = nodes("c")
+    cid = LineClient(c.host, c.port, json_mode=True)
+    cid.send("cid")
+    shown = backlog(cid, "lobby")  # a newcomer's backlog: all ten, in order
+    assert [m["text"] for m in shown] == [f"turn {i}" for i in range(10)]
+    cid.send(f"/history 4 before {shown[-1]['id'] + 1}")
+    page = backlog(cid, "lobby")
+    assert [m["text"] for m in page] == [f"turn {i}" for i in range(6, 10)]
+    cid.send(f"/history 4 before {page[0]['id']}")
+    page = backlog(cid, "lobby")
+    assert [m["text"] for m in page] == [f"turn {i}" for i in range(2, 6)]
+    ids = [m["id"] for m in page]
+    assert ids == sorted(ids)
+
+
+def test_cluster_is_refused_on_sqlite(tmp_path: Any) -> None:
+    result = subprocess.run([*chat_command(), "serve", "--db", str(tmp_path / "c.sqlite"), "--port", "0",
+                             "--cluster"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "--cluster needs PostgreSQL" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_single_server_cannot_start_beside_clustered_nodes(nodes: Any) -> None:
+    nodes("a")
+    result = subprocess.run([*chat_command(), "serve", "--db", nodes.db, "--port", "0"], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 1
+    assert "another chat server is using the database" in result.stderr
+
+
+def test_a_private_message_reaches_its_nick_on_another_node(nodes: Any) -> None:
+    a, b = nodes("a"), nodes("b")
+    ann, bob = client(a, "ann"), client(b, "bob")
+    ann.send("/msg bob psst")
+    echo = ann.expect_event("private")
+    got = bob.expect_event("private")
+    assert (got["nick"], got["to"], got["text"], got["id"]) == ("ann", "bob", "psst", echo["id"])
+    ann.send("/msg nobody hello")
+    ann.expect_event("error", code="no_such_nick")
+
+
+def test_an_account_is_logged_in_on_one_node_at_a_time(nodes: Any) -> None:
+    a, b = nodes("a", "--password-profile", "test"), nodes("b", "--password-profile", "test")
+    ann = client(a, "ann")
+    ann.send("/register secret words")
+    ann.expect_event("account", change="registered")
+    other = client(b, "guest1")
+    other.send("/login ann secret words")
+    other.expect_event("error", code="already_logged_in")
+    ann.send("/quit")
+    ann.expect_closed()
+    deadline = time.monotonic() + 20
+    while True:  # once its holder is gone, the account may log in on the other node
+        other.send("/login ann secret words")
+        line = other.expect(lambda line: '"change":"logged_in"' in line or '"code":"already_logged_in"' in line)
+        if "logged_in\"" in line and "already" not in line:
+            break
+        assert time.monotonic() < deadline, "the account stayed logged in after its holder quit"
+        time.sleep(0.2)
+
+
+def test_a_node_stopped_cleanly_announces_its_users_gone_at_once(nodes: Any) -> None:
+    a, b = nodes("a"), nodes("b")
+    ann, bob = client(a, "ann"), client(b, "bob")
+    wait_members(bob, "lobby", {"ann", "bob"})
+    assert a.terminate() == 0
+    ann.close()
+    quit_ = bob.expect_event("quit", nick="ann", timeout=20)
+    assert "shut down" in quit_["reason"]  # said by the node itself, not its reaper
+    wait_members(bob, "lobby", {"bob"})
