@@ -258,19 +258,20 @@ class StorageReader(_Worker[StorageRead]):
         return batch, False
 
     def _run_batch(self, batch: list[StorageRead]) -> None:
+        """Run `batch`, emptying it: what is handed back is held by nothing here (a page nobody keeps)."""
         claims = [r for r in batch if isinstance(r, NickLookup) and r.purpose == "claim" and not r.cancelled]
         if len(claims) > 1:
             self._claims(claims)
-            for claim in claims:
-                self._hand_back(claim)
             answered = {id(r) for r in claims}
-            batch = [r for r in batch if id(r) not in answered]
-        for read in batch:
+            batch[:] = [r for r in batch if id(r) not in answered]
+            while claims:
+                self._hand_back(claims.pop(0))
+        while batch:
             try:
-                self._execute(read)
+                self._execute(batch[0])
             except Exception:  # never lose a read: the loop waits for every one it handed over
                 log.exception("storage: unexpected error")
-            self._hand_back(read)
+            self._hand_back(batch.pop(0))
 
     def _claims(self, claims: list[NickLookup]) -> None:
         """Is any of these nicks registered? One query for all of them."""
