@@ -88,12 +88,17 @@ class _Worker(Generic[Job]):
                 self._execute(job)
             except Exception:  # never lose a job: the loop waits for every one it handed over
                 log.exception("storage: unexpected error")
-            self._hand_back(job)
-            job = None  # handed back: do not keep it alive while waiting for the next one
+            self.done.append(job)
+            job = None  # handed back: held by nothing here once the loop may have answered it
+            self._tell_done()
         self._stopped()
 
     def _hand_back(self, job: Job) -> None:
         self.done.append(job)
+        del job  # as above: nothing here holds it once the loop is told
+        self._tell_done()
+
+    def _tell_done(self) -> None:
         self.done_event.set()
         self.notify()
 
