@@ -104,9 +104,11 @@ class WebSocketClient:
     # ------------------------------------------------------------------------------------------ sending
 
     def _flush(self) -> None:
-        for data in self.protocol.data_to_send():
-            if data:
-                self.sock.sendall(data)
+        # one write: a burst of frames reaches the server together, as a flooder's would (frame by frame, the
+        # server could end the connection between two writes, and the next one would meet a reset)
+        data = b"".join(self.protocol.data_to_send())
+        if data:
+            self.sock.sendall(data)
 
     def send(self, *lines: str) -> None:
         """Each line as its own text message."""
