@@ -635,7 +635,9 @@ class EventLoop:
         PRESENCE_DELAY later, with whatever else they get meanwhile, or at once when `now` is None."""
         dirty = self.deliverer.dirty
         lazy = self.deliverer.lazy
-        if lazy:
+        if not lazy:
+            self._presence_due = None  # those waiting have gone (closed): no wake-up is due for them
+        else:
             if now is None or (self._presence_due is not None and now >= self._presence_due):
                 dirty.update(lazy)
                 lazy.clear()
