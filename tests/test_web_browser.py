@@ -22,7 +22,9 @@ Server = Callable[..., ServerThread]
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
-@pytest.fixture(scope="session")
+# module, not session: Playwright's sync API keeps an asyncio loop running in the thread while it is started, and
+# an xdist worker that later ran a test calling asyncio.run() (the client's tests) would find it there
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
