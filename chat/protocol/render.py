@@ -264,11 +264,9 @@ def _text_private_around(h: PrivateHistory) -> str:
         lines.append(f"[private] [{short_time(m.time)} history{mark}] {m.nick} -> {m.to}: {m.text}\n")
     if not h.messages:
         return f"*** No private messages with {h.nick} around #{h.around}.\n"
-    first, last = h.messages[0].id, h.messages[-1].id
-    older = f"/history @{h.nick} before {first} shows older ones" if h.more else "that is the beginning of it"
-    newer = f"/history @{h.nick} after {last} newer ones" if h.newer else "no newer ones"
+    paging = _around_paging(f"@{h.nick}", h.messages, h.more, h.newer, "that is the beginning of it")
     lines.append(f"*** End of history with {h.nick} around #{h.around}: {_plural(len(h.messages), 'message')}; "
-                 f"{older}, {newer}.\n")
+                 f"{paging}.\n")
     return "".join(lines)
 
 
@@ -319,12 +317,17 @@ def _text_around(h: History) -> str:
     found = any(m.id == h.around for m in h.messages)
     lines = [] if found else [f"[#{h.room}] *** Message #{h.around} is not in #{h.room}; the messages near it:\n"]
     lines += [_text_history_line(h.room, m, marked=m.id == h.around) for m in h.messages]
-    first, last = h.messages[0].id, h.messages[-1].id
-    older = f"/history #{h.room} before {first} shows older ones" if h.more else "that is the beginning of the room"
-    newer = f"/history #{h.room} after {last} newer ones" if h.newer else "no newer ones"
+    paging = _around_paging(f"#{h.room}", h.messages, h.more, h.newer, "that is the beginning of the room")
     lines.append(f"[#{h.room}] *** End of history around #{h.around}: {_plural(len(h.messages), 'message')}; "
-                 f"{older}, {newer}.\n")
+                 f"{paging}.\n")
     return "".join(lines)
+
+
+def _around_paging(target: str, messages: list[ChatMessage], more: bool, newer: bool, beginning: str) -> str:
+    """Where an /history ... around page goes on from, at either end."""
+    older = f"/history {target} before {messages[0].id} shows older ones" if more else beginning
+    later = f"/history {target} after {messages[-1].id} newer ones" if newer else "no newer ones"
+    return f"{older}, {later}"
 
 
 def _text_search(r: SearchResults) -> str:

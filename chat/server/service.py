@@ -412,10 +412,12 @@ class ChatService:
         messages, more = room.backlog(self.config.backlog, self.config.page_budget)
         m.cursors[room.key] = messages[0].id if messages else self.state.next_message_id
         ops, voiced = moderation.ops_of(room, self.state.logged_in)
-        everyone = room.everyone()
-        # a quiet room lists its ops and voiced members, and you: /who lists everyone
-        shown = sorted({*ops, *voiced, m.nick}, key=str.lower) if quiet else everyone
-        out.reply(m, Joined(room.name, shown, room.topic, now, ops, voiced, quiet, len(everyone), room.topic_by,
+        if quiet:  # its ops and voiced members, and you (/who lists everyone): no copy of thousands per joiner
+            shown, count = sorted({*ops, *voiced, m.nick}, key=str.lower), room.size()
+        else:
+            shown = room.everyone()
+            count = len(shown)
+        out.reply(m, Joined(room.name, shown, room.topic, now, ops, voiced, quiet, count, room.topic_by,
                             room.topic_at))
         if messages:
             out.reply(m, Backlog(room.name, messages, more))

@@ -112,6 +112,10 @@ class Room:
         self.members = (*self.members, member)
         self.nicks.append(member.nick)
 
+    def size(self) -> int:
+        """How many are in it, here and on other nodes (as `everyone()` counts them, without its list)."""
+        return len(self.everyone()) if self.remote else len(self.members)
+
     def everyone(self) -> list[str]:
         """Who is in it: the members here, then those of other nodes (clustered)."""
         if not self.remote:

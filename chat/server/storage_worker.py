@@ -269,14 +269,16 @@ class StorageReader(_Worker[StorageRead]):
             self._claims(claims)
             answered = {id(r) for r in claims}
             batch[:] = [r for r in batch if id(r) not in answered]
+            claims.reverse()
             while claims:
-                self._hand_back(claims.pop(0))
+                self._hand_back(claims.pop())
+        batch.reverse()  # taken from the end, in the order they came
         while batch:
             try:
-                self._execute(batch[0])
+                self._execute(batch[-1])
             except Exception:  # never lose a read: the loop waits for every one it handed over
                 log.exception("storage: unexpected error")
-            self._hand_back(batch.pop(0))
+            self._hand_back(batch.pop())
 
     def _claims(self, claims: list[NickLookup]) -> None:
         """Is any of these nicks registered? One query for all of them."""
