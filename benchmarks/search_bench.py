@@ -14,7 +14,8 @@ Parts, each printed as it ends and all together as one JSON object at the end:
   (SQLite: an external-content FTS5 table, `unicode61 remove_diacritics 2`, as soju does; PostgreSQL: a generated
   `to_tsvector('simple', text)` column). Median of 3 runs, alternating.
 * build: a 1,000,000-message database written at migration 0001 (no index), upgraded, then indexed by
-  `backfill()` (what `chat index` runs): its rate, and the index's size on disk beside the messages'.
+  `backfill()` (what `chat index` runs): its rate, and the index's size on disk beside the messages'. PostgreSQL:
+  then `VACUUM (ANALYZE) messages`, as autovacuum would after it.
 * queries: `search_messages` as a user who may read every room, 50 results a page, after one warm-up pass:
   one word (also matching longer words it begins, the default), the same word exact ("word"), two words,
   a two-word phrase taken from a stored message, a CJK run, a word narrowed by in:#room, and from:nick alone.
@@ -141,8 +142,10 @@ def drop_index(engine: Any) -> None:
     from sqlalchemy import text
 
     with engine.begin() as conn:
-        table = "messages_fts" if engine.dialect.name == "sqlite" else "message_search"
-        conn.execute(text(f"DROP TABLE {table}"))
+        if engine.dialect.name == "sqlite":
+            conn.execute(text("DROP TABLE messages_fts"))
+        else:
+            conn.execute(text("ALTER TABLE messages DROP COLUMN search_vector"))  # its GIN index goes with it
         conn.execute(text("DELETE FROM search_index_state"))
 
 
@@ -235,13 +238,18 @@ def part_build(kind: str, db: str, corpus: Corpus, count: int) -> dict[str, Any]
     t0 = time.perf_counter()
     indexed = backfill(engine, batch=5000, report_every=30)
     elapsed = time.perf_counter() - t0
+    vacuumed = 0.0
     if engine.dialect.name == "postgresql":
-        with engine.begin() as conn:  # what autovacuum does after a bulk load, so the plans are the usual ones
-            conn.execute(text("ANALYZE messages"))
+        # what autovacuum does after a bulk load and the backfill's updates, so the plans and pages are the usual ones
+        t0 = time.perf_counter()
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM (ANALYZE) messages"))
+        vacuumed = time.perf_counter() - t0
     sizes = disk_sizes(engine)
     engine.dispose()
-    out = {"messages": indexed, "write_s": round(written, 1), "migration_0002_s": round(migrated, 3),
-           "backfill_s": round(elapsed, 1), "backfill_per_s": round(indexed / elapsed), **sizes}
+    out = {"messages": indexed, "write_s": round(written, 1), "upgrade_s": round(migrated, 3),
+           "backfill_s": round(elapsed, 1), "backfill_per_s": round(indexed / elapsed), "vacuum_s": round(vacuumed, 1),
+           **sizes}
     print(f"[{kind}] build: {json.dumps(out)}", file=sys.stderr, flush=True)
     return out
 
@@ -257,9 +265,11 @@ def disk_sizes(engine: Any) -> dict[str, float]:
             index = sum(size for name, size in rows if name.startswith("messages_fts"))
             messages = sum(size for name, size in rows if name in ("messages", "ix_messages_room_id_id"))
             total = sum(size for _name, size in rows)
-        else:
-            index = conn.execute(text("SELECT pg_total_relation_size('message_search')")).scalar()
-            messages = conn.execute(text("SELECT pg_total_relation_size('messages')")).scalar()
+        else:  # the index: the vectors in messages (their bytes) and their GIN index
+            index = conn.execute(text(
+                "SELECT pg_relation_size('ix_messages_search_vector') + "
+                "(SELECT coalesce(sum(pg_column_size(search_vector)), 0) FROM messages)")).scalar()
+            messages = conn.execute(text("SELECT pg_total_relation_size('messages')")).scalar() - index
             total = conn.execute(text("SELECT pg_database_size(current_database())")).scalar()
     return {"index_mib": round(index / mib, 1), "messages_mib": round(messages / mib, 1),
             "database_mib": round(total / mib, 1)}
@@ -581,6 +591,7 @@ def main() -> None:
     ap.add_argument("--no-sqlite", action="store_true")
     ap.add_argument("--parts", default="store,build,queries")
     ap.add_argument("--keep", action="store_true", help="keep the big PostgreSQL database (for --parts queries)")
+    ap.add_argument("--pg-prefix", default="h_search", help="PostgreSQL: the benchmark's databases' name prefix")
     ap.add_argument("--clients", type=int, default=200, help="server part: loadgen clients chatting")
     ap.add_argument("--rooms", type=int, default=20, help="server part: the rooms they chat in")
     ap.add_argument("--rate", type=int, default=500, help="server part: messages/s in all (W4's)")
@@ -605,17 +616,17 @@ def main() -> None:
             big = str(args.dir / "big.sqlite")
         else:
             def scratch() -> str:
-                return fresh_postgres(args.postgres, "h_search_store")
+                return fresh_postgres(args.postgres, args.pg_prefix + "_store")
             big = "postgresql"
         if "store" in parts:
             res["store"] = part_store(kind, scratch, corpus, args.store_messages)
         if kind == "postgresql":
-            drop_postgres(args.postgres, "h_search_store")
+            drop_postgres(args.postgres, args.pg_prefix + "_store")
         if "build" in parts:
-            db = fresh_sqlite(Path(big)) if kind == "sqlite" else fresh_postgres(args.postgres, "h_search_big")
+            db = fresh_sqlite(Path(big)) if kind == "sqlite" else fresh_postgres(args.postgres, args.pg_prefix + "_big")
             res["build"] = part_build(kind, db, corpus, args.messages)
         else:
-            db = big if kind == "sqlite" else postgres_url(args.postgres, "h_search_big")
+            db = big if kind == "sqlite" else postgres_url(args.postgres, args.pg_prefix + "_big")
         if "queries" in parts:
             res["queries"] = part_queries(kind, db, corpus, args.messages, args.queries)
         if "server" in parts:
@@ -627,13 +638,13 @@ def main() -> None:
                     return fresh_sqlite(args.dir / "throughput.sqlite")
             else:
                 def server_db() -> str:
-                    return fresh_postgres(args.postgres, "h_search_throughput")
+                    return fresh_postgres(args.postgres, args.pg_prefix + "_throughput")
             res["throughput"] = part_throughput(kind, server_db, args.dir, max(args.reps, 2),
                                                 args.throughput_workload)
             if kind == "postgresql":
-                drop_postgres(args.postgres, "h_search_throughput")
+                drop_postgres(args.postgres, args.pg_prefix + "_throughput")
         if kind == "postgresql" and not args.keep:
-            drop_postgres(args.postgres, "h_search_big")
+            drop_postgres(args.postgres, args.pg_prefix + "_big")
         results[kind] = res
     print(json.dumps(results, indent=1))
 
