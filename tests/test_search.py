@@ -206,6 +206,23 @@ def test_pages_span_the_newest_messages_and_the_older_ones_alike(corpus: Corpus)
     assert [m.id for m in corpus.page("word", PUBLIC, limit=8).messages] == [*new[::-1], *old[::2][:-4:-1]]
 
 
+def test_pages_of_a_word_that_a_first_walk_only_half_fills(corpus: Corpus) -> None:
+    """A word in one message of WALK_WINDOW / 10, high ids: PostgreSQL's first walk finds 10 of a page of 15,
+    walks on for the rest (step 2 in chat.storage.search), then pages on below; every match once, newest first."""
+    first, count, every = 1_000_000, 4 * WALK_WINDOW, WALK_WINDOW // 10
+    corpus.store.write(WriteBatch(messages=[
+        (ChatMessage(i, MessageKind.MESSAGE, "alice", f"line {i}" + (" needle" if i % every == 0 else ""), T0 + i,
+                     room="lobby"), LOBBY) for i in range(first, first + count)]))
+    needles = [i for i in range(first + count - 1, first - 1, -1) if i % every == 0]
+    page = corpus.page("needle", PUBLIC, limit=15)
+    assert [m.id for m in page.messages] == needles[:15] and page.more
+    seen = [m.id for m in page.messages]
+    while page.more:
+        page = corpus.page("needle", PUBLIC, limit=7, before=seen[-1])
+        seen += [m.id for m in page.messages]
+    assert seen == needles and len(needles) == 40
+
+
 def test_a_result_carries_room_time_sender_and_id(corpus: Corpus) -> None:
     i = corpus.say("Find me, please", DEV, "Bob", at=T0 + 0.25)
     j = corpus.say("find me too", None, "carol", to="dave")
