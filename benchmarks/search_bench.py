@@ -4,6 +4,11 @@ costs the store's writes, and how fast `chat index` fills it in. Not a test: it 
 
     python benchmarks/search_bench.py [--dir /tmp/chat-search] [--messages 1000000] [--store-messages 100000]
                                       [--postgres URL | --no-postgres] [--parts store,build,queries,server,throughput]
+                                      [--pg-prefix NAME] [--keep] [--walk-windows 0,1000,4000]
+
+PostgreSQL's figures alone, in one command (its databases are named <prefix>_store, _big, _throughput):
+
+    python benchmarks/search_bench.py --no-sqlite --parts build,queries,server,throughput --pg-prefix h_search
 
 Run with the project's Python (it imports `chat`). It takes a few minutes on 2 cores and is bounded by its sizes.
 Parts, each printed as it ends and all together as one JSON object at the end:
@@ -16,7 +21,8 @@ Parts, each printed as it ends and all together as one JSON object at the end:
 * build: a 1,000,000-message database written at migration 0001 (no index), upgraded, then indexed by
   `backfill()` (what `chat index` runs): its rate, and the index's size on disk beside the messages'. PostgreSQL:
   then `VACUUM (ANALYZE) messages`, as autovacuum would after it.
-* queries: `search_messages` as a user who may read every room, 50 results a page, after one warm-up pass:
+* queries: `search_messages` as a user who may read every room, 50 results a page, after one warm-up pass
+  (PostgreSQL: with `--walk-windows`, each query by each first walk in turn, 0 being the planner alone):
   one word (also matching longer words it begins, the default), the same word exact ("word"), two words,
   a two-word phrase taken from a stored message, a CJK run, a word narrowed by in:#room, and from:nick alone.
   p50 and p99 in milliseconds.
@@ -275,7 +281,8 @@ def disk_sizes(engine: Any) -> dict[str, float]:
             "database_mib": round(total / mib, 1)}
 
 
-def part_queries(kind: str, db: str, corpus: Corpus, count: int, per_class: int) -> dict[str, dict[str, float]]:
+def part_queries(kind: str, db: str, corpus: Corpus, count: int, per_class: int,
+                 walk_windows: list[int] | None = None) -> dict[str, dict[str, float]]:
     from sqlalchemy import select
 
     from chat.search.query import parse_search
@@ -305,22 +312,33 @@ def part_queries(kind: str, db: str, corpus: Corpus, count: int, per_class: int)
         "a word in:#room": [f"{w} in:#room{rng.randrange(1, ROOMS + 1)}" for w in mid],
         "from:nick alone": [f"from:user{rng.randrange(SENDERS)}" for _ in range(per_class)],
     }
+    import chat.storage.search as storage_search
+
+    shipped = storage_search.WALK_WINDOW
+    windows = walk_windows if kind == "postgresql" and walk_windows else [shipped]
     out: dict[str, dict[str, float]] = {}
     for name, queries in classes.items():
         parsed = [parse_search(q) for q in queries]
         for q in parsed[: min(20, len(parsed))]:  # warm-up
             search_messages(engine, q, scope, limit=50, budget=10)
-        times, results = [], []
-        for q in parsed:
-            t0 = time.perf_counter()
-            page = search_messages(engine, q, scope, limit=50, budget=10)
-            times.append((time.perf_counter() - t0) * 1000)
+        times: dict[int, list[float]] = {w: [] for w in windows}
+        results: list[int] = []
+        for i, q in enumerate(parsed):
+            for w in windows if i % 2 == 0 else windows[::-1]:  # each query by every variant, in turn
+                storage_search.WALK_WINDOW = w
+                t0 = time.perf_counter()
+                page = search_messages(engine, q, scope, limit=50, budget=10)
+                times[w].append((time.perf_counter() - t0) * 1000)
             results.append(len(page.messages))
-        times.sort()
-        out[name] = {"p50_ms": round(times[len(times) // 2], 2), "p99_ms": round(times[int(len(times) * 0.99)], 2),
-                     "max_ms": round(times[-1], 2), "mean_results": round(statistics.mean(results), 1)}
-        print(f"[{kind}] {name}: {json.dumps(out[name])}", file=sys.stderr, flush=True)
+        storage_search.WALK_WINDOW = shipped
+        for w, ts in times.items():
+            ts.sort()
+            label = name if len(windows) == 1 else f"{name} [{'planner alone' if w == 0 else f'walk {w}'}]"
+            out[label] = {"p50_ms": round(ts[len(ts) // 2], 2), "p99_ms": round(ts[int(len(ts) * 0.99)], 2),
+                          "max_ms": round(ts[-1], 2), "mean_results": round(statistics.mean(results), 1)}
+            print(f"[{kind}] {label}: {json.dumps(out[label])}", file=sys.stderr, flush=True)
     engine.dispose()
+    print(f"[{kind}] queries: load average {os.getloadavg()}", file=sys.stderr, flush=True)
     return out
 
 
@@ -591,6 +609,8 @@ def main() -> None:
     ap.add_argument("--no-sqlite", action="store_true")
     ap.add_argument("--parts", default="store,build,queries")
     ap.add_argument("--keep", action="store_true", help="keep the big PostgreSQL database (for --parts queries)")
+    ap.add_argument("--walk-windows", default="", help="queries part, PostgreSQL: compare these first walks, "
+                    "interleaved (chat.storage.search.WALK_WINDOW; 0 = the planner alone), e.g. 0,1000,4000")
     ap.add_argument("--pg-prefix", default="h_search", help="PostgreSQL: the benchmark's databases' name prefix")
     ap.add_argument("--clients", type=int, default=200, help="server part: loadgen clients chatting")
     ap.add_argument("--rooms", type=int, default=20, help="server part: the rooms they chat in")
@@ -628,7 +648,8 @@ def main() -> None:
         else:
             db = big if kind == "sqlite" else postgres_url(args.postgres, args.pg_prefix + "_big")
         if "queries" in parts:
-            res["queries"] = part_queries(kind, db, corpus, args.messages, args.queries)
+            res["queries"] = part_queries(kind, db, corpus, args.messages, args.queries,
+                                          [int(w) for w in args.walk_windows.split(",")] if args.walk_windows else None)
         if "server" in parts:
             res["server"] = part_server(kind, db, args.dir, corpus, args.messages, args.queries, args.clients,
                                         args.rooms, args.rate, args.duration, args.reps)
