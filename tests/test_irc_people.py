@@ -175,7 +175,7 @@ def test_numerics_that_name_a_room_and_a_nick(irc_server: ServerThread) -> None:
     ann.send("MODE #dev +k :has spaces", "MODE #dev +n")
     ann.expect(" 696 ann #dev k * :")
     ann.send("MODE #dev")
-    assert ann.expect(" 324 ").endswith(" 324 ann #dev +n")  # +n is always on: only members speak in a room
+    assert ann.expect(" 324 ").endswith(" 324 ann #dev +n")  # +n is on by default (and so already: no MODE line)
     ann.expect(" 329 ann #dev ")
     ann.send("MODE #dev +b carol!*@*")  # a mask bans its nick
     ann.expect(" MODE #dev +b carol")

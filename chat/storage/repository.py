@@ -309,7 +309,8 @@ def _accounts(private: dict[int, PrivateRecord], message_id: int) -> tuple[int |
 
 def _settings_row(s: RoomSettings) -> dict[str, object]:
     return {"owner_id": s.owner_id, "owner_nick": s.owner_nick, "invite_only": s.invite_only,
-            "moderated": s.moderated, "topic_ops_only": s.topic_ops_only, "join_key": s.key}
+            "moderated": s.moderated, "topic_ops_only": s.topic_ops_only, "join_key": s.key,
+            "member_limit": s.limit, "secret": s.secret, "no_external": s.no_external}
 
 
 def _stored_room(row: object) -> StoredRoom:
@@ -328,6 +329,9 @@ def _stored_room(row: object) -> StoredRoom:
             moderated=bool(r.moderated),  # type: ignore[attr-defined]
             topic_ops_only=bool(r.topic_ops_only),  # type: ignore[attr-defined]
             key=r.join_key,  # type: ignore[attr-defined]
+            limit=r.member_limit,  # type: ignore[attr-defined]
+            secret=bool(r.secret),  # type: ignore[attr-defined]
+            no_external=bool(r.no_external),  # type: ignore[attr-defined]
         ),
     )
 
