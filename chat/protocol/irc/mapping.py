@@ -45,7 +45,7 @@ def room_of(target: str) -> str | None:
 # the channel modes (cmd.MODE_LETTERS) by ISUPPORT's kinds: lists (b), a word always (k), a word to set (l),
 # no word (imnst); o and v are PREFIX's
 CHANMODES = "b,k,l,imnst"
-MODES_MAX = 4  # mode changes with a word one MODE line may carry (ISUPPORT MODES), either way
+MODES_MAX = 4  # mode changes with a word in one MODE line (ISUPPORT MODES): the most a line we send carries
 
 
 def isupport(network: str) -> list[str]:
