@@ -225,11 +225,13 @@ class ChatStore:
         return backfill_step(self.engine, batch)
 
     def _insert_ignoring_duplicates(self, table: Table) -> Insert:
-        # a room may already be there: a batch that failed after the room went in is retried with it
+        # a room may already be there: a batch that failed after the room went in is retried with it. Only its
+        # own id is a duplicate to ignore: another row under its name means two rooms for one name, and its
+        # messages would name a row never written (the loop makes sure there is one room per name)
         if self._dialect == "postgresql":
-            return postgresql.insert(table).on_conflict_do_nothing()
+            return postgresql.insert(table).on_conflict_do_nothing(index_elements=[table.c.id])
         if self._dialect == "sqlite":
-            return sqlite.insert(table).on_conflict_do_nothing()
+            return sqlite.insert(table).on_conflict_do_nothing(index_elements=[table.c.id])
         raise NotImplementedError(f"no upsert for {self._dialect}")
 
     def _upsert_users(self) -> Insert:
@@ -320,7 +322,8 @@ def _accounts(private: dict[int, PrivateRecord], message_id: int) -> tuple[int |
 
 def _settings_row(s: RoomSettings) -> dict[str, object]:
     return {"owner_id": s.owner_id, "owner_nick": s.owner_nick, "invite_only": s.invite_only,
-            "moderated": s.moderated, "topic_ops_only": s.topic_ops_only, "join_key": s.key}
+            "moderated": s.moderated, "topic_ops_only": s.topic_ops_only, "join_key": s.key,
+            "member_limit": s.limit, "secret": s.secret, "no_external": s.no_external}
 
 
 def _stored_room(row: object) -> StoredRoom:
@@ -339,6 +342,9 @@ def _stored_room(row: object) -> StoredRoom:
             moderated=bool(r.moderated),  # type: ignore[attr-defined]
             topic_ops_only=bool(r.topic_ops_only),  # type: ignore[attr-defined]
             key=r.join_key,  # type: ignore[attr-defined]
+            limit=r.member_limit,  # type: ignore[attr-defined]
+            secret=bool(r.secret),  # type: ignore[attr-defined]
+            no_external=bool(r.no_external),  # type: ignore[attr-defined]
         ),
     )
 
