@@ -692,7 +692,8 @@ class EventLoop:
             if transport.pending_output:
                 self._want_write(c, True)
                 return
-        self._want_write(c, False)
+        if c.writing:  # (checked here: this runs once per recipient of every fan-out)
+            self._want_write(c, False)
         if c.phase is Phase.FLUSHING:
             self._close(c, c.reason or "quit")
         elif c.held and c.phase <= Phase.DRAINING:
