@@ -63,7 +63,7 @@ def thread_cpu(pid: int) -> dict[str, float]:
             continue
         out[name] = round(out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick, 2)
         switches = sum(int(line.split()[1]) for line in (task / "status").read_text().splitlines()
-                       if line.endswith("ctxt_switches") is False and "ctxt_switches" in line)
+                       if "ctxt_switches:" in line)  # voluntary and not
         out[name + "_switches"] = switches
     return out
 
@@ -82,6 +82,7 @@ def run_once(chat_bin: str, workload: str, extra: list[str]) -> dict[str, object
                 if s.connect_ex(("127.0.0.1", port)) == 0:
                     break
             time.sleep(0.05)
+        before = thread_cpu(proc.pid)  # start-up (imports, migrations) is not the workload's
         cmd = [str(LOADGEN), "--host", "127.0.0.1", "--port", str(port), "--proto", "line", "--joined-marker",
                JOINED_MARKER, "--server-pid", str(proc.pid), "--idle-timeout", "30", "--timeout", "300",
                *WORKLOADS[workload].split()]
@@ -93,16 +94,18 @@ def run_once(chat_bin: str, workload: str, extra: list[str]) -> dict[str, object
                     k, v = tok.split("=", 1)
                     kv[k] = v
         cpu = float(kv.get("srv_cpu_run_s", "nan"))
-        threads = thread_cpu(proc.pid)
         msgs = int(kv.get("msgs_sent", kv.get("sent", "0")) or 0)
+        after = thread_cpu(proc.pid)
+        threads = {k: round(v - before.get(k, 0), 2) for k, v in after.items()}
+        per_msg = {k: round(v * 1e6 / max(msgs, 1), 2) for k, v in threads.items() if not k.endswith("_switches")}
         deliveries = int(kv.get("deliveries", "0") or 0)
         return {"workload": workload, "status": kv.get("status"), "msgs": msgs, "deliveries": deliveries,
                 "srv_cpu_s": cpu, "cpu_us_per_msg": round(cpu * 1e6 / msgs, 2) if msgs else None,
                 "cpu_us_per_delivery": round(cpu * 1e6 / deliveries, 3) if deliveries else None,
                 "deliveries_per_s": kv.get("deliveries_per_s"), "p50_ms": kv.get("lat_p50_ms"),
                 "p99_ms": kv.get("lat_p99_ms"), "max_ms": kv.get("lat_max_ms"),
-                "threads_cpu_s": threads, "lost": kv.get("lost"), "dups": kv.get("dups"),
-                "reordered": kv.get("reordered")}
+                "threads_cpu_s": threads, "threads_us_per_msg": per_msg, "lost": kv.get("lost"),
+                "dups": kv.get("dups"), "reordered": kv.get("reordered")}
     finally:
         proc.terminate()
         try:
@@ -137,6 +140,9 @@ def main() -> None:
             continue
         med = {k: statistics.median(float(r[k]) for r in good if r[k] is not None)  # type: ignore[arg-type]
                for k in ("cpu_us_per_msg", "cpu_us_per_delivery", "deliveries_per_s", "p50_ms", "p99_ms", "max_ms")}
+        med["loop_us_per_msg"] = statistics.median(r["threads_us_per_msg"]["loop"] for r in good)  # type: ignore[index]
+        med["others_us_per_msg"] = statistics.median(  # the writer, mostly (the reader and checkpointer idle here)
+            sum(v for k, v in r["threads_us_per_msg"].items() if k != "loop") for r in good)  # type: ignore[attr-defined]
         print(json.dumps({"chat_bin": b, "workload": args.workload, "runs": len(good),
                           "median": {k: round(v, 3) for k, v in med.items()},
                           "cpu_us_per_msg_all": sorted(r["cpu_us_per_msg"] for r in good)}))  # type: ignore[type-var]
