@@ -41,10 +41,9 @@ class MultiRowInsert:
             while size > 1 and size * columns > variables:
                 size >>= 1
             self._max_rows = size
-        left, at, size = len(flat) // columns, 0, self._max_rows
+        left, at = len(flat) // columns, 0
         while left:
-            while size > left:
-                size >>= 1
+            size = min(self._max_rows, 1 << (left.bit_length() - 1))  # the largest power of two that fits
             end = at + size * columns
             db.execute(self._text(size), flat[at:end] if at or end < len(flat) else flat)
             at, left = end, left - size
