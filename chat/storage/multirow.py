@@ -8,6 +8,9 @@ cpu_per_message.py and docs/PERFORMANCE.md, "Round three").
 
 Chunks are powers of two, so a handful of statement texts serve every batch size; each is compiled by SQLite once
 and kept in the driver's statement cache (128 statements by default; this makes at most 2 x 9).
+
+Into the FTS5 index, the statement alone is no cheaper this way (a virtual table takes its rows one at a time),
+but the commit after it is: measured together, a little less CPU per message than executemany.
 """
 
 from __future__ import annotations
