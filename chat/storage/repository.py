@@ -6,8 +6,10 @@ same transaction adds the messages to the search index (chat.storage.search_inde
 
 On SQLite, a batch of room messages and nothing else (what a busy server commits nearly every time) skips
 SQLAlchemy's execution machinery altogether: the statements SQLAlchemy compiled once, run on a driver connection
-the writer keeps for itself. Measured (benchmarks/path_micro.py, docs/PERFORMANCE.md): a one-message commit cost
-the writer thread a third of the CPU, and so held the GIL a third as long, which is what the loop's latency feels.
+the writer keeps for itself, with many rows per statement (chat.storage.multirow). Measured (benchmarks/
+path_micro.py, docs/PERFORMANCE.md): a one-message commit cost the writer thread a third of the CPU, and so held
+the GIL a third as long, which is what the loop's latency feels; many rows a statement took another quarter off
+a burst's insert.
 """
 
 from __future__ import annotations
