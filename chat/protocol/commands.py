@@ -612,16 +612,20 @@ def loggable(line: str) -> str:
             return f"/{verb} [hidden]"
     return line
 
+_validate_say = Say.__pydantic_validator__.validate_python
+
+
 def parse_line(line: str) -> Command | None:
     """Parse one line from a client. Returns None for a blank line; raises ChatError for a bad one, naming the
     verb it refused in `command` (a plain line's verb is `say`; an unknown verb is named as typed)."""
     if not line.startswith("/") or line.startswith("//"):
-        if not line.strip():
+        stripped = line.strip()
+        if not stripped:
             return None
-        if line.strip().upper() == QUIT_WORD:
+        if stripped.upper() == QUIT_WORD:
             return Quit()
-        try:  # the model itself, not the union: plain lines are most lines
-            return Say(text=line[1:] if line.startswith("//") else line)
+        try:  # the model itself, not the union: plain lines are most lines (its validator, without __init__'s frame)
+            return _validate_say({"text": line[1:] if line.startswith("//") else line})
         except ValidationError as e:
             error = _explain(Say, e)
             error.command = Say.name
