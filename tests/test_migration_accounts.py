@@ -53,7 +53,7 @@ def test_a_database_made_before_accounts_upgrades_without_losing_anything(
     lobby = carol.events_until("history_end", room="lobby")
     assert len([e for e in lobby if e.get("history")]) == 150
     # the old messages are still found: at once on SQLite; on PostgreSQL once the server has indexed them again
-    # (migration 0006 moved the index into messages), which its writer does while idle
+    # (migration 0007 moved the index into messages), which its writer does while idle
     deadline = time.monotonic() + 30
     while True:
         carol.send('/search "uniq7"')

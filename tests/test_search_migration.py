@@ -1,4 +1,4 @@
-"""Migration 0006 on a database indexed by the chat of revision 0005: PostgreSQL's search terms move from the
+"""Migration 0007 on a database indexed by the chat of revision 0006: PostgreSQL's search terms move from the
 table `message_search` into `messages.search_vector` (SQLite: nothing changes). Every message is kept, the server
 starts at once on it, new messages are found at once, and the backfill indexes every older message again, newest
 first, once, with progress; downgrading gives the old table back, to be indexed again the same way."""
@@ -40,10 +40,10 @@ def texts(engine: Engine) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in conn.execute(text("SELECT id, room_id, sender, text FROM messages ORDER BY id"))]
 
 
-def test_0006_moves_the_terms_into_messages_and_the_backfill_indexes_them_again(any_db: str) -> None:
+def test_0007_moves_the_terms_into_messages_and_the_backfill_indexes_them_again(any_db: str) -> None:
     engine = database_before_vector_column(any_db, COUNT)
     before = texts(engine)
-    if engine.dialect.name == "postgresql":  # indexed, as revision 0005 left it
+    if engine.dialect.name == "postgresql":  # indexed, as revision 0006 left it
         with engine.connect() as conn:
             assert conn.execute(text("SELECT count(*) FROM message_search")).scalar() == COUNT
     with capture_logs() as logs:
@@ -100,14 +100,14 @@ def test_the_server_starts_on_it_and_indexes_it_again_while_idle(make_server: Ca
     engine.dispose()
 
 
-def test_0006_downgrades_to_the_table_and_upgrades_again(any_db: str) -> None:
+def test_0007_downgrades_to_the_table_and_upgrades_again(any_db: str) -> None:
     engine = database_before_vector_column(any_db, 300)
     upgrade(engine)
     backfill(engine)
     config = alembic_config()
     with engine.begin() as conn:
         config.attributes["connection"] = conn
-        command.downgrade(config, "0005")
+        command.downgrade(config, "0006")
     tables = set(inspect(engine).get_table_names())
     columns = {c["name"] for c in inspect(engine).get_columns("messages")}
     assert VECTOR_COLUMN not in columns

@@ -9,7 +9,7 @@ messages for the same query:
   terms); any other goes in as its terms joined by spaces. `columnsize=0`: no per-message sizes, which only
   bm25 ranking would read; results come newest first.
 * PostgreSQL: `messages.search_vector`, a `tsvector` built here with each term at its position (never by
-  PostgreSQL's parser, which splits by the database's locale), under a partial GIN index (migration 0006; until
+  PostgreSQL's parser, which splits by the database's locale), under a partial GIN index (migration 0007; until
   then a table of its own, `message_search`, which cost a second row per message and a join per search).
 
 The store's writer adds each batch's terms in the batch's own transaction (chat.storage.repository; on PostgreSQL in
@@ -57,7 +57,7 @@ FTS_TABLE = "messages_fts"
 # tables cannot be), so `alembic check` leaves them out (migrations/env.py); so is PostgreSQL's column for it.
 SEARCH_TABLES = frozenset({FTS_TABLE, *(f"{FTS_TABLE}_{shadow}" for shadow in ("data", "idx", "content", "docsize",
                                                                                 "config"))})
-VECTOR_COLUMN = "search_vector"  # messages.search_vector, PostgreSQL only (migration 0006)
+VECTOR_COLUMN = "search_vector"  # messages.search_vector, PostgreSQL only (migration 0007)
 VECTOR_INDEX = "ix_messages_search_vector"
 FTS_INSERT = "INSERT INTO messages_fts (rowid, terms) VALUES (?, ?)"
 PG_POSITION_MAX = 16383  # PostgreSQL keeps positions up to this; later terms share it

@@ -67,7 +67,7 @@ def database_before_search(db: str, count: int) -> Engine:
 def database_before_accounts(db: str, count: int) -> Engine:
     """A database at the schema before accounts (migration 0002, search), as that version's server left it: the
     same rooms, nicks and messages, each message in the search index (its writer indexed them as it stored them:
-    on PostgreSQL into the table `message_search` of that version, which migration 0006 replaced)."""
+    on PostgreSQL into the table `message_search` of that version, which migration 0007 replaced)."""
     from chat.storage.search_index import FTS_INSERT, fts_document, tsvector_literal
 
     engine = _upgraded_to(db, "0002")
@@ -82,11 +82,11 @@ def database_before_accounts(db: str, count: int) -> Engine:
 
 
 def database_before_vector_column(db: str, count: int) -> Engine:
-    """A database at migration 0005 (before 0006 moved PostgreSQL's search terms into `messages`), every message
-    indexed as that version's writer left it: the messages of `database_before_accounts`, upgraded to 0005."""
+    """A database at migration 0006 (before 0007 moved PostgreSQL's search terms into `messages`), every message
+    indexed as that version's writer left it: the messages of `database_before_accounts`, upgraded to 0006."""
     engine = database_before_accounts(db, count)
     config = alembic_config()
     with engine.begin() as conn:
         config.attributes["connection"] = conn
-        command.upgrade(config, "0005")
+        command.upgrade(config, "0006")
     return engine

@@ -1,7 +1,7 @@
 """PostgreSQL: a message's search terms move into `messages.search_vector` (was the table `message_search`)
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-04
 
 Why (docs/PERFORMANCE.md, "Search", PostgreSQL): in a table of its own each message cost PostgreSQL a second
@@ -25,8 +25,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0006"
-down_revision: str | None = "0005"
+revision: str = "0007"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
