@@ -4,6 +4,7 @@ ports, a database of their own per test (dropped after), real clients in JSON mo
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import threading
@@ -15,6 +16,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from harness.clients import LineClient, wait_for
+from harness.irc import IrcClient
 from harness.process import ServeProcess, chat_command
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]
@@ -334,3 +336,59 @@ def test_a_node_stopped_cleanly_announces_its_users_gone_at_once(nodes: Any) -> 
     quit_ = bob.expect_event("quit", nick="ann", timeout=20)
     assert "shut down" in quit_["reason"]  # said by the node itself, not its reaper
     wait_members(bob, "lobby", {"bob"})
+
+
+def irc_port(node: ServeProcess) -> int:
+    found = re.search(r":(\d+) \(IRC\)", node.banner)
+    assert found, node.banner
+    return int(found.group(1))
+
+
+def test_rooms_and_whois_are_cluster_wide(nodes: Any) -> None:
+    a, b = nodes("a", "--irc-port", "0"), nodes("b", "--password-profile", "test")
+    ann = client(a, "ann")
+    bob, bea = client(b, "bob"), client(b, "bea")
+    bob.send("/register secret words")  # so that #bees is his, and its modes are stored
+    bob.expect_event("account", change="registered")
+    for x in (bob, bea):  # a room whose members are all on node b
+        x.send("/join #bees")
+        x.expect_event("joined", room="bees")
+    bob.send("/topic #bees buzz")
+    bob.expect_event("topic", room="bees")
+    deadline = time.monotonic() + 20
+    while True:  # node a has nobody in #bees, yet lists it with b's two members
+        ann.send("/rooms")
+        listed = {r["room"]: r for r in ann.expect_event("rooms")["rooms"]}
+        if "bees" in listed and listed["bees"]["members"] == 2:
+            break
+        assert time.monotonic() < deadline, f"a lists {listed}"
+        time.sleep(0.1)
+    assert listed["bees"]["topic"] == "buzz"
+    assert listed["lobby"]["members"] == 3
+    ann.send("/whois bob")
+    whois = ann.expect_event("whois", nick="bob")
+    assert whois["online"] is True
+    assert sorted(whois["rooms"]) == ["bees", "lobby"]
+    bob.send("/mode #bees +i")  # an invite-only room of node b: hidden from outsiders on node a too
+    bob.expect_event("mode", room="bees")
+    deadline = time.monotonic() + 20
+    while True:
+        ann.send("/rooms")
+        rooms = ann.expect_event("rooms")
+        if "bees" not in {r["room"] for r in rooms["rooms"]}:
+            break
+        assert time.monotonic() < deadline, "a still lists the invite-only #bees"
+        time.sleep(0.1)
+    assert rooms["total"] == 1
+    ann.send("/whois bob")
+    assert ann.expect_event("whois", nick="bob")["rooms"] == ["lobby"]
+    irc = IrcClient(a.host, irc_port(a))  # the IRC door's LIST and WHOIS are the same services
+    irc.register("ivy")
+    irc.send("WHOIS bea")
+    assert "bea" in irc.expect(" 311 ")
+    assert "#lobby" in irc.expect(" 319 ")
+    irc.expect(" 318 ")
+    irc.send("LIST")
+    assert " #lobby 4 " in irc.expect(" 322 ")
+    irc.expect(" 323 ")
+    irc.close()

@@ -40,6 +40,7 @@ from chat.server.reads import (
     HistoryRequest,
     PrivateMessageRead,
     RoomEventsRead,
+    RoomListRead,
     RoomLookup,
     SearchRequest,
     StorageRead,
@@ -389,6 +390,10 @@ class EventLoop:
                 members = []
                 assert self.cluster is not None
                 self.deliverer.deliver(self.cluster.private_fetched(read))
+            case RoomListRead():
+                members = [read.member]
+                if not read.member.gone:
+                    self.deliverer.push(read.member, self.service.rooms_read(read))
             case _:  # accounts' reads: private history, offline messages, what is known of a nick
                 members = read.members
                 self.service.account_read(read, self.current)

@@ -55,7 +55,7 @@ from chat.server.config import ServerConfig
 from chat.server.member import Member
 from chat.server.moderation import Moderation
 from chat.server.outbox import Backlog, CloseAfterFlush, Goodbye, Outbox, SetFormat
-from chat.server.reads import AccountRead, HistoryRequest, RoomLookup, SearchRequest
+from chat.server.reads import AccountRead, HistoryRequest, RoomListRead, RoomLookup, SearchRequest
 from chat.server.state import ChatState, Room
 from chat.storage.records import RoomEventRecord, SeenUser, TopicChange
 
@@ -448,7 +448,15 @@ class ChatService:
         return limit > 0 and (len(room.members) if members is None else members) > limit
 
     def rooms(self, m: Member, out: Outbox) -> None:
-        """The busiest rooms; outsiders do not see invite-only ones, nor count them."""
+        """The busiest rooms; outsiders do not see invite-only ones, nor count them. Clustered, they are counted
+        on every node, from the database (answered in `rooms_read`)."""
+        if self.cluster:
+            seen, hidden = [], []
+            for key in self.state.invite_only:
+                room = self.state.rooms[key]
+                (seen if moderation.may_see(m, room) else hidden).append(room.id)
+            out.ask(RoomListRead(m, seen, hidden, moderation.is_admin(m)), m)
+            return
         busiest = self.state.busiest(self.clock())
         hidden = self.state.invite_only
         if hidden:
@@ -458,6 +466,12 @@ class ChatService:
         else:
             total = len(self.state.rooms)
         out.reply(m, RoomList([RoomInfo(r.name, len(r.members), r.topic) for r in busiest], total))
+
+    def rooms_read(self, read: RoomListRead) -> Event:
+        """A clustered /rooms, read (on the loop thread)."""
+        if read.error is not None:
+            return Error(ErrorCode.HISTORY_UNAVAILABLE, STORAGE_UNAVAILABLE, "rooms")
+        return RoomList([RoomInfo(r.name, r.members, r.topic) for r in read.rooms], read.total)
 
     def who(self, m: Member, name: str | None, out: Outbox) -> None:
         if name is None:

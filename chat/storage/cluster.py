@@ -290,3 +290,73 @@ def claim_presence(engine: Engine, key: str, nick: str, node: str, conn_id: int)
             return True
         holder = conn.execute(text("SELECT node FROM presence WHERE nick_key = :k"), {"k": key}).scalar()
         return holder is None or holder == node
+
+
+# ------------------------------------------------------------------------------------------- cluster-wide views
+
+@dataclass(slots=True)
+class ListedRoom:
+    """A room of /rooms across the cluster: its members counted on every node."""
+
+    name: str
+    key: str
+    members: int
+    topic: str | None
+
+
+def busiest_rooms(engine: Engine, limit: int, seen: list[int], hidden: list[int], every: bool
+                  ) -> tuple[list[ListedRoom], int]:
+    """The `limit` rooms with the most members on all nodes (`room_members`), and how many rooms have members.
+    Invite-only rooms are left out unless their id is in `seen` (or `every`: a server admin asks); rooms whose
+    id is in `hidden` are left out (invite-only in the asking node's memory, and not the asker's)."""
+    where = ("(CAST(:every AS BOOLEAN) OR NOT r.invite_only OR r.id = ANY(:seen)) "
+             "AND NOT r.id = ANY(:hidden)")
+    params = {"every": every, "seen": seen, "hidden": hidden, "limit": limit}
+    with engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT r.name, r.name_key, r.topic, count(*) AS n FROM room_members m JOIN rooms r ON r.id = m.room_id "
+            f"WHERE {where} GROUP BY r.id ORDER BY n DESC, r.name_key LIMIT :limit"), params)
+        listed = [ListedRoom(r.name, r.name_key, r.n, sanitize(r.topic) if r.topic else None) for r in rows]
+        total = conn.execute(text("SELECT count(DISTINCT m.room_id) FROM room_members m JOIN rooms r ON "
+                                  f"r.id = m.room_id WHERE {where}"), params).scalar_one()
+    return listed, int(total)
+
+
+@dataclass(slots=True)
+class RemoteRoom:
+    """A room a member of another node is in, as /whois shows it."""
+
+    id: int
+    name: str
+    key: str
+    invite_only: bool
+    op: bool  # its owner or a stored op (another node's session ops are that node's own)
+    voiced: bool
+
+
+@dataclass(slots=True)
+class RemoteWhois:
+    """A nick held on another node: where, since when, and its rooms."""
+
+    nick: str
+    node: str
+    since: float
+    rooms: list[RemoteRoom]
+
+
+def whois_remote(engine: Engine, key: str, node: str, account_id: int | None) -> RemoteWhois | None:
+    """The holder of nick `key` if it is on another node than `node`, with its rooms (and whether it is an op or
+    voiced in each, for its account `account_id`)."""
+    with engine.connect() as conn:
+        holder = conn.execute(text("SELECT node, nick, since FROM presence WHERE nick_key = :k"), {"k": key}).first()
+        if holder is None or holder.node == node:
+            return None
+        rows = conn.execute(text(
+            "SELECT r.id, r.name, r.name_key, r.invite_only, "
+            "(r.owner_id IS NOT NULL AND r.owner_id = :a) OR EXISTS (SELECT 1 FROM room_roles o WHERE "
+            "o.room_id = r.id AND o.role = 'op' AND o.account_id = :a) AS op, EXISTS (SELECT 1 FROM room_roles v "
+            "WHERE v.room_id = r.id AND v.role = 'voice' AND v.account_id = :a) AS voiced "
+            "FROM room_members m JOIN rooms r ON r.id = m.room_id WHERE m.nick_key = :k ORDER BY r.name_key"),
+            {"k": key, "a": account_id})
+        rooms = [RemoteRoom(r.id, r.name, r.name_key, bool(r.invite_only), bool(r.op), bool(r.voiced)) for r in rows]
+    return RemoteWhois(holder.nick, holder.node, holder.since.timestamp(), rooms)
