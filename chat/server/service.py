@@ -451,11 +451,12 @@ class ChatService:
         """The busiest rooms; outsiders do not see invite-only ones, nor count them. Clustered, they are counted
         on every node, from the database (answered in `rooms_read`)."""
         if self.cluster:
-            seen, hidden = [], []
+            may: list[int] = []
+            may_not: list[int] = []
             for key in self.state.invite_only:
-                room = self.state.rooms[key]
-                (seen if moderation.may_see(m, room) else hidden).append(room.id)
-            out.ask(RoomListRead(m, seen, hidden, moderation.is_admin(m)), m)
+                closed = self.state.rooms[key]
+                (may if moderation.may_see(m, closed) else may_not).append(closed.id)
+            out.ask(RoomListRead(m, may, may_not, moderation.is_admin(m)), m)
             return
         busiest = self.state.busiest(self.clock())
         hidden = self.state.invite_only
