@@ -392,3 +392,60 @@ def test_rooms_and_whois_are_cluster_wide(nodes: Any) -> None:
     assert " #lobby 4 " in irc.expect(" 322 ")
     irc.expect(" 323 ")
     irc.close()
+
+
+def test_moderation_reaches_the_other_nodes_live(nodes: Any) -> None:
+    a, b = nodes("a", "--password-profile", "test"), nodes("b", "--password-profile", "test")
+    olga = client(a, "olga")
+    olga.send("/register secret words")
+    olga.expect_event("account", change="registered")
+    olga.send("/join #den")  # hers: her acts are stored, and told to the other nodes as room events
+    olga.expect_event("joined", room="den")
+    bob, cat, dan = client(b, "bob"), client(b, "cat"), client(b, "dan")
+    for x in (bob, cat, dan):
+        x.send("/join #den")
+        x.expect_event("joined", room="den")
+    wait_members(olga, "den", {"olga", "bob", "cat", "dan"})
+    olga.send("/mode #den +m")
+    assert dan.expect_event("mode", room="den", mode="+m")["nick"] == "olga"
+    bob.send("/msg #den may I?")  # node b applied the setting to its copy of the room
+    bob.expect_event("error", code="moderated")
+    olga.send("/mode #den -m")
+    dan.expect_event("mode", room="den", mode="-m")
+    olga.send("/kick #den bob out")
+    kick = cat.expect_event("kick", room="den")  # a kick, not a part
+    assert (kick["nick"], kick["by"], kick["reason"]) == ("bob", "olga", "out")
+    bob.expect_event("kick", room="den", nick="bob")
+    bob.send("/msg #den still here?")  # node b removed its member
+    bob.expect_event("error", code="not_in_room")
+    wait_members(olga, "den", {"olga", "cat", "dan"})
+    wait_members(dan, "den", {"olga", "cat", "dan"})
+    olga.send("/ban #den cat")
+    assert dan.expect_event("mode", room="den", mode="+b")["target"] == "cat"
+    assert cat.expect_event("kick", room="den", nick="cat")["reason"] == "banned"
+    cat.send("/join #den")  # refused by node b's copy of the room (dan keeps it in b's memory)
+    cat.expect_event("error", code="banned")
+    olga.send("/mode #den +i")
+    dan.expect_event("mode", room="den", mode="+i")
+    eve = client(a, "eve")
+    olga.send("/invite eve #den")
+    eve.expect_event("invite", room="den")
+    eve.send("/quit")
+    eve.expect_closed()
+    other = client(b, "gus")
+    other.send("/join #den")
+    other.expect_event("error", code="invite_only")
+    deadline = time.monotonic() + 20
+    while True:  # the nick is free once a's quit is committed; eve comes back on node b, invited there too
+        eve = LineClient(b.host, b.port, json_mode=True)
+        eve.send("eve")
+        line = eve.expect(lambda line: '"type":"joined"' in line or '"code":"nick_taken"' in line)
+        if '"joined"' in line:
+            break
+        eve.close()
+        assert time.monotonic() < deadline, "eve's nick stayed taken"
+        time.sleep(0.1)
+    eve.send("/join #den")
+    eve.expect_event("joined", room="den")
+    olga.send("/topic #den quiet please")
+    assert dan.expect_event("topic", room="den")["topic"] == "quiet please"

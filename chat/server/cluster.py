@@ -18,22 +18,26 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import typing
 from collections import OrderedDict, deque
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from chat.protocol.events import ChatMessage, Join, NickChange, Part, Quit, Topic
+from chat.protocol.events import ChatMessage, Join, Kick, Mode, ModeChange, NickChange, Part, Quit, Topic
 from chat.protocol.names import name_key
+from chat.server.moderation import Moderation
 from chat.server.outbox import Outbox
 from chat.server.reads import PrivateMessageRead, RoomEventsRead
 from chat.storage.cluster import FETCH_LIMIT, LISTEN, ClusterCommit, heartbeat, reap_dead
-from chat.storage.records import EventRow
+from chat.storage.records import EventRow, Role, StoredRole
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from chat.server.member import Member
-    from chat.server.state import ChatState, Room
+    from chat.server.service import ChatService
+    from chat.server.state import Room
 
 log = logging.getLogger("chat.cluster")
 
@@ -109,8 +113,9 @@ class ClusterLink:
 class Cluster:
     """The loop's side: which rooms to read, and applying what was read. Loop thread only."""
 
-    def __init__(self, state: ChatState, node: str) -> None:
-        self.state = state
+    def __init__(self, service: ChatService, node: str) -> None:
+        self.service = service
+        self.state = service.state
         self.node = node
         self.link: ClusterLink | None = None
         self.fetching: set[int] = set()  # room ids with a read in flight
@@ -233,6 +238,49 @@ class Cluster:
                 room.remote.pop(name_key(e.nick), None)
                 out.deliver(self._not_told(str(data.get("origin", "")), members),
                             Quit(e.nick, _text(data.get("reason")), at))
+            case "mode":
+                change = typing.cast(ModeChange, str(data.get("change", "")))
+                if change[1:] in SETTINGS:
+                    self._set_setting(room, change, data)
+                out.deliver(members, Mode(room.name, e.nick, change, _text(data.get("target")), at))
+            case "role":
+                self._set_role(room, e.nick, data, at)
+            case "kick":
+                key = name_key(e.nick)
+                out.deliver(members, Kick(room.name, e.nick, str(data.get("by", "")), _text(data.get("reason")), at))
+                target = self.state.nicks.get(key)
+                if target is not None and target.rooms.get(room.key) is room:  # one of ours: out it goes
+                    self.service.remove_from_room(target, room, out, told_others=True)
+                else:
+                    room.remote.pop(key, None)
+
+    def _set_setting(self, room: Room, change: ModeChange, data: dict[str, object]) -> None:
+        """Another node changed one of the room's modes: so does this node's copy (as chat.server.moderation's
+        `mode` does, a session op's change kept apart from the stored settings)."""
+        on, letter, word = change[0] == "+", change[1], _text(data.get("word"))
+        lasting = bool(data.get("lasting", True))
+        if not lasting and room.kept_settings is None:
+            room.kept_settings = replace(room.settings)
+        Moderation.set_mode(room.settings, letter, on, word)
+        if lasting and room.kept_settings is not None:
+            Moderation.set_mode(room.kept_settings, letter, on, word)
+        self.state.mark_invite_only(room)
+
+    @staticmethod
+    def _set_role(room: Room, nick: str, data: dict[str, object], at: float) -> None:
+        """Another node gave or took an op, a voice, a ban or an invite in the room: so does this node's copy."""
+        role = typing.cast(Role, str(data.get("role")))
+        key, account = str(data.get("key", name_key(nick))), data.get("account")
+        account_id = account if isinstance(account, int) else None
+        if data.get("granted"):
+            if role in ("ban", "invite") or account_id is not None:
+                room.add_role(StoredRole(role, nick, key, account_id, str(data.get("by", "")), at))
+        elif role == "op":
+            room.ops.pop(account_id, None)  # type: ignore[arg-type]
+        elif role == "voice":
+            room.voiced.pop(account_id, None)  # type: ignore[arg-type]
+        else:
+            (room.bans if role == "ban" else room.invites).pop(key, None)
 
     def _not_told(self, origin: str, members: tuple[Member, ...]) -> tuple[Member, ...]:
         """A quit or nick change reaches every room its member was in: each local member hears it once."""
@@ -246,6 +294,9 @@ class Cluster:
         fresh = tuple(m for m in members if m.id not in told)
         told.update(m.id for m in fresh)
         return fresh
+
+
+SETTINGS = ("i", "t", "m", "k")  # the mode letters that are the room's settings (the others are roles)
 
 
 def _text(value: object) -> str | None:

@@ -429,9 +429,10 @@ class ChatService:
         self.remove_from_room(m, room, out, reason, now)
 
     def remove_from_room(self, m: Member, room: Room, out: Outbox, reason: str | None = None,
-                         now: float | None = None) -> None:
-        """`m` is out of `room` (it left, or was kicked): its rooms told already."""
-        if self.cluster:  # other nodes see a kick as a part (with the reason)
+                         now: float | None = None, told_others: bool = False) -> None:
+        """`m` is out of `room` (it left, or was kicked): its rooms told already. Clustered, the other nodes are
+        told it left, unless `told_others` (a kick: its own event, written by the kicker's node)."""
+        if self.cluster and not told_others:
             self.room_event(room, "part", m.nick, out, {"reason": reason, "time": now or self.clock()})
         room.remove_member(m)
         self.state.room_emptied(room)

@@ -115,6 +115,7 @@ class ClusterWriter:
         members_in: list[dict[str, Any]] = []
         members_out: list[dict[str, Any]] = []
         renames: list[dict[str, Any]] = []
+        kicked: list[dict[str, Any]] = []
         for rid, events in per_room.items():
             seq = starts[rid]
             for e in events:
@@ -127,6 +128,8 @@ class ClusterWriter:
                     members_in.append({"room_id": rid, "nick_key": key, "nick": e.nick, "node": self.node})
                 elif e.kind in ("part", "quit"):
                     members_out.append({"room_id": rid, "nick_key": key, "node": self.node})
+                elif e.kind == "kick":  # of a member of any node: the kicker's node writes its leaving
+                    kicked.append({"room_id": rid, "nick_key": key})
                 elif e.kind == "nick" and e.data:
                     new = str(e.data["new"])
                     renames.append({"room_id": rid, "old": key, "key": new.lower(), "nick": new, "node": self.node})
@@ -136,6 +139,8 @@ class ClusterWriter:
         if members_out:
             conn.execute(text("DELETE FROM room_members WHERE room_id = :room_id AND nick_key = :nick_key "
                               "AND node = :node"), members_out)
+        if kicked:
+            conn.execute(text("DELETE FROM room_members WHERE room_id = :room_id AND nick_key = :nick_key"), kicked)
         if renames:
             conn.execute(text("UPDATE room_members SET nick_key = :key, nick = :nick WHERE room_id = :room_id "
                               "AND nick_key = :old AND node = :node"), renames)
