@@ -4,16 +4,20 @@ ports, a database of their own per test (dropped after), real clients in JSON mo
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
+import socket
 import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from harness.clients import LineClient, wait_for
 from harness.irc import IrcClient
@@ -26,17 +30,17 @@ GONE_BOUND = NODE_TIMEOUT + 2 * 2 + 3
 
 
 @pytest.fixture
-def nodes(postgres_db: str) -> Iterator[Any]:
+def nodes(cluster_postgres_db: str) -> Iterator[Any]:
     """`start(name)` runs a node; all are killed at the end."""
     started: list[ServeProcess] = []
 
-    def start(name: str, *extra: str) -> ServeProcess:
-        node = ServeProcess(postgres_db, "--cluster", "--node", name, "--node-timeout", str(NODE_TIMEOUT),
+    def start(name: str, *extra: str, db: str | None = None) -> ServeProcess:
+        node = ServeProcess(db or cluster_postgres_db, "--cluster", "--node", name, "--node-timeout", str(NODE_TIMEOUT),
                             "--rate", "0", "--log-level", "warning", *extra)
         started.append(node)
         return node
 
-    start.db = postgres_db  # type: ignore[attr-defined]
+    start.db = cluster_postgres_db  # type: ignore[attr-defined]
     try:
         yield start
     finally:
@@ -449,3 +453,151 @@ def test_moderation_reaches_the_other_nodes_live(nodes: Any) -> None:
     eve.expect_event("joined", room="den")
     olga.send("/topic #den quiet please")
     assert dan.expect_event("topic", room="den")["topic"] == "quiet please"
+
+
+def test_a_private_message_sent_while_its_node_is_not_listening_is_delivered_when_it_catches_up(nodes: Any) -> None:
+    a, b = nodes("a"), nodes("b")
+    ann, bob = client(a, "ann"), client(b, "bob")
+    ann.send("/msg bob before")
+    assert bob.expect_event("private")["text"] == "before"
+    engine = create_engine(nodes.db, isolation_level="AUTOCOMMIT")
+
+    def kill_listener() -> bool:
+        with engine.connect() as conn:
+            return bool(conn.execute(text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE "
+                                          "application_name = 'chat-listen b'")).scalar())
+
+    sent = []
+    for round_ in range(3):  # b's listener is gone for at least half a second each time: some land meanwhile
+        wait_for(kill_listener, timeout=20, what="b's LISTEN connection")
+        for i in range(10):
+            sent.append(f"r{round_} m{i}")
+            ann.send(f"/msg bob {sent[-1]}")
+            time.sleep(0.05)
+    engine.dispose()
+    got = [bob.expect_event("private", timeout=20)["text"] for _ in sent]
+    assert got == sent  # every one, once, in order
+    ann.send("/msg bob after")
+    assert bob.expect_event("private")["text"] == "after"
+
+
+def test_room_events_are_pruned_once_no_node_needs_them(nodes: Any) -> None:
+    a, b = nodes("a", "--events-kept", "1"), nodes("b", "--events-kept", "1")
+    ann, bob = client(a, "ann"), client(b, "bob")
+    wait_members(bob, "lobby", {"ann", "bob"})
+    for i in range(5):
+        ann.send(f"old {i}")
+        bob.expect_event("message", text=f"old {i}")
+    ann.send("/msg bob old private")
+    bob.expect_event("private", text="old private")
+    engine = create_engine(nodes.db)
+
+    def counts() -> tuple[int, int, int]:
+        with engine.connect() as conn:
+            return (conn.execute(text("SELECT count(*) FROM room_events")).scalar_one(),
+                    conn.execute(text("SELECT count(*) FROM node_inbox")).scalar_one(),
+                    conn.execute(text("SELECT count(*) FROM nodes WHERE caught_up IS NOT NULL")).scalar_one())
+
+    assert counts()[0] >= 5
+    wait_for(lambda: counts() == (0, 0, 2), timeout=30, what="the old room events pruned")
+    with engine.connect() as conn:  # the history is untouched
+        assert conn.execute(text("SELECT count(*) FROM messages WHERE text LIKE 'old %'")).scalar_one() == 6
+    engine.dispose()
+    ann.send("new")  # and the nodes carry on
+    bob.expect_event("message", text="new")
+    cid = client(b, "cid")
+    assert [m["text"] for m in backlog(cid, "lobby")][-2:] == ["old 4", "new"]
+
+
+def test_a_reaped_node_that_comes_back_ends_its_sessions_and_starts_clean(nodes: Any) -> None:
+    a, b = nodes("a"), nodes("b")
+    ann, bob = client(a, "ann"), client(b, "bob")
+    wait_members(bob, "lobby", {"ann", "bob"})
+    a.proc.send_signal(signal.SIGSTOP)
+    try:
+        assert "stopped answering" in bob.expect_event("quit", nick="ann", timeout=GONE_BOUND)["reason"]
+        wait_members(bob, "lobby", {"bob"})
+        taker = client(b, "ann")  # the nick is free: someone on b takes it while a is still paused
+    finally:
+        a.proc.send_signal(signal.SIGCONT)
+    bye = ann.expect_event("bye", timeout=20)
+    assert bye["code"] == "node_lost"
+    ann.expect_closed()
+    wait_members(bob, "lobby", {"ann", "bob"})  # b's ann is not the one a forgot: nobody announces her gone
+    assert not [line for line in bob.seen if '"type":"quit"' in line and '"nick":"ann"' in line][1:]
+    assert taker.nick == "ann"
+    deadline = time.monotonic() + 20
+    while True:  # a takes clients again, and is a node like the others once its row is back
+        try:
+            amy = client(a, "amy")
+            break
+        except (AssertionError, OSError, TimeoutError):
+            assert time.monotonic() < deadline, "node a did not take clients again"
+            time.sleep(0.2)
+    wait_members(bob, "lobby", {"ann", "amy", "bob"})
+    amy.send("I am back")
+    bob.expect_event("message", text="I am back")
+    bob.send("/msg amy welcome")
+    amy.expect_event("private", text="welcome")
+
+
+@contextmanager
+def proxy_to_postgres(db: str) -> Iterator[tuple[str, Any]]:
+    """The database's URL through a socat proxy on a free port, and `cut(on)`: kill the proxy (every connection
+    through it drops, new ones are refused) or start it again on the same port."""
+    url = make_url(db)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def cut(on: bool) -> None:
+        if not on:
+            proc = procs.pop()
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+            return
+        procs.append(subprocess.Popen(["socat", f"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork",
+                                       f"TCP:{url.host or '127.0.0.1'}:{url.port or 5432}"], start_new_session=True))
+
+        def listening() -> bool:
+            with socket.socket() as probe:
+                return probe.connect_ex(("127.0.0.1", port)) == 0
+
+        wait_for(listening, timeout=10, what="the socat proxy")
+
+    cut(True)
+    try:
+        yield url.set(host="127.0.0.1", port=port).render_as_string(hide_password=False), cut
+    finally:
+        while procs:
+            cut(False)
+
+
+def test_a_node_that_loses_the_database_refuses_messages_keeps_its_clients_and_recovers(nodes: Any) -> None:
+    with proxy_to_postgres(nodes.db) as (through_proxy, cut):
+        a = nodes("a", "--node-timeout", "60", db=through_proxy)  # (not reaped meanwhile)
+        b = nodes("b", "--node-timeout", "60")
+        ann, bob = client(a, "ann"), client(b, "bob")
+        wait_members(bob, "lobby", {"ann", "bob"})
+        ann.send("before")
+        bob.expect_event("message", text="before")
+        cut(False)
+        ann.send("while cut")
+        ann.expect_event("error", code="not_delivered", timeout=30)
+        ann.send("/ping still here")  # its connection is kept
+        ann.expect_event("pong", timeout=20)
+        cut(True)
+        deadline = time.monotonic() + 30
+        i = 0
+        while True:  # it recovers by itself: a message goes through again
+            ann.send(f"after {i}")
+            echo = f'"text":"after {i}"'
+            line = ann.expect(lambda line, echo=echo: echo in line or '"code":"not_delivered"' in line, timeout=20)
+            if '"not_delivered"' not in line:
+                break
+            assert time.monotonic() < deadline, "node a did not recover"
+            i += 1
+            time.sleep(0.3)
+        assert bob.expect_event("message", text=f"after {i}", timeout=20)
+        assert not [line for line in bob.seen if "while cut" in line]

@@ -91,11 +91,12 @@ class RoomEventsRead:
 
 
 @dataclass(slots=True, eq=False)
-class PrivateMessageRead:
-    """A clustered node's read of a private message another node stored for a nick held here."""
+class InboxRead:
+    """A clustered node's read of its inbox: the private messages other nodes stored for nicks held here, after
+    the number it delivered last (chat.server.cluster)."""
 
-    message_id: int
-    message: ChatMessage | None = None
+    after: int
+    entries: list[tuple[int, ChatMessage]] = field(default_factory=list)  # (number, message), in order
     error: Exception | None = None
     cancelled: bool = False
 
@@ -282,5 +283,5 @@ class WaitingMessages:
 
 
 AccountRead = NickLookup | PrivateHistoryRequest | WaitingMessages
-StorageRead = (HistoryRequest | RoomLookup | SearchRequest | RoomEventsRead | PrivateMessageRead | RoomListRead
+StorageRead = (HistoryRequest | RoomLookup | SearchRequest | RoomEventsRead | InboxRead | RoomListRead
                | NickLookup | PrivateHistoryRequest | WaitingMessages)

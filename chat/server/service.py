@@ -149,6 +149,24 @@ class ChatService:
         self.state.departed.append((m.key, m.person()))
         out.writes.users.append(SeenUser(m.nick, m.key, now))
 
+    def node_lost(self, m: Member, message: str, out: Outbox) -> None:
+        """Clustered, this node was reaped by the others: they told everyone its users quit, and others may hold
+        their nicks by now. `m`'s session ends here without a word to anyone but itself (a goodbye saying why):
+        what its node wrote since the reaping is announced gone by the writer (WriteBatch.rejoin)."""
+        m.gone = True
+        self.accounts.forget(m)
+        if m.registered:
+            for room in m.rooms.values():
+                room.remove_member(m)
+                self.state.room_emptied(room)
+            m.rooms.clear()
+            m.current = None
+            m.registered = False
+            if self.state.nicks.get(m.key) is m:
+                del self.state.nicks[m.key]
+        out.reply(m, Goodbye(message, ErrorCode.NODE_LOST))
+        out.reply(m, CloseAfterFlush())
+
     def end(self, m: Member, reason: str, code: ErrorCode | None, detail: str, out: Outbox) -> None:
         """The server ends a member's session for cause (flood, a full send queue, no nickname in time): its
         rooms hear it quit, and it gets a goodbye after everything already accepted from it (its echoes)."""
