@@ -62,6 +62,7 @@ class ClusterLink:
         self.private: deque[int] = deque()  # numbers notified in this node's inbox of private messages
         # set by the loop: the time before which it applied everything (None: all it heard, so far)
         self.caught_up: float | None = None
+        self._untaken_since = 0.0  # when the oldest notification the loop has not taken yet was heard
         # the heartbeat found this node's row gone (the others reaped it); the loop clears it once it started
         # clean (chat.server.loop: `_node_lost`)
         self.lost = False
@@ -102,6 +103,8 @@ class ClusterLink:
                 self._stop.wait(0.5)
 
     def _heard(self, payload: str) -> None:
+        if not self.inbox and not self.private:
+            self._untaken_since = time.time()
         if payload.startswith("pm:"):  # "pm:node:seq": private messages in that node's inbox, up to seq
             node, _, seq = payload[3:].rpartition(":")
             if node == self.node:
@@ -115,8 +118,12 @@ class ClusterLink:
     def _beat(self) -> None:
         try:
             if not self.lost:  # (while lost, the loop is starting clean: its writer makes the row again)
-                caught_up = self.caught_up
-                if not heartbeat(self.engine, self.node, time.time() if caught_up is None else caught_up):
+                mark = self.caught_up
+                if mark is None:
+                    mark = time.time()
+                if self.inbox or self.private:  # heard, not taken by the loop yet (it may be busy)
+                    mark = min(mark, self._untaken_since)
+                if not heartbeat(self.engine, self.node, mark):
                     log.error("cluster: the other nodes reaped this one (it was out of touch for longer than "
                               "--node-timeout): ending its sessions, starting clean", extra={"event": "node_lost"})
                     self.lost = True
