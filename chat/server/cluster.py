@@ -66,6 +66,7 @@ class ClusterLink:
         # the heartbeat found this node's row gone (the others reaped it); the loop clears it once it started
         # clean (chat.server.loop: `_node_lost`)
         self.lost = False
+        self.resync_soon = False  # set by the loop after a failed read: read everything again at the next beat
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="chat-cluster", daemon=True)
         url = engine.url.set(drivername="postgresql")
@@ -116,6 +117,10 @@ class ClusterLink:
         self.notify()
 
     def _beat(self) -> None:
+        if self.resync_soon:
+            self.resync_soon = False
+            self.inbox.append(RESYNC)
+            self.notify()
         try:
             if not self.lost:  # (while lost, the loop is starting clean: its writer makes the row again)
                 mark = self.caught_up
@@ -180,6 +185,8 @@ class Cluster:
                 for each in rooms.values():
                     self._read(each, ask)
                 self._read_inbox(ask)
+                for gone in [r for r in self.behind_since if r != INBOX and r not in rooms]:
+                    self._caught_up(gone)  # left memory after a failed read: nothing here is behind in it
                 continue
             room = rooms.get(room_id)
             if room is None:
@@ -263,8 +270,10 @@ class Cluster:
         out = Outbox()
         room = self.rooms_by_id().get(read.room_id)
         if room is None or read.error is not None:
-            if read.error is not None:  # (read again at the next notification, or the listener's reconnect)
+            if read.error is not None:  # read again at the next heartbeat (still behind meanwhile)
                 log.warning("cluster: reading room %d's events failed: %s", read.room_id, read.error)
+                assert self.link is not None
+                self.link.resync_soon = True
             else:
                 self._caught_up(read.room_id)  # not in memory any more: nothing here is behind in it
             return out
@@ -287,8 +296,10 @@ class Cluster:
         """Private messages other nodes stored for nicks held here, in order: each to its holder, if still here."""
         self.inbox_fetching = False
         out = Outbox()
-        if read.error is not None:
+        if read.error is not None:  # read again at the next heartbeat (still behind meanwhile)
             log.warning("cluster: reading this node's inbox failed: %s", read.error)
+            assert self.link is not None
+            self.link.resync_soon = True
             return out
         for seq, message in read.entries:
             if seq <= self.inbox_applied:

@@ -270,19 +270,27 @@ def prune(engine: Engine, min_age: float, batch: int = PRUNE_BATCH) -> int:
     """Delete the room events and inbox entries older than `min_age` seconds and than every node's caught-up
     mark (what no live node still has to apply; a node's own start counts as its mark until it writes one), a
     batch at a time; one pruner at a time across the cluster. Returns how many rows went."""
-    cut = ("LEAST(now() - make_interval(secs => :age), (SELECT min(COALESCE(caught_up, started_at)) FROM nodes))")
     deleted = 0
-    for table in ("room_events", "node_inbox"):
+    for statement in _PRUNE:
         while True:
             with engine.begin() as conn:
                 if not conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": PRUNE_LOCK_KEY}).scalar():
                     return deleted
-                n = conn.execute(text(f"DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {table} WHERE "
-                                      f"created_at < {cut} LIMIT :batch))"), {"age": min_age, "batch": batch}).rowcount
+                n = conn.execute(statement, {"age": min_age, "batch": batch}).rowcount
             deleted += n
             if n < batch:
                 break
     return deleted
+
+
+# what no node needs any more: older than the minimum age and than every node's caught-up mark (a node's start
+# until it writes one); a batch at a time (literal statements: SQL is never built from strings)
+_PRUNE = [
+    text("DELETE FROM room_events WHERE ctid = ANY(ARRAY(SELECT ctid FROM room_events WHERE created_at < LEAST(now() "
+         "- make_interval(secs => :age), (SELECT min(COALESCE(caught_up, started_at)) FROM nodes)) LIMIT :batch))"),
+    text("DELETE FROM node_inbox WHERE ctid = ANY(ARRAY(SELECT ctid FROM node_inbox WHERE created_at < LEAST(now() "
+         "- make_interval(secs => :age), (SELECT min(COALESCE(caught_up, started_at)) FROM nodes)) LIMIT :batch))"),
+]
 
 
 def reap_dead(engine: Engine, node: str, timeout: float) -> list[str]:
@@ -365,17 +373,21 @@ def busiest_rooms(engine: Engine, limit: int, seen: list[int], hidden: list[int]
     """The `limit` rooms with the most members on all nodes (`room_members`), and how many rooms have members.
     Invite-only rooms are left out unless their id is in `seen` (or `every`: a server admin asks); rooms whose
     id is in `hidden` are left out (invite-only in the asking node's memory, and not the asker's)."""
-    where = ("(CAST(:every AS BOOLEAN) OR NOT r.invite_only OR r.id = ANY(:seen)) "
-             "AND NOT r.id = ANY(:hidden)")
     params = {"every": every, "seen": seen, "hidden": hidden, "limit": limit}
     with engine.connect() as conn:
-        rows = conn.execute(text(
-            "SELECT r.name, r.name_key, r.topic, count(*) AS n FROM room_members m JOIN rooms r ON r.id = m.room_id "
-            f"WHERE {where} GROUP BY r.id ORDER BY n DESC, r.name_key LIMIT :limit"), params)
+        rows = conn.execute(_BUSIEST, params)
         listed = [ListedRoom(r.name, r.name_key, r.n, sanitize(r.topic) if r.topic else None) for r in rows]
-        total = conn.execute(text("SELECT count(DISTINCT m.room_id) FROM room_members m JOIN rooms r ON "
-                                  f"r.id = m.room_id WHERE {where}"), params).scalar_one()
+        total = conn.execute(_WITH_MEMBERS, params).scalar_one()
     return listed, int(total)
+
+
+# (literal statements: SQL is never built from strings; the two share their WHERE word for word)
+_BUSIEST = text("SELECT r.name, r.name_key, r.topic, count(*) AS n FROM room_members m JOIN rooms r ON "
+                "r.id = m.room_id WHERE (CAST(:every AS BOOLEAN) OR NOT r.invite_only OR r.id = ANY(:seen)) "
+                "AND NOT r.id = ANY(:hidden) GROUP BY r.id ORDER BY n DESC, r.name_key LIMIT :limit")
+_WITH_MEMBERS = text("SELECT count(DISTINCT m.room_id) FROM room_members m JOIN rooms r ON r.id = m.room_id "
+                     "WHERE (CAST(:every AS BOOLEAN) OR NOT r.invite_only OR r.id = ANY(:seen)) "
+                     "AND NOT r.id = ANY(:hidden)")
 
 
 @dataclass(slots=True)
