@@ -1,7 +1,7 @@
 """clustered nodes: a numbered inbox of private messages per node, each node's caught-up mark, pruning by age
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-04
 
 Only `chat serve --cluster` (PostgreSQL) writes these. `nodes.inbox_seq` numbers the private messages other nodes
@@ -17,8 +17,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005"
-down_revision: str | None = "0004"
+revision: str = "0006"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
