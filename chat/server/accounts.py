@@ -274,9 +274,9 @@ class Accounts:
                            account.admin))
 
     def _whois_elsewhere(self, m: Member, lookup: NickLookup, out: Outbox) -> None:
-        """A nick held on another node: its rooms as `m` may see them (an invite-only room not in this node's
-        memory only to an admin: who is invited to it is known where it is in memory), no idle time (that node
-        knows it, not the database)."""
+        """A nick held on another node: its rooms as `m` may see them (a hidden room, invite-only or secret, that is
+        not in this node's memory only to an admin: who is invited to it is known where it is in memory), no idle
+        time (that node knows it, not the database)."""
         held = lookup.elsewhere
         assert held is not None
         account = lookup.found.account if lookup.found is not None else None
@@ -286,7 +286,7 @@ class Accounts:
             if here is not None and here.id == r.id:
                 if moderation.may_see(m, here):
                     rooms.append(r)
-            elif not r.invite_only or moderation.is_admin(m):
+            elif not r.hidden or moderation.is_admin(m):
                 rooms.append(r)
         out.reply(m, WhoIs(held.nick, True, account is not None, account.registered_at if account else None, None,
                            None, [r.name for r in rooms], account.admin if account else False, None, held.since,

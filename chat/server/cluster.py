@@ -370,7 +370,7 @@ class Cluster:
         Moderation.set_mode(room.settings, letter, on, word)
         if lasting and room.kept_settings is not None:
             Moderation.set_mode(room.kept_settings, letter, on, word)
-        self.state.mark_invite_only(room)
+        self.state.mark_hidden(room)
 
     @staticmethod
     def _set_role(room: Room, nick: str, data: dict[str, object], at: float) -> None:
@@ -402,7 +402,7 @@ class Cluster:
         return fresh
 
 
-SETTINGS = ("i", "t", "m", "k")  # the mode letters that are the room's settings (the others are roles)
+SETTINGS = ("i", "k", "l", "m", "n", "s", "t")  # the mode letters that are the room's settings (not roles)
 
 
 def _text(value: object) -> str | None:

@@ -181,7 +181,7 @@ class ChatService:
             case cmd.Say():
                 self.say(m, self._current(m), MessageKind.MESSAGE, c.text, out)
             case cmd.Me():
-                self.say(m, self._member_room(m, c.room) if c.room else self._current(m), MessageKind.ACTION,
+                self.say(m, self._speaking_room(m, c.room) if c.room else self._current(m), MessageKind.ACTION,
                          c.text, out)
             case cmd.Msg():
                 self.msg(m, c, out)
@@ -256,12 +256,14 @@ class ChatService:
         m.last_active = message.time
         out.store_message(message, room, m)
         out.deliver(room.members, message)
+        if room.key not in m.rooms:  # from outside a -n room: its receipt (its echo) comes like a member's
+            out.reply(m, message)
         if self.cluster:
             self.room_event(room, "message", m.nick, out, message=message)
 
     def msg(self, m: Member, c: cmd.Msg, out: Outbox) -> None:
         if c.to_room:
-            self.say(m, self._member_room(m, c.target), MessageKind.MESSAGE, c.text, out)
+            self.say(m, self._speaking_room(m, c.target), MessageKind.MESSAGE, c.text, out)
             return
         target = self.state.nicks.get(name_key(c.target))
         if target is None:  # an account gets it at its next login; anyone else is refused (no_such_nick)
@@ -413,7 +415,7 @@ class ChatService:
         if (unsaved := state.unsaved_rooms.get(lookup.key)) is not None:  # its row is still to be written
             unsaved.end_session()
             state.rooms[unsaved.key] = unsaved
-            state.mark_invite_only(unsaved)
+            state.mark_hidden(unsaved)
             return unsaved
         config = self.config
         if lookup.key != self._lobby_key and not m.take_new_room(self.clock(), config.new_rooms_burst,
@@ -454,7 +456,7 @@ class ChatService:
             shown = room.everyone()
             count = len(shown)
         out.reply(m, Joined(room.name, shown, room.topic, now, ops, voiced, quiet, count, room.topic_by,
-                            room.topic_at))
+                            room.topic_at, room.settings.secret))
         if messages:
             out.reply(m, Backlog(room.name, messages, more))
 
@@ -485,18 +487,18 @@ class ChatService:
         return limit > 0 and (len(room.members) if members is None else members) > limit
 
     def rooms(self, m: Member, out: Outbox) -> None:
-        """The busiest rooms; outsiders do not see invite-only ones, nor count them. Clustered, they are counted
-        on every node, from the database (answered in `rooms_read`)."""
+        """The busiest rooms; outsiders do not see hidden ones (invite-only or secret), nor count them. Clustered,
+        they are counted on every node, from the database (answered in `rooms_read`)."""
         if self.cluster:
             may: list[int] = []
             may_not: list[int] = []
-            for key in self.state.invite_only:
+            for key in self.state.hidden:
                 closed = self.state.rooms[key]
                 (may if moderation.may_see(m, closed) else may_not).append(closed.id)
             out.ask(RoomListRead(m, may, may_not, moderation.is_admin(m)), m)
             return
         busiest = self.state.busiest(self.clock())
-        hidden = self.state.invite_only
+        hidden = self.state.hidden
         if hidden:
             busiest = [r for r in busiest if r.key not in hidden or moderation.may_see(m, r)]
             total = len(self.state.rooms) - sum(
@@ -517,7 +519,7 @@ class ChatService:
         else:
             found = self.state.rooms.get(name_key(name))
             # nobody is in it (it may have a history: rooms are in memory while someone is in them), or it is
-            # invite-only and `m` is not of it: it looks empty
+            # hidden (invite-only or secret) and `m` is not of it: it looks empty
             if found is None or not moderation.may_see(m, found):
                 out.reply(m, Who(name, []))
                 return
@@ -528,7 +530,7 @@ class ChatService:
         here = {name_key(p.nick) for p in people}
         people += [Person(nick, nick, nick) for key, nick in room.remote.items() if key not in here]
         people.sort(key=lambda p: p.nick.lower())
-        out.reply(m, Who(room.name, [p.nick for p in people], ops, voiced, people))
+        out.reply(m, Who(room.name, [p.nick for p in people], ops, voiced, people, secret=room.settings.secret))
 
     def _online(self) -> Online:
         state = self.state
@@ -559,8 +561,11 @@ class ChatService:
 
     def _tell_topic(self, m: Member, room: Room, out: Outbox) -> None:
         if not moderation.may_see(m, room):
-            raise ChatError(ErrorCode.INVITE_ONLY, f"#{room.name} is invite-only: only its members see its topic.",
-                            command="topic", subject=room.name)
+            if room.settings.invite_only:
+                raise ChatError(ErrorCode.INVITE_ONLY, f"#{room.name} is invite-only: only its members see its "
+                                "topic.", command="topic", subject=room.name)
+            raise ChatError(ErrorCode.NOT_IN_ROOM, f"#{room.name} is secret: only its members see its topic; "
+                            f"/join {room.name} first.", command="topic", subject=room.name)
         out.reply(m, Topic(room.name, room.topic, room.topic_by, room.topic_at, change=False))
 
     def topic(self, m: Member, c: cmd.Topic, out: Outbox) -> None:
@@ -665,6 +670,15 @@ class ChatService:
         if m.current is None:
             raise ChatError(ErrorCode.NO_CURRENT_ROOM, "You are not in any room; /join one first.")
         return m.current
+
+    def _speaking_room(self, m: Member, name: str) -> Room:
+        """The room `/msg #ROOM` or `/me #ROOM` sends to: one of `m`'s, or, from outside, one with people in it that
+        takes messages from outside (-n); moderation.check_speak says whether `m` may."""
+        room_name = check_room(name)
+        room = m.rooms.get(name_key(room_name)) or self.state.rooms.get(name_key(room_name))
+        if room is None:
+            raise ChatError(ErrorCode.NOT_IN_ROOM, f"You are not in #{room_name}; /join it first.", subject=room_name)
+        return room
 
     def _member_room(self, m: Member, name: str) -> Room:
         room_name = check_room(name)

@@ -197,13 +197,16 @@ class ClusterWriter:
                "created_at": datetime.fromtimestamp(room.created_at, UTC),
                "owner_id": room.settings.owner_id, "owner_nick": room.settings.owner_nick,
                "invite_only": room.settings.invite_only, "moderated": room.settings.moderated,
-               "topic_ops_only": room.settings.topic_ops_only, "join_key": room.settings.key}
+               "topic_ops_only": room.settings.topic_ops_only, "join_key": room.settings.key,
+               "member_limit": room.settings.limit, "secret": room.settings.secret,
+               "no_external": room.settings.no_external}
         if not is_provisional(room.id):  # a room read from the database, written again after a failed commit
             return room.id
         conn.execute(text("INSERT INTO rooms (name, name_key, topic, topic_set_by, topic_set_at, created_at, owner_id, "
-                          "owner_nick, invite_only, moderated, topic_ops_only, join_key) VALUES (:name, :name_key, "
-                          ":topic, :topic_set_by, :topic_set_at, :created_at, :owner_id, :owner_nick, :invite_only, "
-                          ":moderated, :topic_ops_only, :join_key) ON CONFLICT (name_key) DO NOTHING"), row)
+                          "owner_nick, invite_only, moderated, topic_ops_only, join_key, member_limit, secret, "
+                          "no_external) VALUES (:name, :name_key, :topic, :topic_set_by, :topic_set_at, :created_at, "
+                          ":owner_id, :owner_nick, :invite_only, :moderated, :topic_ops_only, :join_key, "
+                          ":member_limit, :secret, :no_external) ON CONFLICT (name_key) DO NOTHING"), row)
         return int(conn.execute(text("SELECT id FROM rooms WHERE name_key = :k"), {"k": row["name_key"]}).scalar_one())
 
 
@@ -371,8 +374,8 @@ class ListedRoom:
 def busiest_rooms(engine: Engine, limit: int, seen: list[int], hidden: list[int], every: bool
                   ) -> tuple[list[ListedRoom], int]:
     """The `limit` rooms with the most members on all nodes (`room_members`), and how many rooms have members.
-    Invite-only rooms are left out unless their id is in `seen` (or `every`: a server admin asks); rooms whose
-    id is in `hidden` are left out (invite-only in the asking node's memory, and not the asker's)."""
+    Hidden rooms (invite-only or secret) are left out unless their id is in `seen` (or `every`: a server admin
+    asks); rooms whose id is in `hidden` are left out (hidden in the asking node's memory, and not the asker's)."""
     params = {"every": every, "seen": seen, "hidden": hidden, "limit": limit}
     with engine.connect() as conn:
         rows = conn.execute(_BUSIEST, params)
@@ -383,10 +386,11 @@ def busiest_rooms(engine: Engine, limit: int, seen: list[int], hidden: list[int]
 
 # (literal statements: SQL is never built from strings; the two share their WHERE word for word)
 _BUSIEST = text("SELECT r.name, r.name_key, r.topic, count(*) AS n FROM room_members m JOIN rooms r ON "
-                "r.id = m.room_id WHERE (CAST(:every AS BOOLEAN) OR NOT r.invite_only OR r.id = ANY(:seen)) "
-                "AND NOT r.id = ANY(:hidden) GROUP BY r.id ORDER BY n DESC, r.name_key LIMIT :limit")
+                "r.id = m.room_id WHERE (CAST(:every AS BOOLEAN) OR NOT (r.invite_only OR r.secret) "
+                "OR r.id = ANY(:seen)) AND NOT r.id = ANY(:hidden) GROUP BY r.id ORDER BY n DESC, r.name_key "
+                "LIMIT :limit")
 _WITH_MEMBERS = text("SELECT count(DISTINCT m.room_id) FROM room_members m JOIN rooms r ON r.id = m.room_id "
-                     "WHERE (CAST(:every AS BOOLEAN) OR NOT r.invite_only OR r.id = ANY(:seen)) "
+                     "WHERE (CAST(:every AS BOOLEAN) OR NOT (r.invite_only OR r.secret) OR r.id = ANY(:seen)) "
                      "AND NOT r.id = ANY(:hidden)")
 
 
@@ -397,7 +401,7 @@ class RemoteRoom:
     id: int
     name: str
     key: str
-    invite_only: bool
+    hidden: bool  # invite-only or secret
     op: bool  # its owner or a stored op (another node's session ops are that node's own)
     voiced: bool
 
@@ -420,11 +424,11 @@ def whois_remote(engine: Engine, key: str, node: str, account_id: int | None) ->
         if holder is None or holder.node == node:
             return None
         rows = conn.execute(text(
-            "SELECT r.id, r.name, r.name_key, r.invite_only, "
+            "SELECT r.id, r.name, r.name_key, r.invite_only OR r.secret AS hidden, "
             "(r.owner_id IS NOT NULL AND r.owner_id = :a) OR EXISTS (SELECT 1 FROM room_roles o WHERE "
             "o.room_id = r.id AND o.role = 'op' AND o.account_id = :a) AS op, EXISTS (SELECT 1 FROM room_roles v "
             "WHERE v.room_id = r.id AND v.role = 'voice' AND v.account_id = :a) AS voiced "
             "FROM room_members m JOIN rooms r ON r.id = m.room_id WHERE m.nick_key = :k ORDER BY r.name_key"),
             {"k": key, "a": account_id})
-        rooms = [RemoteRoom(r.id, r.name, r.name_key, bool(r.invite_only), bool(r.op), bool(r.voiced)) for r in rows]
+        rooms = [RemoteRoom(r.id, r.name, r.name_key, bool(r.hidden), bool(r.op), bool(r.voiced)) for r in rows]
     return RemoteWhois(holder.nick, holder.node, holder.since.timestamp(), rooms)
