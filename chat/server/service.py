@@ -341,6 +341,9 @@ class ChatService:
         state = self.state
         if state.lookups.get(lookup.key) is lookup:
             del state.lookups[lookup.key]
+        if lookup.error is None and not lookup.read:  # skipped, its joiners gone: those who came since ask again
+            self._look_again(lookup, out)
+            return
         if (lookup.found is None and lookup.error is None and lookup.key not in state.rooms
                 and lookup.key not in state.unsaved_rooms
                 and state.rows_written_lately.get(lookup.key, 0) > lookup.handed_over_after):
