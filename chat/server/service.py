@@ -606,8 +606,10 @@ class ChatService:
         if m.account is not None and m.account.admin:
             scope = SearchScope(room_ids=None, private_account=account)
         else:
+            # the database has the rooms' stored settings; a session op's (in a room nobody owns) are in memory only
+            shut = frozenset(r.id for r in self.state.rooms.values() if not moderation.may_search(m, r))
             scope = SearchScope(room_ids=None, closed_except=frozenset(r.id for r in m.rooms.values()),
-                                banned_key=m.key or None, private_account=account)
+                                banned_key=m.key or None, private_account=account, shut=shut)
         out.ask(SearchRequest(m, parse_search(c.query), scope, cmd.SEARCH_PAGE, before=c.before), m)
 
     def search_read(self, request: SearchRequest) -> Event:
