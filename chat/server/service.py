@@ -354,8 +354,8 @@ class ChatService:
                 continue
             if lookup.error is not None:
                 out.reply(m, Error(ErrorCode.HISTORY_UNAVAILABLE, STORAGE_UNAVAILABLE, "topic", lookup.name))
-            elif (room := self.state.rooms.get(lookup.key) or (
-                    self.state.room_from(lookup.found) if lookup.found else None)) is not None:
+            elif (room := state.rooms.get(lookup.key) or state.unsaved_rooms.get(lookup.key) or (
+                    state.room_from(lookup.found) if lookup.found else None)) is not None:
                 try:
                     self._tell_topic(m, room, out)
                 except ChatError as e:
