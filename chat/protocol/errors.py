@@ -62,6 +62,7 @@ class ErrorCode(StrEnum):
     FLOOD = "flood"
     SENDQ_EXCEEDED = "sendq_exceeded"
     SERVER_SHUTDOWN = "server_shutdown"
+    NODE_LOST = "node_lost"  # clustered: the other nodes gave this node up (out of touch too long); reconnect
 
 
 class ChatError(Exception):
