@@ -185,3 +185,28 @@ def test_a_server_admin_searches_every_room_but_only_their_own_conversations(
     boss.send("/logout", f"/login boss {PASSWORD}")  # the flag is read at login
     boss.expect_event("account", nick="boss")
     assert texts(boss, "lantern") == ["lantern for boss", "lantern in the club"]
+
+
+def test_search_leaves_out_what_a_session_op_closed_though_it_is_not_stored(server: ServerThread) -> None:
+    """In a room nobody owns (a guest's, an IRC user's channel), a session op's +s, +i, +k and bans last while the
+    room is in memory and are not stored; the search, which reads the rooms' settings from the database, must not
+    show their messages to outsiders meanwhile."""
+    gina = LineClient(server.host, server.port, json_mode=True)
+    gina.register("gina")  # a guest: the first one into each room is its session op, and nobody owns it
+    otto = LineClient(server.host, server.port, json_mode=True)
+    otto.register("otto")
+    banned = LineClient(server.host, server.port, json_mode=True)
+    banned.register("banned")
+    for room, mode in (("den", "+s"), ("attic", "+i"), ("cellar", "+k sesame"), ("porch", None)):
+        joined(gina, room)
+        gina.send(f"/msg #{room} saffron in {room}")
+        gina.expect_event("message", room=room)
+        if mode:
+            gina.send(f"/mode {room} {mode}")
+            gina.expect_event("mode", room=room)
+    joined(banned, "porch")
+    gina.send("/ban porch banned")
+    banned.expect_event("kick", room="porch")
+    assert texts(gina, "saffron") == ["saffron in porch", "saffron in cellar", "saffron in attic", "saffron in den"]
+    assert texts(otto, "saffron") == ["saffron in porch"]
+    assert texts(banned, "saffron") == []

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from chat.protocol.errors import ErrorCode
-from chat.protocol.events import ChatMessage, DeliveryState, Error, Join, Joined, MessageKind, Part, Quit, Who
+from chat.protocol.events import ChatMessage, DeliveryState, Error, Join, Joined, MessageKind, Part, Quit, Topic, Who
 from chat.server.member import Member
 from chat.server.outbox import Backlog, CloseAfterFlush, Goodbye, Outbox
 from chat.server.reads import HistoryRequest, RoomLookup
@@ -270,3 +270,16 @@ def test_quiet_above_zero_announces_every_join() -> None:
     for i in range(1, 30):
         out = world.line(world.member(), f"m{i}")
         assert [type(e) for e in events_for(out, first)] == [Join]
+
+
+def test_the_topic_of_a_room_whose_row_is_still_unwritten_is_its_own(world: World) -> None:
+    """A room whose first commit failed and which then emptied is still a room (its row is written again with
+    the next commit): /topic from outside finds it, as a join would, rather than saying there is no such room."""
+    alice, bob = world.member("alice"), world.member("bob")
+    world.line(alice, "/join dev")
+    world.line(alice, "/topic #dev Release day")
+    world.state.unsaved_rooms["dev"] = world.state.rooms["dev"]  # as the loop keeps a room whose commit failed
+    world.line(alice, "/leave dev")
+    out = world.line(bob, "/topic #dev")
+    (topic,) = events_for(out, bob)
+    assert isinstance(topic, Topic) and topic.topic == "Release day", topic

@@ -18,13 +18,15 @@ class SearchScope:
     Rooms can be closed to outsiders (invite-only, or a key to join: chat.server.moderation), and a nick banned
     from a room may not read it: `closed_except` leaves every closed room out but those (the searcher's own
     rooms), `banned_key` leaves out the rooms that ban that nick key. Both are checked in the database at query
-    time, so rooms nobody is in (not in the server's memory) are covered too."""
+    time, so rooms nobody is in (not in the server's memory) are covered too. `shut` names rooms to leave out
+    whatever the database says: those a session op closed, whose settings and bans are in memory only."""
 
     room_ids: frozenset[int] | None = frozenset()  # None: every room
     private_account: int | None = None  # an account id: the conversations it took part in
     all_private: bool = False  # every private message
     closed_except: frozenset[int] | None = None  # leave out closed rooms but these (None: closed rooms are fine)
     banned_key: str | None = None  # leave out the rooms that ban this nick key
+    shut: frozenset[int] = frozenset()  # leave out these rooms too
 
     @classmethod
     def everything(cls) -> SearchScope:

@@ -123,6 +123,20 @@ def check_read(m: Member, room: Room) -> None:
     check_entry(m, room, None)
 
 
+def may_search(m: Member, room: Room) -> bool:
+    """Does /search show `m` the messages of `room` (in memory, with its settings as they are now)? Its own
+    rooms, and those it could read without joining but secret ones."""
+    if room.key in m.rooms or may_moderate(m, room):
+        return True
+    if room.settings.secret:
+        return False
+    try:
+        check_entry(m, room, None)
+    except ChatError:
+        return False
+    return True
+
+
 def may_see(m: Member, room: Room) -> bool:
     """Does `m` see a hidden (invite-only or secret) room's members and topic (and the room in /rooms)?"""
     return (not room.settings.hidden or room.key in m.rooms or may_moderate(m, room)

@@ -64,6 +64,7 @@ class RoomLookup:
     keys: dict[int, str] = field(default_factory=dict)  # member id -> the room key a joiner gave
     handed_over_after: int = 0  # how many commits the loop had seen when it gave this to the reader
     # the answer
+    read: bool = False  # the reader ran it (it skips one nobody waits for, but joiners may come before the answer)
     found: FoundRoom | None = None
     error: Exception | None = None
 

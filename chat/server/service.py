@@ -359,6 +359,9 @@ class ChatService:
         state = self.state
         if state.lookups.get(lookup.key) is lookup:
             del state.lookups[lookup.key]
+        if lookup.error is None and not lookup.read:  # skipped, its joiners gone: those who came since ask again
+            self._look_again(lookup, out)
+            return
         if (lookup.found is None and lookup.error is None and lookup.key not in state.rooms
                 and lookup.key not in state.unsaved_rooms
                 and state.rows_written_lately.get(lookup.key, 0) > lookup.handed_over_after):
@@ -369,8 +372,8 @@ class ChatService:
                 continue
             if lookup.error is not None:
                 out.reply(m, Error(ErrorCode.HISTORY_UNAVAILABLE, STORAGE_UNAVAILABLE, "topic", lookup.name))
-            elif (room := self.state.rooms.get(lookup.key) or (
-                    self.state.room_from(lookup.found) if lookup.found else None)) is not None:
+            elif (room := state.rooms.get(lookup.key) or state.unsaved_rooms.get(lookup.key) or (
+                    state.room_from(lookup.found) if lookup.found else None)) is not None:
                 try:
                     self._tell_topic(m, room, out)
                 except ChatError as e:
@@ -637,8 +640,10 @@ class ChatService:
         if m.account is not None and m.account.admin:
             scope = SearchScope(room_ids=None, private_account=account)
         else:
+            # the database has the rooms' stored settings; a session op's (in a room nobody owns) are in memory only
+            shut = frozenset(r.id for r in self.state.rooms.values() if not moderation.may_search(m, r))
             scope = SearchScope(room_ids=None, closed_except=frozenset(r.id for r in m.rooms.values()),
-                                banned_key=m.key or None, private_account=account)
+                                banned_key=m.key or None, private_account=account, shut=shut)
         out.ask(SearchRequest(m, parse_search(c.query), scope, cmd.SEARCH_PAGE, before=c.before), m)
 
     def search_read(self, request: SearchRequest) -> Event:

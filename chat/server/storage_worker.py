@@ -305,6 +305,7 @@ class StorageReader(_Worker[StorageRead]):
                     self._history(read)
                 case RoomLookup():
                     read.found = self.store.find_room(read.key, read.recent)
+                    read.read = True
                 case SearchRequest():
                     self._search(read)
                 case RoomEventsRead():

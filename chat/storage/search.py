@@ -128,6 +128,8 @@ def _shut_out(scope: SearchScope) -> list[ColumnElement[bool]]:
     if scope.banned_key:
         bans = select(ROLES.c.room_id).where(and_(ROLES.c.role == "ban", ROLES.c.nick_key == scope.banned_key))
         found.append(or_(room_id.is_(None), room_id.not_in(bans)))
+    if scope.shut:
+        found.append(or_(room_id.is_(None), room_id.not_in(sorted(scope.shut))))
     return found
 
 

@@ -70,7 +70,7 @@ class World:
             if read in m.waiting:
                 m.waiting.remove(read)
         if isinstance(read, RoomLookup):
-            read.found = self.rooms_in_db.get(read.key)
+            read.found, read.read = self.rooms_in_db.get(read.key), True
             self.service.room_found(read, out)
         elif isinstance(read, HistoryRequest):
             read.found = read.room_key in self.rooms_in_db or read.room_key in self.state.rooms
