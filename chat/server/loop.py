@@ -121,6 +121,7 @@ class EventLoop:
         self.reads: deque[StorageRead] = deque()  # committed-after reads waiting for a place at the reader
         self.reads_in_flight = 0
         self.commits = 0  # committed batches so far (a room lookup notes it: ChatState.rows_written_lately)
+        self.lookups_in_flight = 0  # room lookups at the reader (reads of other kinds never clear the notes)
         self.behind = False  # storage is far behind: no input is handled until it catches up
         self.reply_room = config.sendq // 2  # a client's next line waits while more than this is unsent to it
         self.deliverer = Deliverer(config.sendq, self._overflowed)
@@ -332,7 +333,7 @@ class EventLoop:
             self.commits += 1
             for room in outbox.new_rooms.values():
                 room.persisted = True
-                if self.reads_in_flight:
+                if self.lookups_in_flight:
                     self.state.rows_written_lately[room.key] = self.commits
                 if unsaved_rooms.get(room.key) is room:
                     del unsaved_rooms[room.key]
@@ -392,6 +393,7 @@ class EventLoop:
             self.reads_in_flight += 1
             if type(read) is RoomLookup:
                 read.handed_over_after = self.commits
+                self.lookups_in_flight += 1
             self.reader.submit(read)
 
     def _answered(self, read: StorageRead, ran: bool = True) -> None:
@@ -404,6 +406,8 @@ class EventLoop:
                     self.deliverer.push(read.member, self.service.history_read(read))
             case RoomLookup():
                 members = read.members
+                if ran:
+                    self.lookups_in_flight -= 1
                 self.service.room_found(read, self.current)
             case SearchRequest():
                 members = [read.member]
@@ -426,7 +430,7 @@ class EventLoop:
                 self.service.account_read(read, self.current)
         for m in members:
             self._release(m, read)
-        if not self.reads_in_flight:  # no lookup at the reader can have read before these rows were written
+        if not self.lookups_in_flight:  # no lookup at the reader can have read before these rows were written
             self.state.rows_written_lately.clear()
         self._start_reads()
 
