@@ -47,6 +47,9 @@ class ErrorCode(StrEnum):
     INVITE_ONLY = "invite_only"  # that room is invite-only and you are not invited
     BAD_KEY = "bad_key"  # that room has a key (a password to join) and you gave none, or a wrong one
     MODERATED = "moderated"  # only ops and voiced members may speak in that room
+    # server operators (admin accounts' powers: /oper, IRC's OPER)
+    NOT_OPERATOR = "not_operator"  # that needs a server operator (/kill, /wallops)
+    NO_SUCH_OPERATOR = "no_such_operator"  # /oper NAME: NAME is not an admin account
     # storage
     NOT_DELIVERED = "not_delivered"
     HISTORY_UNAVAILABLE = "history_unavailable"
@@ -61,6 +64,8 @@ class ErrorCode(StrEnum):
     FLOOD = "flood"
     SENDQ_EXCEEDED = "sendq_exceeded"
     SERVER_SHUTDOWN = "server_shutdown"
+    KILLED = "killed"  # a server operator's /kill
+    PING_TIMEOUT = "ping_timeout"  # an IRC client answered no PING (--ping-timeout)
 
 
 class ChatError(Exception):

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import fnmatch
 import itertools
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -360,7 +362,7 @@ class IrcCodec(Codec):
                 else:
                     out.append(cmd.Msg(target=target, text=f"* {rest}"))
                 continue
-            out.append(cmd.Msg(target=mapping.channel(room) if room else target, text=text))
+            out.append(cmd.Msg(target=mapping.channel(room) if room else target, text=text, notice=notice))
         return out
 
     def _quit(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
@@ -431,8 +433,8 @@ class IrcCodec(Codec):
             if target.lower() != self._me.lower():
                 return self._numeric("502", "Can't change mode for other users")
             if len(m.params) < 2:
-                return self._numeric("221", "+")
-            return self._numeric("501", "Unknown MODE flag")
+                return (cmd.Umode(),)
+            return self._user_mode(m.params[1])
         if len(m.params) < 2:
             self._asked.append(_Asked("modes"))
             return (cmd.Mode(room=room),)
@@ -554,6 +556,50 @@ class IrcCodec(Codec):
             return (*self._numeric("406", nick[:50], "There was no such nickname"),
                     *self._numeric("369", nick[:50], "End of WHOWAS"))
 
+    def _user_mode(self, modes: str) -> Sequence[cmd.Command | ev.Event | Reply]:
+        """MODE yourself +w/-w/-o (+o is OPER's): the letters we know are changed, the others answered 501."""
+        if modes[:1] not in "+-":
+            modes = "+" + modes
+        known = "".join(c for c in modes if c in "+-" or c in mapping.USER_MODES)
+        out: list[cmd.Command | ev.Event | Reply] = []
+        if known.strip("+-"):
+            out.append(cmd.Umode(modes=known))
+        if any(c not in "+-" and c not in mapping.USER_MODES for c in modes):
+            out.extend(self._numeric("501", "Unknown MODE flag"))
+        return out
+
+    def _oper(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
+        self._need(m, 2)
+        try:
+            name = check_nick(m.params[0])
+        except ChatError:  # not an account's name: no admin account has it
+            return self._numeric("491", "No O-lines for your host")
+        return (cmd.Oper(account=name, password=m.params[1]),)
+
+    def _kill(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
+        self._need(m, 1)
+        nick = m.params[0]
+        try:
+            check_nick(nick)
+        except ChatError:
+            return self._numeric("401", nick[:50], "No such nick/channel")
+        reason = m.params[1] if len(m.params) > 1 and m.params[1] else None
+        return (cmd.Kill(nick=nick, reason=reason),)
+
+    def _wallops(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
+        self._need(m, 1)
+        return (cmd.Wallops(text=m.params[0]),)
+
+    def _time(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
+        return (cmd.Time(),)
+
+    def _info(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
+        if m.params and m.params[0] and not fnmatch.fnmatchcase(self.host.lower(), m.params[0].lower()):
+            return self._numeric("402", m.params[0][:64], "No such server")  # one server: only its name (or a mask)
+        me, host = self._me, self.host
+        return (self._reply(*(line(host, "371", me, text) for text in mapping.info_lines()),
+                            line(host, "374", me, "End of INFO list")),)
+
     def _motd(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
         return self._numeric("422", "MOTD File is missing")
 
@@ -619,7 +665,8 @@ class IrcCodec(Codec):
         target = mapping.channel(msg.room) if msg.room is not None else (msg.to or self._me)
         if msg.kind is ev.MessageKind.ACTION:
             return line(source, "PRIVMSG", target, f"\x01ACTION {msg.text}\x01", tags=tags)
-        return "".join(line(source, "PRIVMSG", target, part, tags=tags) for part in _chunks(msg.text))
+        verb = "NOTICE" if msg.notice else "PRIVMSG"
+        return "".join(line(source, verb, target, part, tags=tags) for part in _chunks(msg.text))
 
     def _batch(self, kind: str, lines: list[str], *params: str) -> list[str]:
         if "batch" not in self._caps:
@@ -745,7 +792,7 @@ class IrcCodec(Codec):
             every = "multi-prefix" in self._caps
             lines = []
             for p in e.people:
-                flag = ("G" if p.away is not None else "H") + (
+                flag = ("G" if p.away is not None else "H") + ("*" if p.oper else "") + (
                     _prefix(p.nick, e.ops, e.voiced, every) if e.mask is None else "")
                 lines.append(line(host, "352", me, channel, p.user, host, host, p.nick, flag, f"0 {p.realname}"))
             lines.append(line(host, "315", me, asked.target or channel, "End of WHO list"))
@@ -776,7 +823,7 @@ class IrcCodec(Codec):
             line(host, "001", me, f"Welcome to the {self.network} IRC network, {me}"),
             line(host, "002", me, f"Your host is {host}, running chat"),
             line(host, "003", me, "This server keeps every message it delivers"),
-            line(host, "004", me, host, f"chat-{__version__}", "i", "bikmotv", "bkov"),
+            line(host, "004", me, host, f"chat-{__version__}", mapping.USER_MODES, "bikmotv", "bkov"),
         ]
         tokens = mapping.isupport(self.network)
         for start in range(0, len(tokens), 12):
@@ -816,12 +863,13 @@ class IrcCodec(Codec):
             subject = mapping.IRC_VERBS.get(e.command or "", (e.command or "*").upper())
         if number in mapping.CHANNEL_NUMERICS and subject != "*":
             subject = mapping.channel(subject)
-        if e.code is ErrorCode.LINE_TOO_LONG:
+        if number in mapping.NO_SUBJECT:
             return line(host, number, me, words)
         return line(host, number, me, subject, words)
 
     def _r_bye(self, e: ev.Bye) -> str:
-        return line(None, "ERROR", f"Closing Link: {self._me}[{self.host}] ({e.reason})")
+        nick = self._member.nick if self._member is not None and self._member.nick else "*"  # (its last nick)
+        return line(None, "ERROR", f"Closing Link: {nick}[{self.host}] ({e.reason})")
 
     def _r_account(self, e: ev.AccountChange) -> str:
         me, host = self._me, self.host
@@ -853,7 +901,7 @@ class IrcCodec(Codec):
         if e.registered:
             lines.append(line(host, "330", me, e.nick, e.nick, "is logged in as"))
         if e.admin:
-            lines.append(line(host, "313", me, e.nick, "is a server admin"))
+            lines.append(line(host, "313", me, e.nick, "is an IRC operator"))
         if e.idle is not None:
             lines.append(line(host, "317", me, e.nick, str(int(e.idle)), str(int(e.signed_on or 0)),
                               "seconds idle, signon time"))
@@ -922,6 +970,24 @@ class IrcCodec(Codec):
             out = "".join(line(host, "314", me, p.nick, p.user, host, "*", p.realname)
                           + line(host, "312", me, p.nick, host, "chat") for p in e.people)
         return out + line(host, "369", me, e.nick, "End of WHOWAS")
+
+    def _r_operator(self, e: ev.Operator) -> str:
+        me = self._me
+        return (line(self.host, "381", me, "You are now an IRC operator")
+                + line(self._source(me), "MODE", me, "+o"))
+
+    def _r_user_modes(self, e: ev.UserModes) -> str:
+        me = self._me
+        if e.change:
+            return line(self._source(me), "MODE", me, e.modes)
+        return line(self.host, "221", me, e.modes)
+
+    def _r_wallops(self, e: ev.Wallops) -> str:
+        return line(self._source(e.nick), "WALLOPS", e.text)
+
+    def _r_time(self, e: ev.ServerTime) -> str:
+        shown = datetime.fromtimestamp(e.time, UTC).strftime("%A %B %d %Y -- %H:%M:%S +00:00")
+        return line(self.host, "391", self._me, self.host, shown)
 
     def _pop(self, *kinds: str) -> _Asked | None:
         asked = self._asked
@@ -1032,6 +1098,8 @@ _HANDLERS: dict[str, _Handler] = {
     "LIST": IrcCodec._list, "WHOIS": IrcCodec._whois, "MODE": IrcCodec._mode, "KICK": IrcCodec._kick,
     "INVITE": IrcCodec._invite, "CHATHISTORY": IrcCodec._chathistory, "AWAY": IrcCodec._away,
     "MOTD": IrcCodec._motd, "LUSERS": IrcCodec._lusers, "USERHOST": IrcCodec._userhost, "WHOWAS": IrcCodec._whowas,
+    "OPER": IrcCodec._oper, "KILL": IrcCodec._kill, "WALLOPS": IrcCodec._wallops, "TIME": IrcCodec._time,
+    "INFO": IrcCodec._info,
 }
 _OUR_VERB = {"PRIVMSG": "msg", "NOTICE": "msg", "PART": "leave", "NAMES": "who", "LIST": "rooms",
              "CHATHISTORY": "history", "AUTHENTICATE": "login"}
@@ -1046,4 +1114,6 @@ _RENDERERS: dict[type, Callable[[IrcCodec, Any], str]] = {
     ev.PasswordWanted: IrcCodec._r_password_wanted, ev.WhoIs: IrcCodec._r_whois, ev.Kick: IrcCodec._r_kick,
     ev.Mode: IrcCodec._r_mode, ev.Invite: IrcCodec._r_invite, ev.RoomModes: IrcCodec._r_room_modes,
     ev.Away: IrcCodec._r_away, ev.Online: IrcCodec._r_online, ev.WhoWas: IrcCodec._r_whowas,
+    ev.Operator: IrcCodec._r_operator, ev.UserModes: IrcCodec._r_user_modes, ev.Wallops: IrcCodec._r_wallops,
+    ev.ServerTime: IrcCodec._r_time,
 }
