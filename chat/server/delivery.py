@@ -69,8 +69,8 @@ class Deliverer:
         if run:
             self._queue(run_to, run, senders)
 
-    def push(self, member: Member, event: Event) -> None:
-        """Queue one event for one member, outside any outbox (answers to reads, goodbyes)."""
+    def push(self, member: Member, event: Event | Reply) -> None:
+        """Queue one event (or a codec's own Reply) for one member, outside any outbox (answers to reads, goodbyes)."""
         self._queue((member,), [event], {})
 
     def _apply(self, to: Sequence[Member], item: SetFormat | CloseAfterFlush) -> None:

@@ -139,6 +139,9 @@ class IrcCodec(Codec):
     def buffered(self) -> int:
         return self._framer.buffered
 
+    def keepalive_ping(self) -> bytes | None:
+        return line(None, "PING", self.host).encode()  # any line back counts, its PONG included
+
     def decode(self, frame: str | ControlFrame) -> Sequence[cmd.Command | ev.Event | Reply]:
         if isinstance(frame, _LabelEnd):
             if not self._labels_open:
