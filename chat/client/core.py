@@ -390,7 +390,8 @@ class ClientCore:
                                    f"{'; there are more' if item.more else ''}.")
             case protocol.SearchResults():
                 self._on_search(item)
-            case protocol.WhoIs() | protocol.Invite() | protocol.RoomModes():
+            case (protocol.WhoIs() | protocol.Invite() | protocol.RoomModes() | protocol.Operator()
+                  | protocol.UserModes() | protocol.Wallops() | protocol.ServerTime()):
                 self.info_here(render_text(item).rstrip("\n").removeprefix("*** ").split("*** ", 1)[-1])
             case protocol.Current() | protocol.FormatChanged() | ev.Unknown():
                 pass  # the client names the room of everything it sends; its own /format json

@@ -10,6 +10,7 @@
 |                              | several PRIVMSG lines                                                   |
 | NOTICE                       | a message of its own kind (stored, in history), relayed as a NOTICE    |
 | PASS (server password)       | not used: SASL PLAIN logs in to an account                             |
+| OPER name password           | an admin account's name and password: its powers for the connection    |
 """
 
 from __future__ import annotations
