@@ -94,6 +94,18 @@ def test_without_echo_message_the_sender_gets_nothing_back(irc_server: ServerThr
     assert not any("PRIVMSG #room :from a" in line for line in a.seen)
 
 
+def test_a_message_to_yourself_comes_once_and_twice_with_echo_message(irc_server: ServerThread) -> None:
+    plain = irc_server.irc_client("plain_a")
+    plain.send("PRIVMSG plain_a :note to self")  # received, though it sends no echo
+    plain.expect(":plain_a!plain_a@chat PRIVMSG plain_a :note to self")
+    plain.sync()
+    assert sum("note to self" in x for x in plain.seen) == 1
+    echo = irc_server.irc_client("echo_b", caps=("echo-message",))
+    echo.send("PRIVMSG echo_b :twice")  # the echo and the delivery
+    echo.sync()
+    assert sum(x.endswith(" PRIVMSG echo_b twice") for x in echo.seen) == 2
+
+
 def test_ping_and_ctcp_action(irc_server: ServerThread) -> None:
     a = irc_server.irc_client("actor")
     native = irc_server.client("watcher")

@@ -616,6 +616,9 @@ class IrcCodec(Codec):
 
     def _render(self, event: ev.Event | Reply) -> str:
         if self._label is not None and not isinstance(event, _LabelClose | ev.Bye):
+            if type(event) is ev.ChatMessage and self._to_self(event):  # the echo is labeled, the delivery not
+                self._capture.append(self._message(event))
+                return self._message(event)
             self._capture.append(self._render_one(event))  # rendered for this connection alone meanwhile (key)
             return ""
         if isinstance(event, _LabelOpen):
@@ -679,6 +682,10 @@ class IrcCodec(Codec):
                 *(f"@batch={ref}{';' + x[1:] if x.startswith('@') else ' ' + x}" for x in lines),
                 line(self.host, "BATCH", f"-{ref}")]
 
+    def _to_self(self, e: ev.ChatMessage) -> bool:
+        """A private message to yourself, with echo-message: it comes twice, the echo and the delivery."""
+        return self.echo and e.to is not None and e.to == e.nick
+
     def _r_message(self, e: ev.ChatMessage) -> str:
         # a room's message is rendered by every IRC client of a key that sent part of the run (without
         # echo-message each renders the run without its own): once per key and message is enough
@@ -689,7 +696,8 @@ class IrcCodec(Codec):
         if found is None or found[0] is not e:  # (another server in this process may have had that id)
             if len(_RENDERED) >= RENDERED_MAX:
                 _RENDERED.clear()
-            found = _RENDERED[cache_key] = (e, self._message(e))
+            text = self._message(e)
+            found = _RENDERED[cache_key] = (e, text + text if self._to_self(e) else text)
         return found[1]
 
     def _r_join(self, e: ev.Join) -> str:
