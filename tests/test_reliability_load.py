@@ -6,8 +6,6 @@ from __future__ import annotations
 import re
 import time
 
-import pytest
-
 from harness import (
     ServeProcess,
     Swarm,
@@ -136,8 +134,6 @@ def _check_every_message_reached_everyone_it_should(clients: list[SwarmClient], 
     return checked
 
 
-@pytest.mark.xfail(strict=False, reason="known intermittent hang (2 of 6 fresh-clone CI runs on 2026-12-02 timed out "
-                   "waiting for join notices; 7 s otherwise): under investigation, see the stop-19 note")
 def test_join_and_quit_storms_cost_linear_work_in_the_room_size(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """A join costs the server work for each member told (linear); nothing may cost more per member as the room
     grows. The event loop's CPU time per join and per quit is measured with rooms of 250 and 2,000 members."""
@@ -176,19 +172,30 @@ def _storm(proc: ServeProcess, swarm: Swarm, notices: Notices, residents: list[S
     joiners = _connect(swarm, notices, storm, prefix)
     swarm.register(joiners, [c.name for c in joiners], timeout=60)
     pid = proc.proc.pid
+    # the residents' own join notices may still be queued (presence lines wait up to loop.PRESENCE_DELAY for the
+    # connection's next send): a pong goes out after them, so once every resident has its pong they are counted
+    swarm.sync(residents)
     before = {c.name: notices.count.get((c.name, "big joined"), 0) for c in residents}
     cpu = thread_cpu_seconds(pid)
     for c in joiners:
         c.send("/join big")
-    swarm.run_until(lambda: all(notices.count.get((c.name, "big joined"), 0) - before[c.name] == storm
-                                for c in residents), timeout=120, what="every join notice")
+    swarm.run_until(lambda: all(notices.count.get((c.name, "big joined"), 0) - before[c.name] >= storm
+                                for c in residents), timeout=90, what="every join notice")
+    _told_once(notices, residents, "big joined", before, storm)
     join_cpu = thread_cpu_seconds(pid) - cpu
     before = {c.name: notices.count.get((c.name, "quit"), 0) for c in residents}
     cpu = thread_cpu_seconds(pid)
     for c in joiners:
         c.send("/quit")
-    swarm.run_until(lambda: all(notices.count.get((c.name, "quit"), 0) - before[c.name] == storm
-                                for c in residents), timeout=120, what="every quit notice")
+    swarm.run_until(lambda: all(notices.count.get((c.name, "quit"), 0) - before[c.name] >= storm
+                                for c in residents), timeout=90, what="every quit notice")
+    _told_once(notices, residents, "quit", before, storm)
     quit_cpu = thread_cpu_seconds(pid) - cpu
     swarm.run_until(lambda: all(c.closed for c in joiners), what="the joiners to be gone")
     return join_cpu / storm, quit_cpu / storm
+
+
+def _told_once(notices: Notices, residents: list[SwarmClient], kind: str, before: dict[str, int], storm: int) -> None:
+    told = {c.name: notices.count.get((c.name, kind), 0) - before[c.name] for c in residents}
+    extra = {name: n for name, n in told.items() if n != storm}
+    assert not extra, f"{len(extra)} residents were told of more than {storm} '{kind}': {list(extra.items())[:5]}"

@@ -119,6 +119,7 @@ class EventLoop:
         self.unsaved = Outbox()  # room, topic and nick writes of failed commits, written again with the next one
         self.reads: deque[StorageRead] = deque()  # committed-after reads waiting for a place at the reader
         self.reads_in_flight = 0
+        self.commits = 0  # committed batches so far (a room lookup notes it: ChatState.rows_written_lately)
         self.behind = False  # storage is far behind: no input is handled until it catches up
         self.reply_room = config.sendq // 2  # a client's next line waits while more than this is unsent to it
         self.deliverer = Deliverer(config.sendq, self._overflowed)
@@ -325,8 +326,11 @@ class EventLoop:
             message.state = state
         unsaved_rooms = self.state.unsaved_rooms
         if job.error is None:
+            self.commits += 1
             for room in outbox.new_rooms.values():
                 room.persisted = True
+                if self.reads_in_flight:
+                    self.state.rows_written_lately[room.key] = self.commits
                 if unsaved_rooms.get(room.key) is room:
                     del unsaved_rooms[room.key]
         else:  # its messages are gone (their senders are told); its rooms, topics and nicks are live already
@@ -365,6 +369,8 @@ class EventLoop:
                 self._answered(read, ran=False)
                 continue
             self.reads_in_flight += 1
+            if type(read) is RoomLookup:
+                read.handed_over_after = self.commits
             self.reader.submit(read)
 
     def _answered(self, read: StorageRead, ran: bool = True) -> None:
@@ -395,6 +401,8 @@ class EventLoop:
                 self.service.account_read(read, self.current)
         for m in members:
             self._release(m, read)
+        if not self.reads_in_flight:  # no lookup at the reader can have read before these rows were written
+            self.state.rows_written_lately.clear()
         self._start_reads()
 
     def _release(self, m: Member, item: StorageRead | AccountJob) -> None:

@@ -61,6 +61,7 @@ class RoomLookup:
     joiners: list[Member] = field(default_factory=list)
     askers: list[Member] = field(default_factory=list)
     keys: dict[int, str] = field(default_factory=dict)  # member id -> the room key a joiner gave
+    handed_over_after: int = 0  # how many commits the loop had seen when it gave this to the reader
     # the answer
     found: FoundRoom | None = None
     error: Exception | None = None

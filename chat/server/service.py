@@ -350,8 +350,14 @@ class ChatService:
 
     def room_found(self, lookup: RoomLookup, out: Outbox) -> None:
         """A room lookup was answered (on the loop thread): complete the joins and topic questions waiting on it."""
-        if self.state.lookups.get(lookup.key) is lookup:
-            del self.state.lookups[lookup.key]
+        state = self.state
+        if state.lookups.get(lookup.key) is lookup:
+            del state.lookups[lookup.key]
+        if (lookup.found is None and lookup.error is None and lookup.key not in state.rooms
+                and lookup.key not in state.unsaved_rooms
+                and state.rows_written_lately.get(lookup.key, 0) > lookup.handed_over_after):
+            self._look_again(lookup, out)  # it read the database before the room's row was committed
+            return
         for m in lookup.askers:
             if m.gone:
                 continue
@@ -383,6 +389,18 @@ class ChatService:
                 self.refused(m, e, out)
                 if room is not None:
                     self.state.room_emptied(room)  # brought in for a joiner who may not join: out it goes
+
+    def _look_again(self, stale: RoomLookup, out: Outbox) -> None:
+        """Ask `stale`'s question again, for those still waiting: the new lookup runs after the current writes."""
+        for m in stale.joiners:
+            if not m.gone:
+                lookup = self._look_up(m, stale.key, stale.name, out)
+                lookup.joiners.append(m)
+                if m.id in stale.keys:
+                    lookup.keys[m.id] = stale.keys[m.id]
+        for m in stale.askers:
+            if not m.gone:
+                self._look_up(m, stale.key, stale.name, out).askers.append(m)
 
     def _bring_in(self, m: Member, lookup: RoomLookup) -> Room:
         state = self.state

@@ -176,6 +176,10 @@ class ChatState:
         # rooms whose row a failed commit left unwritten (written again with the next one): a lookup that finds
         # nothing in the database brings this room back rather than a new one under the same name
         self.unsaved_rooms: dict[str, Room] = {}
+        # rooms whose row a commit wrote while room lookups were at the reader: room key -> the loop's count of
+        # commits once it was written. A lookup handed over before that may have found nothing, and is asked again
+        # (ChatService.room_found): a second room under the name would have a row that is never written.
+        self.rows_written_lately: dict[str, int] = {}
         self.invite_only: set[str] = set()  # keys of the invite-only rooms in memory: /rooms hides them
         self.next_message_id = 1
         self.next_room_id = 1

@@ -214,11 +214,13 @@ class ChatStore:
         return backfill_step(self.engine, batch)
 
     def _insert_ignoring_duplicates(self, table: Table) -> Insert:
-        # a room may already be there: a batch that failed after the room went in is retried with it
+        # a room may already be there: a batch that failed after the room went in is retried with it. Only its
+        # own id is a duplicate to ignore: another row under its name means two rooms for one name, and its
+        # messages would name a row never written (the loop makes sure there is one room per name)
         if self._dialect == "postgresql":
-            return postgresql.insert(table).on_conflict_do_nothing()
+            return postgresql.insert(table).on_conflict_do_nothing(index_elements=[table.c.id])
         if self._dialect == "sqlite":
-            return sqlite.insert(table).on_conflict_do_nothing()
+            return sqlite.insert(table).on_conflict_do_nothing(index_elements=[table.c.id])
         raise NotImplementedError(f"no upsert for {self._dialect}")
 
     def _upsert_users(self) -> Insert:
