@@ -106,6 +106,12 @@ def test_a_message_to_yourself_comes_once_and_twice_with_echo_message(irc_server
     assert sum(x.endswith(" PRIVMSG echo_b twice") for x in echo.seen) == 2
 
 
+def test_chathistory_of_a_room_that_does_not_exist_is_an_invalid_target(irc_server: ServerThread) -> None:
+    c = irc_server.irc_client("reader", caps=("draft/chathistory", "batch"))
+    c.send("CHATHISTORY LATEST #nowhere * 10")
+    assert c.expect(" FAIL ").startswith(":chat FAIL CHATHISTORY INVALID_TARGET LATEST #nowhere :")
+
+
 def test_ping_and_ctcp_action(irc_server: ServerThread) -> None:
     a = irc_server.irc_client("actor")
     native = irc_server.client("watcher")

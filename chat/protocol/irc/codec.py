@@ -92,6 +92,7 @@ class _Asked:
     between: tuple[int, int] | None = None  # CHATHISTORY BETWEEN: only ids strictly inside (low, high)
     around: str = ""  # CHATHISTORY AROUND is two pages: "first" (kept), then "second" (answered with both)
     held: list[ev.ChatMessage] | None = None  # ... the first page, kept
+    sub: str = ""  # CHATHISTORY's subcommand as asked (LATEST, BEFORE...): its FAIL names it
 
 
 class IrcCodec(Codec):
@@ -476,7 +477,7 @@ class IrcCodec(Codec):
         return (cmd.Invite(nick=m.params[0], room=room),)
 
     def _chathistory(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
-        sub = m.params[0].upper() if m.params else ""
+        sub = asked = m.params[0].upper() if m.params else ""
         if sub == "TARGETS":
             return (self._reply(*self._batch("draft/chathistory-targets", [])),)
         between = None
@@ -522,11 +523,11 @@ class IrcCodec(Codec):
                 before = limit - limit // 2
                 args.update(before=min(ref + 1, cmd.MESSAGE_ID_MAX), count=before)
                 if limit - before:
-                    self._asked.append(_Asked("history", target, around="first"))
-                    self._asked.append(_Asked("history", target, around="second"))
+                    self._asked.append(_Asked("history", target, around="first", sub=asked))
+                    self._asked.append(_Asked("history", target, around="second", sub=asked))
                     return (cmd.History(**args), cmd.History(**{**args, "before": None, "after": ref,
                                                                  "count": limit - before}))
-        self._asked.append(_Asked("history", target, between))
+        self._asked.append(_Asked("history", target, between, sub=asked))
         return (cmd.History(**args),)
 
     def _away(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
@@ -849,7 +850,10 @@ class IrcCodec(Codec):
         if e.command == "login":
             return line(host, mapping.SASL_FAIL, me, e.message)
         if e.command == "history":
-            self._pop("history")
+            asked = self._pop("history")
+            if e.code in mapping.UNREADABLE_TARGET:  # no such room, or not one this client may read
+                return line(host, "FAIL", "CHATHISTORY", "INVALID_TARGET", (asked.sub if asked else "") or "*",
+                            (asked.target if asked else "") or e.subject or "*", e.message)
             return line(host, "FAIL", "CHATHISTORY", "MESSAGE_ERROR", e.subject or "*", e.message)
         if e.command == "mode":
             self._pop("modes", "banlist")

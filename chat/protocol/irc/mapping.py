@@ -85,6 +85,11 @@ NUMERICS: dict[ErrorCode, tuple[str, str] | None] = {
     ErrorCode.BAD_PASSWORD: ("464", "Password incorrect"),  # OPER's (a login's failure is SASL's 904)
 }
 
+# a history read refused for these is CHATHISTORY's INVALID_TARGET (the others: MESSAGE_ERROR)
+UNREADABLE_TARGET = frozenset({ErrorCode.NO_SUCH_ROOM, ErrorCode.INVALID_ROOM, ErrorCode.INVITE_ONLY,
+                               ErrorCode.BAD_KEY, ErrorCode.BANNED, ErrorCode.NO_SUCH_ACCOUNT,
+                               ErrorCode.NOT_LOGGED_IN})
+
 # numerics that name nothing but the recipient: `464 nick :Password incorrect`
 NO_SUBJECT = frozenset({"417", "464", "481", "491"})
 
