@@ -48,6 +48,7 @@ from chat.protocol.events import (
     RoomModes,
     SearchResults,
     ServerTime,
+    TagMessage,
     Topic,
     UserModes,
     Wallops,
@@ -85,6 +86,7 @@ SAMPLES: list[Event] = [
     Away("bob", "lunch"), WhoWas("bob", [Person("bob", "b", "Bob")]), Online(3, 5, 2),
     Operator("alice", "boss"), UserModes("alice", "+w", True), Wallops("alice", "hi", T), ServerTime(T),
     ChatMessage(10, MessageKind.NOTICE, "bot", "built", T, room="lobby"),
+    TagMessage(11, "alice", {"+typing": "active"}, T, room="lobby"),
     Bye("later", ErrorCode.FLOOD, 3),  # last: it closes the codec
 ]
 

@@ -162,6 +162,7 @@ class Msg(Command):
     target: str
     text: Text
     notice: bool = False  # IRC's NOTICE: stored and shown as a notice (no native grammar gives it: codecs set it)
+    client_tags: dict[str, str] | None = None  # IRCv3 client-only tags, relayed live (codecs set them)
     name = "msg"
     aliases = ("query", "tell")
     usage = "NICK|#ROOM TEXT"
@@ -185,6 +186,7 @@ class Me(Command):
     verb: Literal["me"] = "me"
     room: RoomName | None = None
     text: Text
+    client_tags: dict[str, str] | None = None  # IRCv3 client-only tags, relayed live (codecs set them)
     name = "me"
     usage = "[#ROOM] ACTION"
     summary = "Describe an action in your current room (or in #ROOM): /me waves shows as * alice waves."
@@ -455,6 +457,24 @@ class Online(Command):
     needs_nick = False
 
 
+class Tagmsg(Command):
+    verb: Literal["tagmsg"] = "tagmsg"
+    target: str
+    client_tags: dict[str, str]
+    name = "tagmsg"
+    usage = "NICK|#ROOM"
+    summary = "IRCv3's TAGMSG: client-only tags without text (IRC clients' typing notices); nothing to type here."
+    words = ("target",)
+    required = 1
+
+    @classmethod
+    def arguments(cls, rest: str) -> dict[str, Any]:
+        return {**super().arguments(rest), "client_tags": {}}
+
+    def model_post_init(self, context: Any) -> None:
+        (check_room if self.target.startswith("#") else check_nick)(self.target)
+
+
 class Time(Command):
     verb: Literal["time"] = "time"
     name = "time"
@@ -635,7 +655,7 @@ class Mode(Command):
 AnyCommand = Annotated[
     Union[  # noqa: UP007
         Say, Nick, Join, Leave, Msg, Me, Rooms, Who, Topic, History, Search,
-        Register, Login, Logout, Password, Whois, Whowas, Away, Online, Time,
+        Register, Login, Logout, Password, Whois, Whowas, Away, Online, Time, Tagmsg,
         Oper, Kill, Wallops, Umode,
         Op, Deop, Kick, Ban, Unban, Invite, Mode,
         Help, Quit, Format, Ping,

@@ -43,6 +43,8 @@ class ChatMessage:
     room: str | None = None  # room name for room messages and actions
     to: str | None = None  # recipient nick for private messages
     state: DeliveryState = DeliveryState.STORED
+    # IRCv3 client-only tags (`+draft/reply`...) it was sent with: relayed with the live message, never stored
+    client_tags: dict[str, str] | None = None
 
     @property
     def private(self) -> bool:
@@ -338,6 +340,19 @@ class RoomModes:
 
 
 @dataclass(slots=True, eq=False)
+class TagMessage:
+    """IRCv3's TAGMSG: client-only tags with no text (a typing notice, a reaction) to a room or a nick. Relayed to
+    who would get a message there, never stored; `id` is a message id of its own (ids may skip), as its msgid."""
+
+    id: int
+    nick: str
+    tags: dict[str, str]
+    time: float
+    room: str | None = None
+    to: str | None = None
+
+
+@dataclass(slots=True, eq=False)
 class Operator:
     """You hold the server operator powers of the admin account `account` now (/oper, IRC's OPER)."""
 
@@ -409,5 +424,5 @@ Event = (
     ChatMessage | Hello | Notice | Welcome | NickChange | Join | Joined | Current | Part | Quit | Topic | History
     | SearchResults | RoomList | Who | Help | Pong | FormatChanged | Error | Bye | AccountChange | PasswordWanted
     | WhoIs | PrivateHistory | Kick | Mode | Invite | RoomModes | Away | WhoWas | Online | Operator | UserModes
-    | Wallops | ServerTime
+    | Wallops | ServerTime | TagMessage
 )

@@ -45,6 +45,7 @@ from chat.protocol.events import (
     RoomModes,
     SearchResults,
     ServerTime,
+    TagMessage,
     Topic,
     UserModes,
     Wallops,
@@ -185,6 +186,8 @@ def render_text(event: Event) -> str:
             return f"*** WALLOPS from {nick}: {text}\n"
         case ServerTime(t):
             return f"*** The server's time: {short_time(t)} UTC\n"
+        case TagMessage():
+            return ""  # tags without words: nothing for a person to read (JSON has them)
     raise TypeError(f"cannot render {event!r}")
 
 
@@ -526,4 +529,7 @@ def event_json(event: Event) -> dict[str, Any]:
             return {"type": "wallops", "nick": nick, "text": text, "time": iso_time(t)}
         case ServerTime(t):
             return {"type": "time", "time": iso_time(t)}
+        case TagMessage(mid, nick, tags, t, room, to):
+            return {"type": "tagmsg", "id": mid, "nick": nick, "tags": tags, "time": iso_time(t), "room": room,
+                    "to": to}
     raise TypeError(f"cannot render {event!r}")

@@ -313,10 +313,11 @@ class Accounts:
 
     # ---------------------------------------------------------------------------------- private messages
 
-    def private(self, m: Member, target: Member, text: str, out: Outbox, notice: bool = False) -> None:
-        """A private message to someone online (`notice`: IRC's NOTICE)."""
+    def private(self, m: Member, target: Member, text: str, out: Outbox, notice: bool = False,
+                client_tags: dict[str, str] | None = None) -> None:
+        """A private message to someone online (`notice`: IRC's NOTICE; `client_tags`: IRCv3's, relayed live)."""
         message = ChatMessage(self.state.new_message_id(), _private_kind(notice), m.nick, text, self.chat.clock(),
-                              to=target.nick, state=DeliveryState.PENDING)
+                              to=target.nick, state=DeliveryState.PENDING, client_tags=client_tags)
         self._store(m, message, target.account.id if target.account else None, False, out)
         out.deliver((m,) if target is m else (m, target), message)
         if target.away is not None and target is not m:

@@ -41,6 +41,7 @@ from chat.protocol.events import (
     RoomList,
     SearchResults,
     ServerTime,
+    TagMessage,
     Topic,
     UserModes,
     Wallops,
@@ -167,7 +168,7 @@ class ChatService:
                 self.say(m, self._current(m), MessageKind.MESSAGE, c.text, out)
             case cmd.Me():
                 self.say(m, self._member_room(m, c.room) if c.room else self._current(m), MessageKind.ACTION,
-                         c.text, out)
+                         c.text, out, c.client_tags)
             case cmd.Msg():
                 self.msg(m, c, out)
             case cmd.Nick():
@@ -219,6 +220,8 @@ class ChatService:
                 out.reply(m, self._online())
             case cmd.Time():
                 out.reply(m, ServerTime(self.clock()))
+            case cmd.Tagmsg():
+                self.tagmsg(m, c, out)
             case cmd.Oper():
                 self.accounts.oper(m, c.account, c.password.get_secret_value(), out)
             case cmd.Kill():
@@ -242,10 +245,11 @@ class ChatService:
 
     # ---------------------------------------------------------------------------------------- commands
 
-    def say(self, m: Member, room: Room, kind: MessageKind, text: str, out: Outbox) -> None:
+    def say(self, m: Member, room: Room, kind: MessageKind, text: str, out: Outbox,
+            client_tags: dict[str, str] | None = None) -> None:
         moderation.check_speak(m, room)
         message = ChatMessage(self.state.new_message_id(), kind, m.nick, text, self.clock(), room=room.name,
-                              state=DeliveryState.PENDING)
+                              state=DeliveryState.PENDING, client_tags=client_tags)
         room.remember(message)
         m.sent(message)
         m.last_active = message.time
@@ -257,13 +261,30 @@ class ChatService:
     def msg(self, m: Member, c: cmd.Msg, out: Outbox) -> None:
         if c.to_room:
             kind = MessageKind.NOTICE if c.notice else MessageKind.MESSAGE
-            self.say(m, self._member_room(m, c.target), kind, c.text, out)
+            self.say(m, self._member_room(m, c.target), kind, c.text, out, c.client_tags)
             return
         target = self.state.nicks.get(name_key(c.target))
         if target is None:  # an account gets it at its next login; anyone else is refused (no_such_nick)
             self.accounts.private_offline(m, c.target, c.text, out, c.notice)
             return
-        self.accounts.private(m, target, c.text, out, c.notice)
+        self.accounts.private(m, target, c.text, out, c.notice, c.client_tags)
+
+    def tagmsg(self, m: Member, c: cmd.Tagmsg, out: Outbox) -> None:
+        """IRCv3's TAGMSG: tags without text, to whoever a message there would reach (the sender gets its own
+        copy as a reply: its codec shows it only with echo-message). Not stored."""
+        if c.target.startswith("#"):
+            room = self._member_room(m, c.target)
+            moderation.check_speak(m, room)
+            tm = TagMessage(self.state.new_message_id(), m.nick, c.client_tags, self.clock(), room=room.name)
+            out.deliver([x for x in room.members if x is not m], tm)
+        else:
+            target = self.state.nicks.get(name_key(c.target))
+            if target is None:
+                raise ChatError(ErrorCode.NO_SUCH_NICK, f"Nobody called {c.target} is online.", subject=c.target)
+            tm = TagMessage(self.state.new_message_id(), m.nick, c.client_tags, self.clock(), to=target.nick)
+            if target is not m:
+                out.deliver((target,), tm)
+        out.reply(m, tm)
 
     def nick(self, m: Member, nick: str, out: Outbox) -> None:
         key = name_key(nick)

@@ -17,6 +17,7 @@ import base64
 import binascii
 import fnmatch
 import itertools
+import re
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -60,6 +61,8 @@ CAPABILITIES: dict[str, str] = {
 SHARED = frozenset({"server-time", "message-tags", "away-notify"})
 PRE_REGISTRATION = frozenset({"CAP", "NICK", "USER", "PASS", "PING", "PONG", "QUIT", "AUTHENTICATE"})
 SASL_MAX = 400  # bytes of one AUTHENTICATE chunk (the spec's)
+CLIENT_TAGS_MAX = 32  # client-only tags relayed with one message
+_TAG_NAME = re.compile(r"\+(?:[A-Za-z0-9.\-]+/)?[A-Za-z0-9\-]+")
 _batch_ids = itertools.count(1)
 RENDERED_MAX = 8192  # messages whose IRC line is kept for the next codec of the same key (a plain dict, cleared)
 _RENDERED: dict[tuple[object, int], tuple[ev.ChatMessage, str]] = {}
@@ -348,6 +351,7 @@ class IrcCodec(Codec):
         if len(m.params) < 2 or not m.params[1]:
             return self._numeric("412", "No text to send")
         text = m.params[1]
+        client_tags = _client_tags(m.tags)
         out: list[cmd.Command | ev.Event | Reply] = []
         for target in m.params[0].split(",")[:4]:
             room = mapping.room_of(target)
@@ -362,12 +366,23 @@ class IrcCodec(Codec):
                 if ctcp.upper() != "ACTION" or not rest.strip():
                     continue  # other CTCP (VERSION, PING...) is not relayed
                 if room is not None:
-                    out.append(cmd.Me(room=room, text=rest))
+                    out.append(cmd.Me(room=room, text=rest, client_tags=client_tags))
                 else:
                     out.append(cmd.Msg(target=target, text=f"* {rest}"))
                 continue
-            out.append(cmd.Msg(target=mapping.channel(room) if room else target, text=text, notice=notice))
+            out.append(cmd.Msg(target=mapping.channel(room) if room else target, text=text, notice=notice,
+                               client_tags=client_tags))
         return out
+
+    def _tagmsg(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
+        if not m.params or not m.params[0]:
+            return self._numeric("411", "No recipient given (TAGMSG)")
+        target = m.params[0].split(",")[0]
+        room = mapping.room_of(target)
+        if target.startswith(mapping.CHANNEL_PREFIX) and room is None:
+            return self._numeric("403", target[:50], "No such channel")
+        return (cmd.Tagmsg(target=mapping.channel(room) if room else target,
+                           client_tags=_client_tags(m.tags) or {}),)
 
     def _quit(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
         reason = m.params[0] if m.params and m.params[0] else None
@@ -617,9 +632,10 @@ class IrcCodec(Codec):
 
     def _render(self, event: ev.Event | Reply) -> str:
         if self._label is not None and not isinstance(event, _LabelClose | ev.Bye):
-            if type(event) is ev.ChatMessage and self._to_self(event):  # the echo is labeled, the delivery not
-                self._capture.append(self._message(event))
-                return self._message(event)
+            if isinstance(event, ev.ChatMessage | ev.TagMessage) and self._to_self(event):  # the echo is labeled,
+                once = self._message(event) if isinstance(event, ev.ChatMessage) else self._tagmsg_line(event)
+                self._capture.append(once)  # ... the delivery not
+                return once
             self._capture.append(self._render_one(event))  # rendered for this connection alone meanwhile (key)
             return ""
         if isinstance(event, _LabelOpen):
@@ -653,21 +669,26 @@ class IrcCodec(Codec):
         renderer = _RENDERERS.get(type(event))
         return renderer(self, event) if renderer is not None else ""
 
-    def _tags(self, when: float | None, msgid: int | None = None, batch: str | None = None) -> str:
+    def _tags(self, when: float | None, msgid: int | None = None, batch: str | None = None,
+              client_tags: dict[str, str] | None = None) -> str:
         tags: dict[str, str | None] = {}
         if batch is not None:
             tags["batch"] = batch
         if when is not None and "server-time" in self._caps:
             tags["time"] = iso_time(when)
-        if msgid is not None and "message-tags" in self._caps:
-            tags["msgid"] = str(msgid)
+        if "message-tags" in self._caps:
+            if msgid is not None:
+                tags["msgid"] = str(msgid)
+            if client_tags:
+                tags.update(client_tags)
         return format_tags(tags)
 
     def _source(self, nick: str) -> str:
         return f"{nick}!{nick}@{self.host}"
 
-    def _message(self, msg: ev.ChatMessage, batch: str | None = None) -> str:
-        tags = self._tags(msg.time, msg.id, batch) if self._caps or batch else ""
+    def _message(self, msg: ev.ChatMessage, batch: str | None = None, live: bool = True) -> str:
+        """`live` False: history, which has no client-only tags (they are relayed, never stored)."""
+        tags = self._tags(msg.time, msg.id, batch, msg.client_tags if live else None) if self._caps or batch else ""
         source = self._source(msg.nick)
         target = mapping.channel(msg.room) if msg.room is not None else (msg.to or self._me)
         if msg.kind is ev.MessageKind.ACTION:
@@ -683,7 +704,7 @@ class IrcCodec(Codec):
                 *(f"@batch={ref}{';' + x[1:] if x.startswith('@') else ' ' + x}" for x in lines),
                 line(self.host, "BATCH", f"-{ref}")]
 
-    def _to_self(self, e: ev.ChatMessage) -> bool:
+    def _to_self(self, e: ev.ChatMessage | ev.TagMessage) -> bool:
         """A private message to yourself, with echo-message: it comes twice, the echo and the delivery."""
         return self.echo and e.to is not None and e.to == e.nick
 
@@ -762,10 +783,10 @@ class IrcCodec(Codec):
 
     def _history_lines(self, messages: list[ev.ChatMessage], target: str) -> list[str]:
         if "batch" not in self._caps:
-            return [self._message(x) for x in messages]
+            return [self._message(x, live=False) for x in messages]
         ref = f"h{next(_batch_ids)}"
         return [line(self.host, "BATCH", f"+{ref}", "chathistory", target),
-                *(self._message(x, ref) for x in messages), line(self.host, "BATCH", f"-{ref}")]
+                *(self._message(x, ref, live=False) for x in messages), line(self.host, "BATCH", f"-{ref}")]
 
     def _r_part(self, e: ev.Part) -> str:
         channel = mapping.channel(e.room)
@@ -1000,6 +1021,20 @@ class IrcCodec(Codec):
     def _r_wallops(self, e: ev.Wallops) -> str:
         return line(self._source(e.nick), "WALLOPS", e.text)
 
+    def _r_tagmsg(self, e: ev.TagMessage) -> str:
+        if "message-tags" not in self._caps:
+            return ""  # tags are all it carries
+        text = self._tagmsg_line(e)
+        if e.nick != self._me:
+            return text
+        if e.to is not None and e.to == e.nick:  # to yourself: received, and with echo-message echoed too
+            return text + text if self.echo else text
+        return text if self.echo else ""
+
+    def _tagmsg_line(self, e: ev.TagMessage) -> str:
+        target = mapping.channel(e.room) if e.room is not None else (e.to or self._me)
+        return line(self._source(e.nick), "TAGMSG", target, tags=self._tags(e.time, e.id, None, e.tags))
+
     def _r_time(self, e: ev.ServerTime) -> str:
         shown = datetime.fromtimestamp(e.time, UTC).strftime("%A %B %d %Y -- %H:%M:%S +00:00")
         return line(self.host, "391", self._me, self.host, shown)
@@ -1026,6 +1061,14 @@ def _label_of(frame: str) -> str | None:
         if key == "label" and value:
             return unescape_tag(value)[:64]
     return None
+
+
+def _client_tags(tags: dict[str, str]) -> dict[str, str] | None:
+    """The client-only tags (`+name`) of a received line that may be relayed: well-formed names, values without
+    control characters (CR, LF, space and `;` are escaped on the way out), at most CLIENT_TAGS_MAX of them."""
+    kept = {k: v for k, v in tags.items() if k.startswith("+") and _TAG_NAME.fullmatch(k)
+            and not any(c < " " or c == "\x7f" for c in v if c not in "\r\n")}
+    return dict(list(kept.items())[:CLIENT_TAGS_MAX]) or None
 
 
 def _in_batch(text: str) -> bool:
@@ -1108,7 +1151,8 @@ _Handler = Callable[[IrcCodec, Message], Sequence[cmd.Command | ev.Event | Reply
 _HANDLERS: dict[str, _Handler] = {
     "CAP": IrcCodec._cap, "NICK": IrcCodec._nick_command, "USER": IrcCodec._user_command, "PASS": IrcCodec._pass,
     "AUTHENTICATE": IrcCodec._authenticate, "JOIN": IrcCodec._join, "PART": IrcCodec._part,
-    "PRIVMSG": IrcCodec._privmsg, "NOTICE": IrcCodec._privmsg, "QUIT": IrcCodec._quit, "PING": IrcCodec._ping,
+    "PRIVMSG": IrcCodec._privmsg, "NOTICE": IrcCodec._privmsg, "TAGMSG": IrcCodec._tagmsg, "QUIT": IrcCodec._quit,
+    "PING": IrcCodec._ping,
     "PONG": IrcCodec._pong, "TOPIC": IrcCodec._topic, "NAMES": IrcCodec._names, "WHO": IrcCodec._who,
     "LIST": IrcCodec._list, "WHOIS": IrcCodec._whois, "MODE": IrcCodec._mode, "KICK": IrcCodec._kick,
     "INVITE": IrcCodec._invite, "CHATHISTORY": IrcCodec._chathistory, "AWAY": IrcCodec._away,
@@ -1130,5 +1174,5 @@ _RENDERERS: dict[type, Callable[[IrcCodec, Any], str]] = {
     ev.Mode: IrcCodec._r_mode, ev.Invite: IrcCodec._r_invite, ev.RoomModes: IrcCodec._r_room_modes,
     ev.Away: IrcCodec._r_away, ev.Online: IrcCodec._r_online, ev.WhoWas: IrcCodec._r_whowas,
     ev.Operator: IrcCodec._r_operator, ev.UserModes: IrcCodec._r_user_modes, ev.Wallops: IrcCodec._r_wallops,
-    ev.ServerTime: IrcCodec._r_time,
+    ev.ServerTime: IrcCodec._r_time, ev.TagMessage: IrcCodec._r_tagmsg,
 }
