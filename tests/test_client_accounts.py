@@ -98,6 +98,15 @@ def test_a_kick_puts_the_room_out_of_reach_and_says_so() -> None:
     core.receive(event(type="error", code="banned", message="You are banned from #dev.", command="join",
                        subject="dev"))
     assert not dev.joined and dev.entries[-1].kind is EntryKind.ERROR
+    core.user_input("/join ops")
+    sent(core)
+    core.receive(event(type="joined", room="ops", members=["alice"], topic=None, time=T))
+    assert core.model.current is not dev
+    core.user_input("/join dev")
+    sent(core)
+    core.receive(event(type="error", code="room_full", message="#dev is full: it takes at most 2 members.",
+                       command="join", subject="dev"))  # said in #dev too, though another room is current
+    assert not dev.joined and dev.entries[-1].text.endswith("#dev is full: it takes at most 2 members.")
 
 
 # ------------------------------------------------------------------------------------------- plain mode

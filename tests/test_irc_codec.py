@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -12,7 +13,7 @@ from chat.protocol import events as ev
 from chat.protocol.codec import Reply
 from chat.protocol.errors import ChatError, ErrorCode
 from chat.protocol.irc import IrcCodec
-from chat.protocol.irc.mapping import BODY_MAX, TAGS_MAX
+from chat.protocol.irc.mapping import BODY_MAX, CHANMODES, TAGS_MAX, isupport
 from chat.protocol.irc.message import format_tags, parse
 from chat.server.member import Link, Member
 
@@ -105,6 +106,52 @@ def test_events_render_as_irc() -> None:
     assert c.render([ev.Bye("You left.")]).startswith(b"ERROR :Closing Link: ")
     names = c.render([ev.Joined("dev", ["me", "bob"], "the topic", 0.0, ops=["bob"])]).decode()
     assert ":srv 332 me #dev :the topic" in names and ":srv 353 me = #dev :me @bob" in names
+
+
+def test_channel_modes_are_the_ones_mode_takes_and_isupport_says_so() -> None:
+    listed = set(CHANMODES.replace(",", "")) | set("ov")  # PREFIX=(ov)@+ gives the other two
+    assert listed == set(cmd.MODE_LETTERS) and f"CHANMODES={CHANMODES}" in isupport("srv")
+    c, _ = codec()
+    welcome = c.render([ev.Welcome("me", 4096)]).decode()
+    assert " 004 me srv " in welcome and " ow biklmnostv bklov\r\n" in welcome  # user modes: o, w
+
+
+def test_mode_lines_become_mode_commands_or_696() -> None:
+    c, _ = codec()
+    assert decoded(c, "MODE #dev +lsn-k 25") == [cmd.Mode(room="dev", modes="+lsn-k", args=("25",))]
+    assert decoded(c, "MODE #dev -l") == [cmd.Mode(room="dev", modes="-l")]
+    for bad in ("0", "-1", "abc", "", "1000001", "\u0665"):  # (an Arabic-Indic five is a digit, not a number here)
+        answer = replies(decoded(c, f"MODE #dev +l :{bad}"))
+        assert answer.startswith(f":srv 696 me #dev l {bad or '*'} :"), (bad, answer)
+    assert " 472 me x " in replies(decoded(c, "MODE #dev +x"))
+    with pytest.raises(ChatError) as refused:  # the native command refuses a bad limit too
+        cmd.Mode(room="dev", modes="+l", args=("0",))
+    assert refused.value.code is ErrorCode.BAD_ARGUMENT
+    assert cmd.Mode(room="dev", modes="+l", args=("007",)).changes() == [("+l", "7")]
+
+
+def test_one_mode_command_is_one_mode_line_and_324_shows_the_words() -> None:
+    c, _ = codec()
+    changes = [ev.Mode("dev", "op", mode, target, 0.0) for mode, target in
+               (("-i", None), ("-n", None), ("-t", None), ("+l", "5"), ("+k", None), ("+o", "bob"), ("+v", "bob"))]
+    assert c.render(changes) == b":op!op@srv MODE #dev -int+lkov 5 * bob bob\r\n"
+    five = [ev.Mode("dev", "op", "+o", nick, 0.0) for nick in ("a", "b", "c", "d", "e")]  # MODES=4 words a line
+    assert c.render(five) == b":op!op@srv MODE #dev +oooo a b c d\r\n:op!op@srv MODE #dev +o e\r\n"
+    other = [ev.Mode("dev", "op", "+m", None, 0.0), ev.Mode("ops", "op", "+m", None, 0.0)]
+    assert c.render(other) == b":op!op@srv MODE #dev +m\r\n:op!op@srv MODE #ops +m\r\n"
+    modes = ev.RoomModes("dev", "+klnst", None, None, [], [], [], [], None, limit=5)
+    assert c.render([modes]) == b":srv 324 me #dev +klnst * 5\r\n"  # the key is for ops: * for others
+    assert c.render([ev.RoomModes("dev", "", None, None, [], [], [], [])]) == b":srv 324 me #dev +\r\n"
+
+
+def test_a_secret_room_is_marked_in_names_and_its_errors_are_numerics() -> None:
+    c, _ = codec()
+    names = c.render([ev.Joined("dev", ["me"], None, 0.0, ops=["me"], secret=True)]).decode()
+    assert ":srv 353 me @ #dev @me\r\n" in names
+    assert c.render([ev.Who("dev", ["me"], secret=True)]).startswith(b":srv 353 me @ #dev me\r\n")
+    assert c.render([ev.Error(ErrorCode.ROOM_FULL, "full", "join", "dev")]) == \
+        b":srv 471 me #dev :Cannot join channel (+l)\r\n"
+    assert c.render([ev.Error(ErrorCode.BANNED, "banned", "msg", "dev")]).startswith(b":srv 404 me #dev ")
 
 
 def test_too_long_lines_are_refused() -> None:

@@ -175,7 +175,7 @@ def test_numerics_that_name_a_room_and_a_nick(irc_server: ServerThread) -> None:
     ann.send("MODE #dev +k :has spaces", "MODE #dev +n")
     ann.expect(" 696 ann #dev k * :")
     ann.send("MODE #dev")
-    assert ann.expect(" 324 ").endswith(" 324 ann #dev +n")  # +n is always on: only members speak in a room
+    assert ann.expect(" 324 ").endswith(" 324 ann #dev +n")  # +n is on by default (and so already: no MODE line)
     ann.expect(" 329 ann #dev ")
     ann.send("MODE #dev +b carol!*@*")  # a mask bans its nick
     ann.expect(" MODE #dev +b carol")
@@ -250,3 +250,35 @@ def test_chathistory_around_a_message(irc_server: ServerThread) -> None:
     page = ann.lines_until(lambda x: x.startswith(":") and " BATCH -" in x)
     assert [x.rsplit(" ", 1)[1] for x in page if "PRIVMSG" in x] == ["m2", "m3", "m4", "m5"]
     assert sum(" BATCH +" in x for x in page) == 1  # one answer
+
+
+def test_channel_modes_set_natively_hold_for_irc_limit_secret_and_messages_from_outside(
+        irc_server: ServerThread) -> None:
+    nat = native(irc_server, "nat")
+    nat.send("/join dev")  # a room nobody owns: nat is its session op
+    nat.expect("You joined #dev")
+    nat.send("/mode dev -n+sl 2")
+    nat.expect("limited #dev to 2 members")
+    ann = IrcClient(*irc_server.loop.door_address("irc"))
+    ann.register("ann", caps=("echo-message", "message-tags"))
+    ann.send("PRIVMSG #dev :from outside")  # -n: an outsider's message is the room's, stored, echoed with its id
+    echo = ann.expect(" PRIVMSG #dev ")
+    assert echo.startswith("@msgid=") and echo.endswith(" :from outside")
+    nat.expect("[#dev] ann: from outside")
+    bob = registered(irc_server, "bob", "b", "Bob")
+    bob.send("LIST", "WHOIS nat", "NAMES #dev")
+    assert not any("#dev" in line for line in bob.lines_until(" 323 "))  # +s: not listed to outsiders
+    assert not any(" 319 " in line for line in bob.lines_until(" 318 "))
+    assert bob.expect(" 366 ").endswith(" 366 bob #dev :End of /NAMES list")
+    bob.send("JOIN #dev")  # secret, not invite-only: whoever knows the name comes in
+    names = bob.expect(" 353 ")
+    assert " 353 bob @ #dev :" in names and set(names.rsplit(":", 1)[1].split()) == {"bob", "@nat"}
+    carol = registered(irc_server, "carol", "c", "Carol")
+    carol.send("JOIN #dev")
+    assert carol.expect(" 471 ").endswith(" 471 carol #dev :Cannot join channel (+l)")
+    bob.send("MODE #dev")
+    assert bob.expect(" 324 ").endswith(" 324 bob #dev +ls 2")
+    nat.send("/mode dev +n-l")
+    assert bob.expect(" MODE #dev ").endswith(" MODE #dev +n-l")  # one command, one MODE line
+    ann.send("PRIVMSG #dev :again")
+    assert ann.expect(" 404 ").endswith(" 404 ann #dev :Cannot send to channel")

@@ -62,6 +62,10 @@ SUBSET = [
     "whowas.py::WhowasTestCase::testWhowasMultiple",
     "lusers.py::BasicLusersTestCase::testLusersFull",
     "chmodes/key.py::KeyTestCase::testKeyNormal",
+    "chmodes/limit.py::LimitTestCase::testLimitMode",
+    "chmodes/secret.py::SecretChannelTestCase::testSecretChannelListCommand",
+    "chmodes/no_external.py::NoExternalMessagesTestCase::testNoExternalMessagesMode",
+    "chmodes/modeis.py::RplChannelModeIsTestCase::testChannelModeIs",
     "chmodes/operator.py::ChannelOperatorModeTestCase::testChannelOperatorModeTargetNotInChannel",
     "topic.py::TopicPrivilegesTestCase::testTopicPrivileges",
     # operators (an admin account's name and password), NOTICE as its own kind, TIME

@@ -32,13 +32,13 @@ def test_the_first_logged_in_joiner_owns_a_new_room_and_guests_make_unowned_ones
     alice, guest = account(server, "alice"), server.client("guest")
     joined(alice, "dev")
     alice.send("/mode dev")
-    assert alice.expect("[#dev] *** #dev:") == "[#dev] *** #dev: no settings; owner alice; ops: alice"
+    assert alice.expect("[#dev] *** #dev:") == "[#dev] *** #dev: no messages from outside; owner alice; ops: alice"
     joined(guest, "dev")
     guest.send("/who")
     assert guest.expect("members:") == "[#dev] *** 2 members: @alice, guest"
     joined(guest, "hangout")  # a guest's room has no owner: its first member is its op for the session
     guest.send("/mode hangout", "/topic #hangout anyone may")
-    assert guest.expect("#hangout:") == "[#hangout] *** #hangout: no settings; no owner; ops: guest"
+    assert guest.expect("#hangout:") == "[#hangout] *** #hangout: no messages from outside; no owner; ops: guest"
     guest.expect("guest set the topic: anyone may")
     joined(alice, "hangout")  # a later logged-in joiner does not become its owner, nor an op
     alice.send("/kick hangout guest")
@@ -139,7 +139,8 @@ def test_invite_only_rooms_and_keys(server: ServerThread) -> None:
     guest.expect("[error bad_key]")
     joined(guest, "secret", "sesame")
     alice.send("/mode secret")
-    assert alice.expect("#secret:").startswith("[#secret] *** #secret: key sesame; owner alice")
+    assert alice.expect("#secret:").startswith("[#secret] *** #secret: key sesame, no messages from outside; owner "
+                                               "alice")
     guest.send("/mode secret")
     assert "sesame" not in guest.expect("#secret:")
 
@@ -179,7 +180,7 @@ def test_settings_ops_and_bans_survive_a_restart(make_server: Callable[..., Serv
     alice.send("/invite bob dev")  # (once bob is in, an invite is refused: already_in_room)
     alice.expect("invited bob")
     joined(bob, "dev")
-    alice.send("/op dev bob", "/ban dev troll", "/mode dev +ikt sesame", "/invite bob dev")
+    alice.send("/op dev bob", "/ban dev troll", "/mode dev +iktls-n sesame 5", "/invite bob dev")
     alice.expect("[error already_in_room] bob is in #dev already.")
     alice.sync()
     first.stop()
@@ -195,8 +196,8 @@ def test_settings_ops_and_bans_survive_a_restart(make_server: Callable[..., Serv
     bob.login("bob", PASSWORD)
     joined(bob, "dev")  # invited: in without the key
     bob.send("/mode dev")
-    assert bob.expect("#dev:") == ("[#dev] *** #dev: invite-only, key sesame, only ops set the topic; owner alice; "
-                                   "ops: alice, bob; banned: troll; invited: bob")
+    assert bob.expect("#dev:") == ("[#dev] *** #dev: invite-only, key sesame, at most 5 members, secret, only ops "
+                                   "set the topic; owner alice; ops: alice, bob; banned: troll; invited: bob")
     bob.send("/kick dev guest")  # still an op
     bob.expect("[error not_in_room] guest is not in #dev.")
     alice = second.client()
@@ -246,7 +247,8 @@ def test_json_events_of_moderation(server: ServerThread) -> None:
     alice.send("/who", "/mode dev")
     assert alice.expect_event("who")["ops"] == ["alice"]
     modes = alice.expect_event("room_modes")
-    assert modes["modes"] == "+m" and modes["owner"] == "alice" and modes["ops"] == ["alice"]
+    assert modes["modes"] == "+mn" and modes["owner"] == "alice" and modes["ops"] == ["alice"]
+    assert modes["limit"] is None
 
 
 def test_an_invite_only_room_nobody_is_in_keeps_its_secrets(server: ServerThread) -> None:
@@ -290,3 +292,85 @@ def test_search_never_reaches_into_a_room_the_searcher_may_not_read(server: Serv
     joined(member, "keyed", "sesame")
     assert found(member) == {"keyed", "club", "open"}
 
+
+
+def test_a_member_limit_turns_joiners_away_but_not_the_invited_nor_readers(server: ServerThread) -> None:
+    alice, bob, carol, dave = account(server, "alice"), server.client("bob"), server.client("carol"), \
+        server.client("dave")
+    joined(alice, "dev")
+    alice.send("/msg #dev before the limit", "/mode dev +l 0", "/mode dev +l many")
+    assert "A member limit is a whole number from 1 to 1,000,000" in alice.expect("[error bad_argument]")
+    alice.expect("[error bad_argument]")
+    alice.send("/mode dev +l 2")
+    assert alice.expect("limited") == "[#dev] *** alice limited #dev to 2 members"
+    joined(bob, "dev")
+    carol.send("/join dev")
+    assert carol.expect("[error room_full]") == "[error room_full] #dev is full: it takes at most 2 members."
+    assert "alice: before the limit" in answer(carol, "/history dev")[0]  # it counts members, not readers
+    alice.send("/invite carol dev")  # an invite spares the limit, as it spares the key
+    carol.expect("invited carol")
+    joined(carol, "dev")
+    alice.send("/mode dev")
+    assert alice.expect("#dev:").startswith("[#dev] *** #dev: at most 2 members, no messages from outside;")
+    bob.send("/leave dev")
+    bob.expect("[#dev] *** bob left")
+    dave.send("/join dev")  # carol came in on an invite: there are still 2
+    dave.expect("[error room_full]")
+    alice.send("/mode dev -l")
+    alice.expect("removed the member limit of #dev")
+    joined(dave, "dev")
+
+
+def test_a_secret_room_is_hidden_from_outsiders_yet_anyone_may_join_it(server: ServerThread) -> None:
+    alice = LineClient(server.host, server.port, json_mode=True)
+    alice.send("/nick alice", f"/register {PASSWORD}", "/join dev")
+    alice.expect_event("joined", room="dev")
+    alice.send("/topic #dev the secret plan", "/msg #dev needle in a secret room", "/mode dev +s")
+    assert alice.expect_event("mode")["mode"] == "+s"
+    guest = server.client("guest")
+    rooms = answer(guest, "/rooms")
+    assert rooms[0] == "*** 1 room:" and not any("#dev" in line for line in rooms)  # nor counted
+    assert answer(guest, "/who dev") == ["[#dev] *** Nobody is in #dev."]
+    assert "#dev" not in " ".join(answer(guest, "/whois alice"))
+    assert answer(guest, "/topic #dev")[0] == ("[error not_in_room] #dev is secret: only its members see its "
+                                               "topic; /join dev first.")
+    assert not any("needle in a secret room" in line for line in answer(guest, "/search needle"))
+    json_guest = LineClient(server.host, server.port, json_mode=True)
+    json_guest.send("/nick watcher", "/join dev")  # not invite-only: whoever knows its name comes in
+    joined_event = json_guest.expect_event("joined", room="dev")
+    assert joined_event["secret"] is True and joined_event["topic"] == "the secret plan"
+    json_guest.send("/who dev")
+    assert json_guest.expect_event("who")["secret"] is True
+    alice.send("/mode dev -s")
+    json_guest.expect_event("mode", mode="-s")
+    guest.send("/rooms")
+    guest.expect("#dev (2 members): the secret plan")
+
+
+def test_a_room_set_minus_n_takes_messages_from_outside_and_keeps_them(server: ServerThread) -> None:
+    alice, outsider, troll = account(server, "alice"), server.client("outsider"), server.client("troll")
+    joined(alice, "dev")
+    alice.send("/ban dev troll")
+    alice.expect("banned troll")
+    outsider.send("/msg #dev hello?")
+    assert outsider.expect("[error not_in_room]") == "[error not_in_room] You are not in #dev; /join it first."
+    alice.send("/mode dev -n")
+    assert alice.expect("let anyone send") == "[#dev] *** alice let anyone send to #dev, members or not"
+    outsider.send("/msg #dev hi from outside", "/me #dev waves from outside")
+    alice.expect("[#dev] outsider: hi from outside")
+    alice.expect("[#dev] * outsider waves from outside")
+    outsider.expect("[#dev] outsider: hi from outside")  # its receipt: stored, like a member's message
+    troll.send("/msg #dev let me in")
+    assert troll.expect("[error banned]") == "[error banned] You are banned from #dev."
+    alice.send("/mode dev +m")
+    alice.expect("made #dev moderated")
+    outsider.send("/msg #dev again")
+    outsider.expect("[error moderated]")
+    alice.send("/mode dev -m+n")
+    alice.expect("let only members send to #dev")
+    outsider.send("/msg #dev once more")
+    outsider.expect("[error not_in_room]")
+    history = answer(server.client("reader"), "/history dev 10")
+    assert [line.split("] ", 2)[-1] for line in history if "outside" in line] == [
+        "outsider: hi from outside", "* outsider waves from outside"]
+    assert not any("let me in" in line or "again" in line or "once more" in line for line in alice.seen)

@@ -53,7 +53,7 @@ def test_a_refused_joiner_leaves_a_room_read_back_out_of_memory() -> None:
     bob, troll = world.member("bob"), world.member("troll")
     assert errors(world.line(bob, "/join secret"), bob) == [ErrorCode.INVITE_ONLY]
     assert errors(world.line(troll, "/join secret"), troll) == [ErrorCode.BANNED]
-    assert "secret" not in world.state.rooms and "secret" not in world.state.invite_only
+    assert "secret" not in world.state.rooms and "secret" not in world.state.hidden
     assert world.problems() == []
 
 
@@ -71,7 +71,7 @@ def test_kick_and_ban_change_the_room_and_write_the_ban() -> None:
     out = world.line(owner, "/mode dev +im")
     assert out.writes.settings == [SettingsChange(dev.id, RoomSettings(owner_id=1, owner_nick="owner",
                                                                       invite_only=True, moderated=True))]
-    assert "dev" in world.state.invite_only
+    assert "dev" in world.state.hidden
     assert world.problems() == []
 
 
@@ -101,3 +101,34 @@ def test_a_failed_commit_keeps_the_rooms_settings_and_roles_for_the_next() -> No
     later.put_first(carried)
     assert [r.granted for r in later.roles] == [True, False]  # the newer change wins: it comes last
     assert later.settings == failed.settings
+
+
+def test_the_new_modes_are_written_and_a_secret_room_is_marked_hidden() -> None:
+    world = World()
+    owner, guest = logged_in(world, "owner", 1), world.member("guest")
+    world.line(owner, "/join dev")
+    dev = world.state.rooms["dev"]
+    out = world.line(owner, "/mode dev +sl-n 3")
+    assert [(e.mode, e.target) for _, e in out.deliveries if isinstance(e, Mode)] == [
+        ("+s", None), ("+l", "3"), ("-n", None)]
+    assert out.writes.settings == [SettingsChange(dev.id, RoomSettings(owner_id=1, owner_nick="owner", limit=3,
+                                                                      secret=True, no_external=False))]
+    assert "dev" in world.state.hidden and world.problems() == []
+    assert world.line(owner, "/mode dev +l 3").writes.settings == []  # so already: nothing to write
+    world.line(owner, "/mode dev -s")
+    assert "dev" not in world.state.hidden and world.problems() == []
+    world.line(guest, "/join hangout")  # a session op's limit, in a room nobody owns: for the session only
+    out = world.line(guest, "/mode hangout +l 1")
+    assert world.state.rooms["hangout"].settings.limit == 1 and out.writes.settings == []
+    assert errors(world.line(owner, "/join hangout"), owner) == [ErrorCode.ROOM_FULL]
+
+
+def test_a_room_read_back_is_full_by_its_stored_limit_and_its_history_stays_readable() -> None:
+    world = World()
+    full = StoredRoom(5, "full", None, None, None, 1.0, RoomSettings(owner_id=1, owner_nick="owner", limit=1))
+    world.rooms_in_db["full"] = FoundRoom(full, [])
+    first, second = world.member("first"), world.member("second")
+    assert errors(world.line(first, "/join full"), first) == []
+    assert errors(world.line(second, "/join full"), second) == [ErrorCode.ROOM_FULL]
+    assert errors(world.line(second, "/history full"), second) == []
+    assert world.problems() == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -42,6 +43,14 @@ def test_a_long_word_is_cut_to_the_longest_term() -> None:
     assert terms("a" * 4000) == ["a" * TERM_MAX]
     assert terms("é" * 4000) == ["e" * TERM_MAX]
     assert not is_verbatim("a" * (TERM_MAX + 1)) and is_verbatim("a" * TERM_MAX + " b")
+    assert is_verbatim("a" * TERM_MAX) and not is_verbatim("x " + "a" * (TERM_MAX + 1))
+
+
+@given(st.text(st.sampled_from("ab1 .-"), min_size=TERM_MAX - 5, max_size=TERM_MAX + 300))
+def test_verbatim_means_no_ascii_word_longer_than_a_term(text: str) -> None:
+    """is_verbatim skips its regex for a text no longer than a term: the answer is the same either way."""
+    longest = max((len(w) for w in re.findall(r"[a-z0-9]+", text)), default=0)
+    assert is_verbatim(text) == (longest <= TERM_MAX)
 
 
 ANY_TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=200)

@@ -180,3 +180,42 @@ def test_a_batch_of_room_messages_alone_is_stored_as_any_other_batch(sqlite_db: 
     store.close()  # twice is harmless
     store.write(WriteBatch(messages=[(_msg(21), 1)]))  # and it checks a connection out again
     assert store.history(1, "lobby", 1)[0][0].id == 21
+
+
+@pytest.mark.parametrize("sizes", [[1, 2, 3], [255, 256, 257], [700]])
+def test_the_fast_path_stores_every_batch_size_whole_and_in_order(sqlite_db: str, sizes: list[int]) -> None:
+    """The shortcut inserts many rows per statement, in chunks of powers of two (chat.storage.multirow): whatever
+    the batch's size, every message goes in once, with its own values, and is found by its words."""
+    store = _store(sqlite_db)
+    store.write(WriteBatch(rooms=[StoredRoom(1, "lobby", None, None, None, 0.0)], messages=[(_msg(1), 1)]))
+    next_id = 2
+    for size in sizes:
+        batch = [(_msg(i, text=f"word{i} shared"), 1) for i in range(next_id, next_id + size)]
+        store.write(WriteBatch(messages=batch))
+        next_id += size
+    assert store._raw is not None  # the shortcut ran
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(MESSAGES.c.id, MESSAGES.c.text, MESSAGES.c.room_id).order_by(MESSAGES.c.id)).all()
+        assert [(r.id, r.room_id) for r in rows] == [(i, 1) for i in range(1, next_id)]
+        assert [r.text for r in rows[1:]] == [f"word{i} shared" for i in range(2, next_id)]
+        found = conn.exec_driver_sql("SELECT rowid FROM messages_fts WHERE messages_fts MATCH 'shared' ORDER BY rowid")
+        assert [r[0] for r in found] == list(range(2, next_id))
+        last = next_id - 1
+        one = conn.exec_driver_sql(f"SELECT rowid FROM messages_fts WHERE messages_fts MATCH 'word{last}'")
+        assert [r[0] for r in one] == [last]
+    store.close()
+
+
+def test_a_failed_fast_path_commit_stores_none_of_its_chunks(sqlite_db: str) -> None:
+    """A batch of several chunks is one transaction: a row that fails in a later chunk takes the earlier ones
+    with it, and the store goes on afterwards."""
+    store = _store(sqlite_db)
+    store.write(WriteBatch(rooms=[StoredRoom(1, "lobby", None, None, None, 0.0)], messages=[(_msg(1), 1)]))
+    batch = [(_msg(i), 1) for i in range(2, 302)] + [(_msg(1), 1)]  # the last one's id is taken: the insert fails
+    with pytest.raises(Exception, match="UNIQUE"):
+        store.write(WriteBatch(messages=batch))
+    with store.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(MESSAGES)).scalar() == 1
+    store.write(WriteBatch(messages=[(_msg(2), 1)]))
+    assert [m.id for m in store.history(1, "lobby", 5)[0]] == [1, 2]
+    store.close()

@@ -99,3 +99,14 @@ def test_any_text_is_made_safe_and_sanitizing_twice_changes_nothing(text: str) -
 def test_text_without_controls_invisibles_or_marks_is_unchanged(text: str) -> None:
     if regex.search(r"\p{Default_Ignorable_Code_Point}", text) is None:  # the Hangul fillers are letters (Lo)
         assert sanitize(text) is text
+
+
+@pytest.mark.parametrize("code", range(128))
+def test_every_ascii_character_is_kept_or_replaced_as_a_control(code: int) -> None:
+    """ASCII text takes a shortcut (str.isprintable): every ASCII control, and only a control, is replaced."""
+    ch = chr(code)
+    shown = sanitize(f"a{ch}b")
+    if code < 0x20 or code == 0x7F:
+        assert shown != f"a{ch}b" and ch not in shown and shown.startswith("a") and shown.endswith("b")
+    else:
+        assert shown == f"a{ch}b"

@@ -360,8 +360,11 @@ def test_ops_are_marked_in_the_member_list_and_follow_mode_changes(
     assert alice.log("#dev").locator(".system.mode", has_text="took ops from bob").count() == 1
     # /who and a /mode typed by the user are shown (the page's own /mode on joining was not)
     assert alice.log("#dev").locator(".line", has_text="owner olga").count() == 0
+    olga.send("/mode dev +l 10")
+    alice.log("#dev").locator(".system.mode", has_text="limited #dev to 10 members").wait_for()
     alice.say("/mode")
-    alice.log("#dev").locator(".line", has_text="#dev: no modes set; owner olga; ops: olga; voiced: bob").wait_for()
+    alice.log("#dev").locator(".line", has_text="#dev: modes +ln; at most 10 members; owner olga; ops: olga; "
+                              "voiced: bob").wait_for()
     olga.send("/kick dev bob enough")
     alice.log("#dev").locator(".system.part", has_text="was put out by olga (enough)").wait_for()
     wait_for(lambda: members() == [("@", "olga"), ("", "alice")], what="bob gone")

@@ -623,7 +623,7 @@ class ClientCore:
         if e.command == "login" and e.code in ("bad_password", "no_such_account"):
             self.password = None  # it will not work next time either
             self._reclaiming = False
-        if e.command == "join" and e.code in ("banned", "invite_only", "bad_key"):
+        if e.command == "join" and e.code in ("banned", "invite_only", "bad_key", "room_full"):
             self._on_join_refused(e)
             return
         if e.command == "history" and self._pages:
@@ -723,7 +723,7 @@ class ClientCore:
                   time=_when(e.time))
 
     def _on_join_refused(self, e: protocol.Error) -> None:
-        """The server would not let us into a room (banned, invite-only, a key): we are not in it."""
+        """The server would not let us into a room (banned, invite-only, a key, full): we are not in it."""
         key = room_key(e.subject or "")
         self._user_joins.discard(key)
         if self._rejoining is not None:

@@ -17,7 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, Ty
 from pydantic_core import PydanticCustomError
 
 from chat.protocol.errors import ChatError, ErrorCode
-from chat.protocol.names import KEY_MAX, ROOMS_PAGE, TOPIC_MAX, check_nick, check_room
+from chat.protocol.names import KEY_MAX, ROOMS_PAGE, TOPIC_MAX, check_member_limit, check_nick, check_room
 from chat.protocol.text import sanitize
 from chat.search.query import parse_search
 
@@ -26,7 +26,10 @@ SEARCH_PAGE = 20  # results one /search answers with
 QUIT_WORD = "!DISCONNECT"  # the classic tutorial's way out, a plain line rather than a command
 MESSAGE_ID_MAX = (1 << 63) - 1  # ids are 64-bit in the database; anything larger cannot name a message
 PRIVATE_PREFIX = "@"  # /history @NICK: a conversation, not a room
-MODE_LETTERS = {"i": False, "k": True, "t": False, "m": False, "o": True, "v": True, "b": True}  # letter: takes a word
+# every mode letter /mode takes (IRC's), and whether setting it takes a word (a key, a limit, a nick)
+MODE_LETTERS = {"i": False, "k": True, "l": True, "m": False, "n": False, "s": False, "t": False, "o": True,
+                "v": True, "b": True}
+UNSET_WITHOUT_WORD = frozenset("kl")  # -k and -l take no word: a room has one key, one limit
 
 
 def _as_custom_error(check: Any) -> Any:
@@ -605,8 +608,10 @@ class Mode(Command):
     usage = "ROOM [+|-MODES [WORDS]]"
     summary = "Show ROOM's settings, or change them: /mode dev +i, /mode dev +k KEY, /mode dev +o bob."
     details = (
-        "+i invite-only; +k KEY a password to join; +t only ops set the topic; +m moderated (ops and voiced speak).",
-        "+o NICK op, +v NICK voice, +b NICK ban (- takes each away; -k needs no word). Several at once: +im.",
+        "+i invite-only; +k KEY a password to join; +l N at most N members; +t only ops set the topic; +m moderated "
+        "(ops and voiced speak); +s secret (hidden from outsiders); +n no messages from outside (on: -n lets "
+        "outsiders send).",
+        "+o NICK op, +v NICK voice, +b NICK ban (- takes each away; -k and -l need no word). Several at once: +im.",
         "Changes need the room's ops; anyone may look (the key and the ban list are shown to ops only).",
     )
     words = ("room", "modes")
@@ -640,11 +645,17 @@ class Mode(Command):
                 raise ChatError(ErrorCode.BAD_ARGUMENT, f"There is no mode {letter} (known: "
                                 f"{''.join(MODE_LETTERS)}). Usage: {self.syntax()}", command=self.name)
             word = None
-            if takes_word and not (letter == "k" and sign == "-"):
+            if takes_word and not (letter in UNSET_WITHOUT_WORD and sign == "-"):
                 if not words:
                     raise ChatError(ErrorCode.BAD_ARGUMENT, f"{sign}{letter} needs a word after it. Usage: "
                                     f"{self.syntax()}", command=self.name)
                 word = words.pop(0)
+                if letter == "l":
+                    try:
+                        word = str(check_member_limit(word))  # "007" is 7
+                    except ChatError as e:
+                        e.command = self.name
+                        raise
             found.append((sign + letter, word))
         if words:
             raise ChatError(ErrorCode.BAD_ARGUMENT, f"Too many words for {self.modes}. Usage: {self.syntax()}",
@@ -687,16 +698,20 @@ def loggable(line: str) -> str:
         return f"{'/' if first.startswith('/') else ''}{verb} [hidden]"
     return line
 
+_validate_say = Say.__pydantic_validator__.validate_python
+
+
 def parse_line(line: str) -> Command | None:
     """Parse one line from a client. Returns None for a blank line; raises ChatError for a bad one, naming the
     verb it refused in `command` (a plain line's verb is `say`; an unknown verb is named as typed)."""
     if not line.startswith("/") or line.startswith("//"):
-        if not line.strip():
+        stripped = line.strip()
+        if not stripped:
             return None
-        if line.strip().upper() == QUIT_WORD:
+        if stripped.upper() == QUIT_WORD:
             return Quit()
-        try:  # the model itself, not the union: plain lines are most lines
-            return Say(text=line[1:] if line.startswith("//") else line)
+        try:  # the model itself, not the union: plain lines are most lines (its validator, without __init__'s frame)
+            return _validate_say({"text": line[1:] if line.startswith("//") else line})
         except ValidationError as e:
             error = _explain(Say, e)
             error.command = Say.name

@@ -46,6 +46,7 @@ class ErrorCode(StrEnum):
     BANNED = "banned"  # you are banned from that room
     INVITE_ONLY = "invite_only"  # that room is invite-only and you are not invited
     BAD_KEY = "bad_key"  # that room has a key (a password to join) and you gave none, or a wrong one
+    ROOM_FULL = "room_full"  # that room has as many members as its limit (+l) lets in
     MODERATED = "moderated"  # only ops and voiced members may speak in that room
     # server operators (admin accounts' powers: /oper, IRC's OPER)
     NOT_OPERATOR = "not_operator"  # that needs a server operator (/kill, /wallops)

@@ -109,6 +109,7 @@ class Joined:
     count: int = 0
     topic_by: str | None = None  # who set the topic
     topic_at: float | None = None  # and when
+    secret: bool = False  # the room is secret (+s): outsiders do not see it
 
 
 @dataclass(slots=True, eq=False)
@@ -210,6 +211,7 @@ class Who:
     voiced: list[str] = field(default_factory=list)  # ... who have a voice
     people: list[Person] = field(default_factory=list)  # each of `members`, in the same order
     mask: str | None = None
+    secret: bool = False  # the room is secret (+s)
 
 
 @dataclass(slots=True, eq=False)
@@ -299,14 +301,16 @@ class Kick:
     time: float
 
 
-ModeChange = Literal["+i", "-i", "+k", "-k", "+t", "-t", "+m", "-m", "+o", "-o", "+v", "-v", "+b", "-b"]
+ModeChange = Literal["+i", "-i", "+k", "-k", "+l", "-l", "+m", "-m", "+n", "-n", "+s", "-s", "+t", "-t", "+o", "-o",
+                     "+v", "-v", "+b", "-b"]
 
 
 @dataclass(slots=True, eq=False)
 class Mode:
     """One change of a room's settings or of someone's place in it, by `nick`. `mode` is IRC's letter with its
-    sign: +i/-i invite-only, +k/-k a key to join (never shown here), +t/-t only ops set the topic, +m/-m
-    moderated, +o/-o op, +v/-v voice, +b/-b ban; `target` is the nick for o, v and b."""
+    sign: +i/-i invite-only, +k/-k a key to join (never shown here), +l/-l a member limit, +m/-m moderated,
+    +n/-n no messages from outside, +s/-s secret, +t/-t only ops set the topic, +o/-o op, +v/-v voice, +b/-b
+    ban; `target` is the nick for o, v and b, and the limit (digits) for +l."""
 
     room: str
     nick: str
@@ -329,7 +333,7 @@ class RoomModes:
     """A room's settings, the answer to `/mode ROOM`. `key`, `bans` and `invited` are shown to its ops only."""
 
     room: str
-    modes: str  # "+ikmt", "" when none is set
+    modes: str  # "+iklmnst", "" when none is set
     owner: str | None
     key: str | None
     ops: list[str]
@@ -337,6 +341,7 @@ class RoomModes:
     bans: list[str]
     invited: list[str]
     created_at: float | None = None  # when the room was made
+    limit: int | None = None  # its member limit (+l), shown to everyone
 
 
 @dataclass(slots=True, eq=False)

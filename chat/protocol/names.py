@@ -15,6 +15,7 @@ from chat.protocol.errors import ChatError, ErrorCode
 NICK_MAX = 20
 ROOM_MAX = 32
 KEY_MAX = 64  # characters of a room key (a password to join it)
+MEMBER_LIMIT_MAX = 1_000_000  # the largest member limit (+l) a room may have
 TOPIC_MAX = 390  # characters; IRC servers' usual TOPICLEN, and it keeps a room list line readable
 ROOMS_PAGE = 100  # rooms one /rooms answer lists, busiest first: the reply stays small however many exist
 NICK_RULE = f"1-{NICK_MAX} characters: a letter or _ first, then letters, digits, _ or -"
@@ -56,3 +57,12 @@ def check_room(room: str) -> str:
         shown = room if len(room) <= 40 else room[:40] + "..."
         raise ChatError(ErrorCode.INVALID_ROOM, f"{shown!r} is not a valid room name ({ROOM_RULE}).")
     return name
+
+
+def check_member_limit(word: str) -> int:
+    """A room's member limit (+l N) as given: a whole number from 1 to MEMBER_LIMIT_MAX."""
+    if not (word.isascii() and word.isdigit()) or not 1 <= int(word) <= MEMBER_LIMIT_MAX:
+        shown = word if len(word) <= 20 else word[:20] + "..."
+        raise ChatError(ErrorCode.BAD_ARGUMENT, f"A member limit is a whole number from 1 to {MEMBER_LIMIT_MAX:,}, "
+                        f"not {shown!r}.")
+    return int(word)

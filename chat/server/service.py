@@ -167,7 +167,7 @@ class ChatService:
             case cmd.Say():
                 self.say(m, self._current(m), MessageKind.MESSAGE, c.text, out)
             case cmd.Me():
-                self.say(m, self._member_room(m, c.room) if c.room else self._current(m), MessageKind.ACTION,
+                self.say(m, self._speaking_room(m, c.room) if c.room else self._current(m), MessageKind.ACTION,
                          c.text, out, c.client_tags)
             case cmd.Msg():
                 self.msg(m, c, out)
@@ -255,13 +255,15 @@ class ChatService:
         m.last_active = message.time
         out.store_message(message, room, m)
         out.deliver(room.members, message)
+        if room.key not in m.rooms:  # from outside a -n room: its receipt (its echo) comes like a member's
+            out.reply(m, message)
         if self.cluster:
             self.room_event(room, "message", m.nick, out, message=message)
 
     def msg(self, m: Member, c: cmd.Msg, out: Outbox) -> None:
         if c.to_room:
             kind = MessageKind.NOTICE if c.notice else MessageKind.MESSAGE
-            self.say(m, self._member_room(m, c.target), kind, c.text, out, c.client_tags)
+            self.say(m, self._speaking_room(m, c.target), kind, c.text, out, c.client_tags)
             return
         target = self.state.nicks.get(name_key(c.target))
         if target is None:  # an account gets it at its next login; anyone else is refused (no_such_nick)
@@ -273,7 +275,7 @@ class ChatService:
         """IRCv3's TAGMSG: tags without text, to whoever a message there would reach (the sender gets its own
         copy as a reply: its codec shows it only with echo-message). Not stored."""
         if c.target.startswith("#"):
-            room = self._member_room(m, c.target)
+            room = self._speaking_room(m, c.target)
             moderation.check_speak(m, room)
             tm = TagMessage(self.state.new_message_id(), m.nick, c.client_tags, self.clock(), room=room.name)
             out.deliver([x for x in room.members if x is not m], tm)
@@ -430,7 +432,7 @@ class ChatService:
         if (unsaved := state.unsaved_rooms.get(lookup.key)) is not None:  # its row is still to be written
             unsaved.end_session()
             state.rooms[unsaved.key] = unsaved
-            state.mark_invite_only(unsaved)
+            state.mark_hidden(unsaved)
             return unsaved
         config = self.config
         if lookup.key != self._lobby_key and not m.take_new_room(self.clock(), config.new_rooms_burst,
@@ -471,7 +473,7 @@ class ChatService:
             shown = room.everyone()
             count = len(shown)
         out.reply(m, Joined(room.name, shown, room.topic, now, ops, voiced, quiet, count, room.topic_by,
-                            room.topic_at))
+                            room.topic_at, room.settings.secret))
         if messages:
             out.reply(m, Backlog(room.name, messages, more))
 
@@ -501,9 +503,9 @@ class ChatService:
         return limit > 0 and (len(room.members) if members is None else members) > limit
 
     def rooms(self, m: Member, out: Outbox) -> None:
-        """The busiest rooms; outsiders do not see invite-only ones, nor count them."""
+        """The busiest rooms; outsiders do not see hidden ones (invite-only or secret), nor count them."""
         busiest = self.state.busiest(self.clock())
-        hidden = self.state.invite_only
+        hidden = self.state.hidden
         if hidden:
             busiest = [r for r in busiest if r.key not in hidden or moderation.may_see(m, r)]
             total = len(self.state.rooms) - sum(
@@ -518,7 +520,7 @@ class ChatService:
         else:
             found = self.state.rooms.get(name_key(name))
             # nobody is in it (it may have a history: rooms are in memory while someone is in them), or it is
-            # invite-only and `m` is not of it: it looks empty
+            # hidden (invite-only or secret) and `m` is not of it: it looks empty
             if found is None or not moderation.may_see(m, found):
                 out.reply(m, Who(name, []))
                 return
@@ -529,7 +531,7 @@ class ChatService:
         here = {name_key(p.nick) for p in people}
         people += [Person(nick, nick, nick) for key, nick in room.remote.items() if key not in here]
         people.sort(key=lambda p: p.nick.lower())
-        out.reply(m, Who(room.name, [p.nick for p in people], ops, voiced, people))
+        out.reply(m, Who(room.name, [p.nick for p in people], ops, voiced, people, secret=room.settings.secret))
 
     def _online(self) -> Online:
         state = self.state
@@ -560,8 +562,11 @@ class ChatService:
 
     def _tell_topic(self, m: Member, room: Room, out: Outbox) -> None:
         if not moderation.may_see(m, room):
-            raise ChatError(ErrorCode.INVITE_ONLY, f"#{room.name} is invite-only: only its members see its topic.",
-                            command="topic", subject=room.name)
+            if room.settings.invite_only:
+                raise ChatError(ErrorCode.INVITE_ONLY, f"#{room.name} is invite-only: only its members see its "
+                                "topic.", command="topic", subject=room.name)
+            raise ChatError(ErrorCode.NOT_IN_ROOM, f"#{room.name} is secret: only its members see its topic; "
+                            f"/join {room.name} first.", command="topic", subject=room.name)
         out.reply(m, Topic(room.name, room.topic, room.topic_by, room.topic_at, change=False))
 
     def topic(self, m: Member, c: cmd.Topic, out: Outbox) -> None:
@@ -713,6 +718,15 @@ class ChatService:
         if m.current is None:
             raise ChatError(ErrorCode.NO_CURRENT_ROOM, "You are not in any room; /join one first.")
         return m.current
+
+    def _speaking_room(self, m: Member, name: str) -> Room:
+        """The room `/msg #ROOM` or `/me #ROOM` sends to: one of `m`'s, or, from outside, one with people in it that
+        takes messages from outside (-n); moderation.check_speak says whether `m` may."""
+        room_name = check_room(name)
+        room = m.rooms.get(name_key(room_name)) or self.state.rooms.get(name_key(room_name))
+        if room is None:
+            raise ChatError(ErrorCode.NOT_IN_ROOM, f"You are not in #{room_name}; /join it first.", subject=room_name)
+        return room
 
     def _member_room(self, m: Member, name: str) -> Room:
         room_name = check_room(name)

@@ -180,7 +180,7 @@ class ChatState:
         # commits once it was written. A lookup handed over before that may have found nothing, and is asked again
         # (ChatService.room_found): a second room under the name would have a row that is never written.
         self.rows_written_lately: dict[str, int] = {}
-        self.invite_only: set[str] = set()  # keys of the invite-only rooms in memory: /rooms hides them
+        self.hidden: set[str] = set()  # keys of the hidden rooms in memory (invite-only or secret): /rooms hides them
         self.next_message_id = 1
         self.next_room_id = 1
         self.most_online = 0  # the most nicks held at once since start (LUSERS)
@@ -203,7 +203,7 @@ class ChatState:
     def found_room(self, found: FoundRoom) -> Room:
         """Bring a room read from the database into memory, with its newest messages."""
         room = self.room_from(found)
-        self.mark_invite_only(room)
+        self.mark_hidden(room)
         self.rooms[room.key] = room
         return room
 
@@ -228,14 +228,14 @@ class ChatState:
         """The last member left: the room leaves memory (the database keeps what it had)."""
         if not room.members and self.rooms.get(room.key) is room:
             del self.rooms[room.key]
-            self.invite_only.discard(room.key)
+            self.hidden.discard(room.key)
 
-    def mark_invite_only(self, room: Room) -> None:
-        """Keep `invite_only` in step with the room's +i."""
-        if room.settings.invite_only:
-            self.invite_only.add(room.key)
+    def mark_hidden(self, room: Room) -> None:
+        """Keep `hidden` in step with the room's +i and +s."""
+        if room.settings.hidden:
+            self.hidden.add(room.key)
         else:
-            self.invite_only.discard(room.key)
+            self.hidden.discard(room.key)
 
     def busiest(self, now: float) -> list[Room]:
         """The ROOMS_PAGE busiest rooms, most members first. A large server recomputes it at most once a second,
@@ -271,8 +271,8 @@ class ChatState:
                     found.append(f"{member} thinks it is in #{room.name}; the room does not")
             if member.current is not None and member.current not in member.rooms.values():
                 found.append(f"{member}'s current room #{member.current.name} is not one of its rooms")
-        for key in self.invite_only - self.rooms.keys():
-            found.append(f"the room {key} is marked invite-only but is not in memory")
+        for key in self.hidden - self.rooms.keys():
+            found.append(f"the room {key} is marked hidden but is not in memory")
         for key, member in self.logged_in.items():
             if member not in live or member.account is None or member.account.key != key:
                 found.append(f"the account {key} is held by {member}, which is not logged in to it")
@@ -292,8 +292,8 @@ class ChatState:
                 found.append(f"#{room.name} is filed under {key}")
             if not room.members:
                 found.append(f"#{room.name} is empty but still in memory")
-            if (key in self.invite_only) != room.settings.invite_only:
-                found.append(f"#{room.name}'s invite-only mark disagrees with its settings")
+            if (key in self.hidden) != room.settings.hidden:
+                found.append(f"#{room.name}'s hidden mark disagrees with its settings")
             if len(set(room.members)) != len(room.members):
                 found.append(f"#{room.name} lists a member twice")
             if room.nicks != [m.nick for m in room.members]:

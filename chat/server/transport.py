@@ -70,9 +70,7 @@ class SocketTransport:
     def send(self, data: bytes | memoryview) -> int:
         return self.sock.send(data)
 
-    @property
-    def pending_output(self) -> bool:
-        return False
+    pending_output = False  # no bytes of its own, ever (a class attribute: the loop asks after every flush)
 
     def flush_pending(self) -> None:
         """Write the transport's own pending bytes (none here)."""

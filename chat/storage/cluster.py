@@ -166,13 +166,16 @@ class ClusterWriter:
                "created_at": datetime.fromtimestamp(room.created_at, UTC),
                "owner_id": room.settings.owner_id, "owner_nick": room.settings.owner_nick,
                "invite_only": room.settings.invite_only, "moderated": room.settings.moderated,
-               "topic_ops_only": room.settings.topic_ops_only, "join_key": room.settings.key}
+               "topic_ops_only": room.settings.topic_ops_only, "join_key": room.settings.key,
+               "member_limit": room.settings.limit, "secret": room.settings.secret,
+               "no_external": room.settings.no_external}
         if not is_provisional(room.id):  # a room read from the database, written again after a failed commit
             return room.id
         conn.execute(text("INSERT INTO rooms (name, name_key, topic, topic_set_by, topic_set_at, created_at, owner_id, "
-                          "owner_nick, invite_only, moderated, topic_ops_only, join_key) VALUES (:name, :name_key, "
-                          ":topic, :topic_set_by, :topic_set_at, :created_at, :owner_id, :owner_nick, :invite_only, "
-                          ":moderated, :topic_ops_only, :join_key) ON CONFLICT (name_key) DO NOTHING"), row)
+                          "owner_nick, invite_only, moderated, topic_ops_only, join_key, member_limit, secret, "
+                          "no_external) VALUES (:name, :name_key, :topic, :topic_set_by, :topic_set_at, :created_at, "
+                          ":owner_id, :owner_nick, :invite_only, :moderated, :topic_ops_only, :join_key, "
+                          ":member_limit, :secret, :no_external) ON CONFLICT (name_key) DO NOTHING"), row)
         return int(conn.execute(text("SELECT id FROM rooms WHERE name_key = :k"), {"k": row["name_key"]}).scalar_one())
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -81,6 +82,9 @@ class Room(Base):
     moderated: Mapped[bool] = mapped_column(Boolean, server_default=false())  # +m: only ops and voiced speak
     topic_ops_only: Mapped[bool] = mapped_column(Boolean, server_default=false())  # +t
     join_key: Mapped[str | None] = mapped_column(String(KEY_MAX))  # +k: a password to join (shared with members)
+    member_limit: Mapped[int | None] = mapped_column(Integer)  # +l: at most this many members (None: no limit)
+    secret: Mapped[bool] = mapped_column(Boolean, server_default=false())  # +s: hidden from outsiders
+    no_external: Mapped[bool] = mapped_column(Boolean, server_default=true())  # +n: only members send to it
     # the last room event's number (room_events.seq): only clustered nodes write it, under this row's lock
     seq: Mapped[int] = mapped_column(BigInteger, server_default="0")
 

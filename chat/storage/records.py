@@ -24,12 +24,21 @@ class RoomSettings:
     moderated: bool = False  # +m
     topic_ops_only: bool = False  # +t
     key: str | None = None  # +k
+    limit: int | None = None  # +l: at most this many members (None: no limit)
+    secret: bool = False  # +s: hidden from outsiders, as an invite-only room is
+    no_external: bool = True  # +n: only members send to it (on unless an op sets -n, as on IRC servers)
 
     @property
     def modes(self) -> str:
-        letters = "i" * self.invite_only + "k" * (self.key is not None) + "m" * self.moderated \
-            + "t" * self.topic_ops_only
+        """Its modes as IRC's letters, in alphabetical order: "+iklmnst", "" when none is on."""
+        letters = "i" * self.invite_only + "k" * (self.key is not None) + "l" * (self.limit is not None) \
+            + "m" * self.moderated + "n" * self.no_external + "s" * self.secret + "t" * self.topic_ops_only
         return f"+{letters}" if letters else ""
+
+    @property
+    def hidden(self) -> bool:
+        """Do outsiders not see it (in /rooms, /who, /whois, its topic, /search)? When invite-only or secret."""
+        return self.invite_only or self.secret
 
 
 @dataclass(slots=True)

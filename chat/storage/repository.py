@@ -6,8 +6,10 @@ same transaction adds the messages to the search index (chat.storage.search_inde
 
 On SQLite, a batch of room messages and nothing else (what a busy server commits nearly every time) skips
 SQLAlchemy's execution machinery altogether: the statements SQLAlchemy compiled once, run on a driver connection
-the writer keeps for itself. Measured (benchmarks/path_micro.py, docs/PERFORMANCE.md): a one-message commit cost
-the writer thread a third of the CPU, and so held the GIL a third as long, which is what the loop's latency feels.
+the writer keeps for itself, with many rows per statement (chat.storage.multirow). Measured (benchmarks/
+path_micro.py, docs/PERFORMANCE.md): a one-message commit cost the writer thread a third of the CPU, and so held
+the GIL a third as long, which is what the loop's latency feels; many rows a statement took another quarter off
+a burst's insert.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from chat.protocol.events import ChatMessage, MessageKind
 from chat.protocol.text import sanitize
 from chat.storage.cluster import ClusterCommit, ClusterWriter
 from chat.storage.models import Message, Room, RoomRole, Undelivered, User
+from chat.storage.multirow import MultiRowInsert
 from chat.storage.records import (
     FoundRoom,
     LoadedState,
@@ -48,6 +51,8 @@ USERS: Table = User.__table__  # type: ignore[assignment]
 MESSAGES: Table = Message.__table__  # type: ignore[assignment]
 ROLES: Table = RoomRole.__table__  # type: ignore[assignment]
 UNDELIVERED: Table = Undelivered.__table__  # type: ignore[assignment]
+# a kind's stored text by dict lookup: `MessageKind.value` is an enum property, a Python call per message
+_KIND_TEXT = {kind: kind.value for kind in MessageKind}
 
 
 def to_datetime(t: float) -> datetime:
@@ -72,8 +77,9 @@ class SqliteTimestamps:
         if micro >= 1_000_000:
             second, micro = second + 1, micro - 1_000_000
         if second != self._second:
-            self._second, self._prefix = second, time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(second))
-        return f"{self._prefix}.{micro:06d}"
+            self._second, self._prefix = second, time.strftime("%Y-%m-%d %H:%M:%S.", time.gmtime(second))
+        # concatenation and zfill, not an f-string's `:06d` (its format-spec parsing was a third of this call)
+        return self._prefix + str(micro).zfill(6)
 
 
 def to_timestamp(d: datetime) -> float:
@@ -98,6 +104,9 @@ class ChatStore:
             compiled = insert(MESSAGES).compile(dialect=engine.dialect)
             if tuple(compiled.positiontup or ()) == _MESSAGE_COLUMNS:
                 self._fast_insert = str(compiled)
+                # the hot path's statements with many rows each (chat.storage.multirow: one step, not one a row)
+                self._messages_insert = MultiRowInsert(self._fast_insert, len(_MESSAGE_COLUMNS))
+                self._fts_insert = MultiRowInsert(FTS_INSERT, 2)
             self._stamp = SqliteTimestamps()
         self._raw: Any = None  # the pool's proxy of the driver connection `_write_room_messages` uses
 
@@ -177,12 +186,20 @@ class ChatStore:
         if self._raw is None:
             self._raw = self.engine.raw_connection()  # with the engine's pragmas (database._tune_sqlite)
         db: sqlite3.Connection = self._raw.driver_connection
-        rows = self._sqlite_rows(messages, {})
+        stamp, kinds = self._stamp, _KIND_TEXT
+        values: list[object] = []
+        add = values.extend
+        for m, room_id in messages:  # one flat list, row after row, in the order of _MESSAGE_COLUMNS
+            add((m.id, kinds[m.kind], room_id, m.nick, m.to, m.text, stamp(m.time), None, None, None))
         db.execute("BEGIN IMMEDIATE")  # the driver runs no transactions of its own (isolation_level None)
         try:
-            db.executemany(self._fast_insert, rows)  # type: ignore[arg-type]
+            self._messages_insert.run(db, values)
             if self.search_index:
-                db.executemany(FTS_INSERT, [(m.id, fts_document(m.text)) for m, _room_id in messages])
+                terms: list[object] = []
+                add = terms.extend
+                for m, _room_id in messages:
+                    add((m.id, fts_document(m.text)))
+                self._fts_insert.run(db, terms)
             db.execute("COMMIT")
         except BaseException:
             # back to the pool, which rolls it back (and discards it if the driver says it is gone); the next
@@ -311,7 +328,8 @@ def _accounts(private: dict[int, PrivateRecord], message_id: int) -> tuple[int |
 
 def _settings_row(s: RoomSettings) -> dict[str, object]:
     return {"owner_id": s.owner_id, "owner_nick": s.owner_nick, "invite_only": s.invite_only,
-            "moderated": s.moderated, "topic_ops_only": s.topic_ops_only, "join_key": s.key}
+            "moderated": s.moderated, "topic_ops_only": s.topic_ops_only, "join_key": s.key,
+            "member_limit": s.limit, "secret": s.secret, "no_external": s.no_external}
 
 
 def _stored_room(row: object) -> StoredRoom:
@@ -330,6 +348,9 @@ def _stored_room(row: object) -> StoredRoom:
             moderated=bool(r.moderated),  # type: ignore[attr-defined]
             topic_ops_only=bool(r.topic_ops_only),  # type: ignore[attr-defined]
             key=r.join_key,  # type: ignore[attr-defined]
+            limit=r.member_limit,  # type: ignore[attr-defined]
+            secret=bool(r.secret),  # type: ignore[attr-defined]
+            no_external=bool(r.no_external),  # type: ignore[attr-defined]
         ),
     )
 

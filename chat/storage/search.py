@@ -111,11 +111,12 @@ def _visible(conn: Connection, query: SearchQuery, scope: SearchScope) -> Column
 
 def _shut_out(scope: SearchScope) -> list[ColumnElement[bool]]:
     """Conditions leaving out the rooms the searcher may not read: closed ones (invite-only or keyed) but its
-    own, and those that ban its nick. Private messages (no room) are not concerned."""
+    own, secret ones but its own (anyone may join a secret room by name, but finding it is its members'), and
+    those that ban its nick. Private messages (no room) are not concerned."""
     room_id = MESSAGES.c.room_id
     found: list[ColumnElement[bool]] = []
     if scope.closed_except is not None:
-        closed = select(ROOMS.c.id).where(or_(ROOMS.c.invite_only, ROOMS.c.join_key.is_not(None)))
+        closed = select(ROOMS.c.id).where(or_(ROOMS.c.invite_only, ROOMS.c.secret, ROOMS.c.join_key.is_not(None)))
         if scope.closed_except:
             closed = closed.where(ROOMS.c.id.not_in(sorted(scope.closed_except)))
         found.append(or_(room_id.is_(None), room_id.not_in(closed)))

@@ -42,7 +42,7 @@ from chat.protocol.irc.message import (
     parse,
     unescape_tag,
 )
-from chat.protocol.names import KEY_MAX, check_nick
+from chat.protocol.names import KEY_MAX, check_member_limit, check_nick
 from chat.protocol.render import iso_time
 
 # capabilities offered, with their CAP LS 302 values; those in SHARED change the bytes of shared renderings
@@ -96,6 +96,20 @@ class _Asked:
     around: str = ""  # CHATHISTORY AROUND is two pages: "first" (kept), then "second" (answered with both)
     held: list[ev.ChatMessage] | None = None  # ... the first page, kept
     sub: str = ""  # CHATHISTORY's subcommand as asked (LATEST, BEFORE...): its FAIL names it
+
+
+@dataclass(slots=True, eq=False)
+class _Modes:
+    """Consecutive mode changes of one room by one nick (one MODE command's, as delivered): IRC says them in one
+    MODE line, as servers answer `MODE #room -int`, with at most mapping.MODES_MAX words."""
+
+    changes: list[ev.Mode]
+
+    def takes(self, e: ev.Mode) -> bool:
+        first = self.changes[0]
+        words = sum(1 for c in self.changes if c.target is not None or c.mode == "+k")
+        return (e.room == first.room and e.nick == first.nick
+                and (words < mapping.MODES_MAX or (e.target is None and e.mode != "+k")))
 
 
 class IrcCodec(Codec):
@@ -463,15 +477,20 @@ class IrcCodec(Codec):
         if modes.strip("+-") == "b" and len(m.params) == 2:
             self._asked.append(_Asked("banlist"))
             return (cmd.Mode(room=room),)
-        unknown = [c for c in modes if c not in "+-" and c not in cmd.MODE_LETTERS and c not in mapping.ALWAYS_ON]
+        unknown = [c for c in modes if c not in "+-" and c not in cmd.MODE_LETTERS]
         if unknown:
             return self._numeric("472", unknown[0], "is unknown mode char to me")
-        modes = "".join(c for c in modes if c not in mapping.ALWAYS_ON)  # on already, and for good
         if not modes.strip("+-"):
             return ()
-        if any(not k.strip() or " " in k or len(k) > KEY_MAX for k in _new_keys(modes, m.params[2:])):
+        words = _words_set(modes, m.params[2:])
+        if any(not k.strip() or " " in k or len(k) > KEY_MAX for k in words.get("k", ())):
             return self._numeric("696", mapping.channel(room), "k", "*",
                                  f"Invalid key: no spaces, 1 to {KEY_MAX} characters")
+        for limit in words.get("l", ()):
+            try:
+                check_member_limit(limit)
+            except ChatError as e:
+                return self._numeric("696", mapping.channel(room), "l", limit[:20] or "*", e.message)
         # a ban mask nick!user@host bans the nick: bans here are of nicks and accounts (docs/IRC.md)
         args = tuple(a.partition("!")[0] if "!" in a else a for a in m.params[2:])
         return (cmd.Mode(room=room, modes=modes, args=args),)
@@ -628,9 +647,26 @@ class IrcCodec(Codec):
     # ---------------------------------------------------------------------------------------- output
 
     def render(self, events: Sequence[ev.Event | Reply]) -> bytes:
-        return "".join([self._render(e) for e in events]).encode()
+        out: list[str] = []
+        modes: _Modes | None = None  # consecutive mode changes of one room by one nick: one MODE line
+        for e in events:
+            if type(e) is ev.Mode:
+                if modes is not None and modes.takes(e):
+                    modes.changes.append(e)
+                    continue
+                if modes is not None:
+                    out.append(self._render(modes))
+                modes = _Modes([e])
+                continue
+            if modes is not None:
+                out.append(self._render(modes))
+                modes = None
+            out.append(self._render(e))
+        if modes is not None:
+            out.append(self._render(modes))
+        return "".join(out).encode()
 
-    def _render(self, event: ev.Event | Reply) -> str:
+    def _render(self, event: ev.Event | Reply | _Modes) -> str:
         if self._label is not None and not isinstance(event, _LabelClose | ev.Bye):
             if isinstance(event, ev.ChatMessage | ev.TagMessage) and self._to_self(event):  # the echo is labeled,
                 once = self._message(event) if isinstance(event, ev.ChatMessage) else self._tagmsg_line(event)
@@ -663,7 +699,7 @@ class IrcCodec(Codec):
                         *((x if _in_batch(x) else _tagged(x, f"batch={ref}")) + "\r\n" for x in lines),
                         line(self.host, "BATCH", f"-{ref}")])
 
-    def _render_one(self, event: ev.Event | Reply) -> str:
+    def _render_one(self, event: ev.Event | Reply | _Modes) -> str:
         if isinstance(event, Reply):
             return event.data.decode()
         renderer = _RENDERERS.get(type(event))
@@ -735,17 +771,19 @@ class IrcCodec(Codec):
             lines.append(line(host, "332", me, channel, e.topic))
             if e.topic_by and e.topic_at:
                 lines.append(line(host, "333", me, channel, e.topic_by, str(int(e.topic_at))))
-        lines.extend(self._name_lines(e.room, e.members, e.ops, e.voiced))
+        lines.extend(self._name_lines(e.room, e.members, e.ops, e.voiced, e.secret))
         return "".join(lines)
 
-    def _name_lines(self, room: str, members: list[str], ops: list[str], voiced: list[str]) -> list[str]:
+    def _name_lines(self, room: str, members: list[str], ops: list[str], voiced: list[str],
+                    secret: bool) -> list[str]:
         me, host, channel = self._me, self.host, mapping.channel(room)
         every = "multi-prefix" in self._caps
         full = "userhost-in-names" in self._caps
         shown = [_prefix(n, ops, voiced, every) + (self._source(n) if full else n) for n in members]
+        symbol = "@" if secret else "="  # RFC 2812's mark of a secret channel
         lines = []
         for start in range(0, len(shown), 40):
-            lines.append(line(host, "353", me, "=", channel, " ".join(shown[start:start + 40])))
+            lines.append(line(host, "353", me, symbol, channel, " ".join(shown[start:start + 40])))
         lines.append(line(host, "366", me, channel, "End of /NAMES list"))
         return lines
 
@@ -830,7 +868,7 @@ class IrcCodec(Codec):
                 lines.append(line(host, "352", me, channel, p.user, host, host, p.nick, flag, f"0 {p.realname}"))
             lines.append(line(host, "315", me, asked.target or channel, "End of WHO list"))
             return "".join(lines)
-        return "".join(self._name_lines(e.room, e.members, e.ops, e.voiced))
+        return "".join(self._name_lines(e.room, e.members, e.ops, e.voiced, e.secret))
 
     def _r_rooms(self, e: ev.RoomList) -> str:
         me, host = self._me, self.host
@@ -856,7 +894,8 @@ class IrcCodec(Codec):
             line(host, "001", me, f"Welcome to the {self.network} IRC network, {me}"),
             line(host, "002", me, f"Your host is {host}, running chat"),
             line(host, "003", me, "This server keeps every message it delivers"),
-            line(host, "004", me, host, f"chat-{__version__}", mapping.USER_MODES, "bikmotv", "bkov"),
+            line(host, "004", me, host, f"chat-{__version__}", mapping.USER_MODES, "".join(sorted(cmd.MODE_LETTERS)),
+                 "".join(sorted(k for k, word in cmd.MODE_LETTERS.items() if word))),
         ]
         tokens = mapping.isupport(self.network)
         for start in range(0, len(tokens), 12):
@@ -893,7 +932,7 @@ class IrcCodec(Codec):
             number = "441" if e.code is ErrorCode.NOT_IN_ROOM else "443"  # about someone else, in a room
             words = "They aren't on that channel" if number == "441" else words
             return line(host, number, me, subject, mapping.channel(e.room), words)
-        if e.code is ErrorCode.NOT_IN_ROOM and e.command in ("msg", "say", "me"):
+        if e.code in (ErrorCode.NOT_IN_ROOM, ErrorCode.BANNED) and e.command in ("msg", "say", "me"):
             number, words = "404", "Cannot send to channel"
         elif e.code in (ErrorCode.BAD_ARGUMENT, ErrorCode.UNKNOWN_COMMAND):
             subject = mapping.IRC_VERBS.get(e.command or "", (e.command or "*").upper())
@@ -949,12 +988,22 @@ class IrcCodec(Codec):
                     tags=self._tags(e.time))
 
     def _r_mode(self, e: ev.Mode) -> str:
-        params = [mapping.channel(e.room), e.mode]
-        if e.target is not None:
-            params.append(e.target)
-        elif e.mode == "+k":
-            params.append("*")
-        return line(self._source(e.nick), "MODE", *params, tags=self._tags(e.time))
+        return self._r_modes(_Modes([e]))
+
+    def _r_modes(self, e: _Modes) -> str:
+        first = e.changes[0]
+        letters, words, sign = [], [], ""
+        for change in e.changes:
+            if change.mode[0] != sign:
+                sign = change.mode[0]
+                letters.append(sign)
+            letters.append(change.mode[1])
+            if change.target is not None:
+                words.append(change.target)
+            elif change.mode == "+k":
+                words.append("*")  # the key is never broadcast
+        return line(self._source(first.nick), "MODE", mapping.channel(first.room), "".join(letters), *words,
+                    tags=self._tags(first.time))
 
     def _r_invite(self, e: ev.Invite) -> str:
         me = self._me
@@ -968,10 +1017,13 @@ class IrcCodec(Codec):
         if asked is not None and asked.kind == "banlist":
             return "".join(line(host, "367", me, channel, f"{b}!*@*") for b in e.bans) + line(
                 host, "368", me, channel, "End of channel ban list")
-        modes = "+" + "".join(sorted(e.modes.lstrip("+") + mapping.ALWAYS_ON))
+        modes = e.modes or "+"
         params = [channel, modes]
-        if "k" in modes and e.key:
-            params.append(e.key)
+        for letter in modes:  # their words in the letters' order: the key (to ops only, else *), the limit
+            if letter == "k":
+                params.append(e.key or "*")
+            elif letter == "l" and e.limit is not None:
+                params.append(str(e.limit))
         out = line(host, "324", me, *params)
         if e.created_at is not None:
             out += line(host, "329", me, channel, str(int(e.created_at)))
@@ -1107,17 +1159,17 @@ def _inside(messages: list[ev.ChatMessage], asked: _Asked | None) -> list[ev.Cha
     return [x for x in messages if low < x.id < high]
 
 
-def _new_keys(modes: str, words: Sequence[str]) -> list[str]:
-    """The keys a MODE line sets (+k KEY), its words matched to its letters as cmd.Mode matches them."""
-    keys, sign, rest = [], "+", list(words)
+def _words_set(modes: str, words: Sequence[str]) -> dict[str, list[str]]:
+    """The words a MODE line gives each letter it sets (+k KEY, +l N, +o NICK...), matched to its letters as
+    cmd.Mode matches them."""
+    found: dict[str, list[str]] = {}
+    sign, rest = "+", list(words)
     for letter in modes:
         if letter in "+-":
             sign = letter
-        elif cmd.MODE_LETTERS.get(letter) and not (letter == "k" and sign == "-") and rest:
-            word = rest.pop(0)
-            if letter == "k":
-                keys.append(word)
-    return keys
+        elif cmd.MODE_LETTERS.get(letter) and not (letter in cmd.UNSET_WITHOUT_WORD and sign == "-") and rest:
+            found.setdefault(letter, []).append(rest.pop(0))
+    return found
 
 
 def _msgid(point: str) -> int | None:
@@ -1171,8 +1223,9 @@ _RENDERERS: dict[type, Callable[[IrcCodec, Any], str]] = {
     ev.Notice: IrcCodec._r_notice, ev.Help: IrcCodec._r_help, ev.Welcome: IrcCodec._r_welcome,
     ev.Error: IrcCodec._r_error, ev.Bye: IrcCodec._r_bye, ev.AccountChange: IrcCodec._r_account,
     ev.PasswordWanted: IrcCodec._r_password_wanted, ev.WhoIs: IrcCodec._r_whois, ev.Kick: IrcCodec._r_kick,
-    ev.Mode: IrcCodec._r_mode, ev.Invite: IrcCodec._r_invite, ev.RoomModes: IrcCodec._r_room_modes,
-    ev.Away: IrcCodec._r_away, ev.Online: IrcCodec._r_online, ev.WhoWas: IrcCodec._r_whowas,
+    ev.Mode: IrcCodec._r_mode, _Modes: IrcCodec._r_modes, ev.Invite: IrcCodec._r_invite,
+    ev.RoomModes: IrcCodec._r_room_modes, ev.Away: IrcCodec._r_away, ev.Online: IrcCodec._r_online,
+    ev.WhoWas: IrcCodec._r_whowas,
     ev.Operator: IrcCodec._r_operator, ev.UserModes: IrcCodec._r_user_modes, ev.Wallops: IrcCodec._r_wallops,
     ev.ServerTime: IrcCodec._r_time, ev.TagMessage: IrcCodec._r_tagmsg,
 }

@@ -21,9 +21,6 @@ from chat.protocol.errors import ErrorCode
 from chat.protocol.names import NICK_MAX, ROOM_MAX, TOPIC_MAX, check_room
 
 CHANNEL_PREFIX = "#"
-# channel modes that are always on here: +n (no messages from outside: only members speak in a room). Shown in
-# 324, accepted (+n) and otherwise ignored
-ALWAYS_ON = "n"
 CASEMAPPING = "ascii"
 TAGS_MAX = 4096  # bytes of tags a client may send, the @ and the space after them included (IRCv3: 4094 + 2)
 BODY_MAX = 510  # bytes of the rest of a line, CR LF excluded (RFC 1459's 512 with them)
@@ -47,12 +44,18 @@ def room_of(target: str) -> str | None:
         return None
 
 
+# the channel modes (cmd.MODE_LETTERS) by ISUPPORT's kinds: lists (b), a word always (k), a word to set (l),
+# no word (imnst); o and v are PREFIX's
+CHANMODES = "b,k,l,imnst"
+MODES_MAX = 4  # mode changes with a word in one MODE line (ISUPPORT MODES): the most a line we send carries
+
+
 def isupport(network: str) -> list[str]:
     """RPL_ISUPPORT tokens: what this server really does."""
     return [
         f"NETWORK={network}", f"CASEMAPPING={CASEMAPPING}", f"CHANTYPES={CHANNEL_PREFIX}", "PREFIX=(ov)@+",
-        "CHANMODES=b,k,,imnt", f"NICKLEN={NICK_MAX}", f"CHANNELLEN={ROOM_MAX + 1}", f"TOPICLEN={TOPIC_MAX}",
-        f"KICKLEN={KICK_MAX}", f"AWAYLEN={AWAY_MAX}", "MODES=4", "UTF8ONLY",
+        f"CHANMODES={CHANMODES}", f"NICKLEN={NICK_MAX}", f"CHANNELLEN={ROOM_MAX + 1}", f"TOPICLEN={TOPIC_MAX}",
+        f"KICKLEN={KICK_MAX}", f"AWAYLEN={AWAY_MAX}", f"MODES={MODES_MAX}", "UTF8ONLY",
         "TARGMAX=PRIVMSG:4,NOTICE:4,JOIN:10,PART:10", f"CHATHISTORY={CHATHISTORY_MAX}", "MSGREFTYPES=msgid",
     ]
 
@@ -76,6 +79,7 @@ NUMERICS: dict[ErrorCode, tuple[str, str] | None] = {
     ErrorCode.BANNED: ("474", "Cannot join channel (+b)"),
     ErrorCode.INVITE_ONLY: ("473", "Cannot join channel (+i)"),
     ErrorCode.BAD_KEY: ("475", "Cannot join channel (+k)"),
+    ErrorCode.ROOM_FULL: ("471", "Cannot join channel (+l)"),
     ErrorCode.MODERATED: ("404", "Cannot send to channel (+m)"),
     ErrorCode.LINE_TOO_LONG: ("417", "Input line was too long"),
     ErrorCode.UNKNOWN_COMMAND: ("421", "Unknown command"),
@@ -96,7 +100,7 @@ NO_SUBJECT = frozenset({"417", "464", "481", "491"})
 # numerics whose subject is a channel (the rest name a nick or a command)
 USER_MODES = "ow"  # o: a server operator (OPER), w: receives WALLOPS
 
-CHANNEL_NUMERICS = frozenset({"403", "404", "405", "442", "473", "474", "475", "482"})
+CHANNEL_NUMERICS = frozenset({"403", "404", "405", "442", "471", "473", "474", "475", "482"})
 
 # our verbs as IRC names them (for 461 and the like)
 IRC_VERBS = {

@@ -525,6 +525,7 @@ class App {
     if (this.quietModes.delete(key)) return; // asked by the page itself
     const parts = [`#${e.room}: ${e.modes ? `modes ${e.modes}` : "no modes set"}`];
     if (e.key) parts.push(`key ${e.key}`);
+    if (e.limit != null) parts.push(`at most ${e.limit} members`);
     parts.push(e.owner ? `owner ${e.owner}` : "no owner");
     if (e.ops.length) parts.push(`ops: ${e.ops.join(", ")}`);
     if (e.voiced.length) parts.push(`voiced: ${e.voiced.join(", ")}`);
@@ -541,6 +542,9 @@ class App {
     const said = {
       "+i": `made ${room} invite-only`, "-i": `made ${room} open to everyone`,
       "+k": `set a key on ${room}`, "-k": `removed the key of ${room}`,
+      "+l": `limited ${room} to ${e.target} members`, "-l": `removed the member limit of ${room}`,
+      "+n": `let only members send to ${room}`, "-n": `let anyone send to ${room}, members or not`,
+      "+s": `made ${room} secret: outsiders do not see it`, "-s": `made ${room} no longer secret`,
       "+t": `let only ops set the topic of ${room}`, "-t": `let everyone set the topic of ${room}`,
       "+m": `made ${room} moderated: only ops and voiced members may speak`, "-m": `made ${room} unmoderated`,
       "+o": `made ${e.target} an op`, "-o": `took ops from ${e.target}`,
