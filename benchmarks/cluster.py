@@ -1,18 +1,25 @@
 #!/usr/bin/env python3
 """Clustered nodes on one PostgreSQL (docs/CLUSTER.md): cross-node latency, and what clustering costs.
 
-    .venv/bin/python benchmarks/cluster.py [--rate 500] [--seconds 10] [--clients 10] [--messages 300]
+    .venv/bin/python benchmarks/cluster.py [--rate 500] [--seconds 10] [--clients 10] [--messages 300] [--rounds 1]
 
-Creates a database of its own on CHAT_TEST_POSTGRES_URL's server (dropped at the end), and prints one JSON object:
+One command for every figure of the issue's benchmark (about a minute per round on a quiet machine). Creates a
+database of its own per measurement on CHAT_TEST_POSTGRES_URL's server (`h_cluster_bench_…`, dropped at the end),
+prints a summary table on stderr and one JSON object on stdout:
+- `machine`: the cores, the load average before and after (a shared machine skews wall-clock figures: say so), the
+  commit measured.
 - `latency`: one sender on node A at `--rate` messages a second for `--seconds`, one receiver on node B; each
-  message's latency from its send until B delivers it (p50, p99, max, in ms). Delivered means stored: this
+  message's latency from its send until B delivers it (p50, p99, p99.9, max, in ms; `n` of `sent` arrived).
+  Delivered means stored: this
   includes A's commit, the NOTIFY, B's read of the room's events, and B's send. The same with both clients on one
   clustered node, and on a single server without --cluster, as the baseline.
 - `throughput`: `--clients` clients in one room, spread over 1, 2 or 3 nodes (and a single server without
   --cluster), each sending `--messages` lines as fast as the server takes them; deliveries per second until every
   client has every message. On a 2-core machine shared with other work this measures the overhead of
   clustering, not scaling: every node competes for the same two cores as PostgreSQL and the clients.
-Loopback only; the servers are killed on exit, however the script ends.
+`--rounds N` repeats the whole set N times, interleaved (single, same-node, cross-node, then the throughputs,
+then again), so that a change in the machine's load touches every mode alike. Loopback only; the servers are
+killed on exit, however the script ends.
 """
 
 from __future__ import annotations
@@ -85,7 +92,7 @@ def percentiles(values: list[float]) -> dict[str, float | int | None]:
     def at(p: float) -> float:
         return round(v[min(len(v) - 1, int(p / 100 * len(v)))], 2)
 
-    return {"n": len(v), "p50": at(50), "p99": at(99), "max": round(v[-1], 2)}
+    return {"n": len(v), "p50": at(50), "p99": at(99), "p99.9": at(99.9), "max": round(v[-1], 2)}
 
 
 def latency(db: str, rate: float, seconds: float, mode: str) -> dict[str, object]:
@@ -167,6 +174,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--clients", type=int, default=10)
     parser.add_argument("--messages", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
     admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
     results: dict[str, object] = {}
@@ -179,18 +187,49 @@ def main() -> None:
             return make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
 
         fresh.names = []  # type: ignore[attr-defined]
-        results["latency"] = [latency(fresh(), args.rate, args.seconds, mode)
-                               for mode in ("single", "same-node", "cross-node")]
-        results["throughput"] = [
-            throughput(fresh(), 1, args.clients, args.messages, cluster=False),
-            *(throughput(fresh(), n, args.clients, args.messages, cluster=True) for n in (1, 2, 3)),
-        ]
+        results["machine"] = {"cpus": os.cpu_count(), "loadavg_before": [round(x, 2) for x in os.getloadavg()],
+                              "commit": _commit()}
+        results["latency"], results["throughput"] = [], []
+        for round_ in range(1, args.rounds + 1):
+            for mode in ("single", "same-node", "cross-node"):
+                results["latency"].append({"round": round_, **latency(fresh(), args.rate, args.seconds, mode)})
+            results["throughput"].append({"round": round_, **throughput(fresh(), 1, args.clients, args.messages,
+                                                                         cluster=False)})
+            for n in (1, 2, 3):
+                results["throughput"].append({"round": round_, **throughput(fresh(), n, args.clients, args.messages,
+                                                                             cluster=True)})
+        results["machine"]["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]  # type: ignore[index]
     finally:
         with admin.connect() as conn:
             for name in fresh.names:  # type: ignore[attr-defined]
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+    print(summary(results), file=sys.stderr)
     print(json.dumps(results, indent=1))
+
+
+def summary(results: dict[str, object]) -> str:
+    """The figures as a table, for a reader (the JSON is for tools)."""
+    machine = results["machine"]
+    lines = [f"machine: {machine['cpus']} cores, load average {machine['loadavg_before']} before, "  # type: ignore[index]
+             f"{machine.get('loadavg_after')} after; commit {machine['commit']}",  # type: ignore[attr-defined]
+             "latency (ms)        round  arrived      p50     p99   p99.9     max"]
+    for r in results["latency"]:  # type: ignore[attr-defined]
+        lines.append(f"  {r['mode']:<18}{r['round']:>5}  {r.get('n', 0):>5}/{r['sent']:<5}"
+                     f"{r.get('p50', '-'):>7}{r.get('p99', '-'):>8}{r.get('p99.9', '-'):>8}{r.get('max', '-'):>8}")
+    lines.append("throughput          round  deliveries/s")
+    for r in results["throughput"]:  # type: ignore[attr-defined]
+        what = f"{r['nodes']} node{'s' if r['nodes'] > 1 else ''}" + (" --cluster" if r["cluster"] else "")
+        lines.append(f"  {what:<18}{r['round']:>5}  {r['deliveries_per_s']:>12}")
+    return "\n".join(lines)
+
+
+def _commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent, timeout=10).stdout.strip() or None
+    except OSError:
+        return None
 
 
 if __name__ == "__main__":

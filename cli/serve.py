@@ -141,6 +141,9 @@ def serve(
                                                   "the port).", show_default=False)] = DEFAULTS.node,
     node_timeout: Annotated[float, typer.Option(min=3, help="Seconds without a heartbeat before a node's users "
                                                             "are announced gone.")] = DEFAULTS.node_timeout,
+    events_kept: Annotated[float, typer.Option(min=1, help="Seconds room events are kept at least before they are "
+                                                           "pruned (clustered; keep it well above --node-timeout).")
+                           ] = DEFAULTS.events_kept,
     log_level: Annotated[LogLevel, typer.Option(help="Least important log level shown.")] = LogLevel.info,
     log_format: Annotated[LogFormat, typer.Option(help="text, or json (one object per line).")] = LogFormat.text,
 ) -> None:
@@ -182,7 +185,7 @@ def serve(
             tls_cert=tls_cert,
             tls_key=tls_key, tls_port=tls_port, plain=not no_plain, tls_handshake_timeout=tls_handshake_timeout,
             irc_port=irc_port, ircs_port=ircs_port, server_name=server_name,
-            cluster=cluster, node=node, node_timeout=node_timeout,
+            cluster=cluster, node=node, node_timeout=node_timeout, events_kept=events_kept,
         )
     except ValueError as e:
         _fail(str(e), status=2)

@@ -48,10 +48,20 @@ def postgres_unavailable() -> str | None:
 @pytest.fixture
 def postgres_db() -> Iterator[str]:
     """A fresh, empty PostgreSQL database, dropped afterwards."""
+    yield from fresh_postgres_database("chat_test")
+
+
+@pytest.fixture
+def cluster_postgres_db() -> Iterator[str]:
+    """As postgres_db, named for the cluster tests (chat_cluster_test_…)."""
+    yield from fresh_postgres_database("chat_cluster_test")
+
+
+def fresh_postgres_database(prefix: str) -> Iterator[str]:
     problem = postgres_unavailable()
     if problem:
         pytest.skip(problem)
-    name = f"chat_test_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))

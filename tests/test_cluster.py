@@ -4,17 +4,23 @@ ports, a database of their own per test (dropped after), real clients in JSON mo
 from __future__ import annotations
 
 import json
+import os
+import re
 import signal
+import socket
 import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from harness.clients import LineClient, wait_for
+from harness.irc import IrcClient
 from harness.process import ServeProcess, chat_command
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]
@@ -24,17 +30,17 @@ GONE_BOUND = NODE_TIMEOUT + 2 * 2 + 3
 
 
 @pytest.fixture
-def nodes(postgres_db: str) -> Iterator[Any]:
+def nodes(cluster_postgres_db: str) -> Iterator[Any]:
     """`start(name)` runs a node; all are killed at the end."""
     started: list[ServeProcess] = []
 
-    def start(name: str, *extra: str) -> ServeProcess:
-        node = ServeProcess(postgres_db, "--cluster", "--node", name, "--node-timeout", str(NODE_TIMEOUT),
+    def start(name: str, *extra: str, db: str | None = None) -> ServeProcess:
+        node = ServeProcess(db or cluster_postgres_db, "--cluster", "--node", name, "--node-timeout", str(NODE_TIMEOUT),
                             "--rate", "0", "--log-level", "warning", *extra)
         started.append(node)
         return node
 
-    start.db = postgres_db  # type: ignore[attr-defined]
+    start.db = cluster_postgres_db  # type: ignore[attr-defined]
     try:
         yield start
     finally:
@@ -334,3 +340,264 @@ def test_a_node_stopped_cleanly_announces_its_users_gone_at_once(nodes: Any) -> 
     quit_ = bob.expect_event("quit", nick="ann", timeout=20)
     assert "shut down" in quit_["reason"]  # said by the node itself, not its reaper
     wait_members(bob, "lobby", {"bob"})
+
+
+def irc_port(node: ServeProcess) -> int:
+    found = re.search(r":(\d+) \(IRC\)", node.banner)
+    assert found, node.banner
+    return int(found.group(1))
+
+
+def test_rooms_and_whois_are_cluster_wide(nodes: Any) -> None:
+    a, b = nodes("a", "--irc-port", "0"), nodes("b", "--password-profile", "test")
+    ann = client(a, "ann")
+    bob, bea = client(b, "bob"), client(b, "bea")
+    bob.send("/register secret words")  # so that #bees is his, and its modes are stored
+    bob.expect_event("account", change="registered")
+    for x in (bob, bea):  # a room whose members are all on node b
+        x.send("/join #bees")
+        x.expect_event("joined", room="bees")
+    bob.send("/topic #bees buzz")
+    bob.expect_event("topic", room="bees")
+    deadline = time.monotonic() + 20
+    while True:  # node a has nobody in #bees, yet lists it with b's two members
+        ann.send("/rooms")
+        listed = {r["room"]: r for r in ann.expect_event("rooms")["rooms"]}
+        if "bees" in listed and listed["bees"]["members"] == 2:
+            break
+        assert time.monotonic() < deadline, f"a lists {listed}"
+        time.sleep(0.1)
+    assert listed["bees"]["topic"] == "buzz"
+    assert listed["lobby"]["members"] == 3
+    ann.send("/whois bob")
+    whois = ann.expect_event("whois", nick="bob")
+    assert whois["online"] is True
+    assert sorted(whois["rooms"]) == ["bees", "lobby"]
+    bob.send("/mode #bees +i")  # an invite-only room of node b: hidden from outsiders on node a too
+    bob.expect_event("mode", room="bees")
+    deadline = time.monotonic() + 20
+    while True:
+        ann.send("/rooms")
+        rooms = ann.expect_event("rooms")
+        if "bees" not in {r["room"] for r in rooms["rooms"]}:
+            break
+        assert time.monotonic() < deadline, "a still lists the invite-only #bees"
+        time.sleep(0.1)
+    assert rooms["total"] == 1
+    ann.send("/whois bob")
+    assert ann.expect_event("whois", nick="bob")["rooms"] == ["lobby"]
+    irc = IrcClient(a.host, irc_port(a))  # the IRC door's LIST and WHOIS are the same services
+    irc.register("ivy")
+    irc.send("WHOIS bea")
+    assert "bea" in irc.expect(" 311 ")
+    assert "#lobby" in irc.expect(" 319 ")
+    irc.expect(" 318 ")
+    irc.send("LIST")
+    assert " #lobby 4 " in irc.expect(" 322 ")
+    irc.expect(" 323 ")
+    irc.close()
+
+
+def test_moderation_reaches_the_other_nodes_live(nodes: Any) -> None:
+    a, b = nodes("a", "--password-profile", "test"), nodes("b", "--password-profile", "test")
+    olga = client(a, "olga")
+    olga.send("/register secret words")
+    olga.expect_event("account", change="registered")
+    olga.send("/join #den")  # hers: her acts are stored, and told to the other nodes as room events
+    olga.expect_event("joined", room="den")
+    bob, cat, dan = client(b, "bob"), client(b, "cat"), client(b, "dan")
+    for x in (bob, cat, dan):
+        x.send("/join #den")
+        x.expect_event("joined", room="den")
+    wait_members(olga, "den", {"olga", "bob", "cat", "dan"})
+    olga.send("/mode #den +m")
+    assert dan.expect_event("mode", room="den", mode="+m")["nick"] == "olga"
+    bob.send("/msg #den may I?")  # node b applied the setting to its copy of the room
+    bob.expect_event("error", code="moderated")
+    olga.send("/mode #den -m")
+    dan.expect_event("mode", room="den", mode="-m")
+    olga.send("/kick #den bob out")
+    kick = cat.expect_event("kick", room="den")  # a kick, not a part
+    assert (kick["nick"], kick["by"], kick["reason"]) == ("bob", "olga", "out")
+    bob.expect_event("kick", room="den", nick="bob")
+    bob.send("/msg #den still here?")  # node b removed its member
+    bob.expect_event("error", code="not_in_room")
+    wait_members(olga, "den", {"olga", "cat", "dan"})
+    wait_members(dan, "den", {"olga", "cat", "dan"})
+    olga.send("/ban #den cat")
+    assert dan.expect_event("mode", room="den", mode="+b")["target"] == "cat"
+    assert cat.expect_event("kick", room="den", nick="cat")["reason"] == "banned"
+    cat.send("/join #den")  # refused by node b's copy of the room (dan keeps it in b's memory)
+    cat.expect_event("error", code="banned")
+    olga.send("/mode #den +i")
+    dan.expect_event("mode", room="den", mode="+i")
+    eve = client(a, "eve")
+    olga.send("/invite eve #den")
+    eve.expect_event("invite", room="den")
+    eve.send("/quit")
+    eve.expect_closed()
+    other = client(b, "gus")
+    other.send("/join #den")
+    other.expect_event("error", code="invite_only")
+    deadline = time.monotonic() + 20
+    while True:  # the nick is free once a's quit is committed; eve comes back on node b, invited there too
+        eve = LineClient(b.host, b.port, json_mode=True)
+        eve.send("eve")
+        line = eve.expect(lambda line: '"type":"joined"' in line or '"code":"nick_taken"' in line)
+        if '"joined"' in line:
+            break
+        eve.close()
+        assert time.monotonic() < deadline, "eve's nick stayed taken"
+        time.sleep(0.1)
+    eve.send("/join #den")
+    eve.expect_event("joined", room="den")
+    olga.send("/topic #den quiet please")
+    assert dan.expect_event("topic", room="den")["topic"] == "quiet please"
+
+
+def test_a_private_message_sent_while_its_node_is_not_listening_is_delivered_when_it_catches_up(nodes: Any) -> None:
+    a, b = nodes("a"), nodes("b")
+    ann, bob = client(a, "ann"), client(b, "bob")
+    ann.send("/msg bob before")
+    assert bob.expect_event("private")["text"] == "before"
+    engine = create_engine(nodes.db, isolation_level="AUTOCOMMIT")
+
+    def kill_listener() -> bool:
+        with engine.connect() as conn:
+            return bool(conn.execute(text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE "
+                                          "application_name = 'chat-listen b'")).scalar())
+
+    sent = []
+    for round_ in range(3):  # b's listener is gone for at least half a second each time: some land meanwhile
+        wait_for(kill_listener, timeout=20, what="b's LISTEN connection")
+        for i in range(10):
+            sent.append(f"r{round_} m{i}")
+            ann.send(f"/msg bob {sent[-1]}")
+            time.sleep(0.05)
+    engine.dispose()
+    got = [bob.expect_event("private", timeout=20)["text"] for _ in sent]
+    assert got == sent  # every one, once, in order
+    ann.send("/msg bob after")
+    assert bob.expect_event("private")["text"] == "after"
+
+
+def test_room_events_are_pruned_once_no_node_needs_them(nodes: Any) -> None:
+    a, b = nodes("a", "--events-kept", "1"), nodes("b", "--events-kept", "1")
+    ann, bob = client(a, "ann"), client(b, "bob")
+    wait_members(bob, "lobby", {"ann", "bob"})
+    for i in range(5):
+        ann.send(f"old {i}")
+        bob.expect_event("message", text=f"old {i}")
+    ann.send("/msg bob old private")
+    bob.expect_event("private", text="old private")
+    engine = create_engine(nodes.db)
+
+    def counts() -> tuple[int, int, int]:
+        with engine.connect() as conn:
+            return (conn.execute(text("SELECT count(*) FROM room_events")).scalar_one(),
+                    conn.execute(text("SELECT count(*) FROM node_inbox")).scalar_one(),
+                    conn.execute(text("SELECT count(*) FROM nodes WHERE caught_up IS NOT NULL")).scalar_one())
+
+    assert counts()[0] >= 5
+    wait_for(lambda: counts() == (0, 0, 2), timeout=30, what="the old room events pruned")
+    with engine.connect() as conn:  # the history is untouched
+        assert conn.execute(text("SELECT count(*) FROM messages WHERE text LIKE 'old %'")).scalar_one() == 6
+    engine.dispose()
+    ann.send("new")  # and the nodes carry on
+    bob.expect_event("message", text="new")
+    cid = client(b, "cid")
+    assert [m["text"] for m in backlog(cid, "lobby")][-2:] == ["old 4", "new"]
+
+
+def test_a_reaped_node_that_comes_back_ends_its_sessions_and_starts_clean(nodes: Any) -> None:
+    a, b = nodes("a"), nodes("b")
+    ann, bob = client(a, "ann"), client(b, "bob")
+    wait_members(bob, "lobby", {"ann", "bob"})
+    a.proc.send_signal(signal.SIGSTOP)
+    try:
+        assert "stopped answering" in bob.expect_event("quit", nick="ann", timeout=GONE_BOUND)["reason"]
+        wait_members(bob, "lobby", {"bob"})
+        taker = client(b, "ann")  # the nick is free: someone on b takes it while a is still paused
+    finally:
+        a.proc.send_signal(signal.SIGCONT)
+    bye = ann.expect_event("bye", timeout=20)
+    assert bye["code"] == "node_lost"
+    ann.expect_closed()
+    wait_members(bob, "lobby", {"ann", "bob"})  # b's ann is not the one a forgot: nobody announces her gone
+    assert not [line for line in bob.seen if '"type":"quit"' in line and '"nick":"ann"' in line][1:]
+    assert taker.nick == "ann"
+    deadline = time.monotonic() + 20
+    while True:  # a takes clients again, and is a node like the others once its row is back
+        try:
+            amy = client(a, "amy")
+            break
+        except (AssertionError, OSError, TimeoutError):
+            assert time.monotonic() < deadline, "node a did not take clients again"
+            time.sleep(0.2)
+    wait_members(bob, "lobby", {"ann", "amy", "bob"})
+    amy.send("I am back")
+    bob.expect_event("message", text="I am back")
+    bob.send("/msg amy welcome")
+    amy.expect_event("private", text="welcome")
+
+
+@contextmanager
+def proxy_to_postgres(db: str) -> Iterator[tuple[str, Any]]:
+    """The database's URL through a socat proxy on a free port, and `cut(on)`: kill the proxy (every connection
+    through it drops, new ones are refused) or start it again on the same port."""
+    url = make_url(db)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def cut(on: bool) -> None:
+        if not on:
+            proc = procs.pop()
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+            return
+        procs.append(subprocess.Popen(["socat", f"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork",
+                                       f"TCP:{url.host or '127.0.0.1'}:{url.port or 5432}"], start_new_session=True))
+
+        def listening() -> bool:
+            with socket.socket() as probe:
+                return probe.connect_ex(("127.0.0.1", port)) == 0
+
+        wait_for(listening, timeout=10, what="the socat proxy")
+
+    cut(True)
+    try:
+        yield url.set(host="127.0.0.1", port=port).render_as_string(hide_password=False), cut
+    finally:
+        while procs:
+            cut(False)
+
+
+def test_a_node_that_loses_the_database_refuses_messages_keeps_its_clients_and_recovers(nodes: Any) -> None:
+    with proxy_to_postgres(nodes.db) as (through_proxy, cut):
+        a = nodes("a", "--node-timeout", "60", db=through_proxy)  # (not reaped meanwhile)
+        b = nodes("b", "--node-timeout", "60")
+        ann, bob = client(a, "ann"), client(b, "bob")
+        wait_members(bob, "lobby", {"ann", "bob"})
+        ann.send("before")
+        bob.expect_event("message", text="before")
+        cut(False)
+        ann.send("while cut")
+        ann.expect_event("error", code="not_delivered", timeout=30)
+        ann.send("/ping still here")  # its connection is kept
+        ann.expect_event("pong", timeout=20)
+        cut(True)
+        deadline = time.monotonic() + 30
+        i = 0
+        while True:  # it recovers by itself: a message goes through again
+            ann.send(f"after {i}")
+            echo = f'"text":"after {i}"'
+            line = ann.expect(lambda line, echo=echo: echo in line or '"code":"not_delivered"' in line, timeout=20)
+            if '"not_delivered"' not in line:
+                break
+            assert time.monotonic() < deadline, "node a did not recover"
+            i += 1
+            time.sleep(0.3)
+        assert bob.expect_event("message", text=f"after {i}", timeout=20)
+        assert not [line for line in bob.seen if "while cut" in line]

@@ -67,6 +67,7 @@ class ErrorCode(StrEnum):
     SERVER_SHUTDOWN = "server_shutdown"
     KILLED = "killed"  # a server operator's /kill
     PING_TIMEOUT = "ping_timeout"  # an IRC client answered no PING (--ping-timeout)
+    NODE_LOST = "node_lost"  # clustered: the other nodes gave this node up (out of touch too long); reconnect
 
 
 class ChatError(Exception):

@@ -378,7 +378,7 @@ def _close_code(code: ErrorCode | None) -> CloseCode:
     match code:
         case None:
             return CloseCode.NORMAL_CLOSURE
-        case ErrorCode.SERVER_SHUTDOWN:
+        case ErrorCode.SERVER_SHUTDOWN | ErrorCode.NODE_LOST:
             return CloseCode.GOING_AWAY
         case ErrorCode.SERVER_FULL:
             return CloseCode.TRY_AGAIN_LATER

@@ -284,8 +284,9 @@ class Accounts:
 
     def whois(self, m: Member, nick: str, out: Outbox) -> None:
         target = self.state.nicks.get(name_key(nick))
-        if target is None:
-            out.ask(NickLookup(m, name_key(nick), nick, "whois"), m)
+        if target is None:  # clustered, the lookup also asks whether another node holds it
+            node = self.config.node if self.config.cluster else None
+            out.ask(NickLookup(m, name_key(nick), nick, "whois", node=node), m)
             return
         account = target.account
         rooms = sorted((r for r in target.rooms.values() if moderation.may_see(m, r)), key=lambda r: r.key)
@@ -301,6 +302,9 @@ class Accounts:
             self.whois(m, target.nick, out)
             return
         found = lookup.found
+        if lookup.elsewhere is not None:
+            self._whois_elsewhere(m, lookup, out)
+            return
         if found is None:
             raise ChatError(ErrorCode.NO_SUCH_NICK, f"Nobody called {lookup.nick} is online or registered.",
                             subject=lookup.nick)
@@ -310,6 +314,25 @@ class Accounts:
             return
         out.reply(m, WhoIs(account.nick, False, True, account.registered_at, found.last_seen, None, [],
                            account.admin))
+
+    def _whois_elsewhere(self, m: Member, lookup: NickLookup, out: Outbox) -> None:
+        """A nick held on another node: its rooms as `m` may see them (a hidden room, invite-only or secret, that is
+        not in this node's memory only to an admin: who is invited to it is known where it is in memory), no idle
+        time (that node knows it, not the database)."""
+        held = lookup.elsewhere
+        assert held is not None
+        account = lookup.found.account if lookup.found is not None else None
+        rooms = []
+        for r in held.rooms:
+            here = self.state.rooms.get(r.key)
+            if here is not None and here.id == r.id:
+                if moderation.may_see(m, here):
+                    rooms.append(r)
+            elif not r.hidden or moderation.is_admin(m):
+                rooms.append(r)
+        out.reply(m, WhoIs(held.nick, True, account is not None, account.registered_at if account else None, None,
+                           None, [r.name for r in rooms], account.admin if account else False, None, held.since,
+                           [r.name for r in rooms if r.op], [r.name for r in rooms if r.voiced]))
 
     # ---------------------------------------------------------------------------------- private messages
 

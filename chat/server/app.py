@@ -124,8 +124,9 @@ class ChatServer:
                                   accounts=lambda wake: AccountWorkers(AccountStore(store.engine), hasher, wake,
                                                                        config.password_threads, config.password_queue))
             if config_cluster:
-                cluster = self.loop.cluster = Cluster(state, node)
-                cluster.link = ClusterLink(self.engine, node, config.node_timeout, self.loop.wake)
+                cluster = self.loop.cluster = Cluster(service, node)
+                cluster.link = ClusterLink(self.engine, node, config.node_timeout, self.loop.wake,
+                                           config.events_kept)
             address = self._open_doors(self.loop)
         except BaseException:
             self._release()

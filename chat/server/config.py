@@ -79,6 +79,7 @@ class ServerConfig:
     cluster: bool = False
     node: str | None = None  # this node's name in the cluster (None: the host name and the port)
     node_timeout: float = 10.0  # seconds without a heartbeat before a node's users are announced gone
+    events_kept: float = 300.0  # seconds room events are kept at least, before pruning (docs/CLUSTER.md)
     exempt_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -114,6 +115,8 @@ class ServerConfig:
             raise ValueError("--cluster needs PostgreSQL (--db postgresql+psycopg://...): SQLite stays single-node")
         if self.node is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.:_\-]{0,63}", self.node):
             raise ValueError("--node: letters, digits, dots, colons, underscores and dashes (64 at most)")
+        if self.events_kept < 1:
+            raise ValueError("--events-kept must be at least 1 second")
         if self.node_timeout < 3:
             raise ValueError("--node-timeout must be at least 3 seconds (the heartbeat is every 2)")
         if not self.plain and not self.tls:

@@ -38,8 +38,9 @@ from chat.server.member import Member
 from chat.server.outbox import CloseAfterFlush, Outbox
 from chat.server.reads import (
     HistoryRequest,
-    PrivateMessageRead,
+    InboxRead,
     RoomEventsRead,
+    RoomListRead,
     RoomLookup,
     SearchRequest,
     StorageRead,
@@ -286,8 +287,11 @@ class EventLoop:
         while self.reader.done:
             self._answered(self.reader.done.popleft())
         cluster = self.cluster
-        if cluster is not None and cluster.link is not None and (cluster.link.inbox or cluster.link.private):
-            cluster.take_inbox(self._ask_cluster)
+        if cluster is not None and cluster.link is not None:
+            if cluster.link.inbox or cluster.link.private:
+                cluster.take_inbox(self._ask_cluster)
+            if cluster.link.lost and not cluster.rejoining:
+                self._node_lost()
         if self.accounts:
             self._hand_over_jobs()
         current = self.current
@@ -341,10 +345,28 @@ class EventLoop:
         self.in_flight = None
         if job.cluster is not None and self.cluster is not None:  # other nodes' events before this batch first
             self.deliverer.deliver(self.cluster.committed(job.cluster, outbox, self._ask_cluster))
+            if outbox.writes.rejoin and job.error is None:
+                self.cluster.rejoined()
         self.deliverer.deliver(outbox)
         self._queue_reads(outbox)
 
-    def _ask_cluster(self, read: RoomEventsRead | PrivateMessageRead) -> None:
+    def _node_lost(self) -> None:
+        """Clustered: the other nodes reaped this one (its heartbeat went stale: it was paused, or cut from the
+        database, for longer than --node-timeout) and it is still running. It starts clean, as a node restarted
+        under its name does: every session ends with a goodbye saying why (`node_lost`; clients reconnect,
+        through the balancer, to any node), its rooms leave memory, and its next commit announces gone whatever
+        it wrote since the reaping and makes its row again (chat.storage.cluster: WriteBatch.rejoin)."""
+        assert self.cluster is not None
+        message = ("This server lost touch with the rest of the chat for too long, and the others announced you "
+                   "gone. Please reconnect.")
+        for c in list(self.connections.values()):
+            if c.phase < Phase.ENDING:
+                self.service.node_lost(c.member, message, self.current)
+                self._ending(c, "node lost")
+        self.cluster.start_clean()
+        self.current.writes.rejoin = True
+
+    def _ask_cluster(self, read: RoomEventsRead | InboxRead) -> None:
         self.reads.append(read)
         self._start_reads()
 
@@ -392,10 +414,14 @@ class EventLoop:
                 members = []
                 assert self.cluster is not None
                 self.deliverer.deliver(self.cluster.fetched(read, self._ask_cluster))
-            case PrivateMessageRead():
+            case InboxRead():
                 members = []
                 assert self.cluster is not None
-                self.deliverer.deliver(self.cluster.private_fetched(read))
+                self.deliverer.deliver(self.cluster.inbox_fetched(read, self._ask_cluster))
+            case RoomListRead():
+                members = [read.member]
+                if not read.member.gone:
+                    self.deliverer.push(read.member, self.service.rooms_read(read))
             case _:  # accounts' reads: private history, offline messages, what is known of a nick
                 members = read.members
                 self.service.account_read(read, self.current)

@@ -190,9 +190,14 @@ class Moderation:
 
     def kick(self, m: Member, name: str, nick: str, reason: str | None, out: Outbox) -> None:
         room = self._room(m, name)
+        remote = self._remote_in(room, nick)
+        if remote is not None:  # a member of another node (clustered): its node removes it, seeing the kick
+            self._protect_remote(m, room, remote)
+            self._put_out(m, room, None, remote, reason, out)
+            return
         target = self._member_in(room, nick)
         self._protect(m, room, target)
-        self._put_out(m, room, target, reason, out)
+        self._put_out(m, room, target, target.nick, reason, out)
 
     def ban(self, m: Member, name: str, nick: str, set_ban: bool, out: Outbox) -> None:
         room = self._room(m, name)
@@ -253,12 +258,12 @@ class Moderation:
                 case "b":
                     self._ban(m, room, word or "", sign, out)
                 case "i" | "k" | "l" | "m" | "n" | "s" | "t":
-                    if self._set_mode(settings, letter, sign, word):
+                    if self.set_mode(settings, letter, sign, word):
                         shown = typing.cast(ModeChange, change)  # a change cmd.Mode parsed: one of them
                         limit = word if letter == "l" and sign else None  # a key is never broadcast
-                        out.deliver(room.members, Mode(room.name, m.nick, shown, limit, self.chat.clock()))
+                        self._tell_mode(m, room, shown, limit, out, {"word": word, "lasting": lasting})
                     if lasting and kept is not None:
-                        self._set_mode(kept, letter, sign, word)
+                        self.set_mode(kept, letter, sign, word)
         if settings != before:
             self.state.mark_hidden(room)
             if lasting:
@@ -293,7 +298,7 @@ class Moderation:
                     return
                 self._member_in(room, target.nick)
                 room.session_ops.add(target)
-                out.deliver(room.members, Mode(room.name, m.nick, "+o", target.nick, self.chat.clock()))
+                self._tell_mode(m, room, "+o", target.nick, out)
                 return
             if account.id == room.settings.owner_id or account.id in room.ops:
                 return  # nothing changes
@@ -310,12 +315,12 @@ class Moderation:
             found = next(((i, n) for i, n in room.ops.items() if name_key(n) == key), None)
             if found is None:
                 if session is not None:
-                    out.deliver(room.members, Mode(room.name, m.nick, "-o", session.nick, self.chat.clock()))
+                    self._tell_mode(m, room, "-o", session.nick, out)
                 return
             del room.ops[found[0]]
             self._set_role(room, "op", found[1], key, found[0], m, False, out)
             shown = found[1]
-        out.deliver(room.members, Mode(room.name, m.nick, "+o" if give else "-o", shown, self.chat.clock()))
+        self._tell_mode(m, room, "+o" if give else "-o", shown, out)
 
     def _voice(self, m: Member, room: Room, nick: str, give: bool, out: Outbox) -> None:
         key = name_key(nick)
@@ -327,7 +332,7 @@ class Moderation:
                     return
                 self._member_in(room, target.nick)
                 room.session_voiced.add(target)
-                out.deliver(room.members, Mode(room.name, m.nick, "+v", target.nick, self.chat.clock()))
+                self._tell_mode(m, room, "+v", target.nick, out)
                 return
             if account.id in room.voiced:
                 return
@@ -341,17 +346,16 @@ class Moderation:
             found = next(((i, n) for i, n in room.voiced.items() if name_key(n) == key), None)
             if found is None:
                 if session is not None:
-                    out.deliver(room.members, Mode(room.name, m.nick, "-v", session.nick, self.chat.clock()))
+                    self._tell_mode(m, room, "-v", session.nick, out)
                 return
             del room.voiced[found[0]]
             self._set_role(room, "voice", found[1], key, found[0], m, False, out)
             shown = found[1]
-        out.deliver(room.members, Mode(room.name, m.nick, "+v" if give else "-v", shown, self.chat.clock()))
+        self._tell_mode(m, room, "+v" if give else "-v", shown, out)
 
     def _ban(self, m: Member, room: Room, nick: str, set_ban: bool, out: Outbox) -> None:
         self._require_op(m, room)
         key = name_key(check_nick(nick))  # a /mode word is checked as /ban's nick is
-        now = self.chat.clock()
         lasting = stores_acts(m, room)
         if not set_ban:
             ban = room.bans.pop(key, None)
@@ -359,11 +363,13 @@ class Moderation:
                 out.reply(m, Notice(f"{nick} is not banned from #{room.name}."))
                 return
             self._set_role(room, "ban", ban.nick, key, ban.account_id, m, False, out, lasting)
-            out.deliver(room.members, Mode(room.name, m.nick, "-b", ban.nick, now))
+            self._tell_mode(m, room, "-b", ban.nick, out)
             return
         target = self.state.nicks.get(key)
         if target is not None:
             self._protect(m, room, target)
+        elif (remote := self._remote_in(room, nick)) is not None:
+            self._protect_remote(m, room, remote)
         elif key == name_key(room.settings.owner_nick or "") and not is_admin(m):
             raise ChatError(ErrorCode.PROTECTED, f"{nick} owns #{room.name}.", subject=nick)
         if key in room.bans:
@@ -373,9 +379,11 @@ class Moderation:
         self._set_role(room, "ban", shown, key, account.id if account else None, m, True, out, lasting)
         if (invite := room.invites.pop(key, None)) is not None:  # a ban outweighs an invite: it goes
             self._set_role(room, "invite", invite.nick, key, invite.account_id, m, False, out, lasting)
-        out.deliver(room.members, Mode(room.name, m.nick, "+b", shown, now))
+        self._tell_mode(m, room, "+b", shown, out)
         if target is not None and room.key in target.rooms:
-            self._put_out(m, room, target, "banned", out)
+            self._put_out(m, room, target, target.nick, "banned", out)
+        elif (remote := self._remote_in(room, nick)) is not None:
+            self._put_out(m, room, None, remote, "banned", out)
 
     def _set_role(self, room: Room, role: Role, nick: str, key: str, account_id: int | None, by: Member,
                   granted: bool, out: Outbox, lasting: bool = True) -> None:
@@ -385,17 +393,39 @@ class Moderation:
             (room.bans if role == "ban" else room.invites)[key] = entry
         elif not granted and role == "invite":
             room.invites.pop(key, None)
+        if self.chat.cluster:  # the other nodes' copy of the room changes with it (chat.server.cluster)
+            self.chat.room_event(room, "role", nick, out, {"role": role, "key": key, "account": account_id,
+                                                           "granted": granted, "by": by.nick, "time": now})
         if not lasting:  # a session op's, in a room without an owner: it ends with the room's time in memory
             return
         out.store_room(room)
         out.writes.roles.append(RoleChange(room.id, role, nick, key, account_id, by.nick, now, granted))
 
-    def _put_out(self, m: Member, room: Room, target: Member, reason: str | None, out: Outbox) -> None:
-        out.deliver(room.members, Kick(room.name, target.nick, m.nick, reason, self.chat.clock()))
-        self.chat.remove_from_room(target, room, out)
+    def _tell_mode(self, m: Member, room: Room, change: ModeChange, target: str | None, out: Outbox,
+                   data: dict[str, object] | None = None) -> None:
+        """A mode change shown to the room, here and (clustered) on the other nodes; a setting's (+i +t +m +k)
+        carries its word and whether it is stored (`lasting`), for the other nodes to change their copy."""
+        now = self.chat.clock()
+        out.deliver(room.members, Mode(room.name, m.nick, change, target, now))
+        if self.chat.cluster:
+            self.chat.room_event(room, "mode", m.nick, out, {"change": change, "target": target, "time": now,
+                                                              **(data or {})})
+
+    def _put_out(self, m: Member, room: Room, target: Member | None, nick: str, reason: str | None,
+                 out: Outbox) -> None:
+        """`nick` is kicked out of `room`: `target` here, or (None) a member of another node, which its node
+        removes when it sees the kick."""
+        now = self.chat.clock()
+        out.deliver(room.members, Kick(room.name, nick, m.nick, reason, now))
+        if self.chat.cluster:
+            self.chat.room_event(room, "kick", nick, out, {"by": m.nick, "reason": reason, "time": now})
+        if target is not None:
+            self.chat.remove_from_room(target, room, out, told_others=True)
+        else:
+            room.remote.pop(name_key(nick), None)
 
     @staticmethod
-    def _set_mode(settings: RoomSettings, letter: str, on: bool, word: str | None) -> bool:
+    def set_mode(settings: RoomSettings, letter: str, on: bool, word: str | None) -> bool:
         """Change one of the room's modes; False when it was so already."""
         attribute = _SETTINGS[letter]
         if letter == "k":
@@ -441,6 +471,21 @@ class Moderation:
         if is_admin(target) or (account is not None and account.id == room.settings.owner_id):
             what = "a server admin" if is_admin(target) else f"the owner of #{room.name}"
             raise ChatError(ErrorCode.PROTECTED, f"{target.nick} is {what}.", subject=target.nick)
+
+    def _remote_in(self, room: Room, nick: str) -> str | None:
+        """The nick as spelled of a member another node holds in `room` (clustered), if `nick` is one and nobody
+        here holds it."""
+        key = name_key(nick)
+        if key in self.state.nicks:
+            return None
+        return room.remote.get(key)
+
+    @staticmethod
+    def _protect_remote(m: Member, room: Room, nick: str) -> None:
+        """As `_protect`, for a member of another node: its owner is known by nick (whether it is a server admin
+        is known on its own node only)."""
+        if not is_admin(m) and name_key(nick) == name_key(room.settings.owner_nick or ""):
+            raise ChatError(ErrorCode.PROTECTED, f"{nick} is the owner of #{room.name}.", subject=nick)
 
     def _member_in(self, room: Room, nick: str) -> Member:
         target = self.state.nicks.get(name_key(nick))

@@ -20,6 +20,7 @@ from chat.storage.records import EventRow, FoundRoom
 
 if TYPE_CHECKING:
     from chat.storage.accounts import AccountStore, KnownNick
+    from chat.storage.cluster import ListedRoom, RemoteWhois
 
 
 @dataclass(slots=True, eq=False)
@@ -91,17 +92,41 @@ class RoomEventsRead:
 
 
 @dataclass(slots=True, eq=False)
-class PrivateMessageRead:
-    """A clustered node's read of a private message another node stored for a nick held here."""
+class InboxRead:
+    """A clustered node's read of its inbox: the private messages other nodes stored for nicks held here, after
+    the number it delivered last (chat.server.cluster)."""
 
-    message_id: int
-    message: ChatMessage | None = None
+    after: int
+    entries: list[tuple[int, ChatMessage]] = field(default_factory=list)  # (number, message), in order
     error: Exception | None = None
     cancelled: bool = False
 
     @property
     def members(self) -> list[Member]:
         return []
+
+
+@dataclass(slots=True, eq=False)
+class RoomListRead:
+    """A clustered node's /rooms: the busiest rooms counted on every node (chat.storage.cluster.busiest_rooms).
+    `seen` and `hidden`: the invite-only rooms in this node's memory the member may see, and may not."""
+
+    member: Member
+    seen: list[int]
+    hidden: list[int]
+    every: bool  # a server admin: invite-only rooms too
+    # the answer
+    rooms: list[ListedRoom] = field(default_factory=list)
+    total: int = 0
+    error: Exception | None = None
+
+    @property
+    def members(self) -> list[Member]:
+        return [self.member]
+
+    @property
+    def cancelled(self) -> bool:
+        return self.member.gone
 
 
 @dataclass(slots=True, eq=False)
@@ -139,6 +164,7 @@ class NickLookup:
     node: str | None = None  # a clustered node's name: a claim also takes the nick across the cluster
     taken: bool = False  # the answer of such a claim: another node's member holds it
     remote: tuple[str, str] | None = None  # purpose "msg", clustered: (node, nick) of its holder on another node
+    elsewhere: RemoteWhois | None = None  # purpose "whois", clustered: its holder on another node
     # the answer
     found: KnownNick | None = None
     error: Exception | None = None
@@ -169,6 +195,11 @@ class NickLookup:
 
             holder = presence_of(accounts.engine, self.key)
             self.remote = holder if holder is not None and holder[0] != self.node else None
+        elif self.node is not None and self.purpose == "whois":
+            from chat.storage.cluster import whois_remote
+
+            account = self.found.account if self.found is not None else None
+            self.elsewhere = whois_remote(accounts.engine, self.key, self.node, account.id if account else None)
 
 
 @dataclass(slots=True, eq=False)
@@ -254,5 +285,5 @@ class WaitingMessages:
 
 
 AccountRead = NickLookup | PrivateHistoryRequest | WaitingMessages
-StorageRead = (HistoryRequest | RoomLookup | SearchRequest | RoomEventsRead | PrivateMessageRead | NickLookup
-               | PrivateHistoryRequest | WaitingMessages)
+StorageRead = (HistoryRequest | RoomLookup | SearchRequest | RoomEventsRead | InboxRead | RoomListRead
+               | NickLookup | PrivateHistoryRequest | WaitingMessages)

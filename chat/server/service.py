@@ -59,7 +59,7 @@ from chat.server.config import ServerConfig
 from chat.server.member import Member
 from chat.server.moderation import Moderation
 from chat.server.outbox import Backlog, CloseAfterFlush, Goodbye, Outbox, SetFormat
-from chat.server.reads import AccountRead, HistoryRequest, RoomLookup, SearchRequest
+from chat.server.reads import AccountRead, HistoryRequest, RoomListRead, RoomLookup, SearchRequest
 from chat.server.state import ChatState, Room
 from chat.storage.records import RoomEventRecord, SeenUser, TopicChange
 
@@ -152,6 +152,24 @@ class ChatService:
             del self.state.nicks[m.key]
         self.state.departed.append((m.key, m.person()))
         out.writes.users.append(SeenUser(m.nick, m.key, now))
+
+    def node_lost(self, m: Member, message: str, out: Outbox) -> None:
+        """Clustered, this node was reaped by the others: they told everyone its users quit, and others may hold
+        their nicks by now. `m`'s session ends here without a word to anyone but itself (a goodbye saying why):
+        what its node wrote since the reaping is announced gone by the writer (WriteBatch.rejoin)."""
+        m.gone = True
+        self.accounts.forget(m)
+        if m.registered:
+            for room in m.rooms.values():
+                room.remove_member(m)
+                self.state.room_emptied(room)
+            m.rooms.clear()
+            m.current = None
+            m.registered = False
+            if self.state.nicks.get(m.key) is m:
+                del self.state.nicks[m.key]
+        out.reply(m, Goodbye(message, ErrorCode.NODE_LOST))
+        out.reply(m, CloseAfterFlush())
 
     def end(self, m: Member, reason: str, code: ErrorCode | None, detail: str, out: Outbox) -> None:
         """The server ends a member's session for cause (flood, a full send queue, no nickname in time): its
@@ -484,9 +502,10 @@ class ChatService:
         self.remove_from_room(m, room, out, reason, now)
 
     def remove_from_room(self, m: Member, room: Room, out: Outbox, reason: str | None = None,
-                         now: float | None = None) -> None:
-        """`m` is out of `room` (it left, or was kicked): its rooms told already."""
-        if self.cluster:  # other nodes see a kick as a part (with the reason)
+                         now: float | None = None, told_others: bool = False) -> None:
+        """`m` is out of `room` (it left, or was kicked): its rooms told already. Clustered, the other nodes are
+        told it left, unless `told_others` (a kick: its own event, written by the kicker's node)."""
+        if self.cluster and not told_others:
             self.room_event(room, "part", m.nick, out, {"reason": reason, "time": now or self.clock()})
         room.remove_member(m)
         self.state.room_emptied(room)
@@ -503,7 +522,16 @@ class ChatService:
         return limit > 0 and (len(room.members) if members is None else members) > limit
 
     def rooms(self, m: Member, out: Outbox) -> None:
-        """The busiest rooms; outsiders do not see hidden ones (invite-only or secret), nor count them."""
+        """The busiest rooms; outsiders do not see hidden ones (invite-only or secret), nor count them. Clustered,
+        they are counted on every node, from the database (answered in `rooms_read`)."""
+        if self.cluster:
+            may: list[int] = []
+            may_not: list[int] = []
+            for key in self.state.hidden:
+                closed = self.state.rooms[key]
+                (may if moderation.may_see(m, closed) else may_not).append(closed.id)
+            out.ask(RoomListRead(m, may, may_not, moderation.is_admin(m)), m)
+            return
         busiest = self.state.busiest(self.clock())
         hidden = self.state.hidden
         if hidden:
@@ -513,6 +541,12 @@ class ChatService:
         else:
             total = len(self.state.rooms)
         out.reply(m, RoomList([RoomInfo(r.name, len(r.members), r.topic) for r in busiest], total))
+
+    def rooms_read(self, read: RoomListRead) -> Event:
+        """A clustered /rooms, read (on the loop thread)."""
+        if read.error is not None:
+            return Error(ErrorCode.HISTORY_UNAVAILABLE, STORAGE_UNAVAILABLE, "rooms")
+        return RoomList([RoomInfo(r.name, r.members, r.topic) for r in read.rooms], read.total)
 
     def who(self, m: Member, name: str | None, out: Outbox) -> None:
         if name is None:

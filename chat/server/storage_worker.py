@@ -20,19 +20,21 @@ from typing import Generic, TypeVar
 
 from chat.protocol.errors import ChatError
 from chat.protocol.events import ChatMessage
+from chat.protocol.names import ROOMS_PAGE
 from chat.server.outbox import Outbox
 from chat.server.reads import (
     HistoryRequest,
+    InboxRead,
     NickLookup,
-    PrivateMessageRead,
     RoomEventsRead,
+    RoomListRead,
     RoomLookup,
     SearchRequest,
     StorageRead,
 )
 from chat.server.state import fitting_around, newest_fitting
 from chat.storage.accounts import AccountStore, KnownNick
-from chat.storage.cluster import ClusterCommit, ClusterWriter, fetch_events, fetch_private
+from chat.storage.cluster import ClusterCommit, ClusterWriter, busiest_rooms, fetch_events, fetch_inbox
 from chat.storage.repository import ChatStore
 from chat.storage.search import search_messages
 from chat.storage.search_index import unindexed_count
@@ -307,8 +309,12 @@ class StorageReader(_Worker[StorageRead]):
                     self._search(read)
                 case RoomEventsRead():
                     read.events = fetch_events(self.store.engine, read.room_id, read.after)
-                case PrivateMessageRead():
-                    read.message = fetch_private(self.store.engine, read.message_id)
+                case InboxRead():
+                    assert self.store.node is not None
+                    read.entries = fetch_inbox(self.store.engine, self.store.node, read.after)
+                case RoomListRead():
+                    read.rooms, read.total = busiest_rooms(self.store.engine, ROOMS_PAGE, read.seen, read.hidden,
+                                                           read.every)
                 case _:  # accounts: private history, offline messages, what is known of a nick
                     read.run(self.accounts, self.page_budget)
         except Exception as e:

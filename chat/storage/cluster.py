@@ -29,7 +29,9 @@ log = logging.getLogger("chat.storage")
 CHANNEL = "chat"  # the NOTIFY channel
 LISTEN = "LISTEN chat"  # (a constant statement: SQL is never built from strings)
 REAP_LOCK_KEY = 0x63686172  # "char": one reaper at a time across the cluster
-FETCH_LIMIT = 1000  # room events read at once
+FETCH_LIMIT = 1000  # room events (or inbox entries) read at once
+PRUNE_LOCK_KEY = 0x63686173  # "chas": one pruner at a time across the cluster
+PRUNE_BATCH = 10_000  # rows one pruning transaction deletes
 REAPER = "*reaper"  # the node named by the quits a reaper writes: every node applies them, the reaper's too
 PROVISIONAL = 1 << 50  # ids a clustered node gives rooms and messages until the database gives the real ones
 
@@ -115,6 +117,7 @@ class ClusterWriter:
         members_in: list[dict[str, Any]] = []
         members_out: list[dict[str, Any]] = []
         renames: list[dict[str, Any]] = []
+        kicked: list[dict[str, Any]] = []
         for rid, events in per_room.items():
             seq = starts[rid]
             for e in events:
@@ -127,6 +130,8 @@ class ClusterWriter:
                     members_in.append({"room_id": rid, "nick_key": key, "nick": e.nick, "node": self.node})
                 elif e.kind in ("part", "quit"):
                     members_out.append({"room_id": rid, "nick_key": key, "node": self.node})
+                elif e.kind == "kick":  # of a member of any node: the kicker's node writes its leaving
+                    kicked.append({"room_id": rid, "nick_key": key})
                 elif e.kind == "nick" and e.data:
                     new = str(e.data["new"])
                     renames.append({"room_id": rid, "old": key, "key": new.lower(), "nick": new, "node": self.node})
@@ -136,6 +141,8 @@ class ClusterWriter:
         if members_out:
             conn.execute(text("DELETE FROM room_members WHERE room_id = :room_id AND nick_key = :nick_key "
                               "AND node = :node"), members_out)
+        if kicked:
+            conn.execute(text("DELETE FROM room_members WHERE room_id = :room_id AND nick_key = :nick_key"), kicked)
         if renames:
             conn.execute(text("UPDATE room_members SET nick_key = :key, nick = :nick WHERE room_id = :room_id "
                               "AND nick_key = :old AND node = :node"), renames)
@@ -151,12 +158,36 @@ class ClusterWriter:
                               ":conn, now()) ON CONFLICT (nick_key) DO UPDATE SET nick = excluded.nick, "
                               "conn = excluded.conn WHERE presence.node = excluded.node"),
                          [{"key": k, "nick": n, "node": self.node, "conn": c} for k, n, c in batch.presence_held])
-        for node, message in batch.private_notify:  # a private message to a nick on another node: it delivers it
-            conn.execute(text("SELECT pg_notify(:channel, :payload)"),
-                         {"channel": CHANNEL, "payload": f"pm:{node}:{message.id}"})
+        if batch.private_notify:
+            self._to_inboxes(conn, batch.private_notify, now)
         for rid, last in result.seqs.items():  # sent by PostgreSQL at commit, not before
             conn.execute(text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": f"{rid}:{last}"})
+        if batch.rejoin:  # last: whatever this node wrote before is announced gone with the rest
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": REAP_LOCK_KEY})
+            reap_node(conn, self.node, by=self.node, reason="its server lost touch with the others")
+            conn.execute(text("INSERT INTO nodes (name, heartbeat, started_at) VALUES (:n, now(), now())"),
+                         {"n": self.node})
         return result
+
+    @staticmethod
+    def _to_inboxes(conn: Connection, private: list[tuple[str, ChatMessage]], now: datetime) -> None:
+        """Private messages for nicks held on other nodes: into each node's inbox, numbered under its row's lock
+        (after the rooms' locks, nodes in name order: writers never wait on each other in a circle). A node that
+        is gone (reaped) has no row: its message is stored, and delivered to nobody live."""
+        per_node: dict[str, list[ChatMessage]] = defaultdict(list)
+        for node, message in private:
+            per_node[node].append(message)
+        for node in sorted(per_node):
+            messages = per_node[node]
+            last = conn.execute(text("UPDATE nodes SET inbox_seq = inbox_seq + :n WHERE name = :node "
+                                     "RETURNING inbox_seq"), {"n": len(messages), "node": node}).scalar()
+            if last is None:
+                continue
+            first = last - len(messages) + 1
+            conn.execute(text("INSERT INTO node_inbox (node, seq, message_id, created_at) VALUES (:node, :seq, :m, "
+                              ":at)"), [{"node": node, "seq": first + i, "m": m.id, "at": now}
+                                        for i, m in enumerate(messages)])
+            conn.execute(text("SELECT pg_notify(:c, :p)"), {"c": CHANNEL, "p": f"pm:{node}:{last}"})
 
     def _insert_room(self, conn: Connection, room: StoredRoom) -> int:
         """The room's real id: the one another node made under its name, else a new one from the sequence."""
@@ -204,6 +235,17 @@ def fetch_events(engine: Engine, room_id: int, after: int) -> list[EventRow]:
         return read_events(conn, room_id, after)
 
 
+def fetch_inbox(engine: Engine, node: str, after: int, limit: int = FETCH_LIMIT) -> list[tuple[int, ChatMessage]]:
+    """The private messages in `node`'s inbox after number `after`, in order, with their numbers."""
+    with engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT i.seq, m.id, m.kind, m.sender, m.recipient, m.text, m.created_at FROM node_inbox i JOIN messages m "
+            "ON m.id = i.message_id WHERE i.node = :node AND i.seq > :after ORDER BY i.seq LIMIT :limit"),
+            {"node": node, "after": after, "limit": limit})
+        return [(r.seq, ChatMessage(r.id, MessageKind(r.kind), r.sender, sanitize(r.text), r.created_at.timestamp(),
+                                    to=r.recipient)) for r in rows]
+
+
 # ------------------------------------------------------------------------------------------- nodes
 
 def prepare_node(engine: Engine, node: str) -> None:
@@ -219,10 +261,39 @@ def prepare_node(engine: Engine, node: str) -> None:
         conn.execute(text("INSERT INTO nodes (name, heartbeat, started_at) VALUES (:n, now(), now())"), {"n": node})
 
 
-def heartbeat(engine: Engine, node: str) -> None:
+def heartbeat(engine: Engine, node: str, caught_up: float) -> bool:
+    """The node is alive, and has applied everything written before `caught_up` (a time). False: its row is
+    gone, the other nodes reaped it (chat.server.cluster: it starts clean)."""
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO nodes (name, heartbeat, started_at) VALUES (:n, now(), now()) "
-                          "ON CONFLICT (name) DO UPDATE SET heartbeat = now()"), {"n": node})
+        return conn.execute(text("UPDATE nodes SET heartbeat = now(), caught_up = :c WHERE name = :n"),
+                            {"n": node, "c": datetime.fromtimestamp(caught_up, UTC)}).rowcount > 0
+
+
+def prune(engine: Engine, min_age: float, batch: int = PRUNE_BATCH) -> int:
+    """Delete the room events and inbox entries older than `min_age` seconds and than every node's caught-up
+    mark (what no live node still has to apply; a node's own start counts as its mark until it writes one), a
+    batch at a time; one pruner at a time across the cluster. Returns how many rows went."""
+    deleted = 0
+    for statement in _PRUNE:
+        while True:
+            with engine.begin() as conn:
+                if not conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": PRUNE_LOCK_KEY}).scalar():
+                    return deleted
+                n = conn.execute(statement, {"age": min_age, "batch": batch}).rowcount
+            deleted += n
+            if n < batch:
+                break
+    return deleted
+
+
+# what no node needs any more: older than the minimum age and than every node's caught-up mark (a node's start
+# until it writes one); a batch at a time (literal statements: SQL is never built from strings)
+_PRUNE = [
+    text("DELETE FROM room_events WHERE ctid = ANY(ARRAY(SELECT ctid FROM room_events WHERE created_at < LEAST(now() "
+         "- make_interval(secs => :age), (SELECT min(COALESCE(caught_up, started_at)) FROM nodes)) LIMIT :batch))"),
+    text("DELETE FROM node_inbox WHERE ctid = ANY(ARRAY(SELECT ctid FROM node_inbox WHERE created_at < LEAST(now() "
+         "- make_interval(secs => :age), (SELECT min(COALESCE(caught_up, started_at)) FROM nodes)) LIMIT :batch))"),
+]
 
 
 def reap_dead(engine: Engine, node: str, timeout: float) -> list[str]:
@@ -231,8 +302,9 @@ def reap_dead(engine: Engine, node: str, timeout: float) -> list[str]:
     with engine.begin() as conn:
         if not conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": REAP_LOCK_KEY}).scalar():
             return []
+        # (no row lock here: reap_node locks the rooms first and the node's row last, as writers do)
         dead = list(conn.execute(text("SELECT name FROM nodes WHERE name <> :me AND heartbeat < now() - "
-                                      "make_interval(secs => :t) FOR UPDATE"), {"me": node, "t": timeout}).scalars())
+                                      "make_interval(secs => :t)"), {"me": node, "t": timeout}).scalars())
         for name in dead:
             reap_node(conn, name, by=node, reason=f"its server ({name}) stopped answering")
         return dead
@@ -259,6 +331,7 @@ def reap_node(conn: Connection, dead: str, *, by: str, reason: str) -> None:
         conn.execute(text("SELECT pg_notify(:c, :p)"), {"c": CHANNEL, "p": f"{rid}:{last}"})
     conn.execute(text("DELETE FROM room_members WHERE node = :n"), {"n": dead})
     conn.execute(text("DELETE FROM presence WHERE node = :n"), {"n": dead})
+    conn.execute(text("DELETE FROM node_inbox WHERE node = :n"), {"n": dead})
     conn.execute(text("DELETE FROM nodes WHERE name = :n"), {"n": dead})
     if rows:
         log.warning("cluster: %s reaped node %s: %d room memberships announced gone", by, dead, len(rows),
@@ -270,15 +343,6 @@ def presence_of(engine: Engine, key: str) -> tuple[str, str] | None:
     with engine.connect() as conn:
         row = conn.execute(text("SELECT node, nick FROM presence WHERE nick_key = :k"), {"k": key}).first()
         return (row.node, row.nick) if row is not None else None
-
-
-def fetch_private(engine: Engine, message_id: int) -> ChatMessage | None:
-    with engine.connect() as conn:
-        r = conn.execute(text("SELECT id, kind, sender, recipient, text, created_at FROM messages WHERE id = :i"),
-                         {"i": message_id}).first()
-    if r is None:
-        return None
-    return ChatMessage(r.id, MessageKind(r.kind), r.sender, sanitize(r.text), r.created_at.timestamp(), to=r.recipient)
 
 
 def claim_presence(engine: Engine, key: str, nick: str, node: str, conn_id: int) -> bool:
@@ -293,3 +357,78 @@ def claim_presence(engine: Engine, key: str, nick: str, node: str, conn_id: int)
             return True
         holder = conn.execute(text("SELECT node FROM presence WHERE nick_key = :k"), {"k": key}).scalar()
         return holder is None or holder == node
+
+
+# ------------------------------------------------------------------------------------------- cluster-wide views
+
+@dataclass(slots=True)
+class ListedRoom:
+    """A room of /rooms across the cluster: its members counted on every node."""
+
+    name: str
+    key: str
+    members: int
+    topic: str | None
+
+
+def busiest_rooms(engine: Engine, limit: int, seen: list[int], hidden: list[int], every: bool
+                  ) -> tuple[list[ListedRoom], int]:
+    """The `limit` rooms with the most members on all nodes (`room_members`), and how many rooms have members.
+    Hidden rooms (invite-only or secret) are left out unless their id is in `seen` (or `every`: a server admin
+    asks); rooms whose id is in `hidden` are left out (hidden in the asking node's memory, and not the asker's)."""
+    params = {"every": every, "seen": seen, "hidden": hidden, "limit": limit}
+    with engine.connect() as conn:
+        rows = conn.execute(_BUSIEST, params)
+        listed = [ListedRoom(r.name, r.name_key, r.n, sanitize(r.topic) if r.topic else None) for r in rows]
+        total = conn.execute(_WITH_MEMBERS, params).scalar_one()
+    return listed, int(total)
+
+
+# (literal statements: SQL is never built from strings; the two share their WHERE word for word)
+_BUSIEST = text("SELECT r.name, r.name_key, r.topic, count(*) AS n FROM room_members m JOIN rooms r ON "
+                "r.id = m.room_id WHERE (CAST(:every AS BOOLEAN) OR NOT (r.invite_only OR r.secret) "
+                "OR r.id = ANY(:seen)) AND NOT r.id = ANY(:hidden) GROUP BY r.id ORDER BY n DESC, r.name_key "
+                "LIMIT :limit")
+_WITH_MEMBERS = text("SELECT count(DISTINCT m.room_id) FROM room_members m JOIN rooms r ON r.id = m.room_id "
+                     "WHERE (CAST(:every AS BOOLEAN) OR NOT (r.invite_only OR r.secret) OR r.id = ANY(:seen)) "
+                     "AND NOT r.id = ANY(:hidden)")
+
+
+@dataclass(slots=True)
+class RemoteRoom:
+    """A room a member of another node is in, as /whois shows it."""
+
+    id: int
+    name: str
+    key: str
+    hidden: bool  # invite-only or secret
+    op: bool  # its owner or a stored op (another node's session ops are that node's own)
+    voiced: bool
+
+
+@dataclass(slots=True)
+class RemoteWhois:
+    """A nick held on another node: where, since when, and its rooms."""
+
+    nick: str
+    node: str
+    since: float
+    rooms: list[RemoteRoom]
+
+
+def whois_remote(engine: Engine, key: str, node: str, account_id: int | None) -> RemoteWhois | None:
+    """The holder of nick `key` if it is on another node than `node`, with its rooms (and whether it is an op or
+    voiced in each, for its account `account_id`)."""
+    with engine.connect() as conn:
+        holder = conn.execute(text("SELECT node, nick, since FROM presence WHERE nick_key = :k"), {"k": key}).first()
+        if holder is None or holder.node == node:
+            return None
+        rows = conn.execute(text(
+            "SELECT r.id, r.name, r.name_key, r.invite_only OR r.secret AS hidden, "
+            "(r.owner_id IS NOT NULL AND r.owner_id = :a) OR EXISTS (SELECT 1 FROM room_roles o WHERE "
+            "o.room_id = r.id AND o.role = 'op' AND o.account_id = :a) AS op, EXISTS (SELECT 1 FROM room_roles v "
+            "WHERE v.room_id = r.id AND v.role = 'voice' AND v.account_id = :a) AS voiced "
+            "FROM room_members m JOIN rooms r ON r.id = m.room_id WHERE m.nick_key = :k ORDER BY r.name_key"),
+            {"k": key, "a": account_id})
+        rooms = [RemoteRoom(r.id, r.name, r.name_key, bool(r.hidden), bool(r.op), bool(r.voiced)) for r in rows]
+    return RemoteWhois(holder.nick, holder.node, holder.since.timestamp(), rooms)

@@ -175,8 +175,8 @@ class RoomEvent(Base):
     kind: Mapped[str] = mapped_column(String(EVENT_KIND_MAX))
     nick: Mapped[str] = mapped_column(String(NICK_MAX))
     message_id: Mapped[int | None] = mapped_column(BigInteger)
-    data: Mapped[str | None] = mapped_column(Text)  # JSON: reason, new nick, topic, time, origin
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    data: Mapped[str | None] = mapped_column(Text)  # JSON: reason, new nick, topic, mode, role, time, origin
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)  # pruned by age
 
 
 class Presence(Base):
@@ -210,3 +210,20 @@ class Node(Base):
     name: Mapped[str] = mapped_column(String(NODE_MAX), primary_key=True)
     heartbeat: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # the last number given to a private message in its inbox (node_inbox), written under this row's lock
+    inbox_seq: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    # the time before which it has applied every room event and inbox entry (None: its start): what is older
+    # than every node's mark may be pruned
+    caught_up: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class NodeInbox(Base):
+    """Private messages other nodes stored for nicks held on `node`, numbered in commit order per node: the node
+    delivers them in order after the last it delivered, so one sent while it was not listening is not lost."""
+
+    __tablename__ = "node_inbox"
+
+    node: Mapped[str] = mapped_column(String(NODE_MAX), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    message_id: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)  # pruned by age

@@ -171,11 +171,12 @@ class WriteBatch:
     presence_gone: list[tuple[str, int]] = field(default_factory=list)
     private_notify: list[tuple[str, ChatMessage]] = field(default_factory=list)  # (the recipient's node, message)
     presence_held: list[tuple[str, str, int]] = field(default_factory=list)  # (nick key, nick, member id) taken
+    rejoin: bool = False  # the other nodes reaped this one: what it left is announced gone, and its row made again
 
     def __bool__(self) -> bool:
         return bool(self.rooms or self.users or self.messages or self.topics or self.settings or self.roles
                     or self.delivered or self.events or self.presence_gone or self.private_notify
-                    or self.presence_held)
+                    or self.presence_held or self.rejoin)
 
     @property
     def messages_only(self) -> bool:
@@ -191,6 +192,7 @@ class WriteBatch:
         self.events.extend(e for e in failed.events if e.message is None)
         self.presence_gone.extend(failed.presence_gone)
         self.presence_held.extend(failed.presence_held)
+        self.rejoin = self.rejoin or failed.rejoin
 
     def put_first(self, carried: WriteBatch) -> None:
         """Put carried-over lasting writes before this batch's own (newer changes then win)."""
@@ -199,6 +201,7 @@ class WriteBatch:
         self.events[:0] = carried.events
         self.presence_gone[:0] = carried.presence_gone
         self.presence_held[:0] = carried.presence_held
+        self.rejoin = self.rejoin or carried.rejoin
 
 
 @dataclass(slots=True)

@@ -11,9 +11,9 @@ from chat.server.member import Link, Member
 from chat.server.outbox import Outbox
 from chat.server.reads import (
     HistoryRequest,
+    InboxRead,
     NickLookup,
     PrivateHistoryRequest,
-    PrivateMessageRead,
     RoomEventsRead,
     RoomLookup,
     StorageRead,
@@ -65,7 +65,7 @@ class World:
 
     def answer(self, read: StorageRead, out: Outbox) -> None:
         """Answer a read the way the storage reader and the loop would (from `rooms_in_db`)."""
-        no_member = RoomLookup | RoomEventsRead | PrivateMessageRead
+        no_member = RoomLookup | RoomEventsRead | InboxRead
         for m in (read.members if isinstance(read, no_member) else [read.member]):
             if read in m.waiting:
                 m.waiting.remove(read)
