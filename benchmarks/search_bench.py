@@ -4,6 +4,11 @@ costs the store's writes, and how fast `chat index` fills it in. Not a test: it 
 
     python benchmarks/search_bench.py [--dir /tmp/chat-search] [--messages 1000000] [--store-messages 100000]
                                       [--postgres URL | --no-postgres] [--parts store,build,queries,server,throughput]
+                                      [--pg-prefix NAME] [--keep] [--walk-windows 0,1000,4000]
+
+PostgreSQL's figures alone, in one command (its databases are named <prefix>_store, _big, _throughput):
+
+    python benchmarks/search_bench.py --no-sqlite --parts build,queries,server,throughput --pg-prefix h_search
 
 Run with the project's Python (it imports `chat`). It takes a few minutes on 2 cores and is bounded by its sizes.
 Parts, each printed as it ends and all together as one JSON object at the end:
@@ -14,8 +19,10 @@ Parts, each printed as it ends and all together as one JSON object at the end:
   (SQLite: an external-content FTS5 table, `unicode61 remove_diacritics 2`, as soju does; PostgreSQL: a generated
   `to_tsvector('simple', text)` column). Median of 3 runs, alternating.
 * build: a 1,000,000-message database written at migration 0001 (no index), upgraded, then indexed by
-  `backfill()` (what `chat index` runs): its rate, and the index's size on disk beside the messages'.
-* queries: `search_messages` as a user who may read every room, 50 results a page, after one warm-up pass:
+  `backfill()` (what `chat index` runs): its rate, and the index's size on disk beside the messages'. PostgreSQL:
+  then `VACUUM (ANALYZE) messages`, as autovacuum would after it.
+* queries: `search_messages` as a user who may read every room, 50 results a page, after one warm-up pass
+  (PostgreSQL: with `--walk-windows`, each query by each first walk in turn, 0 being the planner alone):
   one word (also matching longer words it begins, the default), the same word exact ("word"), two words,
   a two-word phrase taken from a stored message, a CJK run, a word narrowed by in:#room, and from:nick alone.
   p50 and p99 in milliseconds.
@@ -141,8 +148,10 @@ def drop_index(engine: Any) -> None:
     from sqlalchemy import text
 
     with engine.begin() as conn:
-        table = "messages_fts" if engine.dialect.name == "sqlite" else "message_search"
-        conn.execute(text(f"DROP TABLE {table}"))
+        if engine.dialect.name == "sqlite":
+            conn.execute(text("DROP TABLE messages_fts"))
+        else:
+            conn.execute(text("ALTER TABLE messages DROP COLUMN search_vector"))  # its GIN index goes with it
         conn.execute(text("DELETE FROM search_index_state"))
 
 
@@ -235,13 +244,18 @@ def part_build(kind: str, db: str, corpus: Corpus, count: int) -> dict[str, Any]
     t0 = time.perf_counter()
     indexed = backfill(engine, batch=5000, report_every=30)
     elapsed = time.perf_counter() - t0
+    vacuumed = 0.0
     if engine.dialect.name == "postgresql":
-        with engine.begin() as conn:  # what autovacuum does after a bulk load, so the plans are the usual ones
-            conn.execute(text("ANALYZE messages"))
+        # what autovacuum does after a bulk load and the backfill's updates, so the plans and pages are the usual ones
+        t0 = time.perf_counter()
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM (ANALYZE) messages"))
+        vacuumed = time.perf_counter() - t0
     sizes = disk_sizes(engine)
     engine.dispose()
-    out = {"messages": indexed, "write_s": round(written, 1), "migration_0002_s": round(migrated, 3),
-           "backfill_s": round(elapsed, 1), "backfill_per_s": round(indexed / elapsed), **sizes}
+    out = {"messages": indexed, "write_s": round(written, 1), "upgrade_s": round(migrated, 3),
+           "backfill_s": round(elapsed, 1), "backfill_per_s": round(indexed / elapsed), "vacuum_s": round(vacuumed, 1),
+           **sizes}
     print(f"[{kind}] build: {json.dumps(out)}", file=sys.stderr, flush=True)
     return out
 
@@ -257,15 +271,18 @@ def disk_sizes(engine: Any) -> dict[str, float]:
             index = sum(size for name, size in rows if name.startswith("messages_fts"))
             messages = sum(size for name, size in rows if name in ("messages", "ix_messages_room_id_id"))
             total = sum(size for _name, size in rows)
-        else:
-            index = conn.execute(text("SELECT pg_total_relation_size('message_search')")).scalar()
-            messages = conn.execute(text("SELECT pg_total_relation_size('messages')")).scalar()
+        else:  # the index: the vectors in messages (their bytes) and their GIN index
+            index = conn.execute(text(
+                "SELECT pg_relation_size('ix_messages_search_vector') + "
+                "(SELECT coalesce(sum(pg_column_size(search_vector)), 0) FROM messages)")).scalar()
+            messages = conn.execute(text("SELECT pg_total_relation_size('messages')")).scalar() - index
             total = conn.execute(text("SELECT pg_database_size(current_database())")).scalar()
     return {"index_mib": round(index / mib, 1), "messages_mib": round(messages / mib, 1),
             "database_mib": round(total / mib, 1)}
 
 
-def part_queries(kind: str, db: str, corpus: Corpus, count: int, per_class: int) -> dict[str, dict[str, float]]:
+def part_queries(kind: str, db: str, corpus: Corpus, count: int, per_class: int,
+                 walk_windows: list[int] | None = None) -> dict[str, dict[str, float]]:
     from sqlalchemy import select
 
     from chat.search.query import parse_search
@@ -295,22 +312,33 @@ def part_queries(kind: str, db: str, corpus: Corpus, count: int, per_class: int)
         "a word in:#room": [f"{w} in:#room{rng.randrange(1, ROOMS + 1)}" for w in mid],
         "from:nick alone": [f"from:user{rng.randrange(SENDERS)}" for _ in range(per_class)],
     }
+    import chat.storage.search as storage_search
+
+    shipped = storage_search.WALK_WINDOW
+    windows = walk_windows if kind == "postgresql" and walk_windows else [shipped]
     out: dict[str, dict[str, float]] = {}
     for name, queries in classes.items():
         parsed = [parse_search(q) for q in queries]
         for q in parsed[: min(20, len(parsed))]:  # warm-up
             search_messages(engine, q, scope, limit=50, budget=10)
-        times, results = [], []
-        for q in parsed:
-            t0 = time.perf_counter()
-            page = search_messages(engine, q, scope, limit=50, budget=10)
-            times.append((time.perf_counter() - t0) * 1000)
+        times: dict[int, list[float]] = {w: [] for w in windows}
+        results: list[int] = []
+        for i, q in enumerate(parsed):
+            for w in windows if i % 2 == 0 else windows[::-1]:  # each query by every variant, in turn
+                storage_search.WALK_WINDOW = w
+                t0 = time.perf_counter()
+                page = search_messages(engine, q, scope, limit=50, budget=10)
+                times[w].append((time.perf_counter() - t0) * 1000)
             results.append(len(page.messages))
-        times.sort()
-        out[name] = {"p50_ms": round(times[len(times) // 2], 2), "p99_ms": round(times[int(len(times) * 0.99)], 2),
-                     "max_ms": round(times[-1], 2), "mean_results": round(statistics.mean(results), 1)}
-        print(f"[{kind}] {name}: {json.dumps(out[name])}", file=sys.stderr, flush=True)
+        storage_search.WALK_WINDOW = shipped
+        for w, ts in times.items():
+            ts.sort()
+            label = name if len(windows) == 1 else f"{name} [{'planner alone' if w == 0 else f'walk {w}'}]"
+            out[label] = {"p50_ms": round(ts[len(ts) // 2], 2), "p99_ms": round(ts[int(len(ts) * 0.99)], 2),
+                          "max_ms": round(ts[-1], 2), "mean_results": round(statistics.mean(results), 1)}
+            print(f"[{kind}] {label}: {json.dumps(out[label])}", file=sys.stderr, flush=True)
     engine.dispose()
+    print(f"[{kind}] queries: load average {os.getloadavg()}", file=sys.stderr, flush=True)
     return out
 
 
@@ -581,6 +609,9 @@ def main() -> None:
     ap.add_argument("--no-sqlite", action="store_true")
     ap.add_argument("--parts", default="store,build,queries")
     ap.add_argument("--keep", action="store_true", help="keep the big PostgreSQL database (for --parts queries)")
+    ap.add_argument("--walk-windows", default="", help="queries part, PostgreSQL: compare these first walks, "
+                    "interleaved (chat.storage.search.WALK_WINDOW; 0 = the planner alone), e.g. 0,1000,4000")
+    ap.add_argument("--pg-prefix", default="h_search", help="PostgreSQL: the benchmark's databases' name prefix")
     ap.add_argument("--clients", type=int, default=200, help="server part: loadgen clients chatting")
     ap.add_argument("--rooms", type=int, default=20, help="server part: the rooms they chat in")
     ap.add_argument("--rate", type=int, default=500, help="server part: messages/s in all (W4's)")
@@ -605,19 +636,20 @@ def main() -> None:
             big = str(args.dir / "big.sqlite")
         else:
             def scratch() -> str:
-                return fresh_postgres(args.postgres, "h_search_store")
+                return fresh_postgres(args.postgres, args.pg_prefix + "_store")
             big = "postgresql"
         if "store" in parts:
             res["store"] = part_store(kind, scratch, corpus, args.store_messages)
         if kind == "postgresql":
-            drop_postgres(args.postgres, "h_search_store")
+            drop_postgres(args.postgres, args.pg_prefix + "_store")
         if "build" in parts:
-            db = fresh_sqlite(Path(big)) if kind == "sqlite" else fresh_postgres(args.postgres, "h_search_big")
+            db = fresh_sqlite(Path(big)) if kind == "sqlite" else fresh_postgres(args.postgres, args.pg_prefix + "_big")
             res["build"] = part_build(kind, db, corpus, args.messages)
         else:
-            db = big if kind == "sqlite" else postgres_url(args.postgres, "h_search_big")
+            db = big if kind == "sqlite" else postgres_url(args.postgres, args.pg_prefix + "_big")
         if "queries" in parts:
-            res["queries"] = part_queries(kind, db, corpus, args.messages, args.queries)
+            res["queries"] = part_queries(kind, db, corpus, args.messages, args.queries,
+                                          [int(w) for w in args.walk_windows.split(",")] if args.walk_windows else None)
         if "server" in parts:
             res["server"] = part_server(kind, db, args.dir, corpus, args.messages, args.queries, args.clients,
                                         args.rooms, args.rate, args.duration, args.reps)
@@ -627,13 +659,13 @@ def main() -> None:
                     return fresh_sqlite(args.dir / "throughput.sqlite")
             else:
                 def server_db() -> str:
-                    return fresh_postgres(args.postgres, "h_search_throughput")
+                    return fresh_postgres(args.postgres, args.pg_prefix + "_throughput")
             res["throughput"] = part_throughput(kind, server_db, args.dir, max(args.reps, 2),
                                                 args.throughput_workload)
             if kind == "postgresql":
-                drop_postgres(args.postgres, "h_search_throughput")
+                drop_postgres(args.postgres, args.pg_prefix + "_throughput")
         if kind == "postgresql" and not args.keep:
-            drop_postgres(args.postgres, "h_search_big")
+            drop_postgres(args.postgres, args.pg_prefix + "_big")
         results[kind] = res
     print(json.dumps(results, indent=1))
 

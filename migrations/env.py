@@ -14,7 +14,7 @@ from sqlalchemy import Connection
 
 from chat.storage.database import make_engine, resolve_url
 from chat.storage.models import Base
-from chat.storage.search_index import SEARCH_TABLES
+from chat.storage.search_index import SEARCH_TABLES, VECTOR_COLUMN, VECTOR_INDEX
 
 config = context.config
 target_metadata = Base.metadata
@@ -27,9 +27,11 @@ def _database_url() -> str:
 
 
 def _modelled(name: str | None, type_: str, parent_names: object) -> bool:
-    """The search index's tables are not models (an FTS5 table cannot be one): autogenerate and `alembic check`
-    leave them to chat.storage.search_index and its tests."""
-    return not (type_ == "table" and name in SEARCH_TABLES)
+    """The search index's tables are not models (an FTS5 table cannot be one), nor is PostgreSQL's column for it
+    in `messages` with its index: autogenerate and `alembic check` leave them to chat.storage.search_index and
+    its tests."""
+    return not ((type_ == "table" and name in SEARCH_TABLES) or (type_ == "column" and name == VECTOR_COLUMN)
+                or (type_ == "index" and name == VECTOR_INDEX))
 
 
 def _run(connection: Connection) -> None:

@@ -17,7 +17,7 @@ from chat.search.query import parse_search
 from chat.storage.database import make_engine, upgrade
 from chat.storage.records import PrivateRecord
 from chat.storage.repository import ChatStore, StoredRoom, WriteBatch
-from chat.storage.search import SearchPage, SearchScope, search_messages
+from chat.storage.search import WALK_WINDOW, SearchPage, SearchScope, search_messages
 from harness import LineClient, ServerThread
 
 T0 = 1_790_000_000.0  # 2026-09-21T14:13:20Z
@@ -183,6 +183,44 @@ def test_paging_newest_first_without_repeats(corpus: Corpus) -> None:
     assert seen == sorted(said, reverse=True)
     page = corpus.page("match", PUBLIC, limit=10, before=said[5])
     assert [m.id for m in page.messages] == [5, 4, 3, 2, 1] and not page.more
+
+
+def test_pages_span_the_newest_messages_and_the_older_ones_alike(corpus: Corpus) -> None:
+    """PostgreSQL reads a page in two parts, the newest WALK_WINDOW ids walked, then the older ones from the GIN
+    index (chat.storage.search): ids far apart put matches in both, and a page across the boundary has each once."""
+    old = [corpus.say(f"gap word {i}", room) for i in range(12) for room in (LOBBY, SECRET)]
+    corpus.next_id = WALK_WINDOW * 3  # ids may skip: a batch that failed to commit leaves a gap
+    new = [corpus.say(f"gap word new {i}") for i in range(5)]
+    corpus.say("gap, but not the other")
+    for scope, expected in ((EVERYTHING, [*old, *new]), (PUBLIC, [*old[::2], *new])):
+        seen: list[int] = []
+        before = None
+        while True:
+            page = corpus.page('word "gap word"', scope, limit=4, before=before)
+            seen += [m.id for m in page.messages]
+            if not page.more:
+                break
+            before = page.messages[-1].id
+        assert seen == sorted(expected, reverse=True)
+    assert corpus.ids("new", PUBLIC) == new[::-1]
+    assert [m.id for m in corpus.page("word", PUBLIC, limit=8).messages] == [*new[::-1], *old[::2][:-4:-1]]
+
+
+def test_pages_of_a_word_that_a_first_walk_only_half_fills(corpus: Corpus) -> None:
+    """A word in one message of WALK_WINDOW / 10, high ids: PostgreSQL's first walk finds 10 of a page of 15,
+    walks on for the rest (step 2 in chat.storage.search), then pages on below; every match once, newest first."""
+    first, count, every = 1_000_000, 4 * WALK_WINDOW, WALK_WINDOW // 10
+    corpus.store.write(WriteBatch(messages=[
+        (ChatMessage(i, MessageKind.MESSAGE, "alice", f"line {i}" + (" needle" if i % every == 0 else ""), T0 + i,
+                     room="lobby"), LOBBY) for i in range(first, first + count)]))
+    needles = [i for i in range(first + count - 1, first - 1, -1) if i % every == 0]
+    page = corpus.page("needle", PUBLIC, limit=15)
+    assert [m.id for m in page.messages] == needles[:15] and page.more
+    seen = [m.id for m in page.messages]
+    while page.more:
+        page = corpus.page("needle", PUBLIC, limit=7, before=seen[-1])
+        seen += [m.id for m in page.messages]
+    assert seen == needles and len(needles) == 40
 
 
 def test_a_result_carries_room_time_sender_and_id(corpus: Corpus) -> None:

@@ -20,6 +20,8 @@ from chat.storage.search import SearchScope, search_messages
 from chat.storage.search_index import (
     PG_POSITION_MAX,
     SEARCH_TABLES,
+    VECTOR_COLUMN,
+    VECTOR_INDEX,
     backfill,
     backfill_step,
     quote_lexeme,
@@ -59,7 +61,7 @@ def test_the_migration_keeps_every_message_and_the_backfill_indexes_each_once(an
         upgrade(engine)
     assert any("run `chat index`" in m for m in logs.messages())
     assert all_rows(engine) == before
-    assert {"search_index_state"} | ({"messages_fts"} if engine.dialect.name == "sqlite" else {"message_search"}) \
+    assert {"search_index_state"} | ({"messages_fts"} if engine.dialect.name == "sqlite" else set()) \
         <= set(inspect(engine).get_table_names())
     with engine.connect() as conn:
         assert unindexed_below(conn) == 2501
@@ -157,14 +159,20 @@ def test_the_server_indexes_older_messages_itself_while_idle_with_progress_logge
 
 
 def test_the_index_tables_are_known_to_env_py(any_db: str) -> None:
-    """`alembic check` skips exactly the index's tables: every other table is a model."""
+    """`alembic check` skips exactly the index's tables (SQLite) or column (PostgreSQL): the rest is models."""
     engine = make_engine(any_db)
     upgrade(engine)
     from chat.storage.models import Base
 
     tables = set(inspect(engine).get_table_names()) - {"alembic_version"}
     assert tables - SEARCH_TABLES == set(Base.metadata.tables)
-    assert tables & SEARCH_TABLES
+    columns = {c["name"] for c in inspect(engine).get_columns("messages")}
+    assert columns - {VECTOR_COLUMN} == set(MESSAGES.c.keys())
+    if engine.dialect.name == "sqlite":
+        assert tables & SEARCH_TABLES and VECTOR_COLUMN not in columns
+    else:
+        assert not tables & SEARCH_TABLES and VECTOR_COLUMN in columns
+        assert VECTOR_INDEX in {i["name"] for i in inspect(engine).get_indexes("messages")}
     engine.dispose()
 
 

@@ -146,9 +146,10 @@ class Undelivered(Base):
 class SearchIndexState(Base):
     """One row: how far the search index has come with the messages stored before it existed.
 
-    The index itself (SQLite's FTS5 table, PostgreSQL's `message_search`) is engine-specific and described in
-    chat.storage.search_index. Messages written since the index exists are indexed in the same transaction;
-    older ones are filled in newest first, in batches, each batch moving `backfill_below` down with it.
+    The index itself (SQLite's FTS5 table, PostgreSQL's column `messages.search_vector`, which is no model's)
+    is engine-specific and described in chat.storage.search_index. Messages written since the index exists are
+    indexed in the same transaction; older ones are filled in newest first, in batches, each batch moving
+    `backfill_below` down with it.
     """
 
     __tablename__ = "search_index_state"

@@ -40,7 +40,16 @@ from chat.storage.records import (
     TopicChange,
     WriteBatch,
 )
-from chat.storage.search_index import FTS_INSERT, BackfillStep, backfill_step, fts_document, index_messages
+from chat.storage.search_index import (
+    FTS_INSERT,
+    PG_MESSAGES,
+    VECTOR_COLUMN,
+    BackfillStep,
+    backfill_step,
+    fts_document,
+    index_messages,
+    tsvector_literal,
+)
 
 __all__ = ["ChatStore", "FoundRoom", "LoadedState", "SeenUser", "StoredRoom", "TopicChange", "WriteBatch"]
 
@@ -153,15 +162,17 @@ class ChatStore:
         if batch.messages and self._fast_insert:
             conn.exec_driver_sql(self._fast_insert, self._sqlite_rows(batch.messages, private))
         elif batch.messages:
-            conn.execute(
-                insert(MESSAGES),
-                [
-                    dict(zip(_MESSAGE_COLUMNS, (m.id, m.kind.value, room_id, m.nick, m.to, m.text,
+            rows = [dict(zip(_MESSAGE_COLUMNS, (m.id, m.kind.value, room_id, m.nick, m.to, m.text,
                                                 to_datetime(m.time), *_accounts(private, m.id)), strict=True))
-                    for m, room_id in batch.messages
-                ],
-            )
-        if batch.messages and self.search_index:
+                    for m, room_id in batch.messages]
+            if self._dialect == "postgresql" and self.search_index:
+                # the vector rides in the message's own INSERT: no second row, no second statement
+                for row, (m, _room_id) in zip(rows, batch.messages, strict=True):
+                    row[VECTOR_COLUMN] = tsvector_literal(m.text)
+                conn.execute(insert(PG_MESSAGES), rows)
+            else:
+                conn.execute(insert(MESSAGES), rows)
+        if batch.messages and self.search_index and self._dialect != "postgresql":
             index_messages(conn, [(m.id, m.text) for m, _room_id in batch.messages])
         waiting = [{"account_id": p.recipient_account, "message_id": p.message_id}
                    for p in batch.private if p.offline and p.recipient_account is not None]

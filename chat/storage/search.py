@@ -22,7 +22,6 @@ from sqlalchemy import (
     Select,
     and_,
     cast,
-    exists,
     func,
     literal_column,
     or_,
@@ -37,7 +36,7 @@ from chat.protocol.events import PRIVATE_KINDS, ChatMessage
 from chat.search.query import SearchQuery, TextMatch
 from chat.search.scope import SearchScope
 from chat.storage.repository import MESSAGES, ROLES, ROOMS, _message
-from chat.storage.search_index import FTS, MESSAGE_SEARCH, quote_lexeme, unindexed_below
+from chat.storage.search_index import FTS, STATE, STATE_ID, VECTOR, quote_lexeme, unindexed_below
 
 __all__ = ["DEFAULT_BUDGET", "PAGE_MAX", "SearchPage", "SearchScope", "search_messages"]
 
@@ -62,12 +61,21 @@ def search_messages(
     if not 1 <= limit <= PAGE_MAX:
         raise ValueError(f"limit must be 1-{PAGE_MAX}")
     with engine.connect() as conn, _time_budget(conn, budget):
-        pending = unindexed_below(conn)
+        words_on_postgres = conn.dialect.name == "postgresql" and query.include
+        if words_on_postgres:  # and the newest id, for the walk, in the same round trip
+            pending, newest = conn.execute(select(STATE.c.backfill_below, select(func.max(MESSAGES.c.id))
+                                                  .scalar_subquery()).where(STATE.c.id == STATE_ID)).one()
+        else:
+            pending, newest = unindexed_below(conn), None
         visible = _visible(conn, query, scope)
         if visible is None:
             return SearchPage([], False, pending)
-        stmt = _statement(conn.dialect.name, query, visible, before, pending).limit(limit + 1)
-        rows = conn.execute(stmt).all()
+        if words_on_postgres:
+            top = before if before is not None else (newest or 0) + 1
+            rows = _postgres_words(conn, query, _conditions("postgresql", query, visible), top, limit + 1)
+        else:
+            rows = list(conn.execute(_statement(conn.dialect.name, query, visible, before, pending)
+                                     .limit(limit + 1)).all())
     more = len(rows) > limit
     return SearchPage([_message(row, row.room_name) for row in rows[:limit]], more, pending)
 
@@ -92,14 +100,14 @@ def _visible(conn: Connection, query: SearchQuery, scope: SearchScope) -> Column
         ids = set(conn.execute(select(ROOMS.c.id).where(ROOMS.c.name_key.in_(keys))).scalars())
         if scope.room_ids is not None:
             ids &= scope.room_ids
-        return and_(_in_rooms(conn.dialect.name, ids), *shut) if ids else None
+        return and_(_in_rooms(conn.dialect.name, ids, query), *shut) if ids else None
     if scope.room_ids is None and scope.all_private and not shut:
         return true()
     parts: list[ColumnElement[bool]] = []
     if scope.room_ids is None:
         parts.append(m.c.room_id.is_not(None))
     elif scope.room_ids:
-        parts.append(_in_rooms(conn.dialect.name, scope.room_ids))
+        parts.append(_in_rooms(conn.dialect.name, scope.room_ids, query))
     if scope.all_private:
         parts.append(m.c.kind.in_(_PRIVATE))
     elif scope.private_account is not None:
@@ -126,18 +134,20 @@ def _shut_out(scope: SearchScope) -> list[ColumnElement[bool]]:
     return found
 
 
-def _in_rooms(dialect: str, ids: set[int] | frozenset[int]) -> ColumnElement[bool]:
+def _in_rooms(dialect: str, ids: set[int] | frozenset[int], query: SearchQuery) -> ColumnElement[bool]:
     room_id = MESSAGES.c.room_id
-    if len(ids) > 1:
+    if len(ids) > 1 or (dialect == "postgresql" and query.include):
         # `room_id + 0` keeps the planners off the (room_id, id) index here: with several rooms they would read
         # every message of them and sort (PostgreSQL took 2.5 s for from:nick alone on a million); walking the
-        # messages newest first stops at the first page of matches. One room's index gives that order itself.
+        # messages newest first stops at the first page of matches. One room's index gives that order itself,
+        # but not beside words on PostgreSQL: there the planner ANDed the room's 50,000 ids with a rare word's
+        # 35 GIN matches (20 ms) where the 35 alone, checked for their room, take a millisecond.
         return (room_id + literal_column("0")).in_(sorted(ids))
     return room_id.in_(sorted(ids))
 
 
-def _statement(dialect: str, query: SearchQuery, visible: ColumnElement[bool], before: int | None,
-               pending: int | None) -> Select[Any]:
+def _conditions(dialect: str, query: SearchQuery, visible: ColumnElement[bool]) -> list[ColumnElement[bool]]:
+    """What the searcher may see and the filters asked for, besides the words."""
     m = MESSAGES
     conditions: list[ColumnElement[bool]] = [visible]
     if query.senders:
@@ -146,9 +156,15 @@ def _statement(dialect: str, query: SearchQuery, visible: ColumnElement[bool], b
         conditions.append(m.c.created_at >= _db_time(dialect, query.after))
     if query.before is not None:
         conditions.append(m.c.created_at < _db_time(dialect, query.before))
+    return conditions
+
+
+def _statement(dialect: str, query: SearchQuery, visible: ColumnElement[bool], before: int | None,
+               pending: int | None) -> Select[Any]:
+    conditions = _conditions(dialect, query, visible)
     if dialect == "sqlite":
         return _sqlite_statement(query, conditions, before, pending)
-    return _postgres_statement(query, conditions, before, pending)
+    return _postgres_plain(query, conditions, before, pending)
 
 
 def _sqlite_statement(query: SearchQuery, conditions: list[ColumnElement[bool]], before: int | None,
@@ -170,22 +186,55 @@ def _sqlite_statement(query: SearchQuery, conditions: list[ColumnElement[bool]],
     return stmt
 
 
-def _postgres_statement(query: SearchQuery, conditions: list[ColumnElement[bool]], before: int | None,
-                        pending: int | None) -> Select[Any]:
-    m, s = MESSAGES, MESSAGE_SEARCH
-    stmt: Select[Any]
-    if query.include:
-        text = s.c.vector.bool_op("@@")(cast(tsquery(query.include, query.exclude), TSQUERY))
-        joined = s.join(m, m.c.id == s.c.message_id).outerjoin(ROOMS, ROOMS.c.id == m.c.room_id)
-        stmt = select(*_COLUMNS).select_from(joined).where(text, *conditions).order_by(s.c.message_id.desc())
-        if before is not None:
-            stmt = stmt.where(s.c.message_id < before)
-        return stmt
+# PostgreSQL, with words. GIN returns a word's matches unordered, so the newest page costs either all of them
+# (read, rechecked, sorted: about 3 µs each) or a walk down the primary key, newest first, checking each row's
+# vector (about 1 µs a row) until the page is full. The planner chooses well for words, badly for phrases (CJK
+# `会議`: 33 matches expected, 6,019 read) and nothing can make it stop a GIN scan early, so:
+# 1. walk the newest WALK_WINDOW messages below the page's start down the primary key, the vector tested in a
+#    form no index serves. A word in one message of 50 fills a page of 20 there, in a fraction of a millisecond.
+# 2. if that found some but not enough, it is a sample of the word's frequency: when walking on for the rest is
+#    expected to cost less than reading every older match would (and at most WALK_MAX rows), walk on, through
+#    twice the rows expected.
+# 3. what is still missing comes from the older messages with the planner's choice: for a word this rare, the
+#    GIN index, whose cost is in proportion to its matches, few by then.
+# Measured against the planner alone and the old join (docs/PERFORMANCE.md, "Search", PostgreSQL).
+WALK_WINDOW = 1000  # rows walked first (0: none, the planner alone: for measuring against)
+WALK_MAX = 40_000  # rows a second walk may take
+MATCH_COST = 3  # reading one GIN match costs as much as walking this many rows
+
+
+def _postgres_words(conn: Connection, query: SearchQuery, conditions: list[ColumnElement[bool]], top: int,
+                    limit: int) -> list[Any]:
+    """The newest `limit` matches with ids below `top`."""
+    m = MESSAGES
+    matches = VECTOR.bool_op("@@")(cast(tsquery(query.include, query.exclude), TSQUERY))
+    stmt = (select(*_COLUMNS).select_from(m.outerjoin(ROOMS, ROOMS.c.id == m.c.room_id))
+            .where(*conditions).order_by(m.c.id.desc()))
+    if not WALK_WINDOW:  # the planner alone (for measuring against)
+        return list(conn.execute(stmt.where(matches, m.c.id < top).limit(limit)).all())
+    # `(… @@ …) IS TRUE` is the same test (a NULL vector matches nothing either way) in a form no index can
+    # serve, so a walk is a walk down the primary key, whatever the planner thinks of the word
+    walked = stmt.where(matches.is_(true()))
+    low = top - WALK_WINDOW
+    rows = list(conn.execute(walked.where(m.c.id < top, m.c.id >= low).limit(limit)).all())
+    if 0 < len(rows) < limit and low > 0:
+        rows_needed = (limit - len(rows)) * WALK_WINDOW / len(rows)
+        matches_below = len(rows) * low / WALK_WINDOW
+        if rows_needed <= min(WALK_MAX, MATCH_COST * matches_below):
+            high, low = low, low - min(WALK_MAX, int(2 * rows_needed) + 1)
+            rows += conn.execute(walked.where(m.c.id < high, m.c.id >= low).limit(limit - len(rows))).all()
+    if len(rows) < limit and low > 0:
+        rows += conn.execute(stmt.where(matches, m.c.id < low).limit(limit - len(rows))).all()
+    return rows
+
+
+def _postgres_plain(query: SearchQuery, conditions: list[ColumnElement[bool]], before: int | None,
+                    pending: int | None) -> Select[Any]:
+    """Filters and perhaps -words, no words: the messages newest first."""
     stmt = _plain(conditions, before)
     if query.exclude:
-        excluded = exists().where(s.c.message_id == m.c.id,
-                                  s.c.vector.bool_op("@@")(cast(tsquery_any(query.exclude), TSQUERY)))
-        stmt = stmt.where(~excluded, *_indexed(pending))
+        excluded = VECTOR.bool_op("@@")(cast(tsquery_any(query.exclude), TSQUERY))
+        stmt = stmt.where(or_(VECTOR.is_(None), ~excluded), *_indexed(pending))
     return stmt
 
 

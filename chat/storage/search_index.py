@@ -8,15 +8,17 @@ messages for the same query:
   ASCII on anything but letters and digits. An ASCII message goes in as it is (that tokenizer finds exactly its
   terms); any other goes in as its terms joined by spaces. `columnsize=0`: no per-message sizes, which only
   bm25 ranking would read; results come newest first.
-* PostgreSQL: `message_search(message_id, vector)`, a `tsvector` built here with each term at its position
-  (never by PostgreSQL's parser, which splits by the database's locale), under a GIN index.
+* PostgreSQL: `messages.search_vector`, a `tsvector` built here with each term at its position (never by
+  PostgreSQL's parser, which splits by the database's locale), under a partial GIN index (migration 0007; until
+  then a table of its own, `message_search`, which cost a second row per message and a join per search).
 
-The store's writer adds each batch's terms in the batch's own transaction (chat.storage.repository), so a message
-is found the moment it is stored, and never before. That beat triggers by measurement (benchmarks/search_bench.py,
-docs/PERFORMANCE.md): an FTS5 insert in a trigger fires once per row inside the row's statement, and cost three
-times as much per message as the writer's one executemany. Messages stored before the index existed are indexed
-by `backfill()`, newest first, a batch per transaction: `chat index` runs it beside a running server, and
-`ChatStore.backfill_search()` is the same step for the server's storage thread to take when it is idle.
+The store's writer adds each batch's terms in the batch's own transaction (chat.storage.repository; on PostgreSQL in
+the messages' own INSERT), so a message is found the moment it is stored, and never before. That beat triggers by
+measurement (benchmarks/search_bench.py, docs/PERFORMANCE.md): an FTS5 insert in a trigger fires once per row inside
+the row's statement, and cost three times as much per message as the writer's one executemany. Messages stored
+before the index existed are indexed by `backfill()`, newest first, a batch per transaction: `chat index` runs it
+beside a running server, and `ChatStore.backfill_search()` is the same step for the server's storage thread to take
+when it is idle.
 """
 
 from __future__ import annotations
@@ -25,8 +27,24 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import BigInteger, Column, Connection, Engine, MetaData, Table, Text, func, insert, select, text, update
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ColumnElement,
+    Connection,
+    Engine,
+    MetaData,
+    Table,
+    Text,
+    bindparam,
+    func,
+    literal_column,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import TSVECTOR
 
 from chat.search.terms import is_verbatim, terms
@@ -36,21 +54,23 @@ log = logging.getLogger("chat.storage")
 
 FTS_TABLE = "messages_fts"
 # The tables the migrations make for the index. They are not SQLAlchemy models (an FTS5 table and its shadow
-# tables cannot be; message_search exists on PostgreSQL only), so `alembic check` leaves them out (migrations/env.py).
-SEARCH_TABLES = frozenset({
-    FTS_TABLE, *(f"{FTS_TABLE}_{shadow}" for shadow in ("data", "idx", "content", "docsize", "config")),
-    "message_search",
-})
+# tables cannot be), so `alembic check` leaves them out (migrations/env.py); so is PostgreSQL's column for it.
+SEARCH_TABLES = frozenset({FTS_TABLE, *(f"{FTS_TABLE}_{shadow}" for shadow in ("data", "idx", "content", "docsize",
+                                                                                "config"))})
+VECTOR_COLUMN = "search_vector"  # messages.search_vector, PostgreSQL only (migration 0007)
+VECTOR_INDEX = "ix_messages_search_vector"
 FTS_INSERT = "INSERT INTO messages_fts (rowid, terms) VALUES (?, ?)"
 PG_POSITION_MAX = 16383  # PostgreSQL keeps positions up to this; later terms share it
 
 _index_metadata = MetaData()
 FTS = Table(FTS_TABLE, _index_metadata, Column("rowid", BigInteger), Column("terms", Text))
-MESSAGE_SEARCH = Table(
-    "message_search", _index_metadata,
-    Column("message_id", BigInteger, primary_key=True), Column("vector", TSVECTOR, nullable=False),
-)
 MESSAGES: Table = Message.__table__  # type: ignore[assignment]
+# PostgreSQL's messages as the writer and the backfill see them: the model's columns and the vector, which is no
+# model's (SQLite has no such column). Searches name the column through `VECTOR`, on the model's table.
+PG_MESSAGES = Table("messages", _index_metadata,
+                    *(Column(c.name, c.type, primary_key=c.primary_key) for c in MESSAGES.columns),
+                    Column(VECTOR_COLUMN, TSVECTOR))
+VECTOR: ColumnElement[Any] = literal_column(f"messages.{VECTOR_COLUMN}", TSVECTOR)
 STATE: Table = SearchIndexState.__table__  # type: ignore[assignment]
 STATE_ID = 1
 
@@ -76,13 +96,15 @@ def quote_lexeme(term: str) -> str:
 
 
 def index_messages(conn: Connection, rows: Sequence[tuple[int, str]]) -> None:
-    """Add (message id, text) pairs to the index, in the caller's transaction."""
+    """Add (message id, text) pairs of stored messages to the index, in the caller's transaction. (The writer
+    does not call this on PostgreSQL: there a new message's INSERT carries its vector, see ChatStore.)"""
     if not rows:
         return
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql(FTS_INSERT, [(message_id, fts_document(text)) for message_id, text in rows])
     else:
-        conn.execute(insert(MESSAGE_SEARCH),
+        conn.execute(update(PG_MESSAGES).where(PG_MESSAGES.c.id == bindparam("message_id"))
+                     .values({VECTOR_COLUMN: bindparam("vector")}),
                      [{"message_id": message_id, "vector": tsvector_literal(text)} for message_id, text in rows])
 
 
@@ -163,7 +185,7 @@ def backfill(
             time.sleep(pause)
     if engine.dialect.name == "postgresql":
         with engine.begin() as conn:  # fresh statistics, or the planner guesses the GIN index is not worth it
-            conn.execute(text("ANALYZE message_search"))
+            conn.execute(text("ANALYZE messages"))
     log.info("search index: complete, %d older messages indexed in %.1f s", done, time.monotonic() - started,
              extra={"event": "search_backfill_done", "done": done})
     return done

@@ -1,7 +1,7 @@
 """The test harness: real servers, real clients, real faults. Tests import what they need from here."""
 
 from harness.clients import WAIT, LineClient, wait_for
-from harness.databases import database_before_accounts, database_before_search
+from harness.databases import database_before_accounts, database_before_search, database_before_vector_column
 from harness.faults import fill_disk, immutable, immutable_supported, small_tmpfs, sqlite_write_lock
 from harness.irc import IrcClient
 from harness.logs import LogCapture, capture_logs, log_problems, record_figures, scale, soak
@@ -50,6 +50,7 @@ __all__ = [
     'cpu_seconds',
     'database_before_accounts',
     'database_before_search',
+    'database_before_vector_column',
     'fill_disk',
     'full_pipe',
     'http_get',

@@ -66,10 +66,27 @@ def database_before_search(db: str, count: int) -> Engine:
 
 def database_before_accounts(db: str, count: int) -> Engine:
     """A database at the schema before accounts (migration 0002, search), as that version's server left it: the
-    same rooms, nicks and messages, each message in the search index (its writer indexed them as it stored them)."""
-    from chat.storage.search_index import index_messages
+    same rooms, nicks and messages, each message in the search index (its writer indexed them as it stored them:
+    on PostgreSQL into the table `message_search` of that version, which migration 0007 replaced)."""
+    from chat.storage.search_index import FTS_INSERT, fts_document, tsvector_literal
 
     engine = _upgraded_to(db, "0002")
     with engine.begin() as conn:
-        index_messages(conn, _old_messages(conn, count))
+        rows = _old_messages(conn, count)
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql(FTS_INSERT, [(i, fts_document(said)) for i, said in rows])
+        else:
+            conn.execute(text("INSERT INTO message_search (message_id, vector) VALUES (:id, CAST(:v AS tsvector))"),
+                         [{"id": i, "v": tsvector_literal(said)} for i, said in rows])
+    return engine
+
+
+def database_before_vector_column(db: str, count: int) -> Engine:
+    """A database at migration 0006 (before 0007 moved PostgreSQL's search terms into `messages`), every message
+    indexed as that version's writer left it: the messages of `database_before_accounts`, upgraded to 0006."""
+    engine = database_before_accounts(db, count)
+    config = alembic_config()
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0006")
     return engine
