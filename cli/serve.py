@@ -133,8 +133,15 @@ def serve(
                                                   show_default=False,
                                                   help="TCP port of the IRC door over TLS (6697 is IRC's; needs "
                                                        "--tls-cert). Off unless given.")] = DEFAULTS.ircs_port,
+    irc_password: Annotated[str | None, typer.Option("--irc-password", envvar="CHAT_IRC_PASSWORD", show_default=False,
+                                                     help="A server password IRC clients must give with PASS before "
+                                                          "registering (accounts still log in with SASL). Prefer the "
+                                                          "environment variable: a command line is visible to "
+                                                          "others.")] = DEFAULTS.irc_password,
     server_name: Annotated[str, typer.Option(help="The server's name: in its greeting, and IRC's message "
                                                   "source.")] = DEFAULTS.server_name,
+    server_info: Annotated[str, typer.Option(help="The server's description, as IRC's WHOIS and LINKS show it.")]
+    = DEFAULTS.server_info,
     cluster: Annotated[bool, typer.Option("--cluster", help="Serve one chat with other nodes on the same "
                                                             "PostgreSQL database (docs/CLUSTER.md).")] = False,
     node: Annotated[str | None, typer.Option(help="This node's name in the cluster (default: the host name and "
@@ -184,7 +191,8 @@ def serve(
             offline_max=offline_max, index_when_idle=index_when_idle, search_budget=search_budget,
             tls_cert=tls_cert,
             tls_key=tls_key, tls_port=tls_port, plain=not no_plain, tls_handshake_timeout=tls_handshake_timeout,
-            irc_port=irc_port, ircs_port=ircs_port, server_name=server_name,
+            irc_port=irc_port, ircs_port=ircs_port, irc_password=irc_password, server_name=server_name,
+            server_info=server_info,
             cluster=cluster, node=node, node_timeout=node_timeout, events_kept=events_kept,
         )
     except ValueError as e:

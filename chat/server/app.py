@@ -152,7 +152,7 @@ class ChatServer:
             from chat.protocol.irc import IrcCodec
 
             def irc_codec() -> IrcCodec:
-                return IrcCodec(config.server_name)
+                return IrcCodec(config.server_name, config.server_info, config.irc_password)
 
             if config.irc_port is not None:
                 loop.add_door(IRC, config.host, config.irc_port, irc_codec)

@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass, field
 
 from chat.protocol.errors import ChatError
+from chat.protocol.irc.mapping import SERVER_INFO
 from chat.protocol.names import check_room
 from chat.server.addresses import peer_address
 
@@ -25,6 +26,7 @@ class ServerConfig:
     backlog: int = 50  # recent messages a newcomer to a room is sent
     lobby: str | None = "lobby"  # the room everyone is placed in once named
     server_name: str = "chat"
+    server_info: str = SERVER_INFO  # the server's description, as IRC's WHOIS and LINKS show it
     # limits
     max_line: int = 4096  # bytes in one incoming line, newline excluded
     sendq: int = 1 << 20  # bytes waiting to be sent to one client before it is disconnected
@@ -75,6 +77,7 @@ class ServerConfig:
     # the IRC door (chat.protocol.irc): its port and its TLS twin's (None: that door is closed)
     irc_port: int | None = None
     ircs_port: int | None = None
+    irc_password: str | None = None  # the IRC door's server password (PASS), None: none; accounts still use SASL
     # several nodes on one PostgreSQL database (chat.server.cluster, docs/CLUSTER.md)
     cluster: bool = False
     node: str | None = None  # this node's name in the cluster (None: the host name and the port)
@@ -109,6 +112,10 @@ class ServerConfig:
             raise ValueError("--https-port needs a certificate: give --tls-cert and --tls-key too")
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.\-]{0,62}", self.server_name):
             raise ValueError("--server-name: letters, digits, dots and dashes (it is IRC's message source)")
+        if not self.server_info.strip() or any(c < " " for c in self.server_info):
+            raise ValueError("--server-info: some words, without control characters")
+        if self.irc_password is not None and (not self.irc_password or any(c < " " for c in self.irc_password)):
+            raise ValueError("--irc-password: not empty, without control characters (IRC's PASS carries it)")
         if self.ircs_port is not None and not self.tls:
             raise ValueError("--ircs-port is IRC over TLS: give --tls-cert and --tls-key too")
         if self.cluster and not self.db.startswith("postgresql"):

@@ -30,8 +30,6 @@ class ChatController(BaseServerController, DirectoryBasedController):
             faketime: str | None, websocket_hostname: str | None, websocket_port: int | None) -> None:
         if websocket_hostname is not None or websocket_port is not None:
             raise NotImplementedByController("Websocket")
-        if password is not None:
-            raise NotImplementedByController("PASS (a server password): accounts log in with SASL")
         if ssl:
             raise NotImplementedByController("TLS in irctest (tested by our own suite)")
         assert self.proc is None
@@ -47,7 +45,8 @@ class ChatController(BaseServerController, DirectoryBasedController):
         self.proc = self.execute([
             *faketime_cmd, *chat_command(), "serve", "--db", self.db, "--host", hostname, "--port",
             str(native_port), "--irc-port", str(port), "--lobby", "", "--rate", "0", "--password-profile", "test",
-            "--log-level", "warning", "--server-name", "My.Little.Server",
+            "--log-level", "warning", "--server-name", "My.Little.Server", "--server-info", "test server",
+            *(["--irc-password", password] if password is not None else []),
         ])
         # irctest's operator (OPER operuser operpassword): here an admin account, as `chat users admin` makes one
         self._add_account(OPER_NAME, OPER_PASSWORD, admin=True)

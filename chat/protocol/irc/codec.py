@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import fnmatch
+import hmac
 import itertools
 import re
 from collections import deque
@@ -114,11 +115,15 @@ class _Modes:
 
 class IrcCodec(Codec):
     __slots__ = ("_asked", "_caps", "_capture", "_framer", "_label", "_labels_open", "_member", "_negotiating",
-                 "_nick", "_sasl", "_sasl_buffer", "_user", "echo", "host", "key", "network")
+                 "_nick", "_pass_given", "_password", "_sasl", "_sasl_buffer", "_user", "echo", "host", "info", "key",
+                 "network")
 
-    def __init__(self, server_name: str) -> None:
+    def __init__(self, server_name: str, info: str = mapping.SERVER_INFO, password: str | None = None) -> None:
         self.host = server_name
         self.network = server_name
+        self.info = info  # the server's description (312, 364)
+        self._password = password  # the server password registration needs (None: none)
+        self._pass_given: str | None = None  # what PASS gave before registration
         self._framer = LineFramer(mapping.TAGS_MAX + mapping.BODY_MAX)
         self._caps: set[str] = set()
         self._negotiating = False
@@ -283,11 +288,14 @@ class IrcCodec(Codec):
         if self._registered:
             return self._numeric("462", "You may not reregister")
         self._need(m, 1)
-        return ()  # no server password here; accounts log in with SASL
+        self._pass_given = m.params[0]  # checked at registration (a server password); accounts log in with SASL
+        return ()
 
     def _try_register(self) -> Sequence[cmd.Command | ev.Event | Reply]:
         if self._registered or self._negotiating or self._nick is None or self._user is None:
             return ()
+        if self._password is not None and not _same(self._pass_given, self._password):
+            return (*self._numeric(mapping.PASSWORD_MISMATCH, "Password incorrect"), cmd.Quit(reason="Bad password"))
         return (cmd.Nick(nick=self._nick, user=self._user[0], realname=self._user[3]),)
 
     def _authenticate(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
@@ -638,6 +646,11 @@ class IrcCodec(Codec):
         return (self._reply(*(line(host, "371", me, text) for text in mapping.info_lines()),
                             line(host, "374", me, "End of INFO list")),)
 
+    def _links(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
+        me, host = self._me, self.host  # one server, no links: itself at hop count 0
+        return (self._reply(line(host, "364", me, host, host, f"0 {self.info}"),
+                            line(host, "365", me, "*", "End of /LINKS list")),)
+
     def _motd(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
         return self._numeric("422", "MOTD File is missing")
 
@@ -965,7 +978,7 @@ class IrcCodec(Codec):
                                                                                  "End of /WHOIS list")
         person = e.person or ev.Person(e.nick, e.nick, e.nick)
         lines = [line(host, "311", me, e.nick, person.user, host, "*", person.realname),
-                 line(host, "312", me, e.nick, host, "chat")]
+                 line(host, "312", me, e.nick, host, self.info)]
         if e.rooms:
             every = "multi-prefix" in self._caps
             shown = [_prefix(r, e.op_in, e.voiced_in, every) + mapping.channel(r) for r in e.rooms]
@@ -1056,7 +1069,7 @@ class IrcCodec(Codec):
             out = line(host, "406", me, e.nick, "There was no such nickname")
         else:
             out = "".join(line(host, "314", me, p.nick, p.user, host, "*", p.realname)
-                          + line(host, "312", me, p.nick, host, "chat") for p in e.people)
+                          + line(host, "312", me, p.nick, host, self.info) for p in e.people)
         return out + line(host, "369", me, e.nick, "End of WHOWAS")
 
     def _r_operator(self, e: ev.Operator) -> str:
@@ -1121,6 +1134,11 @@ def _client_tags(tags: dict[str, str]) -> dict[str, str] | None:
     kept = {k: v for k, v in tags.items() if k.startswith("+") and _TAG_NAME.fullmatch(k)
             and not any(c < " " or c == "\x7f" for c in v if c not in "\r\n")}
     return dict(list(kept.items())[:CLIENT_TAGS_MAX]) or None
+
+
+def _same(given: str | None, password: str) -> bool:
+    """Is the PASS given the server password? Compared in constant time: the timing tells nothing of it."""
+    return given is not None and hmac.compare_digest(given.encode(), password.encode())
 
 
 def _in_batch(text: str) -> bool:
@@ -1210,7 +1228,7 @@ _HANDLERS: dict[str, _Handler] = {
     "INVITE": IrcCodec._invite, "CHATHISTORY": IrcCodec._chathistory, "AWAY": IrcCodec._away,
     "MOTD": IrcCodec._motd, "LUSERS": IrcCodec._lusers, "USERHOST": IrcCodec._userhost, "WHOWAS": IrcCodec._whowas,
     "OPER": IrcCodec._oper, "KILL": IrcCodec._kill, "WALLOPS": IrcCodec._wallops, "TIME": IrcCodec._time,
-    "INFO": IrcCodec._info,
+    "INFO": IrcCodec._info, "LINKS": IrcCodec._links,
 }
 _OUR_VERB = {"PRIVMSG": "msg", "NOTICE": "msg", "PART": "leave", "NAMES": "who", "LIST": "rooms",
              "CHATHISTORY": "history", "AUTHENTICATE": "login"}

@@ -9,7 +9,8 @@
 |                              | it is refused (417); a longer message from a native client is sent as  |
 |                              | several PRIVMSG lines                                                   |
 | NOTICE                       | a message of its own kind (stored, in history), relayed as a NOTICE    |
-| PASS (server password)       | not used: SASL PLAIN logs in to an account                             |
+| PASS (server password)       | the IRC door's password (`--irc-password`) when one is set, else       |
+|                              | ignored; either way accounts log in with SASL PLAIN, never with PASS   |
 | OPER name password           | an admin account's name and password: its powers for the connection    |
 """
 
@@ -27,6 +28,7 @@ BODY_MAX = 510  # bytes of the rest of a line, CR LF excluded (RFC 1459's 512 wi
 TEXT_CHUNK = 400  # bytes of message text in one PRIVMSG line we send (the prefix and tags come on top)
 KICK_MAX = TOPIC_MAX
 CHATHISTORY_MAX = min(HISTORY_MAX, 100)  # messages one CHATHISTORY answer holds
+SERVER_INFO = "chat"  # the server's description: WHOIS's 312 and LINKS's 364 (`chat serve --server-info`)
 
 
 def channel(room: str) -> str:
@@ -96,6 +98,7 @@ UNREADABLE_TARGET = frozenset({ErrorCode.NO_SUCH_ROOM, ErrorCode.INVALID_ROOM, E
 
 # numerics that name nothing but the recipient: `464 nick :Password incorrect`
 NO_SUBJECT = frozenset({"417", "464", "481", "491"})
+PASSWORD_MISMATCH = "464"  # a wrong or missing server password (ERR_PASSWDMISMATCH), then ERROR
 
 # numerics whose subject is a channel (the rest name a nick or a command)
 USER_MODES = "ow"  # o: a server operator (OPER), w: receives WALLOPS
