@@ -28,7 +28,7 @@ MESSAGE_ID_MAX = (1 << 63) - 1  # ids are 64-bit in the database; anything large
 PRIVATE_PREFIX = "@"  # /history @NICK: a conversation, not a room
 # every mode letter /mode takes (IRC's), and whether setting it takes a word (a key, a limit, a nick)
 MODE_LETTERS = {"i": False, "k": True, "l": True, "m": False, "n": False, "s": False, "t": False, "o": True,
-                "v": True, "b": True}
+                "v": True, "b": True, "I": True}
 UNSET_WITHOUT_WORD = frozenset("kl")  # -k and -l take no word: a room has one key, one limit
 
 

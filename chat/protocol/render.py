@@ -212,6 +212,8 @@ _MODE_TEXT: dict[str, str] = {  # every ModeChange (chat.protocol.events)
     "-v": "took the voice of {target}",
     "+b": "banned {target}",
     "-b": "lifted the ban on {target}",
+    "+I": "let {target} into #{room} uninvited while it is invite-only",
+    "-I": "no longer lets {target} into #{room} uninvited",
 }
 
 
@@ -301,7 +303,8 @@ def _text_room_modes(r: RoomModes) -> str:
         said = [f"at most {r.limit} members" if s == "a member limit" else s for s in said]
     parts = [", ".join(said) if said else "no settings"]
     parts.append(f"owner {r.owner}" if r.owner else "no owner")
-    for label, nicks in (("ops", r.ops), ("voiced", r.voiced), ("banned", r.bans), ("invited", r.invited)):
+    for label, nicks in (("ops", r.ops), ("voiced", r.voiced), ("banned", r.bans), ("invited", r.invited),
+                         ("invite exceptions", r.invite_exceptions)):
         if nicks:
             parts.append(f"{label}: {', '.join(nicks)}")
     return f"[#{r.room}] *** #{r.room}: {'; '.join(parts)}\n"
@@ -527,10 +530,11 @@ def event_json(event: Event) -> dict[str, Any]:
             return {"type": "online", "people": people, "most": most, "rooms": rooms}
         case Away(nick, message, you, changed):
             return {"type": "away", "nick": nick, "message": message, "you": you, "changed": changed}
-        case RoomModes(room, modes, owner, key, ops, voiced, bans, invited, created_at, limit):
+        case RoomModes(room, modes, owner, key, ops, voiced, bans, invited, created_at, limit, invexes):
             return {"type": "room_modes", "room": room, "modes": modes, "owner": owner, "key": key, "ops": ops,
                     "voiced": voiced, "bans": bans, "invited": invited,
-                    "created_at": iso_time(created_at) if created_at is not None else None, "limit": limit}
+                    "created_at": iso_time(created_at) if created_at is not None else None, "limit": limit,
+                    "invite_exceptions": invexes}
         case Operator(nick, account):
             return {"type": "operator", "nick": nick, "account": account}
         case UserModes(nick, modes, change):

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from chat.protocol.events import ChatMessage, Join, Kick, Mode, ModeChange, NickChange, Part, Quit, Topic
 from chat.protocol.names import name_key
-from chat.server.moderation import Moderation
+from chat.server.moderation import LISTED, Moderation, listed
 from chat.server.outbox import Outbox
 from chat.server.reads import InboxRead, RoomEventsRead
 from chat.storage.cluster import FETCH_LIMIT, LISTEN, ClusterCommit, heartbeat, prune, reap_dead
@@ -379,14 +379,14 @@ class Cluster:
         key, account = str(data.get("key", name_key(nick))), data.get("account")
         account_id = account if isinstance(account, int) else None
         if data.get("granted"):
-            if role in ("ban", "invite") or account_id is not None:
+            if role in LISTED or account_id is not None:
                 room.add_role(StoredRole(role, nick, key, account_id, str(data.get("by", "")), at))
         elif role == "op":
             room.ops.pop(account_id, None)  # type: ignore[arg-type]
         elif role == "voice":
             room.voiced.pop(account_id, None)  # type: ignore[arg-type]
         else:
-            (room.bans if role == "ban" else room.invites).pop(key, None)
+            listed(room, role).pop(key, None)
 
     def _not_told(self, origin: str, members: tuple[Member, ...]) -> tuple[Member, ...]:
         """A quit or nick change reaches every room its member was in: each local member hears it once."""

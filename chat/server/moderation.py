@@ -108,7 +108,7 @@ def check_entry(m: Member, room: Room, key: str | None) -> StoredRole | None:
     if m.key in room.bans:
         raise ChatError(ErrorCode.BANNED, f"You are banned from #{room.name}.", subject=room.name)
     invite = invite_of(m, room)
-    if settings.invite_only and invite is None:
+    if settings.invite_only and invite is None and m.key not in room.invexes:
         raise ChatError(ErrorCode.INVITE_ONLY, f"#{room.name} is invite-only: ask one of its ops to /invite you.",
                         subject=room.name)
     if settings.key is not None and invite is None and key != settings.key:
@@ -136,6 +136,14 @@ def may_search(m: Member, room: Room) -> bool:
     except ChatError:
         return False
     return True
+
+
+LISTED = ("ban", "invite", "invex")  # the roles kept by nick key, for guests too (the others: by account)
+
+
+def listed(room: Room, role: Role) -> dict[str, StoredRole]:
+    """The room's list of a LISTED role: its bans, invites or invite exceptions."""
+    return room.bans if role == "ban" else room.invites if role == "invite" else room.invexes
 
 
 def may_see(m: Member, room: Room) -> bool:
@@ -271,6 +279,8 @@ class Moderation:
                     self._voice(m, room, word or "", sign, out)
                 case "b":
                     self._ban(m, room, word or "", sign, out)
+                case "I":
+                    self._invex(m, room, word or "", sign, out)
                 case "i" | "k" | "l" | "m" | "n" | "s" | "t":
                     if self.set_mode(settings, letter, sign, word):
                         shown = typing.cast(ModeChange, change)  # a change cmd.Mode parsed: one of them
@@ -293,7 +303,8 @@ class Moderation:
                          sorted({*room.voiced.values(), *(x.nick for x in room.session_voiced)}, key=str.lower),
                          sorted((b.nick for b in room.bans.values()), key=str.lower) if shown else [],
                          sorted((i.nick for i in room.invites.values()), key=str.lower) if shown else [],
-                         room.created_at, settings.limit)
+                         room.created_at, settings.limit,
+                         sorted((i.nick for i in room.invexes.values()), key=str.lower) if shown else [])
 
     def used_invite(self, room: Room, invite: StoredRole, m: Member, out: Outbox) -> None:
         """A guest joined on its one-time invite: it is spent."""
@@ -399,14 +410,24 @@ class Moderation:
         elif (remote := self._remote_in(room, nick)) is not None:
             self._put_out(m, room, None, remote, "banned", out)
 
+    def _invex(self, m: Member, room: Room, nick: str, granted: bool, out: Outbox) -> None:
+        """+I NICK: NICK may come into the room while it is invite-only, uninvited, as often as it likes (a ban
+        still keeps it out); -I NICK takes that back."""
+        key = name_key(check_nick(nick))
+        entry = room.invexes.get(key)
+        if granted == (entry is not None):
+            return  # already so: nothing to tell
+        shown = entry.nick if entry is not None else nick
+        self._set_role(room, "invex", shown, key, None, m, granted, out, stores_acts(m, room))
+        self._tell_mode(m, room, "+I" if granted else "-I", shown, out)
+
     def _set_role(self, room: Room, role: Role, nick: str, key: str, account_id: int | None, by: Member,
                   granted: bool, out: Outbox, lasting: bool = True) -> None:
         now = self.chat.clock()
-        if granted and role in ("ban", "invite"):
-            entry = StoredRole(role, nick, key, account_id, by.nick, now)
-            (room.bans if role == "ban" else room.invites)[key] = entry
-        elif not granted and role == "invite":
-            room.invites.pop(key, None)
+        if granted and role in LISTED:
+            listed(room, role)[key] = StoredRole(role, nick, key, account_id, by.nick, now)
+        elif not granted and role in ("invite", "invex"):
+            listed(room, role).pop(key, None)
         if self.chat.cluster:  # the other nodes' copy of the room changes with it (chat.server.cluster)
             self.chat.room_event(room, "role", nick, out, {"role": role, "key": key, "account": account_id,
                                                            "granted": granted, "by": by.nick, "time": now})

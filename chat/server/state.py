@@ -57,7 +57,7 @@ def fitting_around(older: list[ChatMessage], newer: list[ChatMessage], budget: i
 
 class Room:
     __slots__ = (
-        "applied", "bans", "created_at", "id", "invites", "kept_settings", "key", "members", "name", "nicks",
+        "applied", "bans", "created_at", "id", "invexes", "invites", "kept_settings", "key", "members", "name", "nicks",
         "older_in_db", "ops", "persisted", "recent", "remote", "session_ops", "session_voiced", "settings", "topic",
         "topic_at", "topic_by", "voiced",
     )  # fmt: skip
@@ -82,6 +82,7 @@ class Room:
         self.voiced: dict[int, str] = {}  # account id -> nick
         self.bans: dict[str, StoredRole] = {}  # nick key -> ban (of an account, or of a guest's nick)
         self.invites: dict[str, StoredRole] = {}  # nick key -> invite (lasting for an account, once for a guest)
+        self.invexes: dict[str, StoredRole] = {}  # nick key -> invite exception (+I): comes into +i uninvited
         # for this session only (while someone is in the room; never stored): ops and voices of members as
         # such (the first joiner of a room without an owner, guests given +o or +v), and, when a session op
         # changed the modes of a room without an owner, the modes it has in the database meanwhile
@@ -107,6 +108,8 @@ class Room:
             self.bans[role.nick_key] = role
         elif role.role == "invite":
             self.invites[role.nick_key] = role
+        elif role.role == "invex":
+            self.invexes[role.nick_key] = role
 
     def add_member(self, member: Member) -> None:
         self.members = (*self.members, member)

@@ -11,7 +11,7 @@ from typing import Literal
 
 from chat.protocol.events import ChatMessage
 
-Role = Literal["op", "voice", "ban", "invite"]
+Role = Literal["op", "voice", "ban", "invite", "invex"]  # invex: an invite exception (+I), a nick let into +i
 
 
 @dataclass(slots=True)

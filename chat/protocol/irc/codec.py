@@ -91,7 +91,7 @@ class _LabelClose(Reply):
 class _Asked:
     """A question whose answer is one event of a kind other questions share (Who, RoomModes, History)."""
 
-    kind: str  # "names", "who", "userhost", "modes", "banlist", "history"
+    kind: str  # "names", "who", "userhost", "modes", "banlist", "invexlist", "history"
     target: str = ""
     between: tuple[int, int] | None = None  # CHATHISTORY BETWEEN: only ids strictly inside (low, high)
     around: str = ""  # CHATHISTORY AROUND is two pages: "first" (kept), then "second" (answered with both)
@@ -482,8 +482,8 @@ class IrcCodec(Codec):
         modes = m.params[1]
         if modes[:1] not in "+-":
             modes = "+" + modes
-        if modes.strip("+-") == "b" and len(m.params) == 2:
-            self._asked.append(_Asked("banlist"))
+        if modes.strip("+-") in mapping.LIST_MODES and len(m.params) == 2:  # +b, +I alone: the list
+            self._asked.append(_Asked(mapping.LIST_MODES[modes.strip("+-")]))
             return (cmd.Mode(room=room),)
         unknown = [c for c in modes if c not in "+-" and c not in cmd.MODE_LETTERS]
         if unknown:
@@ -1011,8 +1011,8 @@ class IrcCodec(Codec):
                 sign = change.mode[0]
                 letters.append(sign)
             letters.append(change.mode[1])
-            if change.target is not None:
-                words.append(change.target)
+            if change.target is not None:  # an invite exception is a nick; IRC shows it as the mask it stands for
+                words.append(f"{change.target}!*@*" if change.mode[1] == "I" else change.target)
             elif change.mode == "+k":
                 words.append("*")  # the key is never broadcast
         return line(self._source(first.nick), "MODE", mapping.channel(first.room), "".join(letters), *words,
@@ -1026,10 +1026,13 @@ class IrcCodec(Codec):
 
     def _r_room_modes(self, e: ev.RoomModes) -> str:
         me, host, channel = self._me, self.host, mapping.channel(e.room)
-        asked = self._pop("modes", "banlist")
+        asked = self._pop("modes", "banlist", "invexlist")
         if asked is not None and asked.kind == "banlist":
             return "".join(line(host, "367", me, channel, f"{b}!*@*") for b in e.bans) + line(
                 host, "368", me, channel, "End of channel ban list")
+        if asked is not None and asked.kind == "invexlist":
+            return "".join(line(host, "346", me, channel, f"{n}!*@*") for n in e.invite_exceptions) + line(
+                host, "347", me, channel, "End of Channel Invite Exception List")
         modes = e.modes or "+"
         params = [channel, modes]
         for letter in modes:  # their words in the letters' order: the key (to ops only, else *), the limit

@@ -46,9 +46,11 @@ def room_of(target: str) -> str | None:
         return None
 
 
-# the channel modes (cmd.MODE_LETTERS) by ISUPPORT's kinds: lists (b), a word always (k), a word to set (l),
-# no word (imnst); o and v are PREFIX's
-CHANMODES = "b,k,l,imnst"
+# the channel modes (cmd.MODE_LETTERS) by ISUPPORT's kinds: lists (b bans, I invite exceptions), a word always
+# (k), a word to set (l), no word (imnst); o and v are PREFIX's
+CHANMODES = "Ib,k,l,imnst"
+INVEX = "I"
+LIST_MODES = {"b": "banlist", INVEX: "invexlist"}  # a list mode asked alone (MODE #room +b): its list
 MODES_MAX = 4  # mode changes with a word in one MODE line (ISUPPORT MODES): the most a line we send carries
 
 
@@ -57,7 +59,7 @@ def isupport(network: str) -> list[str]:
     return [
         f"NETWORK={network}", f"CASEMAPPING={CASEMAPPING}", f"CHANTYPES={CHANNEL_PREFIX}", "PREFIX=(ov)@+",
         f"CHANMODES={CHANMODES}", f"NICKLEN={NICK_MAX}", f"CHANNELLEN={ROOM_MAX + 1}", f"TOPICLEN={TOPIC_MAX}",
-        f"KICKLEN={KICK_MAX}", f"AWAYLEN={AWAY_MAX}", f"MODES={MODES_MAX}", "UTF8ONLY",
+        f"KICKLEN={KICK_MAX}", f"AWAYLEN={AWAY_MAX}", f"MODES={MODES_MAX}", "UTF8ONLY", f"INVEX={INVEX}",
         "TARGMAX=PRIVMSG:4,NOTICE:4,JOIN:10,PART:10", f"CHATHISTORY={CHATHISTORY_MAX}", "MSGREFTYPES=msgid",
     ]
 
