@@ -4,8 +4,10 @@ run irctest with `--controller chat_irctest` (tests/test_irctest.py, scripts/irc
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +52,20 @@ class ChatController(BaseServerController, DirectoryBasedController):
         ])
         # irctest's operator (OPER operuser operpassword): here an admin account, as `chat users admin` makes one
         self._add_account(OPER_NAME, OPER_PASSWORD, admin=True)
+
+    def kill_proc(self) -> None:
+        """irctest's, then a wait for the rest of the process group: under `faketime` the server is the wrapper's
+        child, still closing its SQLite files when the wrapper has exited, and irctest removes the folder next."""
+        assert self.proc
+        group = os.getpgid(self.proc.pid)
+        super().kill_proc()
+        deadline = time.monotonic() + 10
+        while group != os.getpgrp() and time.monotonic() < deadline:  # (irctest starts it in a session of its own)
+            try:
+                os.killpg(group, 0)
+            except (ProcessLookupError, PermissionError):
+                return  # the whole group has exited
+            time.sleep(0.05)
 
     def wait_for_services(self) -> None:
         """Accounts are the server's own: there are no services to wait for."""
