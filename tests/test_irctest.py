@@ -75,6 +75,10 @@ SUBSET = [
     "who.py::WhoTestCase::testWhoNickOper[mask]",
     "messages.py::NoticeTestCase::testNotice",
     "time.py::TimeTestCase::testTime",
+    # LINKS, the IRC door's server password, invite exceptions (+I)
+    "links.py::LinksTestCase::testLinksSingleServer",
+    "connection_registration.py::PasswordedConnectionRegistrationTestCase::testWrongPassword",
+    "chmodes/invite_exception.py::InviteExceptionTestCase::testInviteExceptionRemoval",
 ]
 
 
