@@ -33,6 +33,14 @@ def test_a_missing_or_wrong_server_password_is_464_then_error(locked: ServerThre
     assert not any(" 001 " in line for line in lines)
 
 
+def test_sasl_without_the_server_password_is_refused_before_any_login(locked: ServerThread) -> None:
+    c = IrcClient(*locked.loop.door_address("irc"))
+    c.send("CAP LS 302", "CAP REQ :sasl", "NICK alice", "USER alice 0 * :Alice", "AUTHENTICATE PLAIN")
+    lines = c.expect_closed()
+    assert any(" 464 * :Password incorrect" in line for line in lines), lines
+    assert lines[-1].startswith("ERROR :") and not any("AUTHENTICATE +" in line for line in lines)
+
+
 def test_the_right_server_password_registers_and_accounts_still_log_in_with_sasl(locked: ServerThread) -> None:
     native = locked.client()  # the native door has no server password
     native.register_account("alice", ACCOUNT_PASSWORD)

@@ -294,12 +294,21 @@ class IrcCodec(Codec):
     def _try_register(self) -> Sequence[cmd.Command | ev.Event | Reply]:
         if self._registered or self._negotiating or self._nick is None or self._user is None:
             return ()
-        if self._password is not None and not _same(self._pass_given, self._password):
-            return (*self._numeric(mapping.PASSWORD_MISMATCH, "Password incorrect"), cmd.Quit(reason="Bad password"))
+        if self._locked_out():
+            return self._bad_password()
         return (cmd.Nick(nick=self._nick, user=self._user[0], realname=self._user[3]),)
+
+    def _locked_out(self) -> bool:
+        """Is there a server password this connection has not given (yet)?"""
+        return self._password is not None and not _same(self._pass_given, self._password)
+
+    def _bad_password(self) -> Sequence[cmd.Command | ev.Event | Reply]:
+        return (*self._numeric(mapping.PASSWORD_MISMATCH, "Password incorrect"), cmd.Quit(reason="Bad password"))
 
     def _authenticate(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
         self._need(m, 1)
+        if not self._registered and self._locked_out():
+            return self._bad_password()  # the server password comes first: no account login tried without it
         if "sasl" not in self._caps or (self._registered and self._member.account is not None):
             return self._numeric("904", "SASL authentication failed")
         arg = m.params[0]
