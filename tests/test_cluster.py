@@ -398,6 +398,27 @@ def test_rooms_and_whois_are_cluster_wide(nodes: Any) -> None:
     irc.close()
 
 
+def test_who_with_a_mask_is_cluster_wide(nodes: Any) -> None:
+    a, b = nodes("a", "--irc-port", "0"), nodes("b")
+    ann, _bob, bea = client(a, "ann"), client(b, "bob"), client(b, "bea")
+    bea.send("/leave #lobby", "/join #bees")  # she shares no room with node a's people: a wildcard misses her
+    bea.expect_event("joined", room="bees")
+    irc = IrcClient(a.host, irc_port(a))  # WHO with a mask is IRC's (the native protocol has no syntax for it)
+    irc.register("ivy")
+    wait_members(ann, "lobby", {"ann", "bob", "ivy"})
+
+    def who(mask: str) -> list[str]:
+        irc.send(f"WHO {mask}")
+        lines = irc.lines_until(" 315 ")
+        return [x.split()[7] for x in lines if " 352 " in x]
+
+    assert who("b*") == ["bob"]  # a member of the lobby on node b
+    assert who("bea") == ["bea"]  # an exact nick: anyone online, on any node
+    assert who("nobody") == []
+    assert who("*") == ["ann", "bob", "ivy"]
+    irc.close()
+
+
 def test_moderation_reaches_the_other_nodes_live(nodes: Any) -> None:
     a, b = nodes("a", "--password-profile", "test"), nodes("b", "--password-profile", "test")
     olga = client(a, "olga")

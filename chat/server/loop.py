@@ -38,6 +38,7 @@ from chat.server.member import Member
 from chat.server.outbox import CloseAfterFlush, Outbox
 from chat.server.reads import (
     HistoryRequest,
+    HolderRead,
     InboxRead,
     RoomEventsRead,
     RoomListRead,
@@ -425,6 +426,10 @@ class EventLoop:
                 members = [read.member]
                 if not read.member.gone:
                     self.deliverer.push(read.member, self.service.rooms_read(read))
+            case HolderRead():
+                members = [read.member]
+                if not read.member.gone:
+                    self.deliverer.push(read.member, self.service.holder_read(read))
             case _:  # accounts' reads: private history, offline messages, what is known of a nick
                 members = read.members
                 self.service.account_read(read, self.current)

@@ -131,6 +131,28 @@ class RoomListRead:
 
 
 @dataclass(slots=True, eq=False)
+class HolderRead:
+    """A clustered node's /who of a nick nobody here holds: whether another node's member holds it
+    (chat.storage.cluster.presence_of)."""
+
+    member: Member
+    key: str
+    mask: str  # as asked
+    node: str  # this node's name
+    # the answer: the nick as spelled, if held on another node
+    nick: str | None = None
+    error: Exception | None = None
+
+    @property
+    def members(self) -> list[Member]:
+        return [self.member]
+
+    @property
+    def cancelled(self) -> bool:
+        return self.member.gone
+
+
+@dataclass(slots=True, eq=False)
 class SearchRequest:
     """A page of /search, within what the member may read (`scope`)."""
 
@@ -286,4 +308,4 @@ class WaitingMessages:
 
 AccountRead = NickLookup | PrivateHistoryRequest | WaitingMessages
 StorageRead = (HistoryRequest | RoomLookup | SearchRequest | RoomEventsRead | InboxRead | RoomListRead
-               | NickLookup | PrivateHistoryRequest | WaitingMessages)
+               | HolderRead | NickLookup | PrivateHistoryRequest | WaitingMessages)
