@@ -45,6 +45,7 @@ from chat.server.reads import (
     RoomLookup,
     SearchRequest,
     StorageRead,
+    TargetRead,
 )
 from chat.server.service import ChatService
 from chat.server.state import ChatState
@@ -430,6 +431,10 @@ class EventLoop:
                 members = [read.member]
                 if not read.member.gone:
                     self.deliverer.push(read.member, self.service.holder_read(read))
+            case TargetRead():
+                members = [read.member]
+                if not read.member.gone:
+                    self.service.moderation.target_read(read, self.current)
             case _:  # accounts' reads: private history, offline messages, what is known of a nick
                 members = read.members
                 self.service.account_read(read, self.current)

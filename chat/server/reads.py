@@ -16,7 +16,7 @@ from chat.search.query import SearchQuery
 from chat.search.scope import SearchScope
 from chat.server.member import Member
 from chat.server.state import fitting_around, newest_fitting
-from chat.storage.records import EventRow, FoundRoom
+from chat.storage.records import EventRow, FoundRoom, StoredAccount
 
 if TYPE_CHECKING:
     from chat.storage.accounts import AccountStore, KnownNick
@@ -141,6 +141,31 @@ class HolderRead:
     node: str  # this node's name
     # the answer: the nick as spelled, if held on another node
     nick: str | None = None
+    error: Exception | None = None
+
+    @property
+    def members(self) -> list[Member]:
+        return [self.member]
+
+    @property
+    def cancelled(self) -> bool:
+        return self.member.gone
+
+
+@dataclass(slots=True, eq=False)
+class TargetRead:
+    """A clustered node's /op, +v or /invite of a nick nobody here holds: whether another node's member holds it,
+    and its account if it is one (chat.server.moderation: `target_read`)."""
+
+    member: Member
+    room_key: str
+    key: str
+    action: Literal["op", "voice", "invite"]
+    give: bool
+    node: str  # this node's name
+    # the answer: the nick as spelled if another node holds it, and its account
+    nick: str | None = None
+    account: StoredAccount | None = None
     error: Exception | None = None
 
     @property
@@ -308,4 +333,4 @@ class WaitingMessages:
 
 AccountRead = NickLookup | PrivateHistoryRequest | WaitingMessages
 StorageRead = (HistoryRequest | RoomLookup | SearchRequest | RoomEventsRead | InboxRead | RoomListRead
-               | HolderRead | NickLookup | PrivateHistoryRequest | WaitingMessages)
+               | HolderRead | TargetRead | NickLookup | PrivateHistoryRequest | WaitingMessages)

@@ -32,6 +32,7 @@ from chat.server.reads import (
     RoomLookup,
     SearchRequest,
     StorageRead,
+    TargetRead,
 )
 from chat.server.state import fitting_around, newest_fitting
 from chat.storage.accounts import AccountStore, KnownNick
@@ -324,6 +325,11 @@ class StorageReader(_Worker[StorageRead]):
                 case HolderRead():
                     holder = presence_of(self.store.engine, read.key)
                     read.nick = holder[1] if holder is not None and holder[0] != read.node else None
+                case TargetRead():
+                    holder = presence_of(self.store.engine, read.key)
+                    if holder is not None and holder[0] != read.node:
+                        known = self.accounts.known(read.key)
+                        read.nick, read.account = holder[1], known.account if known is not None else None
                 case RoomListRead():
                     read.rooms, read.total = busiest_rooms(self.store.engine, ROOMS_PAGE, read.seen, read.hidden,
                                                            read.every)
