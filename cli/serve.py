@@ -65,6 +65,9 @@ def serve(
     keepalive: Annotated[int, typer.Option(min=0, help="Seconds of silence before TCP keepalive probes; a "
                                                        "vanished peer is dropped about 2x later. 0: off.")]
     = DEFAULTS.keepalive,
+    ping_timeout: Annotated[float, typer.Option(min=0, help="Seconds an IRC client may be silent before it is sent "
+                                                            "PING; silent as long again, it is closed (Ping "
+                                                            "timeout). 0: never.")] = DEFAULTS.ping_timeout,
     listen_backlog: Annotated[int, typer.Option(min=1, help="Connections the kernel queues before they are "
                                                             "accepted.")] = DEFAULTS.listen_backlog,
     busy_timeout: Annotated[float, typer.Option(min=0, help="Seconds a write waits for a lock held by another "
@@ -171,7 +174,8 @@ def serve(
             rate=rate, burst=burst, flood_limit=flood_limit, nick_timeout=nick_timeout, max_clients=max_clients,
             max_per_ip=max_per_ip, max_rooms_per_client=max_rooms_per_client, quiet_above=quiet_above,
             new_rooms_per_minute=new_rooms_per_minute, new_rooms_burst=new_rooms_burst,
-            exempt=tuple(exempt) if exempt else DEFAULTS.exempt, keepalive=keepalive, listen_backlog=listen_backlog,
+            exempt=tuple(exempt) if exempt else DEFAULTS.exempt, keepalive=keepalive, ping_timeout=ping_timeout,
+            listen_backlog=listen_backlog,
             busy_timeout=busy_timeout, web_port=web_port, https_port=https_port,
             web_origins=tuple(web_origin or ()),
             password_profile=password_profile, password_threads=password_threads,

@@ -27,15 +27,15 @@ times = st.floats(min_value=1, max_value=4_000_000_000, allow_nan=False)  # 1970
 @st.composite
 def messages(draw: st.DrawFn, room: str | None = None) -> ChatMessage:
     kind = draw(st.sampled_from(MessageKind)) if room is None else draw(
-        st.sampled_from([MessageKind.MESSAGE, MessageKind.ACTION]))
-    private = kind is MessageKind.PRIVATE
+        st.sampled_from([MessageKind.MESSAGE, MessageKind.ACTION, MessageKind.NOTICE]))
+    private = kind in protocol.PRIVATE_KINDS
     return ChatMessage(draw(st.integers(1, 2**53)), kind, draw(names), draw(texts), draw(times),
                        room=None if private else room or draw(names), to=draw(names) if private else None)
 
 
 @st.composite
 def private_histories(draw: st.DrawFn) -> protocol.PrivateHistory:
-    private = messages().filter(lambda m: m.kind is MessageKind.PRIVATE)
+    private = messages().filter(lambda m: m.private)
     offline = draw(st.booleans())
     return protocol.PrivateHistory(None if offline else draw(names), draw(st.lists(private, max_size=4)),
                                    draw(st.booleans()), "offline" if offline else "page")

@@ -147,7 +147,7 @@ def test_passwords_never_show_in_a_commands_repr_or_a_loggable_line() -> None:
     assert c.loggable("/login alice hunter2-long") == "/login [hidden]"
     assert c.loggable("/Register hunter2-long") == "/register [hidden]"
     assert c.loggable("/msg bob hunter2") == "/msg bob hunter2"  # only lines that carry one
-    assert {"register", "login", "identify", "password"} == c.SECRET_VERBS
+    assert {"register", "login", "identify", "password", "oper"} == c.SECRET_VERBS
 
 
 def test_text_is_sanitized() -> None:

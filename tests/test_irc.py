@@ -94,6 +94,47 @@ def test_without_echo_message_the_sender_gets_nothing_back(irc_server: ServerThr
     assert not any("PRIVMSG #room :from a" in line for line in a.seen)
 
 
+def test_a_message_to_yourself_comes_once_and_twice_with_echo_message(irc_server: ServerThread) -> None:
+    plain = irc_server.irc_client("plain_a")
+    plain.send("PRIVMSG plain_a :note to self")  # received, though it sends no echo
+    plain.expect(":plain_a!plain_a@chat PRIVMSG plain_a :note to self")
+    plain.sync()
+    assert sum("note to self" in x for x in plain.seen) == 1
+    echo = irc_server.irc_client("echo_b", caps=("echo-message",))
+    echo.send("PRIVMSG echo_b :twice")  # the echo and the delivery
+    echo.sync()
+    assert sum(x.endswith(" PRIVMSG echo_b twice") for x in echo.seen) == 2
+
+
+def test_chathistory_of_a_room_that_does_not_exist_is_an_invalid_target(irc_server: ServerThread) -> None:
+    c = irc_server.irc_client("reader", caps=("draft/chathistory", "batch"))
+    c.send("CHATHISTORY LATEST #nowhere * 10")
+    assert c.expect(" FAIL ").startswith(":chat FAIL CHATHISTORY INVALID_TARGET LATEST #nowhere :")
+
+
+def test_client_only_tags_and_tagmsg_are_relayed_live_to_message_tags_clients(irc_server: ServerThread) -> None:
+    ann = irc_server.irc_client("ann", caps=("message-tags",))
+    bob = irc_server.irc_client("bob", caps=("message-tags", "echo-message"))
+    cat = irc_server.irc_client("cat")
+    for c in (ann, bob, cat):
+        c.send("JOIN #dev")
+        c.expect(" 366 ")
+    ann.send("@+draft/reply=7;+bad\x01=x;fizz=buzz PRIVMSG #dev :hi there")
+    relayed = bob.expect(" PRIVMSG #dev :hi there")
+    tags = relayed.split(" ", 1)[0]
+    assert "+draft/reply=7" in tags and "msgid=" in tags and "fizz" not in tags and "bad" not in tags
+    assert cat.expect(" PRIVMSG #dev :hi there") == ":ann!ann@chat PRIVMSG #dev :hi there"  # no message-tags
+    bob.send("@+typing=active TAGMSG #dev")
+    assert bob.expect(" TAGMSG ").endswith(" :bob!bob@chat TAGMSG #dev")  # its echo
+    typing = ann.expect(" TAGMSG ")
+    assert typing.startswith("@") and "+typing=active" in typing and typing.endswith(" TAGMSG #dev")
+    cat.sync()
+    assert not [x for x in cat.seen if "TAGMSG" in x]
+    late = irc_server.irc_client("late", caps=("message-tags",))  # history has the message, not its tags
+    late.send("JOIN #dev")
+    assert "+draft/reply" not in late.expect(" PRIVMSG #dev :hi there")
+
+
 def test_ping_and_ctcp_action(irc_server: ServerThread) -> None:
     a = irc_server.irc_client("actor")
     native = irc_server.client("watcher")

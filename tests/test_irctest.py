@@ -68,6 +68,13 @@ SUBSET = [
     "chmodes/modeis.py::RplChannelModeIsTestCase::testChannelModeIs",
     "chmodes/operator.py::ChannelOperatorModeTestCase::testChannelOperatorModeTargetNotInChannel",
     "topic.py::TopicPrivilegesTestCase::testTopicPrivileges",
+    # operators (an admin account's name and password), NOTICE as its own kind, TIME
+    "oper.py::OperTestCase::testOperSuccess",
+    "kill.py::KillTestCase::testKill",
+    "wallops.py::WallopsTestCase::testWallops",
+    "who.py::WhoTestCase::testWhoNickOper[mask]",
+    "messages.py::NoticeTestCase::testNotice",
+    "time.py::TimeTestCase::testTime",
 ]
 
 

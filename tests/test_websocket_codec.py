@@ -37,6 +37,7 @@ from chat.protocol.events import (
     NickChange,
     Notice,
     Online,
+    Operator,
     Part,
     PasswordWanted,
     Person,
@@ -46,7 +47,11 @@ from chat.protocol.events import (
     RoomList,
     RoomModes,
     SearchResults,
+    ServerTime,
+    TagMessage,
     Topic,
+    UserModes,
+    Wallops,
     Welcome,
     Who,
     WhoIs,
@@ -79,6 +84,9 @@ SAMPLES: list[Event] = [
     Kick("lobby", "bob", "alice", "spam", T), Mode("lobby", "alice", "+o", "bob", T), Invite("lobby", "alice", "bob"),
     RoomModes("lobby", "+t", "alice", None, ["alice"], [], [], []),
     Away("bob", "lunch"), WhoWas("bob", [Person("bob", "b", "Bob")]), Online(3, 5, 2),
+    Operator("alice", "boss"), UserModes("alice", "+w", True), Wallops("alice", "hi", T), ServerTime(T),
+    ChatMessage(10, MessageKind.NOTICE, "bot", "built", T, room="lobby"),
+    TagMessage(11, "alice", {"+typing": "active"}, T, room="lobby"),
     Bye("later", ErrorCode.FLOOD, 3),  # last: it closes the codec
 ]
 

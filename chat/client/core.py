@@ -390,7 +390,8 @@ class ClientCore:
                                    f"{'; there are more' if item.more else ''}.")
             case protocol.SearchResults():
                 self._on_search(item)
-            case protocol.WhoIs() | protocol.Invite() | protocol.RoomModes():
+            case (protocol.WhoIs() | protocol.Invite() | protocol.RoomModes() | protocol.Operator()
+                  | protocol.UserModes() | protocol.Wallops() | protocol.ServerTime()):
                 self.info_here(render_text(item).rstrip("\n").removeprefix("*** ").split("*** ", 1)[-1])
             case protocol.Current() | protocol.FormatChanged() | ev.Unknown():
                 pass  # the client names the room of everything it sends; its own /format json
@@ -467,7 +468,7 @@ class ClientCore:
     def _on_message(self, m: ChatMessage) -> None:
         me = self.model.nick or ""
         own = nick_key(m.nick) == nick_key(me)
-        if m.kind is MessageKind.PRIVATE:
+        if m.private:
             assert m.to is not None
             conversation = self.model.private(m.to if own else m.nick)
         else:
@@ -477,14 +478,15 @@ class ClientCore:
             self.outgoing.echoed(conversation.key)
         entry = self._add_message(conversation, m, earlier=False)
         if entry is not None and entry.mention and not entry.hidden:
-            self.alerts.append(Alert(conversation.key, m.nick, m.text, m.kind is MessageKind.PRIVATE))
+            self.alerts.append(Alert(conversation.key, m.nick, m.text, m.private))
 
     def _add_message(self, conversation: Conversation, m: ChatMessage, earlier: bool) -> Entry | None:
         me = self.model.nick or ""
         own = nick_key(m.nick) == nick_key(me)
-        kind = {MessageKind.MESSAGE: EntryKind.MESSAGE, MessageKind.ACTION: EntryKind.ACTION}.get(
-            m.kind, EntryKind.PRIVATE)
-        mention = not own and (m.kind is MessageKind.PRIVATE or (bool(me) and mentions(m.text, me)))
+        # a notice shows as a message (its sender asks for no answer; this client has no look of its own for it)
+        kind = {MessageKind.MESSAGE: EntryKind.MESSAGE, MessageKind.ACTION: EntryKind.ACTION,
+                MessageKind.NOTICE: EntryKind.MESSAGE}.get(m.kind, EntryKind.PRIVATE)
+        mention = not own and (m.private or (bool(me) and mentions(m.text, me)))
         entry = Entry(kind, m.text, _when(m.time), nick=m.nick, id=m.id, earlier=earlier, own=own,
                       mention=mention, hidden=self.is_ignored(m.nick))
         return entry if self.model.add(conversation, entry) else None

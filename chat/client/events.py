@@ -177,7 +177,7 @@ class Decoder:
             return Garbage("", f"a history page longer than {self.page_limit} messages was dropped")
         if message.room is not None:
             self._pages.setdefault(message.room, []).append(message)
-        elif message.kind is MessageKind.PRIVATE:
+        elif message.private:
             self._private.append(message)
         else:
             return Garbage("", "a history message without a room")
@@ -214,13 +214,19 @@ class Decoder:
         return page
 
 
+# a `message` or `private` with "notice": true is a notice (chat.protocol.render.message_json)
+_NOTICE_KINDS = {MessageKind.MESSAGE.value: MessageKind.NOTICE.value,
+                 MessageKind.PRIVATE.value: MessageKind.PRIVATE_NOTICE.value}
+
+
 def _message(data: dict[str, Any]) -> ChatMessage:
     fields = {k: v for k, v in _with_times(data, ChatMessage).items()
-              if k not in ("type", "state", "history", "search")}
-    message: ChatMessage = _adapter(ChatMessage).validate_python({**fields, "kind": data["type"]})
-    if message.kind is MessageKind.PRIVATE and message.to is None:
+              if k not in ("type", "state", "history", "search", "notice")}
+    kind = _NOTICE_KINDS.get(data["type"], data["type"]) if data.get("notice") is True else data["type"]
+    message: ChatMessage = _adapter(ChatMessage).validate_python({**fields, "kind": kind})
+    if message.private and message.to is None:
         raise ValueError("a private message needs 'to'")
-    if message.kind is not MessageKind.PRIVATE and message.room is None:
+    if not message.private and message.room is None:
         raise ValueError(f"a {message.kind.value} needs 'room'")
     return message
 

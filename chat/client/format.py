@@ -24,7 +24,7 @@ def _plural(n: int, word: str) -> str:
 
 def message_line(m: ChatMessage, earlier: bool = False) -> str:
     when = utc(m.time, with_date=earlier) + (" (earlier)" if earlier else "")
-    if m.kind is MessageKind.PRIVATE:
+    if m.private:
         return f"{when} [private] {m.nick} -> {m.to}: {m.text}"
     if m.kind is MessageKind.ACTION:
         return f"{when} [#{m.room}] * {m.nick} {m.text}"

@@ -73,6 +73,11 @@ class Codec(ABC):
     def buffered(self) -> int:
         """Bytes received but not yet framed (an unfinished line)."""
 
+    def keepalive_ping(self) -> bytes | None:
+        """What asks a silent peer to answer (IRC's PING), or None when the protocol has nothing a client answers
+        by itself (the native protocol: a person on `nc` would have to type the answer)."""
+        return None
+
     def resume_point(self, rest: bytes | memoryview) -> int:
         """How much of `rest` (what remains of a partly sent chunk) must still be sent so the peer never gets
         half a line when the rest of its queue is dropped. Line codecs: up to and including the next newline.

@@ -164,6 +164,8 @@ class Msg(Command):
     verb: Literal["msg"] = "msg"
     target: str
     text: Text
+    notice: bool = False  # IRC's NOTICE: stored and shown as a notice (no native grammar gives it: codecs set it)
+    client_tags: dict[str, str] | None = None  # IRCv3 client-only tags, relayed live (codecs set them)
     name = "msg"
     aliases = ("query", "tell")
     usage = "NICK|#ROOM TEXT"
@@ -187,6 +189,7 @@ class Me(Command):
     verb: Literal["me"] = "me"
     room: RoomName | None = None
     text: Text
+    client_tags: dict[str, str] | None = None  # IRCv3 client-only tags, relayed live (codecs set them)
     name = "me"
     usage = "[#ROOM] ACTION"
     summary = "Describe an action in your current room (or in #ROOM): /me waves shows as * alice waves."
@@ -457,6 +460,82 @@ class Online(Command):
     needs_nick = False
 
 
+class Tagmsg(Command):
+    verb: Literal["tagmsg"] = "tagmsg"
+    target: str
+    client_tags: dict[str, str]
+    name = "tagmsg"
+    usage = "NICK|#ROOM"
+    summary = "IRCv3's TAGMSG: client-only tags without text (IRC clients' typing notices); nothing to type here."
+    words = ("target",)
+    required = 1
+
+    @classmethod
+    def arguments(cls, rest: str) -> dict[str, Any]:
+        return {**super().arguments(rest), "client_tags": {}}
+
+    def model_post_init(self, context: Any) -> None:
+        (check_room if self.target.startswith("#") else check_nick)(self.target)
+
+
+class Time(Command):
+    verb: Literal["time"] = "time"
+    name = "time"
+    summary = "The server's date and time (UTC)."
+
+
+# ------------------------------------------------------------------------------------------ server operators
+
+
+class Oper(Command):
+    verb: Literal["oper"] = "oper"
+    account: NickName
+    password: SecretStr
+    name = "oper"
+    usage = "ACCOUNT PASSWORD"
+    summary = "Become a server operator with the name and password of an admin account (chat users admin)."
+    details = (
+        "You keep your nickname (and your own account, if you are logged in); you get the admin's powers: "
+        "/kill, /wallops, and every room's moderation. Logged in to an admin account, you have them already.",
+        "Wrong passwords count as failed logins to that account.",
+    )
+    words = ("account",)
+    required = 1
+    tail = "password"
+    tail_required = True
+
+
+class Kill(Command):
+    verb: Literal["kill"] = "kill"
+    nick: NickName
+    reason: Text | None = None
+    name = "kill"
+    usage = "NICK [REASON]"
+    summary = "Disconnect NICK from the server, telling them and their rooms REASON (server operators only)."
+    words = ("nick",)
+    required = 1
+    tail = "reason"
+
+
+class Wallops(Command):
+    verb: Literal["wallops"] = "wallops"
+    text: Text
+    name = "wallops"
+    usage = "TEXT"
+    summary = "Send TEXT to everyone with user mode +w (server operators only; not stored)."
+    tail = "text"
+    tail_required = True
+
+
+class Umode(Command):
+    verb: Literal["umode"] = "umode"
+    modes: Annotated[str, Field(pattern=r"^[+-][+\-ow]*$")] | None = None
+    name = "umode"
+    usage = "[+w|-w|-o]"
+    summary = "Show your user modes, or change them: +w receives /wallops, -o gives up operator powers got by /oper."
+    words = ("modes",)
+
+
 # ------------------------------------------------------------------------------------------ room moderation
 
 
@@ -587,7 +666,8 @@ class Mode(Command):
 AnyCommand = Annotated[
     Union[  # noqa: UP007
         Say, Nick, Join, Leave, Msg, Me, Rooms, Who, Topic, History, Search,
-        Register, Login, Logout, Password, Whois, Whowas, Away, Online,
+        Register, Login, Logout, Password, Whois, Whowas, Away, Online, Time, Tagmsg,
+        Oper, Kill, Wallops, Umode,
         Op, Deop, Kick, Ban, Unban, Invite, Mode,
         Help, Quit, Format, Ping,
     ],
@@ -604,12 +684,18 @@ SECRET_VERBS = frozenset(
 )
 
 
+# the same for other doors' lines: IRC's OPER (a secret verb already), AUTHENTICATE (SASL PLAIN) and PASS
+OTHER_SECRET_VERBS = frozenset({"authenticate", "pass"})
+
+
 def loggable(line: str) -> str:
-    """`line` as it may appear in a log: a line carrying a password keeps its verb only."""
-    if line.startswith("/"):
-        verb = line[1:].partition(" ")[0].lower()
-        if verb in SECRET_VERBS:
-            return f"/{verb} [hidden]"
+    """`line` as it may appear in a log: a line carrying a password keeps its verb only (an IRC line too:
+    `OPER name password`, whatever its tags)."""
+    words = line.split(" ", 2)
+    first = words[1] if line.startswith("@") and len(words) > 1 else words[0]
+    verb = first.removeprefix("/").lower()
+    if verb in SECRET_VERBS or (not first.startswith("/") and verb in OTHER_SECRET_VERBS):
+        return f"{'/' if first.startswith('/') else ''}{verb} [hidden]"
     return line
 
 _validate_say = Say.__pydantic_validator__.validate_python

@@ -48,6 +48,9 @@ class ErrorCode(StrEnum):
     BAD_KEY = "bad_key"  # that room has a key (a password to join) and you gave none, or a wrong one
     ROOM_FULL = "room_full"  # that room has as many members as its limit (+l) lets in
     MODERATED = "moderated"  # only ops and voiced members may speak in that room
+    # server operators (admin accounts' powers: /oper, IRC's OPER)
+    NOT_OPERATOR = "not_operator"  # that needs a server operator (/kill, /wallops)
+    NO_SUCH_OPERATOR = "no_such_operator"  # /oper NAME: NAME is not an admin account
     # storage
     NOT_DELIVERED = "not_delivered"
     HISTORY_UNAVAILABLE = "history_unavailable"
@@ -62,6 +65,8 @@ class ErrorCode(StrEnum):
     FLOOD = "flood"
     SENDQ_EXCEEDED = "sendq_exceeded"
     SERVER_SHUTDOWN = "server_shutdown"
+    KILLED = "killed"  # a server operator's /kill
+    PING_TIMEOUT = "ping_timeout"  # an IRC client answered no PING (--ping-timeout)
     NODE_LOST = "node_lost"  # clustered: the other nodes gave this node up (out of touch too long); reconnect
 
 

@@ -17,6 +17,12 @@ class MessageKind(StrEnum):
     MESSAGE = "message"  # a line said in a room
     ACTION = "action"  # /me in a room
     PRIVATE = "private"  # /msg NICK
+    NOTICE = "notice"  # IRC's NOTICE to a room: a message that asks for no answer (bots, services)
+    PRIVATE_NOTICE = "private_notice"  # IRC's NOTICE to a nick
+
+
+PRIVATE_KINDS = frozenset({MessageKind.PRIVATE, MessageKind.PRIVATE_NOTICE})  # to a nick, not a room
+NOTICE_KINDS = frozenset({MessageKind.NOTICE, MessageKind.PRIVATE_NOTICE})
 
 
 class DeliveryState(StrEnum):
@@ -37,6 +43,16 @@ class ChatMessage:
     room: str | None = None  # room name for room messages and actions
     to: str | None = None  # recipient nick for private messages
     state: DeliveryState = DeliveryState.STORED
+    # IRCv3 client-only tags (`+draft/reply`...) it was sent with: relayed with the live message, never stored
+    client_tags: dict[str, str] | None = None
+
+    @property
+    def private(self) -> bool:
+        return self.kind in PRIVATE_KINDS
+
+    @property
+    def notice(self) -> bool:
+        return self.kind in NOTICE_KINDS
 
 
 @dataclass(slots=True, eq=False)
@@ -181,6 +197,7 @@ class Person:
     user: str  # IRC's user name (the nick, for clients that gave none)
     realname: str  # (the nick, likewise)
     away: str | None = None  # the away message, when away
+    oper: bool = False  # a server operator (chat.server.member.Member.operator)
 
 
 @dataclass(slots=True, eq=False)
@@ -252,7 +269,7 @@ class WhoIs:
     last_seen: float | None  # when it was last online (registered nicks that are offline)
     idle: float | None  # seconds since it last said something (online only)
     rooms: list[str]  # its rooms you may see (every room it is in but the invite-only ones you are not of)
-    admin: bool = False  # a server admin
+    admin: bool = False  # a server operator: logged in to an admin account, or by /oper (Member.operator)
     person: Person | None = None  # online only
     signed_on: float | None = None  # when it took its first nick (online only)
     op_in: list[str] = field(default_factory=list)  # those of `rooms` where it is an op
@@ -328,6 +345,53 @@ class RoomModes:
 
 
 @dataclass(slots=True, eq=False)
+class TagMessage:
+    """IRCv3's TAGMSG: client-only tags with no text (a typing notice, a reaction) to a room or a nick. Relayed to
+    who would get a message there, never stored; `id` is a message id of its own (ids may skip), as its msgid."""
+
+    id: int
+    nick: str
+    tags: dict[str, str]
+    time: float
+    room: str | None = None
+    to: str | None = None
+
+
+@dataclass(slots=True, eq=False)
+class Operator:
+    """You hold the server operator powers of the admin account `account` now (/oper, IRC's OPER)."""
+
+    nick: str
+    account: str
+
+
+@dataclass(slots=True, eq=False)
+class UserModes:
+    """Your user modes (`change` False: the answer to /umode), or a change of them (`change` True: `modes` is
+    what changed, `+w` or `-o`). o: a server operator; w: you receive /wallops."""
+
+    nick: str
+    modes: str
+    change: bool = False
+
+
+@dataclass(slots=True, eq=False)
+class Wallops:
+    """A server operator's message to everyone who receives them (user mode +w). Not stored: not a chat message."""
+
+    nick: str
+    text: str
+    time: float
+
+
+@dataclass(slots=True, eq=False)
+class ServerTime:
+    """The server's clock, the answer to /time."""
+
+    time: float
+
+
+@dataclass(slots=True, eq=False)
 class Help:
     command: str | None
     lines: list[str]
@@ -364,5 +428,6 @@ class Bye:
 Event = (
     ChatMessage | Hello | Notice | Welcome | NickChange | Join | Joined | Current | Part | Quit | Topic | History
     | SearchResults | RoomList | Who | Help | Pong | FormatChanged | Error | Bye | AccountChange | PasswordWanted
-    | WhoIs | PrivateHistory | Kick | Mode | Invite | RoomModes | Away | WhoWas | Online
+    | WhoIs | PrivateHistory | Kick | Mode | Invite | RoomModes | Away | WhoWas | Online | Operator | UserModes
+    | Wallops | ServerTime | TagMessage
 )

@@ -34,6 +34,7 @@ from chat.protocol.events import (
     NickChange,
     Notice,
     Online,
+    Operator,
     Part,
     PasswordWanted,
     Person,
@@ -43,7 +44,11 @@ from chat.protocol.events import (
     RoomList,
     RoomModes,
     SearchResults,
+    ServerTime,
+    TagMessage,
     Topic,
+    UserModes,
+    Wallops,
     Welcome,
     Who,
     WhoIs,
@@ -171,6 +176,18 @@ def render_text(event: Event) -> str:
             if changed and message is None:
                 return f"*** {nick} is back.\n"
             return f"*** {nick} is away: {message}\n"
+        case Operator(_, account):
+            return f"*** You are a server operator now (the powers of the admin account {account}).\n"
+        case UserModes(_, modes, change):
+            if change:
+                return f"*** Your user modes changed: {modes}\n"
+            return f"*** Your user modes: {modes} (o: server operator, w: you receive /wallops)\n"
+        case Wallops(nick, text):
+            return f"*** WALLOPS from {nick}: {text}\n"
+        case ServerTime(t):
+            return f"*** The server's time: {short_time(t)} UTC\n"
+        case TagMessage():
+            return ""  # tags without words: nothing for a person to read (JSON has them)
     raise TypeError(f"cannot render {event!r}")
 
 
@@ -199,7 +216,7 @@ _MODE_TEXT: dict[str, str] = {  # every ModeChange (chat.protocol.events)
 
 
 def _person(p: Person) -> dict[str, object]:
-    return {"nick": p.nick, "user": p.user, "realname": p.realname, "away": p.away}
+    return {"nick": p.nick, "user": p.user, "realname": p.realname, "away": p.away, "oper": p.oper}
 
 
 def _with_prefix(nick: str, ops: list[str], voiced: list[str]) -> str:
@@ -228,7 +245,7 @@ def _text_whois(w: WhoIs) -> str:
     else:
         parts.append("not registered (a guest)")
     if w.admin:
-        parts.append("a server admin")
+        parts.append("a server operator")
     if w.person is not None and w.person.realname != w.nick:
         parts.append(f"real name {w.person.realname}")
     if w.rooms:
@@ -254,7 +271,7 @@ def _text_private_history(h: PrivateHistory) -> str:
         return "" if h.reason == "offline" else f"*** No earlier private messages with {h.nick}.\n"
     if h.reason == "around":
         return _text_private_around(h)
-    lines = [f"[private] [{short_time(m.time)} history] {m.nick} -> {m.to}: {m.text}\n" for m in h.messages]
+    lines = [f"[private] [{short_time(m.time)} history] {_said(m)}\n" for m in h.messages]
     if h.reason == "offline":
         lines.append(f"*** End of the private messages sent while you were away ({len(h.messages)}).\n")
     else:
@@ -267,7 +284,7 @@ def _text_private_around(h: PrivateHistory) -> str:
     lines = []
     for m in h.messages:
         mark = f" #{m.id}" if m.id == h.around else ""
-        lines.append(f"[private] [{short_time(m.time)} history{mark}] {m.nick} -> {m.to}: {m.text}\n")
+        lines.append(f"[private] [{short_time(m.time)} history{mark}] {_said(m)}\n")
     if not h.messages:
         return f"*** No private messages with {h.nick} around #{h.around}.\n"
     paging = _around_paging(f"@{h.nick}", h.messages, h.more, h.newer, "that is the beginning of it")
@@ -299,7 +316,21 @@ def _text_message(m: ChatMessage) -> str:
         return f"[#{m.room}] {m.nick}: {m.text}"
     if m.kind is MessageKind.ACTION:
         return f"[#{m.room}] * {m.nick} {m.text}"
-    return f"[private] {m.nick} -> {m.to}: {m.text}"
+    if m.kind is MessageKind.NOTICE:
+        return f"[#{m.room}] -{m.nick}- {m.text}"
+    return f"[private] {_said(m)}"
+
+
+def _said(m: ChatMessage) -> str:
+    """A private message's words after `[private]`: a notice's sender between dashes, as IRC clients show it."""
+    return f"-{m.nick}- -> {m.to}: {m.text}" if m.notice else f"{m.nick} -> {m.to}: {m.text}"
+
+
+def _room_body(m: ChatMessage) -> str:
+    """A room message as history and search show it."""
+    if m.kind is MessageKind.ACTION:
+        return f"* {m.nick} {m.text}"
+    return f"-{m.nick}- {m.text}" if m.notice else f"{m.nick}: {m.text}"
 
 
 def _text_history(h: History) -> str:
@@ -314,7 +345,7 @@ def _text_history(h: History) -> str:
 
 
 def _text_history_line(room: str, m: ChatMessage, marked: bool = False) -> str:
-    body = f"* {m.nick} {m.text}" if m.kind is MessageKind.ACTION else f"{m.nick}: {m.text}"
+    body = _room_body(m)
     mark = f" #{m.id}" if marked else ""
     return f"[#{room}] [{short_time(m.time)} history{mark}] {body}\n"
 
@@ -345,12 +376,10 @@ def _text_search(r: SearchResults) -> str:
     lines = [f"*** Search: {r.query}\n"]
     for m in r.messages:
         at = f"[{short_time(m.time)} #{m.id}]"
-        if m.kind is MessageKind.PRIVATE:
-            lines.append(f"[private] {at} {m.nick} -> {m.to}: {m.text}\n")
-        elif m.kind is MessageKind.ACTION:
-            lines.append(f"[#{m.room}] {at} * {m.nick} {m.text}\n")
+        if m.private:
+            lines.append(f"[private] {at} {_said(m)}\n")
         else:
-            lines.append(f"[#{m.room}] {at} {m.nick}: {m.text}\n")
+            lines.append(f"[#{m.room}] {at} {_room_body(m)}\n")
     more = f"/search {r.query} before {r.before} shows older ones" if r.more else "that is all"
     missing = " (older messages are still being indexed: some may be missing)" if r.indexing else ""
     lines.append(f"*** End of search: {_plural(len(r.messages), 'result')}; {more}.{missing}\n")
@@ -405,15 +434,22 @@ def render_json(event: Event) -> str:
     return json_line(event_json(event)) + "\n"
 
 
+# a message kind's JSON type: a notice is a `message` or `private` with "notice": true (the type `notice` is the
+# server's own words, and a client that knows nothing of notices shows them as messages)
+_JSON_TYPES = {MessageKind.NOTICE: MessageKind.MESSAGE.value, MessageKind.PRIVATE_NOTICE: MessageKind.PRIVATE.value}
+
+
 def message_json(m: ChatMessage, history: bool = False, search: bool = False) -> dict[str, Any]:
-    obj: dict[str, Any] = {"type": m.kind.value, "id": m.id, "time": iso_time(m.time)}
-    if m.kind is MessageKind.PRIVATE:
+    obj: dict[str, Any] = {"type": _JSON_TYPES.get(m.kind, m.kind.value), "id": m.id, "time": iso_time(m.time)}
+    if m.private:
         obj["nick"] = m.nick
         obj["to"] = m.to
     else:
         obj["room"] = m.room
         obj["nick"] = m.nick
     obj["text"] = m.text
+    if m.notice:
+        obj["notice"] = True
     if history:
         obj["history"] = True
     if search:
@@ -495,4 +531,15 @@ def event_json(event: Event) -> dict[str, Any]:
             return {"type": "room_modes", "room": room, "modes": modes, "owner": owner, "key": key, "ops": ops,
                     "voiced": voiced, "bans": bans, "invited": invited,
                     "created_at": iso_time(created_at) if created_at is not None else None, "limit": limit}
+        case Operator(nick, account):
+            return {"type": "operator", "nick": nick, "account": account}
+        case UserModes(nick, modes, change):
+            return {"type": "user_modes", "nick": nick, "modes": modes, "change": change}
+        case Wallops(nick, text, t):
+            return {"type": "wallops", "nick": nick, "text": text, "time": iso_time(t)}
+        case ServerTime(t):
+            return {"type": "time", "time": iso_time(t)}
+        case TagMessage(mid, nick, tags, t, room, to):
+            return {"type": "tagmsg", "id": mid, "nick": nick, "tags": tags, "time": iso_time(t), "room": room,
+                    "to": to}
     raise TypeError(f"cannot render {event!r}")

@@ -58,6 +58,7 @@ class LoginJob:
     error: Exception | None = None
     node: str | None = None  # a clustered node's name: a good password also takes the nick across the cluster
     elsewhere: bool = False  # the answer of that: a member of another node holds it (logged in there)
+    oper: bool = False  # /oper: a check of an admin account's password, not a login (the nick stays the member's)
 
     def run(self, accounts: AccountStore, hasher: Hasher) -> None:
         password, self.password = self.password or "", None
@@ -69,7 +70,7 @@ class LoginJob:
         self.ok = checked.ok
         if checked.rehashed is not None:  # made with other parameters: store it as they are now
             accounts.set_password(self.account.id, checked.rehashed, replacing=stored)
-        if self.ok and self.node is not None:
+        if self.ok and self.node is not None and not self.oper:
             from chat.storage.cluster import claim_presence
 
             self.elsewhere = not claim_presence(accounts.engine, self.key, self.account.nick, self.node,

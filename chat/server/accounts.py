@@ -22,6 +22,7 @@ outcome comes later as an `account` event (AccountChange) or an `error` whose co
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import TYPE_CHECKING, Literal, assert_never
 
@@ -36,6 +37,7 @@ from chat.protocol.events import (
     Error,
     MessageKind,
     Notice,
+    Operator,
     PasswordWanted,
     PrivateHistory,
     WhoIs,
@@ -53,6 +55,8 @@ if TYPE_CHECKING:
     from chat.server.service import ChatService
 
 UNAVAILABLE = "The server could not reach its accounts just now. Please try again."
+
+log = logging.getLogger("chat.server")
 
 
 class Accounts:
@@ -158,6 +162,44 @@ class Accounts:
         elif take_nick:
             self.chat.take_nick(m, account.nick, out)
 
+    # ---------------------------------------------------------------------------------- server operators
+
+    def oper(self, m: Member, name: str, password: str, out: Outbox) -> None:
+        """/oper NAME PASSWORD (IRC's OPER): this connection takes the powers of the admin account NAME; its nick
+        and its own login stay as they are. Checked like a login, on the workers and throttled alike (a wrong
+        password is a failed login to NAME); answered in `_opered`."""
+        key = name_key(name)
+        now = self.chat.clock()
+        wait = max(self.account_failures.wait(key, now), self.address_failures.wait(m.address, now))
+        if wait > 0:
+            raise ChatError(ErrorCode.LOGIN_THROTTLED, f"Too many failed logins to {name} or from your address: "
+                            f"try again in {math.ceil(wait)} s.", subject=name)
+        self.account_failures.take(key, now)
+        self.address_failures.take(m.address, now)
+        out.work(LoginJob(m, name, key, password if len(password) <= PASSWORD_MAX else "", take_nick=False,
+                          oper=True), m)
+
+    def _opered(self, job: LoginJob, out: Outbox) -> None:
+        m = job.member
+        now = self.chat.clock()
+        if job.busy or job.error is not None:
+            self._give_back(job.key, m, now)
+            raise _busy_or_unavailable(job)
+        account = job.account
+        if account is None or not account.admin:  # the same answer whatever the password: no oracle for it
+            if job.ok:
+                self._give_back(job.key, m, now)
+            raise ChatError(ErrorCode.NO_SUCH_OPERATOR, f"{job.nick} is not an operator: only admin accounts are "
+                            "(chat users admin).", subject=job.nick)
+        if not job.ok:
+            self.chat.log_failed_login(m, job.nick, "bad password (oper)")
+            raise ChatError(ErrorCode.BAD_PASSWORD, f"Wrong password for {account.nick}.", subject=job.nick)
+        self._give_back(job.key, m, now)
+        m.oper_account = account
+        log.info("%s is a server operator (%s)", m.nick, account.nick,
+                 extra={"event": "oper", "nick": m.nick, "account": account.nick, "peer": m.address})
+        out.reply(m, Operator(m.nick, account.nick))
+
     def _give_back(self, key: str, m: Member, now: float) -> None:
         self.account_failures.give_back(key, now)
         self.address_failures.give_back(m.address, now)
@@ -250,7 +292,7 @@ class Accounts:
         rooms = sorted((r for r in target.rooms.values() if moderation.may_see(m, r)), key=lambda r: r.key)
         out.reply(m, WhoIs(target.nick, True, account is not None, account.registered_at if account else None, None,
                            max(0.0, self.chat.clock() - target.last_active), [r.name for r in rooms],
-                           account.admin if account else False, target.person(), target.signed_on,
+                           target.operator, target.person(), target.signed_on,
                            [r.name for r in rooms if moderation.is_room_op(target, r)],
                            [r.name for r in rooms if moderation.is_voiced(target, r)]))
 
@@ -294,29 +336,30 @@ class Accounts:
 
     # ---------------------------------------------------------------------------------- private messages
 
-    def private(self, m: Member, target: Member, text: str, out: Outbox) -> None:
-        """A private message to someone online."""
-        message = ChatMessage(self.state.new_message_id(), MessageKind.PRIVATE, m.nick, text, self.chat.clock(),
-                              to=target.nick, state=DeliveryState.PENDING)
+    def private(self, m: Member, target: Member, text: str, out: Outbox, notice: bool = False,
+                client_tags: dict[str, str] | None = None) -> None:
+        """A private message to someone online (`notice`: IRC's NOTICE; `client_tags`: IRCv3's, relayed live)."""
+        message = ChatMessage(self.state.new_message_id(), _private_kind(notice), m.nick, text, self.chat.clock(),
+                              to=target.nick, state=DeliveryState.PENDING, client_tags=client_tags)
         self._store(m, message, target.account.id if target.account else None, False, out)
         out.deliver((m,) if target is m else (m, target), message)
         if target.away is not None and target is not m:
             out.reply(m, Away(target.nick, target.away))
 
-    def private_offline(self, m: Member, nick: str, text: str, out: Outbox) -> None:
+    def private_offline(self, m: Member, nick: str, text: str, out: Outbox, notice: bool = False) -> None:
         """A private message to someone not online: an account gets it on its next login."""
         node = self.config.node if self.config.cluster else None  # clustered: is it held on another node?
-        out.ask(NickLookup(m, name_key(nick), nick, "msg", text, node=node), m)
+        out.ask(NickLookup(m, name_key(nick), nick, "msg", text, node=node, notice=notice), m)
 
     def _private_read(self, lookup: NickLookup, out: Outbox) -> None:
         m = lookup.member
         if (target := self.state.nicks.get(lookup.key)) is not None:  # came online meanwhile
-            self.private(m, target, lookup.text, out)
+            self.private(m, target, lookup.text, out, lookup.notice)
             return
         found = lookup.found
         if lookup.remote is not None:  # online on another node: stored here, delivered there after the commit
             node, nick = lookup.remote
-            message = ChatMessage(self.state.new_message_id(), MessageKind.PRIVATE, m.nick, lookup.text,
+            message = ChatMessage(self.state.new_message_id(), _private_kind(lookup.notice), m.nick, lookup.text,
                                   self.chat.clock(), to=nick, state=DeliveryState.PENDING)
             account = found.account.id if found is not None and found.account is not None else None
             self._store(m, message, account, False, out)
@@ -329,7 +372,7 @@ class Accounts:
             raise ChatError(ErrorCode.MAILBOX_FULL, f"{found.account.nick} is offline and has "
                             f"{found.waiting} private messages waiting already; try again once they have read them.",
                             subject=found.account.nick)
-        message = ChatMessage(self.state.new_message_id(), MessageKind.PRIVATE, m.nick, lookup.text,
+        message = ChatMessage(self.state.new_message_id(), _private_kind(lookup.notice), m.nick, lookup.text,
                               self.chat.clock(), to=found.account.nick, state=DeliveryState.PENDING)
         self._store(m, message, found.account.id, True, out)
         out.reply(m, message)
@@ -403,6 +446,8 @@ class Accounts:
             return
         try:
             match job:
+                case LoginJob(oper=True):
+                    self._opered(job, out)
                 case LoginJob():
                     self._login_checked(job, out)
                 case RegisterJob():
@@ -412,7 +457,9 @@ class Accounts:
                 case _:
                     assert_never(job)
         except ChatError as e:
-            e.command = e.command or {LoginJob: "login", RegisterJob: "register", PasswordJob: "password"}[type(job)]
+            verb = "oper" if isinstance(job, LoginJob) and job.oper else None
+            e.command = e.command or verb or {LoginJob: "login", RegisterJob: "register", PasswordJob: "password"}[
+                type(job)]
             self.chat.refused(m, e, out)
 
     def answered(self, read: AccountRead, out: Outbox) -> None:
@@ -450,6 +497,10 @@ class Accounts:
 
 
 _READ_VERBS = {"claim": "nick", "whois": "whois", "msg": "msg"}
+
+
+def _private_kind(notice: bool) -> MessageKind:
+    return MessageKind.PRIVATE_NOTICE if notice else MessageKind.PRIVATE
 
 
 def _busy_or_unavailable(job: AccountJob) -> ChatError:

@@ -42,6 +42,9 @@ class ServerConfig:
     new_rooms_burst: int = 10  # ...and at once
     exempt: tuple[str, ...] = LOOPBACK_NETWORKS  # networks free of the per-address limit
     keepalive: int = 60  # seconds of silence before TCP keepalive probes; a dead peer goes in about 2x this
+    # seconds an IRC client may be silent before the server sends it PING; silent as long again (no PONG, nothing),
+    # it is closed with ERROR (Ping timeout). 0: never. Native clients have no PING to answer (docs/PROTOCOL.md)
+    ping_timeout: float = 120.0
     listen_backlog: int = 4096  # connections the kernel may queue before we accept them
     busy_timeout: float = 5.0  # seconds a write waits for a lock held by someone else (SQLite, PostgreSQL)
     # seconds the writer must have had nothing to write before it indexes older messages for search (those stored

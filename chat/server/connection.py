@@ -31,9 +31,9 @@ class Phase(IntEnum):
 
 class Connection(Link):
     __slots__ = (
-        "codec", "connected_at", "deadline", "door", "fd", "held", "held_bytes", "id", "ip", "last_refill",
-        "limit_key", "linger", "member", "out", "out_bytes", "peer", "phase", "reading", "reason", "tokens",
-        "transport", "writing",
+        "codec", "connected_at", "deadline", "door", "fd", "heard_at", "held", "held_bytes", "id", "ip",
+        "last_refill", "limit_key", "linger", "member", "out", "out_bytes", "peer", "phase", "pinged", "reading",
+        "reason", "tokens", "transport", "writing",
     )  # fmt: skip
 
     def __init__(self, conn_id: int, transport: Transport, codec: Codec, peer: str, ip: str, limit_key: str,
@@ -49,6 +49,8 @@ class Connection(Link):
         self.limit_key = limit_key  # what --max-per-ip counts (an IPv6 client counts by its /64)
         self.door = door  # which listener it came through ("native", "irc", ...)
         self.connected_at = now
+        self.heard_at = now  # when it last sent anything (the ping timeout's sweep reads it)
+        self.pinged = False  # it was sent a keepalive PING since
         self.phase = Phase.OPEN
         self.reason: str | None = None  # why it is ending, once it is
         self.linger = 0.0  # seconds it may take to send its last output once FLUSHING...

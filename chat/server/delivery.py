@@ -69,8 +69,8 @@ class Deliverer:
         if run:
             self._queue(run_to, run, senders)
 
-    def push(self, member: Member, event: Event) -> None:
-        """Queue one event for one member, outside any outbox (answers to reads, goodbyes)."""
+    def push(self, member: Member, event: Event | Reply) -> None:
+        """Queue one event (or a codec's own Reply) for one member, outside any outbox (answers to reads, goodbyes)."""
         self._queue((member,), [event], {})
 
     def _apply(self, to: Sequence[Member], item: SetFormat | CloseAfterFlush) -> None:
@@ -109,11 +109,14 @@ class Deliverer:
             key = codec.key
             if not codec.echo:  # it does not get its own messages back: a run with some is rendered for it alone
                 if run_senders is None:
-                    run_senders = {senders[e.id].id for e in events if type(e) is ChatMessage and e.id in senders}
+                    # (a message to yourself is also one you receive: it stays)
+                    run_senders = {senders[e.id].id for e in events
+                                   if type(e) is ChatMessage and e.id in senders and e.to != e.nick}
                 if m.id in run_senders:
                     key = None
             if key is None:
-                chunk = codec.render([e for e in events if not (type(e) is ChatMessage and senders.get(e.id) is m)])
+                chunk = codec.render([e for e in events
+                                      if not (type(e) is ChatMessage and senders.get(e.id) is m and e.to != e.nick)])
             elif key is last_key:
                 chunk = last
             else:

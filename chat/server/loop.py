@@ -24,7 +24,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from chat.protocol.codec import Codec, Frame
+from chat.protocol.codec import Codec, Frame, Reply
 from chat.protocol.commands import Command, Say
 from chat.protocol.errors import ChatError, ErrorCode
 from chat.protocol.events import Bye, DeliveryState, Error
@@ -136,6 +136,7 @@ class EventLoop:
         self._released = False  # a held connection may go on (its read was answered, its queue drained)
         self._next_id = 1
         self._next_sweep = 0.0
+        self._next_idle_sweep = 0.0
         self._presence_due: float | None = None  # when the connections with only presence lines queued get them
         self._accept_paused_until = 0.0
         self._calls: deque[tuple[Callable[[], Any], Future[Any]]] = deque()
@@ -576,6 +577,8 @@ class EventLoop:
         if not data:
             self._end_of_input(c)
             return
+        c.heard_at = now  # (per read, not per line: the ping timeout's sweep reads it)
+        c.pinged = False
         if c.phase is not Phase.OPEN:
             return  # it said goodbye; what it sends now is not read
         rate = self.config.rate
@@ -844,6 +847,28 @@ class EventLoop:
             self._accept_paused_until = 0.0
             for fd in self.doors:
                 self.epoll.modify(fd, select.EPOLLIN)
+        if self.config.ping_timeout and now >= self._next_idle_sweep:
+            self._idle_sweep(now)
+
+    def _idle_sweep(self, now: float) -> None:
+        """Every eighth of --ping-timeout (at least once a second): a registered client silent for the timeout is
+        sent its codec's PING (IRC's), one silent for twice the timeout is closed with a goodbye (IRC's ERROR).
+        One pass over the connections, no timer per connection, nothing per message."""
+        limit = self.config.ping_timeout
+        self._next_idle_sweep = now + max(SWEEP_EVERY, limit / 8)
+        for c in list(self.connections.values()):
+            idle = now - c.heard_at
+            if idle < limit or c.phase is not Phase.OPEN or not c.member.registered:
+                continue
+            if c.pinged:
+                if idle >= 2 * limit:
+                    seconds = f"Ping timeout: {int(idle)} seconds"
+                    self._kill(c, seconds, ErrorCode.PING_TIMEOUT, seconds)
+                continue
+            ping = c.codec.keepalive_ping()
+            if ping is not None:
+                c.pinged = True
+                self.deliverer.push(c.member, Reply(ping))
 
     # ---------------------------------------------------------------------------------------- shutdown
 

@@ -25,8 +25,8 @@ class Link:
 class Member:
     __slots__ = (
         "account", "address", "away", "conn", "current", "cursors", "gone", "id", "key", "last_active",
-        "last_message", "last_stored", "new_room_tokens", "new_rooms_at", "nick", "password_for", "realname",
-        "registered", "rooms", "signed_on", "user", "waiting",
+        "last_message", "last_stored", "new_room_tokens", "new_rooms_at", "nick", "oper_account", "password_for",
+        "realname", "registered", "rooms", "signed_on", "user", "waiting", "wallops",
     )  # fmt: skip
 
     def __init__(self, member_id: int, conn: Link, new_room_burst: int = 0, now: float = 0.0,
@@ -38,6 +38,8 @@ class Member:
         self.key = ""
         self.registered = False  # holds a nick
         self.account: StoredAccount | None = None  # the account it is logged in to
+        self.oper_account: StoredAccount | None = None  # the admin account whose powers it took with /oper
+        self.wallops = False  # user mode +w: it receives /wallops
         # who it says it is (IRC's USER: a user name and a real name; None: its nick), and its away message
         self.user: str | None = None
         self.realname: str | None = None
@@ -79,9 +81,16 @@ class Member:
         self.new_room_tokens = tokens
         return False
 
+    @property
+    def operator(self) -> bool:
+        """A server operator (IRC's oper, user mode +o): it holds an admin account's powers, logged in to that
+        account or by /oper with its name and password. The one definition: moderation.is_admin reads it."""
+        account = self.account
+        return self.oper_account is not None or (account is not None and account.admin)
+
     def person(self) -> Person:
         """Who it says it is, for WHO and WHOIS: its nick stands in for a user name or real name not given."""
-        return Person(self.nick, self.user or self.nick, self.realname or self.nick, self.away)
+        return Person(self.nick, self.user or self.nick, self.realname or self.nick, self.away, self.operator)
 
     @property
     def label(self) -> str:

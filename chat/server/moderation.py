@@ -50,7 +50,8 @@ if TYPE_CHECKING:
 
 
 def is_admin(m: Member) -> bool:
-    return m.account is not None and m.account.admin
+    """A server admin: a server operator (Member.operator: logged in to an admin account, or by /oper)."""
+    return m.operator
 
 
 def is_room_op(m: Member, room: Room) -> bool:
@@ -569,8 +570,8 @@ class Moderation:
         if is_admin(m):
             return
         account = target.account
-        if account is not None and (account.admin or account.id == room.settings.owner_id):
-            what = "a server admin" if account.admin else f"the owner of #{room.name}"
+        if is_admin(target) or (account is not None and account.id == room.settings.owner_id):
+            what = "a server admin" if is_admin(target) else f"the owner of #{room.name}"
             raise ChatError(ErrorCode.PROTECTED, f"{target.nick} is {what}.", subject=target.nick)
 
     def _remote_in(self, room: Room, nick: str) -> str | None:

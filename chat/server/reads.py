@@ -208,6 +208,7 @@ class NickLookup:
     nick: str
     purpose: Literal["claim", "whois", "msg"]
     text: str = ""  # purpose "msg": the message
+    notice: bool = False  # ... sent as a notice (IRC's NOTICE)
     node: str | None = None  # a clustered node's name: a claim also takes the nick across the cluster
     taken: bool = False  # the answer of such a claim: another node's member holds it
     remote: tuple[str, str] | None = None  # purpose "msg", clustered: (node, nick) of its holder on another node

@@ -40,7 +40,11 @@ from chat.protocol.events import (
     RoomInfo,
     RoomList,
     SearchResults,
+    ServerTime,
+    TagMessage,
     Topic,
+    UserModes,
+    Wallops,
     Welcome,
     Who,
     WhoWas,
@@ -182,7 +186,7 @@ class ChatService:
                 self.say(m, self._current(m), MessageKind.MESSAGE, c.text, out)
             case cmd.Me():
                 self.say(m, self._speaking_room(m, c.room) if c.room else self._current(m), MessageKind.ACTION,
-                         c.text, out)
+                         c.text, out, c.client_tags)
             case cmd.Msg():
                 self.msg(m, c, out)
             case cmd.Nick():
@@ -232,6 +236,18 @@ class ChatService:
                 self.whowas(m, c, out)
             case cmd.Online():
                 out.reply(m, self._online())
+            case cmd.Time():
+                out.reply(m, ServerTime(self.clock()))
+            case cmd.Tagmsg():
+                self.tagmsg(m, c, out)
+            case cmd.Oper():
+                self.accounts.oper(m, c.account, c.password.get_secret_value(), out)
+            case cmd.Kill():
+                self.kill(m, c.nick, c.reason, out)
+            case cmd.Wallops():
+                self.wallops(m, c.text, out)
+            case cmd.Umode():
+                self.umode(m, c.modes, out)
             case cmd.Op() | cmd.Deop():
                 self.moderation.op(m, c.room, c.nick, isinstance(c, cmd.Op), out)
             case cmd.Kick():
@@ -247,10 +263,11 @@ class ChatService:
 
     # ---------------------------------------------------------------------------------------- commands
 
-    def say(self, m: Member, room: Room, kind: MessageKind, text: str, out: Outbox) -> None:
+    def say(self, m: Member, room: Room, kind: MessageKind, text: str, out: Outbox,
+            client_tags: dict[str, str] | None = None) -> None:
         moderation.check_speak(m, room)
         message = ChatMessage(self.state.new_message_id(), kind, m.nick, text, self.clock(), room=room.name,
-                              state=DeliveryState.PENDING)
+                              state=DeliveryState.PENDING, client_tags=client_tags)
         room.remember(message)
         m.sent(message)
         m.last_active = message.time
@@ -263,13 +280,31 @@ class ChatService:
 
     def msg(self, m: Member, c: cmd.Msg, out: Outbox) -> None:
         if c.to_room:
-            self.say(m, self._speaking_room(m, c.target), MessageKind.MESSAGE, c.text, out)
+            kind = MessageKind.NOTICE if c.notice else MessageKind.MESSAGE
+            self.say(m, self._speaking_room(m, c.target), kind, c.text, out, c.client_tags)
             return
         target = self.state.nicks.get(name_key(c.target))
         if target is None:  # an account gets it at its next login; anyone else is refused (no_such_nick)
-            self.accounts.private_offline(m, c.target, c.text, out)
+            self.accounts.private_offline(m, c.target, c.text, out, c.notice)
             return
-        self.accounts.private(m, target, c.text, out)
+        self.accounts.private(m, target, c.text, out, c.notice, c.client_tags)
+
+    def tagmsg(self, m: Member, c: cmd.Tagmsg, out: Outbox) -> None:
+        """IRCv3's TAGMSG: tags without text, to whoever a message there would reach (the sender gets its own
+        copy as a reply: its codec shows it only with echo-message). Not stored."""
+        if c.target.startswith("#"):
+            room = self._speaking_room(m, c.target)
+            moderation.check_speak(m, room)
+            tm = TagMessage(self.state.new_message_id(), m.nick, c.client_tags, self.clock(), room=room.name)
+            out.deliver([x for x in room.members if x is not m], tm)
+        else:
+            target = self.state.nicks.get(name_key(c.target))
+            if target is None:
+                raise ChatError(ErrorCode.NO_SUCH_NICK, f"Nobody called {c.target} is online.", subject=c.target)
+            tm = TagMessage(self.state.new_message_id(), m.nick, c.client_tags, self.clock(), to=target.nick)
+            if target is not m:
+                out.deliver((target,), tm)
+        out.reply(m, tm)
 
     def nick(self, m: Member, nick: str, out: Outbox) -> None:
         key = name_key(nick)
@@ -654,7 +689,7 @@ class ChatService:
         # logged-in member's own private conversations too (its account's, as /history @NICK pages them); a
         # guest has none, and nobody, not even an admin, finds other people's through /search
         account = m.account.id if m.account is not None else None
-        if m.account is not None and m.account.admin:
+        if moderation.is_admin(m):
             scope = SearchScope(room_ids=None, private_account=account)
         else:
             # the database has the rooms' stored settings; a session op's (in a room nobody owns) are in memory only
@@ -680,6 +715,53 @@ class ChatService:
     def account_done(self, job: AccountJob, out: Outbox) -> None:
         """A password was hashed or checked (on the loop thread)."""
         self.accounts.done(job, out)
+
+    # ------------------------------------------------------------------------------------ server operators
+
+    def kill(self, m: Member, nick: str, reason: str | None, out: Outbox) -> None:
+        """A server operator disconnects `nick` (IRC's KILL): it gets a goodbye saying who and why, its rooms see it
+        quit with `Killed (by (reason))`, as IRC servers say it."""
+        _need_operator(m)
+        target = self.state.nicks.get(name_key(nick))
+        if target is None:
+            raise ChatError(ErrorCode.NO_SUCH_NICK, f"Nobody called {nick} is online.", subject=nick)
+        why = reason or "no reason given"
+        log.info("%s killed %s: %s", m.nick, target.nick, why,
+                 extra={"event": "kill", "nick": m.nick, "target": target.nick, "reason": why})
+        if target is not m:
+            out.reply(m, Notice(f"{target.nick} is disconnected ({why})."))
+        self.end(target, f"Killed by {m.nick}: {why}", ErrorCode.KILLED, f"Killed ({m.nick} ({why}))", out)
+
+    def wallops(self, m: Member, text: str, out: Outbox) -> None:
+        """A server operator's message to everyone with user mode +w, and back to its sender. Not stored."""
+        _need_operator(m)
+        everyone = [x for x in self.state.nicks.values() if x.wallops and x is not m]
+        out.deliver((m, *everyone), Wallops(m.nick, text, self.clock()))
+
+    def umode(self, m: Member, modes: str | None, out: Outbox) -> None:
+        """Your user modes: +w/-w (receive /wallops), -o (give up what /oper gave; +o is /oper's alone)."""
+        if modes is None:
+            out.reply(m, UserModes(m.nick, user_modes(m)))
+            return
+        applied: list[tuple[str, str]] = []
+        sign = "+"
+        for letter in modes:
+            if letter in "+-":
+                sign = letter
+                continue
+            before = user_modes(m)
+            if letter == "w":
+                m.wallops = sign == "+"
+            elif letter == "o" and sign == "-":
+                m.oper_account = None  # (an admin account logged in stays an operator while logged in)
+            if user_modes(m) != before:
+                applied.append((sign, letter))
+        if applied:
+            changed, last = "", ""
+            for sign, letter in applied:
+                changed += (sign if sign != last else "") + letter
+                last = sign
+            out.reply(m, UserModes(m.nick, changed, change=True))
 
     def quit(self, m: Member, reason: str | None, out: Outbox) -> None:
         out.reply(m, Goodbye("You left the chat. Come back soon!"))
@@ -708,6 +790,17 @@ class ChatService:
         if room is None:
             raise ChatError(ErrorCode.NOT_IN_ROOM, f"You are not in #{room_name}; /join it first.", subject=room_name)
         return room
+
+
+def user_modes(m: Member) -> str:
+    """A member's user modes, as IRC writes them: `+`, then o (a server operator) and w (receives /wallops)."""
+    return "+" + ("o" if m.operator else "") + ("w" if m.wallops else "")
+
+
+def _need_operator(m: Member) -> None:
+    if not m.operator:
+        raise ChatError(ErrorCode.NOT_OPERATOR, "Only server operators may do that: /oper ACCOUNT PASSWORD with an "
+                        "admin account's name and password.")
 
 
 WHO_MATCHES_MAX = 200  # people one WHO mask lists

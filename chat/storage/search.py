@@ -32,7 +32,7 @@ from sqlalchemy.dialects.postgresql import TSQUERY
 from sqlalchemy.exc import OperationalError
 
 from chat.protocol.errors import ChatError, ErrorCode
-from chat.protocol.events import ChatMessage, MessageKind
+from chat.protocol.events import PRIVATE_KINDS, ChatMessage
 from chat.search.query import SearchQuery, TextMatch
 from chat.search.scope import SearchScope
 from chat.storage.repository import MESSAGES, ROLES, ROOMS, _message
@@ -88,6 +88,9 @@ _COLUMNS: tuple[ColumnElement[Any], ...] = (
 )
 
 
+_PRIVATE = sorted(k.value for k in PRIVATE_KINDS)  # the kinds of private messages (and notices)
+
+
 def _visible(conn: Connection, query: SearchQuery, scope: SearchScope) -> ColumnElement[bool] | None:
     """The condition on messages the searcher may see and asked for (in:), or None when that is nothing."""
     m = MESSAGES
@@ -106,10 +109,10 @@ def _visible(conn: Connection, query: SearchQuery, scope: SearchScope) -> Column
     elif scope.room_ids:
         parts.append(_in_rooms(conn.dialect.name, scope.room_ids, query))
     if scope.all_private:
-        parts.append(m.c.kind == MessageKind.PRIVATE.value)
+        parts.append(m.c.kind.in_(_PRIVATE))
     elif scope.private_account is not None:
         account = scope.private_account
-        parts.append(and_(m.c.kind == MessageKind.PRIVATE.value, m.c.conversation.is_not(None),
+        parts.append(and_(m.c.kind.in_(_PRIVATE), m.c.conversation.is_not(None),
                           or_(m.c.sender_account_id == account, m.c.recipient_account_id == account)))
     return and_(or_(*parts), *shut) if parts else None
 

@@ -18,6 +18,9 @@ def chat_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "chat"]
 
 
+OPER_NAME, OPER_PASSWORD = "operuser", "operpassword"  # what irctest's OPER tests give
+
+
 class ChatController(BaseServerController, DirectoryBasedController):
     software_name = "chat"
     supported_sasl_mechanisms = frozenset({"PLAIN"})
@@ -46,6 +49,8 @@ class ChatController(BaseServerController, DirectoryBasedController):
             str(native_port), "--irc-port", str(port), "--lobby", "", "--rate", "0", "--password-profile", "test",
             "--log-level", "warning", "--server-name", "My.Little.Server",
         ])
+        # irctest's operator (OPER operuser operpassword): here an admin account, as `chat users admin` makes one
+        self._add_account(OPER_NAME, OPER_PASSWORD, admin=True)
 
     def wait_for_services(self) -> None:
         """Accounts are the server's own: there are no services to wait for."""
@@ -54,6 +59,9 @@ class ChatController(BaseServerController, DirectoryBasedController):
     def registerUser(self, case: Any, username: str, password: str | None = None) -> None:
         """An account, written as /register writes one: straight into the database, because irctest's
         passwords ("sesame") are shorter than our rule lets `chat users add` take."""
+        self._add_account(username, password or "sesame")
+
+    def _add_account(self, username: str, password: str, admin: bool = False) -> None:
         from chat.passwords import Hasher
         from chat.protocol.names import name_key
         from chat.storage.accounts import AccountStore
@@ -62,7 +70,10 @@ class ChatController(BaseServerController, DirectoryBasedController):
         self.wait_for_port()  # the server has created its database
         engine = make_engine(self.db)
         try:
-            AccountStore(engine).register(username, name_key(username), Hasher("test").hash(password or "sesame"))
+            store = AccountStore(engine)
+            store.register(username, name_key(username), Hasher("test").hash(password))
+            if admin:
+                store.set_admin(name_key(username), True)
         finally:
             engine.dispose()
 

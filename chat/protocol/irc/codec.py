@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import fnmatch
 import itertools
+import re
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -58,6 +61,8 @@ CAPABILITIES: dict[str, str] = {
 SHARED = frozenset({"server-time", "message-tags", "away-notify"})
 PRE_REGISTRATION = frozenset({"CAP", "NICK", "USER", "PASS", "PING", "PONG", "QUIT", "AUTHENTICATE"})
 SASL_MAX = 400  # bytes of one AUTHENTICATE chunk (the spec's)
+CLIENT_TAGS_MAX = 32  # client-only tags relayed with one message
+_TAG_NAME = re.compile(r"\+(?:[A-Za-z0-9.\-]+/)?[A-Za-z0-9\-]+")
 _batch_ids = itertools.count(1)
 RENDERED_MAX = 8192  # messages whose IRC line is kept for the next codec of the same key (a plain dict, cleared)
 _RENDERED: dict[tuple[object, int], tuple[ev.ChatMessage, str]] = {}
@@ -90,6 +95,7 @@ class _Asked:
     between: tuple[int, int] | None = None  # CHATHISTORY BETWEEN: only ids strictly inside (low, high)
     around: str = ""  # CHATHISTORY AROUND is two pages: "first" (kept), then "second" (answered with both)
     held: list[ev.ChatMessage] | None = None  # ... the first page, kept
+    sub: str = ""  # CHATHISTORY's subcommand as asked (LATEST, BEFORE...): its FAIL names it
 
 
 @dataclass(slots=True, eq=False)
@@ -150,6 +156,9 @@ class IrcCodec(Codec):
     @property
     def buffered(self) -> int:
         return self._framer.buffered
+
+    def keepalive_ping(self) -> bytes | None:
+        return line(None, "PING", self.host).encode()  # any line back counts, its PONG included
 
     def decode(self, frame: str | ControlFrame) -> Sequence[cmd.Command | ev.Event | Reply]:
         if isinstance(frame, _LabelEnd):
@@ -356,6 +365,7 @@ class IrcCodec(Codec):
         if len(m.params) < 2 or not m.params[1]:
             return self._numeric("412", "No text to send")
         text = m.params[1]
+        client_tags = _client_tags(m.tags)
         out: list[cmd.Command | ev.Event | Reply] = []
         for target in m.params[0].split(",")[:4]:
             room = mapping.room_of(target)
@@ -370,12 +380,23 @@ class IrcCodec(Codec):
                 if ctcp.upper() != "ACTION" or not rest.strip():
                     continue  # other CTCP (VERSION, PING...) is not relayed
                 if room is not None:
-                    out.append(cmd.Me(room=room, text=rest))
+                    out.append(cmd.Me(room=room, text=rest, client_tags=client_tags))
                 else:
                     out.append(cmd.Msg(target=target, text=f"* {rest}"))
                 continue
-            out.append(cmd.Msg(target=mapping.channel(room) if room else target, text=text))
+            out.append(cmd.Msg(target=mapping.channel(room) if room else target, text=text, notice=notice,
+                               client_tags=client_tags))
         return out
+
+    def _tagmsg(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
+        if not m.params or not m.params[0]:
+            return self._numeric("411", "No recipient given (TAGMSG)")
+        target = m.params[0].split(",")[0]
+        room = mapping.room_of(target)
+        if target.startswith(mapping.CHANNEL_PREFIX) and room is None:
+            return self._numeric("403", target[:50], "No such channel")
+        return (cmd.Tagmsg(target=mapping.channel(room) if room else target,
+                           client_tags=_client_tags(m.tags) or {}),)
 
     def _quit(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
         reason = m.params[0] if m.params and m.params[0] else None
@@ -445,8 +466,8 @@ class IrcCodec(Codec):
             if target.lower() != self._me.lower():
                 return self._numeric("502", "Can't change mode for other users")
             if len(m.params) < 2:
-                return self._numeric("221", "+")
-            return self._numeric("501", "Unknown MODE flag")
+                return (cmd.Umode(),)
+            return self._user_mode(m.params[1])
         if len(m.params) < 2:
             self._asked.append(_Asked("modes"))
             return (cmd.Mode(room=room),)
@@ -490,7 +511,7 @@ class IrcCodec(Codec):
         return (cmd.Invite(nick=m.params[0], room=room),)
 
     def _chathistory(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
-        sub = m.params[0].upper() if m.params else ""
+        sub = asked = m.params[0].upper() if m.params else ""
         if sub == "TARGETS":
             return (self._reply(*self._batch("draft/chathistory-targets", [])),)
         between = None
@@ -536,11 +557,11 @@ class IrcCodec(Codec):
                 before = limit - limit // 2
                 args.update(before=min(ref + 1, cmd.MESSAGE_ID_MAX), count=before)
                 if limit - before:
-                    self._asked.append(_Asked("history", target, around="first"))
-                    self._asked.append(_Asked("history", target, around="second"))
+                    self._asked.append(_Asked("history", target, around="first", sub=asked))
+                    self._asked.append(_Asked("history", target, around="second", sub=asked))
                     return (cmd.History(**args), cmd.History(**{**args, "before": None, "after": ref,
                                                                  "count": limit - before}))
-        self._asked.append(_Asked("history", target, between))
+        self._asked.append(_Asked("history", target, between, sub=asked))
         return (cmd.History(**args),)
 
     def _away(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
@@ -573,6 +594,50 @@ class IrcCodec(Codec):
             return (*self._numeric("406", nick[:50], "There was no such nickname"),
                     *self._numeric("369", nick[:50], "End of WHOWAS"))
 
+    def _user_mode(self, modes: str) -> Sequence[cmd.Command | ev.Event | Reply]:
+        """MODE yourself +w/-w/-o (+o is OPER's): the letters we know are changed, the others answered 501."""
+        if modes[:1] not in "+-":
+            modes = "+" + modes
+        known = "".join(c for c in modes if c in "+-" or c in mapping.USER_MODES)
+        out: list[cmd.Command | ev.Event | Reply] = []
+        if known.strip("+-"):
+            out.append(cmd.Umode(modes=known))
+        if any(c not in "+-" and c not in mapping.USER_MODES for c in modes):
+            out.extend(self._numeric("501", "Unknown MODE flag"))
+        return out
+
+    def _oper(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
+        self._need(m, 2)
+        try:
+            name = check_nick(m.params[0])
+        except ChatError:  # not an account's name: no admin account has it
+            return self._numeric("491", "No O-lines for your host")
+        return (cmd.Oper(account=name, password=m.params[1]),)
+
+    def _kill(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
+        self._need(m, 1)
+        nick = m.params[0]
+        try:
+            check_nick(nick)
+        except ChatError:
+            return self._numeric("401", nick[:50], "No such nick/channel")
+        reason = m.params[1] if len(m.params) > 1 and m.params[1] else None
+        return (cmd.Kill(nick=nick, reason=reason),)
+
+    def _wallops(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
+        self._need(m, 1)
+        return (cmd.Wallops(text=m.params[0]),)
+
+    def _time(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
+        return (cmd.Time(),)
+
+    def _info(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
+        if m.params and m.params[0] and not fnmatch.fnmatchcase(self.host.lower(), m.params[0].lower()):
+            return self._numeric("402", m.params[0][:64], "No such server")  # one server: only its name (or a mask)
+        me, host = self._me, self.host
+        return (self._reply(*(line(host, "371", me, text) for text in mapping.info_lines()),
+                            line(host, "374", me, "End of INFO list")),)
+
     def _motd(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
         return self._numeric("422", "MOTD File is missing")
 
@@ -603,6 +668,10 @@ class IrcCodec(Codec):
 
     def _render(self, event: ev.Event | Reply | _Modes) -> str:
         if self._label is not None and not isinstance(event, _LabelClose | ev.Bye):
+            if isinstance(event, ev.ChatMessage | ev.TagMessage) and self._to_self(event):  # the echo is labeled,
+                once = self._message(event) if isinstance(event, ev.ChatMessage) else self._tagmsg_line(event)
+                self._capture.append(once)  # ... the delivery not
+                return once
             self._capture.append(self._render_one(event))  # rendered for this connection alone meanwhile (key)
             return ""
         if isinstance(event, _LabelOpen):
@@ -636,26 +705,32 @@ class IrcCodec(Codec):
         renderer = _RENDERERS.get(type(event))
         return renderer(self, event) if renderer is not None else ""
 
-    def _tags(self, when: float | None, msgid: int | None = None, batch: str | None = None) -> str:
+    def _tags(self, when: float | None, msgid: int | None = None, batch: str | None = None,
+              client_tags: dict[str, str] | None = None) -> str:
         tags: dict[str, str | None] = {}
         if batch is not None:
             tags["batch"] = batch
         if when is not None and "server-time" in self._caps:
             tags["time"] = iso_time(when)
-        if msgid is not None and "message-tags" in self._caps:
-            tags["msgid"] = str(msgid)
+        if "message-tags" in self._caps:
+            if msgid is not None:
+                tags["msgid"] = str(msgid)
+            if client_tags:
+                tags.update(client_tags)
         return format_tags(tags)
 
     def _source(self, nick: str) -> str:
         return f"{nick}!{nick}@{self.host}"
 
-    def _message(self, msg: ev.ChatMessage, batch: str | None = None) -> str:
-        tags = self._tags(msg.time, msg.id, batch) if self._caps or batch else ""
+    def _message(self, msg: ev.ChatMessage, batch: str | None = None, live: bool = True) -> str:
+        """`live` False: history, which has no client-only tags (they are relayed, never stored)."""
+        tags = self._tags(msg.time, msg.id, batch, msg.client_tags if live else None) if self._caps or batch else ""
         source = self._source(msg.nick)
         target = mapping.channel(msg.room) if msg.room is not None else (msg.to or self._me)
         if msg.kind is ev.MessageKind.ACTION:
             return line(source, "PRIVMSG", target, f"\x01ACTION {msg.text}\x01", tags=tags)
-        return "".join(line(source, "PRIVMSG", target, part, tags=tags) for part in _chunks(msg.text))
+        verb = "NOTICE" if msg.notice else "PRIVMSG"
+        return "".join(line(source, verb, target, part, tags=tags) for part in _chunks(msg.text))
 
     def _batch(self, kind: str, lines: list[str], *params: str) -> list[str]:
         if "batch" not in self._caps:
@@ -664,6 +739,10 @@ class IrcCodec(Codec):
         return [line(self.host, "BATCH", f"+{ref}", kind, *params),
                 *(f"@batch={ref}{';' + x[1:] if x.startswith('@') else ' ' + x}" for x in lines),
                 line(self.host, "BATCH", f"-{ref}")]
+
+    def _to_self(self, e: ev.ChatMessage | ev.TagMessage) -> bool:
+        """A private message to yourself, with echo-message: it comes twice, the echo and the delivery."""
+        return self.echo and e.to is not None and e.to == e.nick
 
     def _r_message(self, e: ev.ChatMessage) -> str:
         # a room's message is rendered by every IRC client of a key that sent part of the run (without
@@ -675,7 +754,8 @@ class IrcCodec(Codec):
         if found is None or found[0] is not e:  # (another server in this process may have had that id)
             if len(_RENDERED) >= RENDERED_MAX:
                 _RENDERED.clear()
-            found = _RENDERED[cache_key] = (e, self._message(e))
+            text = self._message(e)
+            found = _RENDERED[cache_key] = (e, text + text if self._to_self(e) else text)
         return found[1]
 
     def _r_join(self, e: ev.Join) -> str:
@@ -741,10 +821,10 @@ class IrcCodec(Codec):
 
     def _history_lines(self, messages: list[ev.ChatMessage], target: str) -> list[str]:
         if "batch" not in self._caps:
-            return [self._message(x) for x in messages]
+            return [self._message(x, live=False) for x in messages]
         ref = f"h{next(_batch_ids)}"
         return [line(self.host, "BATCH", f"+{ref}", "chathistory", target),
-                *(self._message(x, ref) for x in messages), line(self.host, "BATCH", f"-{ref}")]
+                *(self._message(x, ref, live=False) for x in messages), line(self.host, "BATCH", f"-{ref}")]
 
     def _r_part(self, e: ev.Part) -> str:
         channel = mapping.channel(e.room)
@@ -783,7 +863,7 @@ class IrcCodec(Codec):
             every = "multi-prefix" in self._caps
             lines = []
             for p in e.people:
-                flag = ("G" if p.away is not None else "H") + (
+                flag = ("G" if p.away is not None else "H") + ("*" if p.oper else "") + (
                     _prefix(p.nick, e.ops, e.voiced, every) if e.mask is None else "")
                 lines.append(line(host, "352", me, channel, p.user, host, host, p.nick, flag, f"0 {p.realname}"))
             lines.append(line(host, "315", me, asked.target or channel, "End of WHO list"))
@@ -814,7 +894,7 @@ class IrcCodec(Codec):
             line(host, "001", me, f"Welcome to the {self.network} IRC network, {me}"),
             line(host, "002", me, f"Your host is {host}, running chat"),
             line(host, "003", me, "This server keeps every message it delivers"),
-            line(host, "004", me, host, f"chat-{__version__}", "i", "".join(sorted(cmd.MODE_LETTERS)),
+            line(host, "004", me, host, f"chat-{__version__}", mapping.USER_MODES, "".join(sorted(cmd.MODE_LETTERS)),
                  "".join(sorted(k for k, word in cmd.MODE_LETTERS.items() if word))),
         ]
         tokens = mapping.isupport(self.network)
@@ -830,7 +910,10 @@ class IrcCodec(Codec):
         if e.command == "login":
             return line(host, mapping.SASL_FAIL, me, e.message)
         if e.command == "history":
-            self._pop("history")
+            asked = self._pop("history")
+            if e.code in mapping.UNREADABLE_TARGET:  # no such room, or not one this client may read
+                return line(host, "FAIL", "CHATHISTORY", "INVALID_TARGET", (asked.sub if asked else "") or "*",
+                            (asked.target if asked else "") or e.subject or "*", e.message)
             return line(host, "FAIL", "CHATHISTORY", "MESSAGE_ERROR", e.subject or "*", e.message)
         if e.command == "mode":
             self._pop("modes", "banlist")
@@ -855,12 +938,13 @@ class IrcCodec(Codec):
             subject = mapping.IRC_VERBS.get(e.command or "", (e.command or "*").upper())
         if number in mapping.CHANNEL_NUMERICS and subject != "*":
             subject = mapping.channel(subject)
-        if e.code is ErrorCode.LINE_TOO_LONG:
+        if number in mapping.NO_SUBJECT:
             return line(host, number, me, words)
         return line(host, number, me, subject, words)
 
     def _r_bye(self, e: ev.Bye) -> str:
-        return line(None, "ERROR", f"Closing Link: {self._me}[{self.host}] ({e.reason})")
+        nick = self._member.nick if self._member is not None and self._member.nick else "*"  # (its last nick)
+        return line(None, "ERROR", f"Closing Link: {nick}[{self.host}] ({e.reason})")
 
     def _r_account(self, e: ev.AccountChange) -> str:
         me, host = self._me, self.host
@@ -892,7 +976,7 @@ class IrcCodec(Codec):
         if e.registered:
             lines.append(line(host, "330", me, e.nick, e.nick, "is logged in as"))
         if e.admin:
-            lines.append(line(host, "313", me, e.nick, "is a server admin"))
+            lines.append(line(host, "313", me, e.nick, "is an IRC operator"))
         if e.idle is not None:
             lines.append(line(host, "317", me, e.nick, str(int(e.idle)), str(int(e.signed_on or 0)),
                               "seconds idle, signon time"))
@@ -975,6 +1059,38 @@ class IrcCodec(Codec):
                           + line(host, "312", me, p.nick, host, "chat") for p in e.people)
         return out + line(host, "369", me, e.nick, "End of WHOWAS")
 
+    def _r_operator(self, e: ev.Operator) -> str:
+        me = self._me
+        return (line(self.host, "381", me, "You are now an IRC operator")
+                + line(self._source(me), "MODE", me, "+o"))
+
+    def _r_user_modes(self, e: ev.UserModes) -> str:
+        me = self._me
+        if e.change:
+            return line(self._source(me), "MODE", me, e.modes)
+        return line(self.host, "221", me, e.modes)
+
+    def _r_wallops(self, e: ev.Wallops) -> str:
+        return line(self._source(e.nick), "WALLOPS", e.text)
+
+    def _r_tagmsg(self, e: ev.TagMessage) -> str:
+        if "message-tags" not in self._caps:
+            return ""  # tags are all it carries
+        text = self._tagmsg_line(e)
+        if e.nick != self._me:
+            return text
+        if e.to is not None and e.to == e.nick:  # to yourself: received, and with echo-message echoed too
+            return text + text if self.echo else text
+        return text if self.echo else ""
+
+    def _tagmsg_line(self, e: ev.TagMessage) -> str:
+        target = mapping.channel(e.room) if e.room is not None else (e.to or self._me)
+        return line(self._source(e.nick), "TAGMSG", target, tags=self._tags(e.time, e.id, None, e.tags))
+
+    def _r_time(self, e: ev.ServerTime) -> str:
+        shown = datetime.fromtimestamp(e.time, UTC).strftime("%A %B %d %Y -- %H:%M:%S +00:00")
+        return line(self.host, "391", self._me, self.host, shown)
+
     def _pop(self, *kinds: str) -> _Asked | None:
         asked = self._asked
         if asked and asked[0].kind in kinds:
@@ -997,6 +1113,14 @@ def _label_of(frame: str) -> str | None:
         if key == "label" and value:
             return unescape_tag(value)[:64]
     return None
+
+
+def _client_tags(tags: dict[str, str]) -> dict[str, str] | None:
+    """The client-only tags (`+name`) of a received line that may be relayed: well-formed names, values without
+    control characters (CR, LF, space and `;` are escaped on the way out), at most CLIENT_TAGS_MAX of them."""
+    kept = {k: v for k, v in tags.items() if k.startswith("+") and _TAG_NAME.fullmatch(k)
+            and not any(c < " " or c == "\x7f" for c in v if c not in "\r\n")}
+    return dict(list(kept.items())[:CLIENT_TAGS_MAX]) or None
 
 
 def _in_batch(text: str) -> bool:
@@ -1079,11 +1203,14 @@ _Handler = Callable[[IrcCodec, Message], Sequence[cmd.Command | ev.Event | Reply
 _HANDLERS: dict[str, _Handler] = {
     "CAP": IrcCodec._cap, "NICK": IrcCodec._nick_command, "USER": IrcCodec._user_command, "PASS": IrcCodec._pass,
     "AUTHENTICATE": IrcCodec._authenticate, "JOIN": IrcCodec._join, "PART": IrcCodec._part,
-    "PRIVMSG": IrcCodec._privmsg, "NOTICE": IrcCodec._privmsg, "QUIT": IrcCodec._quit, "PING": IrcCodec._ping,
+    "PRIVMSG": IrcCodec._privmsg, "NOTICE": IrcCodec._privmsg, "TAGMSG": IrcCodec._tagmsg, "QUIT": IrcCodec._quit,
+    "PING": IrcCodec._ping,
     "PONG": IrcCodec._pong, "TOPIC": IrcCodec._topic, "NAMES": IrcCodec._names, "WHO": IrcCodec._who,
     "LIST": IrcCodec._list, "WHOIS": IrcCodec._whois, "MODE": IrcCodec._mode, "KICK": IrcCodec._kick,
     "INVITE": IrcCodec._invite, "CHATHISTORY": IrcCodec._chathistory, "AWAY": IrcCodec._away,
     "MOTD": IrcCodec._motd, "LUSERS": IrcCodec._lusers, "USERHOST": IrcCodec._userhost, "WHOWAS": IrcCodec._whowas,
+    "OPER": IrcCodec._oper, "KILL": IrcCodec._kill, "WALLOPS": IrcCodec._wallops, "TIME": IrcCodec._time,
+    "INFO": IrcCodec._info,
 }
 _OUR_VERB = {"PRIVMSG": "msg", "NOTICE": "msg", "PART": "leave", "NAMES": "who", "LIST": "rooms",
              "CHATHISTORY": "history", "AUTHENTICATE": "login"}
@@ -1099,4 +1226,6 @@ _RENDERERS: dict[type, Callable[[IrcCodec, Any], str]] = {
     ev.Mode: IrcCodec._r_mode, _Modes: IrcCodec._r_modes, ev.Invite: IrcCodec._r_invite,
     ev.RoomModes: IrcCodec._r_room_modes, ev.Away: IrcCodec._r_away, ev.Online: IrcCodec._r_online,
     ev.WhoWas: IrcCodec._r_whowas,
+    ev.Operator: IrcCodec._r_operator, ev.UserModes: IrcCodec._r_user_modes, ev.Wallops: IrcCodec._r_wallops,
+    ev.ServerTime: IrcCodec._r_time, ev.TagMessage: IrcCodec._r_tagmsg,
 }

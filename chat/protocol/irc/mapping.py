@@ -8,12 +8,14 @@
 | a line of 512 bytes + tags   | a received line may be 512 bytes (CR LF included) plus 4096 of tags, or|
 |                              | it is refused (417); a longer message from a native client is sent as  |
 |                              | several PRIVMSG lines                                                   |
-| NOTICE                       | a private or room message like PRIVMSG (stored, in history)            |
+| NOTICE                       | a message of its own kind (stored, in history), relayed as a NOTICE    |
 | PASS (server password)       | not used: SASL PLAIN logs in to an account                             |
+| OPER name password           | an admin account's name and password: its powers for the connection    |
 """
 
 from __future__ import annotations
 
+from chat import __version__
 from chat.protocol.commands import AWAY_MAX, HISTORY_MAX
 from chat.protocol.errors import ErrorCode
 from chat.protocol.names import NICK_MAX, ROOM_MAX, TOPIC_MAX, check_room
@@ -82,9 +84,22 @@ NUMERICS: dict[ErrorCode, tuple[str, str] | None] = {
     ErrorCode.LINE_TOO_LONG: ("417", "Input line was too long"),
     ErrorCode.UNKNOWN_COMMAND: ("421", "Unknown command"),
     ErrorCode.BAD_ARGUMENT: ("461", "Not enough parameters"),
+    ErrorCode.NOT_OPERATOR: ("481", "Permission Denied- You're not an IRC operator"),
+    ErrorCode.NO_SUCH_OPERATOR: ("491", "No O-lines for your host"),
+    ErrorCode.BAD_PASSWORD: ("464", "Password incorrect"),  # OPER's (a login's failure is SASL's 904)
 }
 
+# a history read refused for these is CHATHISTORY's INVALID_TARGET (the others: MESSAGE_ERROR)
+UNREADABLE_TARGET = frozenset({ErrorCode.NO_SUCH_ROOM, ErrorCode.INVALID_ROOM, ErrorCode.INVITE_ONLY,
+                               ErrorCode.BAD_KEY, ErrorCode.BANNED, ErrorCode.NO_SUCH_ACCOUNT,
+                               ErrorCode.NOT_LOGGED_IN})
+
+# numerics that name nothing but the recipient: `464 nick :Password incorrect`
+NO_SUBJECT = frozenset({"417", "464", "481", "491"})
+
 # numerics whose subject is a channel (the rest name a nick or a command)
+USER_MODES = "ow"  # o: a server operator (OPER), w: receives WALLOPS
+
 CHANNEL_NUMERICS = frozenset({"403", "404", "405", "442", "471", "473", "474", "475", "482"})
 
 # our verbs as IRC names them (for 461 and the like)
@@ -92,7 +107,15 @@ IRC_VERBS = {
     "say": "PRIVMSG", "msg": "PRIVMSG", "me": "PRIVMSG", "join": "JOIN", "leave": "PART", "topic": "TOPIC",
     "who": "NAMES", "rooms": "LIST", "whois": "WHOIS", "kick": "KICK", "invite": "INVITE", "mode": "MODE",
     "nick": "NICK", "quit": "QUIT", "ping": "PING", "history": "CHATHISTORY", "login": "AUTHENTICATE",
+    "oper": "OPER", "kill": "KILL", "wallops": "WALLOPS", "time": "TIME", "umode": "MODE",
 }
+
+
+def info_lines() -> list[str]:
+    """What INFO answers (371 each)."""
+    return [f"chat {__version__}: a multi-room chat server with IRC, native and WebSocket doors",
+            "Every message is stored before anyone sees it: delivered means stored",
+            "History: CHATHISTORY, or the backlog on joining"]
 
 # the errors of a login by SASL: 904 ERR_SASLFAIL (the rest of a login's errors too)
 SASL_FAIL = "904"

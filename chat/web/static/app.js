@@ -289,6 +289,18 @@ class App {
       case "notice":
         if (this.registered) this.info(e.text);
         break;
+      case "operator":
+        this.info(`You are a server operator now (the powers of the admin account ${e.account}).`);
+        break;
+      case "user_modes":
+        this.info(e.change ? `Your user modes changed: ${e.modes}` : `Your user modes: ${e.modes}`);
+        break;
+      case "wallops":
+        this.info(`WALLOPS from ${e.nick}: ${e.text}`);
+        break;
+      case "time":
+        this.info(`The server's time: ${e.time}`);
+        break;
       case "error":
         this.error(e);
         break;
