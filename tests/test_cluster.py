@@ -398,6 +398,27 @@ def test_rooms_and_whois_are_cluster_wide(nodes: Any) -> None:
     irc.close()
 
 
+def test_who_with_a_mask_is_cluster_wide(nodes: Any) -> None:
+    a, b = nodes("a", "--irc-port", "0"), nodes("b")
+    ann, _bob, bea = client(a, "ann"), client(b, "bob"), client(b, "bea")
+    bea.send("/leave #lobby", "/join #bees")  # she shares no room with node a's people: a wildcard misses her
+    bea.expect_event("joined", room="bees")
+    irc = IrcClient(a.host, irc_port(a))  # WHO with a mask is IRC's (the native protocol has no syntax for it)
+    irc.register("ivy")
+    wait_members(ann, "lobby", {"ann", "bob", "ivy"})
+
+    def who(mask: str) -> list[str]:
+        irc.send(f"WHO {mask}")
+        lines = irc.lines_until(" 315 ")
+        return [x.split()[7] for x in lines if " 352 " in x]
+
+    assert who("b*") == ["bob"]  # a member of the lobby on node b
+    assert who("bea") == ["bea"]  # an exact nick: anyone online, on any node
+    assert who("nobody") == []
+    assert who("*") == ["ann", "bob", "ivy"]
+    irc.close()
+
+
 def test_moderation_reaches_the_other_nodes_live(nodes: Any) -> None:
     a, b = nodes("a", "--password-profile", "test"), nodes("b", "--password-profile", "test")
     olga = client(a, "olga")
@@ -453,6 +474,53 @@ def test_moderation_reaches_the_other_nodes_live(nodes: Any) -> None:
     eve.expect_event("joined", room="den")
     olga.send("/topic #den quiet please")
     assert dan.expect_event("topic", room="den")["topic"] == "quiet please"
+
+
+def test_op_voice_and_invite_reach_a_target_on_another_node(nodes: Any) -> None:
+    a, b = nodes("a", "--password-profile", "test"), nodes("b", "--password-profile", "test")
+    olga, ada = client(a, "olga"), client(b, "ada")
+    for x in (olga, ada):
+        x.send("/register secret words")
+        x.expect_event("account", change="registered")
+    olga.send("/join #den")  # hers: her acts are stored
+    olga.expect_event("joined", room="den")
+    gus, ivan = client(b, "gus"), client(b, "ivan")  # guests of node b
+    for x in (ada, gus):
+        x.send("/join #den")
+        x.expect_event("joined", room="den")
+    wait_members(olga, "den", {"olga", "ada", "gus"})
+    ada.send("/mode #den +t")
+    ada.expect_event("error", code="not_op")
+    olga.send("/op #den ada")  # an account of node b: a stored op, known on every node
+    assert gus.expect_event("mode", room="den", mode="+o")["target"] == "ada"
+    ada.send("/mode #den +m")  # node b's copy of the room knows her as an op
+    assert olga.expect_event("mode", room="den", mode="+m")["nick"] == "ada"
+    gus.send("/msg #den may I?")
+    gus.expect_event("error", code="moderated")
+    olga.send("/mode #den +v gus")  # a guest of node b: a session voice, which node b gives its member
+    assert gus.expect_event("mode", room="den", mode="+v")["target"] == "gus"
+    gus.send("/msg #den thanks")
+    assert olga.expect_event("message", room="den")["text"] == "thanks"
+    olga.send("/mode #den +i")
+    gus.expect_event("mode", room="den", mode="+i")
+    ivan.send("/join #den")
+    ivan.expect_event("error", code="invite_only")
+    olga.send("/invite ivan #den")  # not in the room, on node b: told there, and let in there
+    assert olga.expect_event("invite", room="den")["target"] == "ivan"
+    assert ivan.expect_event("invite", room="den")["nick"] == "olga"
+    ivan.send("/join #den")
+    ivan.expect_event("joined", room="den")
+    cara = client(nodes("c"), "cara")  # node c has nobody in #den: she is not told, but the stored invite admits her
+    olga.send("/invite cara #den")
+    assert olga.expect_event("invite", room="den")["target"] == "cara"
+    cara.send("/join #den")
+    cara.expect_event("joined", room="den")
+    olga.send("/mode #den -v gus", "/deop #den ada")  # and taken back the same ways
+    gus.expect_event("mode", room="den", mode="-o")
+    gus.send("/msg #den again?")
+    gus.expect_event("error", code="moderated")
+    ada.send("/mode #den -m")
+    ada.expect_event("error", code="not_op")
 
 
 def test_a_private_message_sent_while_its_node_is_not_listening_is_delivered_when_it_catches_up(nodes: Any) -> None:

@@ -219,3 +219,27 @@ def test_a_failed_fast_path_commit_stores_none_of_its_chunks(sqlite_db: str) -> 
     store.write(WriteBatch(messages=[(_msg(2), 1)]))
     assert [m.id for m in store.history(1, "lobby", 5)[0]] == [1, 2]
     store.close()
+
+
+@pytest.mark.postgres
+def test_a_released_server_lock_is_free_at_once_though_the_engine_lives_on(postgres_db: str) -> None:
+    """A stopping server's other threads may still take connections from the pool: the lock's session must end
+    at release, not wait in the pool for engine.dispose() (a restarted server then found the database in use)."""
+    from sqlalchemy import text
+
+    from chat.storage.lock import ADVISORY_LOCK_KEY, ServerLock
+
+    engine = make_engine(postgres_db)
+    try:
+        lock = ServerLock(engine)
+        lock.acquire()
+        lock.release()
+        with engine.connect() as conn:  # the pool's connection, as a thread still stopping would take it
+            held = conn.execute(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = :k"),
+                                {"k": ADVISORY_LOCK_KEY}).scalar()
+        assert held == 0
+        second = ServerLock(engine)
+        second.acquire()  # and another server's lock is granted
+        second.release()
+    finally:
+        engine.dispose()

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from chat.protocol.events import ChatMessage, Join, Kick, Mode, ModeChange, NickChange, Part, Quit, Topic
+from chat.protocol.events import ChatMessage, Invite, Join, Kick, Mode, ModeChange, NickChange, Part, Quit, Topic
 from chat.protocol.names import name_key
 from chat.server.moderation import LISTED, Moderation, listed
 from chat.server.outbox import Outbox
@@ -346,11 +346,18 @@ class Cluster:
                             Quit(e.nick, _text(data.get("reason")), at))
             case "mode":
                 change = typing.cast(ModeChange, str(data.get("change", "")))
+                target_nick = _text(data.get("target"))
                 if change[1:] in SETTINGS:
                     self._set_setting(room, change, data)
-                out.deliver(members, Mode(room.name, e.nick, change, _text(data.get("target")), at))
+                elif data.get("session") and target_nick is not None:
+                    self._set_session(room, change, target_nick)
+                out.deliver(members, Mode(room.name, e.nick, change, target_nick, at))
             case "role":
                 self._set_role(room, e.nick, data, at)
+                if data.get("role") == "invite" and data.get("granted"):  # one of ours invited: it is told
+                    invited = self.state.nicks.get(str(data.get("key", "")))
+                    if invited is not None and room.key not in invited.rooms:
+                        out.deliver((invited,), Invite(room.name, str(data.get("by", "")), invited.nick))
             case "kick":
                 key = name_key(e.nick)
                 out.deliver(members, Kick(room.name, e.nick, str(data.get("by", "")), _text(data.get("reason")), at))
@@ -371,6 +378,17 @@ class Cluster:
         if lasting and room.kept_settings is not None:
             Moderation.set_mode(room.kept_settings, letter, on, word)
         self.state.mark_hidden(room)
+
+    def _set_session(self, room: Room, change: ModeChange, nick: str) -> None:
+        """Another node's op gave (or took) a session op or voice to one of this node's members of the room."""
+        target = self.state.nicks.get(name_key(nick))
+        if target is None or target.rooms.get(room.key) is not room:
+            return
+        session = room.session_ops if change[1] == "o" else room.session_voiced
+        if change[0] == "+":
+            session.add(target)
+        else:
+            session.discard(target)
 
     @staticmethod
     def _set_role(room: Room, nick: str, data: dict[str, object], at: float) -> None:

@@ -38,12 +38,14 @@ from chat.server.member import Member
 from chat.server.outbox import CloseAfterFlush, Outbox
 from chat.server.reads import (
     HistoryRequest,
+    HolderRead,
     InboxRead,
     RoomEventsRead,
     RoomListRead,
     RoomLookup,
     SearchRequest,
     StorageRead,
+    TargetRead,
 )
 from chat.server.service import ChatService
 from chat.server.state import ChatState
@@ -426,6 +428,14 @@ class EventLoop:
                 members = [read.member]
                 if not read.member.gone:
                     self.deliverer.push(read.member, self.service.rooms_read(read))
+            case HolderRead():
+                members = [read.member]
+                if not read.member.gone:
+                    self.deliverer.push(read.member, self.service.holder_read(read))
+            case TargetRead():
+                members = [read.member]
+                if not read.member.gone:
+                    self.service.moderation.target_read(read, self.current)
             case _:  # accounts' reads: private history, offline messages, what is known of a nick
                 members = read.members
                 self.service.account_read(read, self.current)

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import typing
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from chat.protocol import commands as cmd
 from chat.protocol.errors import ChatError, ErrorCode
@@ -41,8 +41,9 @@ from chat.protocol.events import Invite, Kick, Mode, ModeChange, Notice, RoomMod
 from chat.protocol.names import check_nick, check_room, name_key
 from chat.server.member import Member
 from chat.server.outbox import Outbox
+from chat.server.reads import TargetRead
 from chat.server.state import Room
-from chat.storage.records import Role, RoleChange, RoomSettings, SettingsChange, StoredRole
+from chat.storage.records import Role, RoleChange, RoomSettings, SettingsChange, StoredAccount, StoredRole
 
 if TYPE_CHECKING:
     from chat.server.service import ChatService
@@ -235,6 +236,8 @@ class Moderation:
             raise ChatError(ErrorCode.NOT_OP, f"#{room.name} is invite-only: only its ops may invite.",
                             subject=room.name)
         target = self.state.nicks.get(name_key(nick))
+        if target is None and self._ask_target(m, room, nick, "invite", True, out):
+            return
         if target is None:
             raise ChatError(ErrorCode.NO_SUCH_NICK, f"Nobody called {nick} is online.", subject=nick)
         if target.key in room.bans:
@@ -310,11 +313,94 @@ class Moderation:
         """A guest joined on its one-time invite: it is spent."""
         self._set_role(room, "invite", invite.nick, invite.nick_key, None, m, False, out)
 
+    def target_read(self, read: TargetRead, out: Outbox) -> None:
+        """A clustered /op, +v or /invite of a member of another node, read: done as for one of this node's
+        (the checks again, as things may have changed meanwhile). A stored role travels as a `role` event; a
+        session op or voice (a guest's, or in a room without an owner) as a `mode` event marked `session`, which
+        the target's node applies to its member."""
+        m = read.member
+        try:
+            room = self.state.rooms.get(read.room_key)
+            if room is None or (room.key not in m.rooms and not is_admin(m)):
+                raise ChatError(ErrorCode.NOT_IN_ROOM, f"You are not in #{read.room_key}; /join it first.",
+                                subject=read.room_key)
+            if read.error is not None:
+                raise ChatError(ErrorCode.HISTORY_UNAVAILABLE, "The database cannot be reached: try again.")
+            nick = read.nick
+            if nick is None and read.action == "invite" and read.key not in self.state.nicks:
+                raise ChatError(ErrorCode.NO_SUCH_NICK, f"Nobody called {read.key} is online.", subject=read.key)
+            if nick is None or read.key in self.state.nicks:  # gone, or here now: as for one of this node's
+                nick = nick or read.key
+                if read.action == "invite":
+                    self.invite(m, nick, room.name, out)
+                else:
+                    self._remote_change(m, room, nick, None, read, out, local=True)
+                return
+            if read.action == "invite":
+                self._invite_remote(m, room, nick, read.key, read.account, out)
+            else:
+                self._remote_change(m, room, nick, read.account, read, out)
+        except ChatError as e:
+            e.command = e.command or ("invite" if read.action == "invite" else "mode")
+            self.chat.refused(m, e, out)
+
+    def _remote_change(self, m: Member, room: Room, nick: str, account: StoredAccount | None, read: TargetRead,
+                       out: Outbox, local: bool = False) -> None:
+        op = read.action == "op"
+        if local or self._remote_in(room, nick) is None:  # no longer another node's member of the room
+            (self._op if op else self._voice)(m, room, nick, read.give, out, ask=False)
+            return
+        self._require_op(m, room)
+        change: ModeChange = ("+" if read.give else "-") + ("o" if op else "v")  # type: ignore[assignment]
+        roles = room.ops if op else room.voiced
+        if account is None or not stores_acts(m, room):  # a session op or voice, of its node's member
+            self._tell_mode(m, room, change, nick, out, {"session": True})
+            return
+        if read.give:
+            if account.id in roles or (op and account.id == room.settings.owner_id):
+                return  # nothing changes
+            roles[account.id] = account.nick
+            self._set_role(room, "op" if op else "voice", account.nick, account.key, account.id, m, True, out)
+        else:
+            if op and account.id == room.settings.owner_id:
+                raise ChatError(ErrorCode.PROTECTED, f"{nick} owns #{room.name}: an owner is always an op.",
+                                subject=nick)
+            if roles.pop(account.id, None) is None:
+                self._tell_mode(m, room, change, nick, out, {"session": True})  # a session op of its node's
+                return
+            self._set_role(room, "op" if op else "voice", account.nick, account.key, account.id, m, False, out)
+        self._tell_mode(m, room, change, account.nick, out)
+
+    def _invite_remote(self, m: Member, room: Room, nick: str, key: str, account: StoredAccount | None,
+                       out: Outbox) -> None:
+        if room.settings.invite_only and not may_moderate(m, room):
+            raise ChatError(ErrorCode.NOT_OP, f"#{room.name} is invite-only: only its ops may invite.",
+                            subject=room.name)
+        if key in room.bans:
+            raise ChatError(ErrorCode.BANNED, f"{nick} is banned from #{room.name}: /unban them first.", subject=nick)
+        if key in room.remote:
+            raise ChatError(ErrorCode.ALREADY_IN_ROOM, f"{nick} is in #{room.name} already.", subject=nick,
+                            room=room.name)
+        # the target's node tells it (an `invite` event) when it applies the role event
+        self._set_role(room, "invite", nick, key, account.id if account else None, m, True, out,
+                       stores_acts(m, room))
+        out.reply(m, Invite(room.name, m.nick, nick))
+
     # ------------------------------------------------------------------------------------------ the work
 
-    def _op(self, m: Member, room: Room, nick: str, give: bool, out: Outbox) -> None:
+    def _ask_target(self, m: Member, room: Room, nick: str, action: Literal["op", "voice", "invite"], give: bool,
+                    out: Outbox) -> bool:
+        """Clustered: a nick nobody here holds is looked up on the other nodes (answered in `target_read`)."""
+        if not self.chat.cluster or not self.chat.config.node:
+            return False
+        out.ask(TargetRead(m, room.key, name_key(nick), action, give, self.chat.config.node), m)
+        return True
+
+    def _op(self, m: Member, room: Room, nick: str, give: bool, out: Outbox, ask: bool = True) -> None:
         self._require_op(m, room)
         key = name_key(nick)
+        if ask and self._remote_in(room, nick) is not None and self._ask_target(m, room, nick, "op", give, out):
+            return
         if give:
             target = self._online(nick)
             account = target.account
@@ -347,8 +433,10 @@ class Moderation:
             shown = found[1]
         self._tell_mode(m, room, "+o" if give else "-o", shown, out)
 
-    def _voice(self, m: Member, room: Room, nick: str, give: bool, out: Outbox) -> None:
+    def _voice(self, m: Member, room: Room, nick: str, give: bool, out: Outbox, ask: bool = True) -> None:
         key = name_key(nick)
+        if ask and self._remote_in(room, nick) is not None and self._ask_target(m, room, nick, "voice", give, out):
+            return
         if give:
             target = self._online(nick)
             account = target.account

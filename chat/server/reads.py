@@ -16,7 +16,7 @@ from chat.search.query import SearchQuery
 from chat.search.scope import SearchScope
 from chat.server.member import Member
 from chat.server.state import fitting_around, newest_fitting
-from chat.storage.records import EventRow, FoundRoom
+from chat.storage.records import EventRow, FoundRoom, StoredAccount
 
 if TYPE_CHECKING:
     from chat.storage.accounts import AccountStore, KnownNick
@@ -119,6 +119,53 @@ class RoomListRead:
     # the answer
     rooms: list[ListedRoom] = field(default_factory=list)
     total: int = 0
+    error: Exception | None = None
+
+    @property
+    def members(self) -> list[Member]:
+        return [self.member]
+
+    @property
+    def cancelled(self) -> bool:
+        return self.member.gone
+
+
+@dataclass(slots=True, eq=False)
+class HolderRead:
+    """A clustered node's /who of a nick nobody here holds: whether another node's member holds it
+    (chat.storage.cluster.presence_of)."""
+
+    member: Member
+    key: str
+    mask: str  # as asked
+    node: str  # this node's name
+    # the answer: the nick as spelled, if held on another node
+    nick: str | None = None
+    error: Exception | None = None
+
+    @property
+    def members(self) -> list[Member]:
+        return [self.member]
+
+    @property
+    def cancelled(self) -> bool:
+        return self.member.gone
+
+
+@dataclass(slots=True, eq=False)
+class TargetRead:
+    """A clustered node's /op, +v or /invite of a nick nobody here holds: whether another node's member holds it,
+    and its account if it is one (chat.server.moderation: `target_read`)."""
+
+    member: Member
+    room_key: str
+    key: str
+    action: Literal["op", "voice", "invite"]
+    give: bool
+    node: str  # this node's name
+    # the answer: the nick as spelled if another node holds it, and its account
+    nick: str | None = None
+    account: StoredAccount | None = None
     error: Exception | None = None
 
     @property
@@ -287,4 +334,4 @@ class WaitingMessages:
 
 AccountRead = NickLookup | PrivateHistoryRequest | WaitingMessages
 StorageRead = (HistoryRequest | RoomLookup | SearchRequest | RoomEventsRead | InboxRead | RoomListRead
-               | NickLookup | PrivateHistoryRequest | WaitingMessages)
+               | HolderRead | TargetRead | NickLookup | PrivateHistoryRequest | WaitingMessages)

@@ -59,7 +59,7 @@ from chat.server.config import ServerConfig
 from chat.server.member import Member
 from chat.server.moderation import Moderation
 from chat.server.outbox import Backlog, CloseAfterFlush, Goodbye, Outbox, SetFormat
-from chat.server.reads import AccountRead, HistoryRequest, RoomListRead, RoomLookup, SearchRequest
+from chat.server.reads import AccountRead, HistoryRequest, HolderRead, RoomListRead, RoomLookup, SearchRequest
 from chat.server.state import ChatState, Room
 from chat.storage.records import RoomEventRecord, SeenUser, TopicChange
 
@@ -586,16 +586,33 @@ class ChatService:
 
     def who_matches(self, m: Member, mask: str, out: Outbox) -> None:
         """The people a nick or a mask (* and ?) names: anyone online by an exact nick; with a wildcard, those
-        who share a room with `m`, and `m` itself (not the whole server: nobody lists strangers)."""
+        who share a room with `m`, and `m` itself (not the whole server: nobody lists strangers). Clustered, the
+        same across the nodes: an exact nick held on another node is asked of the database (answered in
+        `holder_read`), and a wildcard also matches the other nodes' members of `m`'s rooms."""
         if "*" not in mask and "?" not in mask:
             target = self.state.nicks.get(name_key(mask))
-            found = [target] if target is not None else []
+            if target is None and self.cluster and self.config.node:
+                out.ask(HolderRead(m, name_key(mask), mask, self.config.node), m)
+                return
+            people = [target.person()] if target is not None else []
         else:
             pattern = mask.lower().replace("[", "[[]")
-            found = sorted((x for x in (m, *self.state.co_members(m))
-                            if x.registered and fnmatch.fnmatchcase(x.nick.lower(), pattern)),
-                           key=lambda x: x.nick.lower())[:WHO_MATCHES_MAX]
-        out.reply(m, Who("", [x.nick for x in found], people=[x.person() for x in found], mask=mask))
+            people = [x.person() for x in (m, *self.state.co_members(m))
+                      if x.registered and fnmatch.fnmatchcase(x.nick.lower(), pattern)]
+            if self.cluster:  # the members other nodes hold in `m`'s rooms (only their nicks are known here)
+                nicks = self.state.nicks
+                remote = {key: nick for room in m.rooms.values() for key, nick in room.remote.items()
+                          if key not in nicks and fnmatch.fnmatchcase(key, pattern)}
+                people += [Person(nick, nick, nick) for nick in remote.values()]
+            people = sorted(people, key=lambda p: p.nick.lower())[:WHO_MATCHES_MAX]
+        out.reply(m, Who("", [p.nick for p in people], people=people, mask=mask))
+
+    def holder_read(self, read: HolderRead) -> Event:
+        """A clustered /who of a nick nobody here holds, read: its holder on another node, if any."""
+        if read.error is not None:
+            return Error(ErrorCode.HISTORY_UNAVAILABLE, STORAGE_UNAVAILABLE, "who")
+        people = [Person(read.nick, read.nick, read.nick)] if read.nick is not None else []
+        return Who("", [p.nick for p in people], people=people, mask=read.mask)
 
     def _tell_topic(self, m: Member, room: Room, out: Outbox) -> None:
         if not moderation.may_see(m, room):

@@ -24,6 +24,7 @@ from chat.protocol.names import ROOMS_PAGE
 from chat.server.outbox import Outbox
 from chat.server.reads import (
     HistoryRequest,
+    HolderRead,
     InboxRead,
     NickLookup,
     RoomEventsRead,
@@ -31,10 +32,18 @@ from chat.server.reads import (
     RoomLookup,
     SearchRequest,
     StorageRead,
+    TargetRead,
 )
 from chat.server.state import fitting_around, newest_fitting
 from chat.storage.accounts import AccountStore, KnownNick
-from chat.storage.cluster import ClusterCommit, ClusterWriter, busiest_rooms, fetch_events, fetch_inbox
+from chat.storage.cluster import (
+    ClusterCommit,
+    ClusterWriter,
+    busiest_rooms,
+    fetch_events,
+    fetch_inbox,
+    presence_of,
+)
 from chat.storage.repository import ChatStore
 from chat.storage.search import search_messages
 from chat.storage.search_index import unindexed_count
@@ -313,6 +322,14 @@ class StorageReader(_Worker[StorageRead]):
                 case InboxRead():
                     assert self.store.node is not None
                     read.entries = fetch_inbox(self.store.engine, self.store.node, read.after)
+                case HolderRead():
+                    holder = presence_of(self.store.engine, read.key)
+                    read.nick = holder[1] if holder is not None and holder[0] != read.node else None
+                case TargetRead():
+                    holder = presence_of(self.store.engine, read.key)
+                    if holder is not None and holder[0] != read.node:
+                        known = self.accounts.known(read.key)
+                        read.nick, read.account = holder[1], known.account if known is not None else None
                 case RoomListRead():
                     read.rooms, read.total = busiest_rooms(self.store.engine, ROOMS_PAGE, read.seen, read.hidden,
                                                            read.every)

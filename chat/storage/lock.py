@@ -66,5 +66,8 @@ class ServerLock:
             os.close(self._fd)  # closing the descriptor releases the flock
             self._fd = None
         if self._connection is not None:
+            # closed for real, not handed back to the pool: a pooled session keeps its advisory lock, and a thread
+            # still stopping could check that connection out again (the next server then finds the lock held)
+            self._connection.invalidate()
             self._connection.close()
             self._connection = None
