@@ -142,14 +142,7 @@ class ChatService:
             for room in m.rooms.values():
                 self.room_event(room, "quit", m.nick, out, {"reason": reason, "time": now, "origin": origin})
             out.writes.presence_gone.append((m.key, m.id))
-        for room in m.rooms.values():
-            room.remove_member(m)
-            self.state.room_emptied(room)
-        m.rooms.clear()
-        m.current = None
-        m.registered = False
-        if self.state.nicks.get(m.key) is m:
-            del self.state.nicks[m.key]
+        self._leave_everything(m)
         self.state.departed.append((m.key, m.person()))
         out.writes.users.append(SeenUser(m.nick, m.key, now))
 
@@ -160,16 +153,20 @@ class ChatService:
         m.gone = True
         self.accounts.forget(m)
         if m.registered:
-            for room in m.rooms.values():
-                room.remove_member(m)
-                self.state.room_emptied(room)
-            m.rooms.clear()
-            m.current = None
-            m.registered = False
-            if self.state.nicks.get(m.key) is m:
-                del self.state.nicks[m.key]
+            self._leave_everything(m)
         out.reply(m, Goodbye(message, ErrorCode.NODE_LOST))
         out.reply(m, CloseAfterFlush())
+
+    def _leave_everything(self, m: Member) -> None:
+        """`m` is out of its rooms (told already, or not to be told) and its nick is free."""
+        for room in m.rooms.values():
+            room.remove_member(m)
+            self.state.room_emptied(room)
+        m.rooms.clear()
+        m.current = None
+        m.registered = False
+        if self.state.nicks.get(m.key) is m:
+            del self.state.nicks[m.key]
 
     def end(self, m: Member, reason: str, code: ErrorCode | None, detail: str, out: Outbox) -> None:
         """The server ends a member's session for cause (flood, a full send queue, no nickname in time): its
