@@ -113,14 +113,8 @@ class Accounts:
         if holder is not None:
             raise ChatError(ErrorCode.ALREADY_LOGGED_IN, f"{holder.nick} is logged in on another connection (one "
                             "connection per account); /quit there first.", subject=nick)
-        now = self.chat.clock()
-        wait = max(self.account_failures.wait(key, now), self.address_failures.wait(m.address, now))
-        if wait > 0:
-            raise ChatError(ErrorCode.LOGIN_THROTTLED, f"Too many failed logins to {nick} or from your address: "
-                            f"try again in {math.ceil(wait)} s.", subject=nick)
-        self.account_failures.take(key, now)
-        self.address_failures.take(m.address, now)
-        job = LoginJob(m, nick, key, password if len(password) <= PASSWORD_MAX else "", take_nick, prompted,
+        self._take_attempt(m, key, nick)
+        job = LoginJob(m, nick, key, _capped(password), take_nick, prompted,
                        node=self.config.node if self.config.cluster else None)
         out.work(job, m)
 
@@ -169,6 +163,11 @@ class Accounts:
         and its own login stay as they are. Checked like a login, on the workers and throttled alike (a wrong
         password is a failed login to NAME); answered in `_opered`."""
         key = name_key(name)
+        self._take_attempt(m, key, name)
+        out.work(LoginJob(m, name, key, _capped(password), take_nick=False, oper=True), m)
+
+    def _take_attempt(self, m: Member, key: str, name: str) -> None:
+        """One more password try at account `key` from `m`'s address, or LOGIN_THROTTLED if either is spent."""
         now = self.chat.clock()
         wait = max(self.account_failures.wait(key, now), self.address_failures.wait(m.address, now))
         if wait > 0:
@@ -176,8 +175,6 @@ class Accounts:
                             f"try again in {math.ceil(wait)} s.", subject=name)
         self.account_failures.take(key, now)
         self.address_failures.take(m.address, now)
-        out.work(LoginJob(m, name, key, password if len(password) <= PASSWORD_MAX else "", take_nick=False,
-                          oper=True), m)
 
     def _opered(self, job: LoginJob, out: Outbox) -> None:
         m = job.member
@@ -507,3 +504,8 @@ def _busy_or_unavailable(job: AccountJob) -> ChatError:
     if job.busy:
         return ChatError(ErrorCode.SERVER_BUSY, "The server is busy checking passwords: try again in a moment.")
     return ChatError(ErrorCode.ACCOUNT_UNAVAILABLE, UNAVAILABLE)
+
+
+def _capped(password: str) -> str:
+    """What the workers check: a password past PASSWORD_MAX is never hashed (it fails as a wrong one would)."""
+    return password if len(password) <= PASSWORD_MAX else ""

@@ -23,6 +23,21 @@ if TYPE_CHECKING:
     from chat.storage.cluster import ListedRoom, RemoteWhois
 
 
+class OneMemberRead:
+    """A read for one member: it waits on it alone, and is skipped once that member has gone."""
+
+    __slots__ = ()
+    member: Member
+
+    @property
+    def members(self) -> list[Member]:
+        return [self.member]
+
+    @property
+    def cancelled(self) -> bool:
+        return self.member.gone
+
+
 @dataclass(slots=True, eq=False)
 class HistoryRequest:
     """A page of a room's messages: the newest `limit` before `before`, the oldest `limit` after `after`, or
@@ -108,7 +123,7 @@ class InboxRead:
 
 
 @dataclass(slots=True, eq=False)
-class RoomListRead:
+class RoomListRead(OneMemberRead):
     """A clustered node's /rooms: the busiest rooms counted on every node (chat.storage.cluster.busiest_rooms).
     `seen` and `hidden`: the invite-only rooms in this node's memory the member may see, and may not."""
 
@@ -121,17 +136,9 @@ class RoomListRead:
     total: int = 0
     error: Exception | None = None
 
-    @property
-    def members(self) -> list[Member]:
-        return [self.member]
-
-    @property
-    def cancelled(self) -> bool:
-        return self.member.gone
-
 
 @dataclass(slots=True, eq=False)
-class HolderRead:
+class HolderRead(OneMemberRead):
     """A clustered node's /who of a nick nobody here holds: whether another node's member holds it
     (chat.storage.cluster.presence_of)."""
 
@@ -143,17 +150,9 @@ class HolderRead:
     nick: str | None = None
     error: Exception | None = None
 
-    @property
-    def members(self) -> list[Member]:
-        return [self.member]
-
-    @property
-    def cancelled(self) -> bool:
-        return self.member.gone
-
 
 @dataclass(slots=True, eq=False)
-class TargetRead:
+class TargetRead(OneMemberRead):
     """A clustered node's /op, +v or /invite of a nick nobody here holds: whether another node's member holds it,
     and its account if it is one (chat.server.moderation: `target_read`)."""
 
@@ -167,14 +166,6 @@ class TargetRead:
     nick: str | None = None
     account: StoredAccount | None = None
     error: Exception | None = None
-
-    @property
-    def members(self) -> list[Member]:
-        return [self.member]
-
-    @property
-    def cancelled(self) -> bool:
-        return self.member.gone
 
 
 @dataclass(slots=True, eq=False)
@@ -199,7 +190,7 @@ class SearchRequest:
 
 
 @dataclass(slots=True, eq=False)
-class NickLookup:
+class NickLookup(OneMemberRead):
     """What the database knows of a nick nobody online holds: asked when someone chooses it (is it registered?),
     for /whois, and for a private message to someone offline (an account gets it on its next login)."""
 
@@ -224,14 +215,6 @@ class NickLookup:
         message to someone offline counts the messages waiting for them, which the writer writes: it waits."""
         return self.purpose != "msg"
 
-    @property
-    def members(self) -> list[Member]:
-        return [self.member]
-
-    @property
-    def cancelled(self) -> bool:
-        return self.member.gone
-
     def run(self, accounts: AccountStore, page_budget: int) -> None:
         self.found = accounts.known(self.key)
         if self.node is not None and self.purpose == "claim" and (self.found is None or self.found.account is None):
@@ -251,7 +234,7 @@ class NickLookup:
 
 
 @dataclass(slots=True, eq=False)
-class PrivateHistoryRequest:
+class PrivateHistoryRequest(OneMemberRead):
     """A page of a logged-in member's conversation with the account `other_key` (see HistoryRequest for the
     paging). `other_id` is known when the other side is online; otherwise the reader finds it."""
 
@@ -271,14 +254,6 @@ class PrivateHistoryRequest:
     newer: bool = False  # around: newer messages exist after the last one
     found: bool = True  # False: `other_key` is no account
     error: Exception | None = None
-
-    @property
-    def members(self) -> list[Member]:
-        return [self.member]
-
-    @property
-    def cancelled(self) -> bool:
-        return self.member.gone
 
     def run(self, accounts: AccountStore, page_budget: int) -> None:
         if self.other_id is None:
@@ -306,7 +281,7 @@ class PrivateHistoryRequest:
 
 
 @dataclass(slots=True, eq=False)
-class WaitingMessages:
+class WaitingMessages(OneMemberRead):
     """The private messages sent to an account while it was offline, read as it logs in (oldest first, as many
     as fit in a page)."""
 
@@ -317,14 +292,6 @@ class WaitingMessages:
     messages: list[ChatMessage] = field(default_factory=list)
     total: int = 0  # how many wait in all (more than `messages` when they did not all fit)
     error: Exception | None = None
-
-    @property
-    def members(self) -> list[Member]:
-        return [self.member]
-
-    @property
-    def cancelled(self) -> bool:
-        return self.member.gone
 
     def run(self, accounts: AccountStore, page_budget: int) -> None:
         messages, self.total = accounts.waiting_messages(self.account_id, self.limit)
