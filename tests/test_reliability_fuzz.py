@@ -18,8 +18,6 @@ import socket
 import time
 from collections import Counter
 
-import pytest
-
 from chat.protocol.commands import VERBS
 from harness import (
     ServeProcess,
@@ -35,6 +33,7 @@ from harness import (
 FUZZERS = 40
 SENDQ = 256 * 1024
 MAX_LINE = 4096
+SLACK = 16 * 2**20  # what is not a connection's: 1-3 MiB of growth measured in 10 s and in the 300 s soak
 INVALID_UTF8 = [b"\xc0\xaf", b"\xed\xa0\x80", b"\xf8\x88\x80\x80\x80", b"\xe2\x82", b"\xff\xfe", b"\x80",
                 b"\xf4\x90\x80\x80", b"caf\xe9"]
 WEIRD = "\x00\x1b[2J\x07\u202e\u200f\x85\ufeff\ud7ff\U0001f600\U0010ffff'\"\\%s:?;--/*"
@@ -98,9 +97,13 @@ def test_fuzzing_clients_do_not_hurt_the_canary(tmp_path) -> None:  # type: igno
     print(f"fuzz seed {seed} (CHAT_FUZZ_SEED={seed} replays it)")
     rng = random.Random(seed)
     seconds = scale(10.0, 300.0)
+    # The cheap argon2id profile: fuzzers register and log in at random, and with the real one each hash holds
+    # 64 MiB while it runs, up to --password-threads at once (a storm's own bound, held by
+    # test_reliability_limits.py::test_a_login_storm_holds_hashing_memory_to_the_password_threads). Here the
+    # memory check is about what fuzzing input makes the server buffer.
     proc = ServeProcess(str(tmp_path / "chat.sqlite"), "--log-format", "json", "--rate", "50", "--burst", "50",
                         "--flood-limit", "200", "--sendq", str(SENDQ), "--max-line", str(MAX_LINE),
-                        "--nick-timeout", "2")
+                        "--nick-timeout", "2", "--password-profile", "test")
     swarm = Swarm(proc.host, proc.port)
     fuzz = Fuzzer(rng)
     try:
@@ -141,7 +144,8 @@ def test_fuzzing_clients_do_not_hurt_the_canary(tmp_path) -> None:  # type: igno
         assert latency < 5.0, f"a canary line took {latency:.1f} s to arrive"
 
         # memory: every connection is bounded by its limits; nothing else may grow
-        allowed = 64 * 2**20 + (FUZZERS + 2) * (SENDQ + 2 * 65536 + MAX_LINE)
+        allowed = SLACK + (FUZZERS + 2) * (SENDQ + 2 * 65536 + MAX_LINE)
+        assert fuzz_peak - baseline < allowed, f"memory grew by {(fuzz_peak - baseline) >> 20} MiB under fuzzing"
 
         swarm.sync([canary, watcher], "after")  # still serving
         proc.proc.send_signal(signal.SIGTERM)
@@ -159,11 +163,6 @@ def test_fuzzing_clients_do_not_hurt_the_canary(tmp_path) -> None:  # type: igno
                    canary_lines_checked=n, canary_worst_latency_s=round(latency, 3),
                    rss_growth_mb=round((fuzz_peak - baseline) / 2**20, 1), disconnects=dict(reasons),
                    **{f"in_{k}": v for k, v in fuzz.inputs.items()})
-    if fuzz_peak - baseline >= allowed:  # checked last, so that everything above is held to strictly
-        # Known since 2026-12-04 and not explained: under CPU contention the peak sometimes lands 64 MiB higher
-        # (67 MiB -> 130 MiB in steps, never between), first seen with that day's per-message changes; the old
-        # code never showed it in the same conditions. An expected failure until it is found (see the stop-20 note).
-        pytest.xfail(f"memory grew by {(fuzz_peak - baseline) >> 20} MiB under fuzzing (known, under investigation)")
 
 
 def _canary_seen(watcher: SwarmClient) -> int:

@@ -12,13 +12,17 @@ from collections.abc import Callable
 
 import pytest
 
+from chat.passwords import DEFAULT_PROFILE, PROFILES
+from chat.server.config import DEFAULTS
 from harness import (
     LineClient,
     ServerThread,
     Swarm,
     capture_logs,
     chat_command,
+    peak_rss_bytes,
     record_figures,
+    rss_bytes,
     serve_process,
     stored_messages,
 )
@@ -299,6 +303,41 @@ def test_the_exempt_option_replaces_the_default(sqlite_db: str) -> None:
         assert third.expect_closed()[-1].endswith("(at most 2). (too_many_connections)")
         first.expect("Welcome to chat")
         second.expect("Welcome to chat")
+
+
+# ------------------------------------------------------------------------------------------ password hashing
+
+HASH_MEMORY = PROFILES[DEFAULT_PROFILE].memory_cost * 1024  # bytes one argon2id hash holds while it runs
+HASHING_SLACK = 16 * 2**20  # the rest of what a storm costs: its connections, jobs and answers (~2 MiB measured)
+
+
+def test_a_login_storm_holds_hashing_memory_to_the_password_threads(sqlite_db: str) -> None:
+    """Each argon2id hash holds 64 MiB while it runs (the real profile here); the pool runs at most
+    --password-threads at once, whatever waits, so a storm costs that many hashes' memory and no more, and gives
+    it back when it is over (argon2's buffer is past glibc's mmap threshold: unmapped when freed). Any client can
+    start a hash (/register, /login to an account), so this is the bound every other memory check counts on."""
+    threads = DEFAULTS.password_threads
+    storm = threads + DEFAULTS.password_queue  # every job fits: all are checked, none refused busy
+    with serve_process(sqlite_db, "--login-burst", str(storm), "--login-per-minute", str(storm)) as server:
+        owner = server.client()
+        owner.register_account("owner", "correct horse battery")
+        owner.send("/quit")
+        owner.expect_closed()
+        baseline = rss_bytes(server.proc.pid)
+        peak_before = peak_rss_bytes(server.proc.pid)  # the registration's hash, one at a time
+        guessers = [server.client() for _ in range(storm)]
+        for g in guessers:
+            g.send("/login owner wrong-wrong-wrong")
+        answers = [g.expect("[error ", timeout=120) for g in guessers]  # 10 hashes, 2 at a time, at nice +10
+        peak = peak_rss_bytes(server.proc.pid)
+        after = rss_bytes(server.proc.pid)
+    record_figures("login_storm_memory", threads=threads, jobs=storm, hash_mib=HASH_MEMORY >> 20,
+                   growth_mib=round((peak - baseline) / 2**20, 1), after_mib=round((after - baseline) / 2**20, 1))
+    assert all(a.startswith("[error bad_password]") for a in answers), answers
+    assert peak > peak_before, "the storm's hashes never ran side by side: this measured nothing"
+    assert peak - baseline < threads * HASH_MEMORY + HASHING_SLACK, (
+        f"{storm} password checks grew the server by {(peak - baseline) >> 20} MiB: more than {threads} hashes")
+    assert after - baseline < HASHING_SLACK, f"{(after - baseline) >> 20} MiB kept after the storm"
 
 
 LIMIT_OPTIONS = ("--max-line", "--sendq", "--rate", "--burst", "--flood-limit", "--nick-timeout", "--max-clients",
