@@ -29,10 +29,10 @@ from chat.server.storage_worker import StorageReader, StorageWorker
 from chat.server.tls import ServerTLS
 from chat.storage.accounts import AccountStore
 from chat.storage.checkpoint import AUTOCHECKPOINT_PAGES, WalCheckpointer
-from chat.storage.pending_list import PendingListCleaner
 from chat.storage.cluster import PROVISIONAL, ClusterWriter, prepare_node, reap_node
 from chat.storage.database import DatabaseUnusable, database_errors, make_engine, upgrade
 from chat.storage.lock import ServerLock
+from chat.storage.pending_list import PendingListCleaner
 from chat.storage.repository import ChatStore
 
 log = logging.getLogger("chat.server")
