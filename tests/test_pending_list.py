@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 
 import pytest
 from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
 
 from chat.protocol.events import ChatMessage, MessageKind
 from chat.search.query import parse_search
@@ -15,7 +17,7 @@ from chat.storage.pending_list import PendingListCleaner
 from chat.storage.repository import ChatStore, StoredRoom, WriteBatch
 from chat.storage.search import SearchScope, search_messages
 from chat.storage.search_index import VECTOR_INDEX
-from harness import ServerThread, wait_for
+from harness import ServerThread, capture_logs, wait_for
 
 pytestmark = pytest.mark.postgres
 
@@ -49,7 +51,7 @@ def test_the_cleaner_moves_the_pending_list_into_the_index_beside_the_writer(pos
     upgrade(engine)
     store = ChatStore(engine)
     store.write(WriteBatch(rooms=[StoredRoom(1, "lobby", None, None, None, 0.0)], messages=_messages(1, 1000)))
-    cleaner = PendingListCleaner(engine, interval=0.02)
+    cleaner = PendingListCleaner(engine, interval=0.02, idle_interval=0.02)
     cleaner.start()
     try:
         wait_for(lambda: cleaner.pages > 0, 10, "the first cleaning")
@@ -80,6 +82,39 @@ def test_without_the_cleaner_the_list_waits_for_the_writer(postgres_db: str) -> 
     assert _every_match(engine, '"word500"') == [500]
     store.close()
     engine.dispose()
+
+
+def test_a_role_that_may_not_clean_leaves_it_to_the_writer(postgres_db: str) -> None:
+    """Only the index's owner may clean it: a server running as another role says so once and stops trying (its
+    INSERTs move the list as PostgreSQL does by default), and its messages are still found."""
+    owner = make_engine(postgres_db)
+    upgrade(owner)
+    role = f"chat_test_writer_{uuid.uuid4().hex[:10]}"
+    with owner.connect() as conn:
+        conn.execute(text(f'CREATE ROLE "{role}" LOGIN'))
+        conn.execute(text(f'GRANT SELECT, INSERT ON messages, search_index_state TO "{role}"'))
+        conn.commit()
+    engine = make_engine(make_url(postgres_db).set(username=role).render_as_string(hide_password=False))
+    try:
+        store = ChatStore(engine)
+        ChatStore(owner).write(WriteBatch(rooms=[StoredRoom(1, "lobby", None, None, None, 0.0)]))
+        store.write(WriteBatch(messages=_messages(1, 200)))
+        cleaner = PendingListCleaner(engine, interval=0.02)
+        with capture_logs() as logs:
+            cleaner.start()
+            wait_for(lambda: not cleaner._thread.is_alive(), 10, "the cleaner to give up")
+        assert cleaner.cleanings == 0
+        assert any("may not clean the search index's pending list" in m for m in logs.messages())
+        store.write(WriteBatch(messages=_messages(201, 10)))
+        assert _every_match(owner, '"word205"') == [205]
+        store.close()
+    finally:
+        engine.dispose()
+        with owner.connect() as conn:
+            conn.execute(text(f'REVOKE ALL ON messages, search_index_state FROM "{role}"'))
+            conn.execute(text(f'DROP ROLE "{role}"'))
+            conn.commit()
+        owner.dispose()
 
 
 def test_the_server_cleans_in_the_background(make_server: Callable[..., ServerThread], postgres_db: str) -> None:

@@ -10,7 +10,9 @@ messages, seconds in `ChatStore.write` (the writer's whole commit), in building 
 the statements (`_write_rows`: rows built, sent, executed) and, by difference, BEGIN and COMMIT; the slowest
 commits; and the CPU seconds of the writer's PostgreSQL backend (from /proc: PostgreSQL must be on this machine),
 which tells whether the writer waits on a busy backend or on the disk. CHAT_NO_INDEX=1 writes no search terms, as
-experiments/no_index.py. It wraps `ChatStore` methods and fails loudly if they are gone.
+experiments/no_index.py; CHAT_NO_CLEANER=1 starts no PendingListCleaner (the writer's INSERTs move
+the GIN pending list, as before chat.storage.pending_list). It wraps `ChatStore` methods and fails loudly if they
+are gone.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from chat.storage import repository
 
 OUT = Path(os.environ.get("CHAT_WRITER_TIMING", "/tmp/chat-writer-timing.json"))
 NO_INDEX = os.environ.get("CHAT_NO_INDEX") == "1"
+NO_CLEANER = os.environ.get("CHAT_NO_CLEANER") == "1"
 for name in ("write", "_write_rows", "__init__"):
     if not hasattr(repository.ChatStore, name) or not hasattr(repository, "tsvector_literal"):
         sys.exit(f"writer_timing.py: ChatStore.{name} or tsvector_literal is gone; update this experiment")
@@ -88,6 +91,10 @@ repository.ChatStore.__init__ = _init_patched  # type: ignore[method-assign]
 repository.ChatStore.write = _write_timed  # type: ignore[method-assign]
 repository.ChatStore._write_rows = _rows_timed  # type: ignore[method-assign]
 repository.tsvector_literal = _vector_timed
+if NO_CLEANER:
+    from chat.storage import pending_list
+
+    pending_list.PendingListCleaner.start = lambda self: None  # type: ignore[method-assign]
 
 if __name__ == "__main__":
     sys.argv[0] = "chat"

@@ -27,14 +27,17 @@ from chat.storage.search_index import VECTOR_INDEX
 log = logging.getLogger("chat.storage")
 
 CLEAN_INTERVAL_S = 0.25  # a burst of chat fills the 4 MB list in 1-2 s: this keeps it well below
+IDLE_INTERVAL_S = 1.0  # after a cleaning that found nothing to move (nobody is writing)
 _CLEAN = text(f"SELECT gin_clean_pending_list('{VECTOR_INDEX}'::regclass)")
 _INSUFFICIENT_PRIVILEGE = "42501"
 
 
 class PendingListCleaner:
-    def __init__(self, engine: Engine, interval: float = CLEAN_INTERVAL_S) -> None:
+    def __init__(self, engine: Engine, interval: float = CLEAN_INTERVAL_S,
+                 idle_interval: float = IDLE_INTERVAL_S) -> None:
         self.engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.interval = interval
+        self.idle_interval = max(interval, idle_interval)
         self.cleanings = 0  # done so far
         self.pages = 0  # pending-list pages they moved into the index
         self._stop = threading.Event()
@@ -53,10 +56,11 @@ class PendingListCleaner:
             try:
                 with self.engine.connect() as conn:
                     while not self._stop.is_set():
-                        self.pages += conn.execute(_CLEAN).scalar() or 0
+                        moved = conn.execute(_CLEAN).scalar() or 0
+                        self.pages += moved
                         self.cleanings += 1
                         last_problem = ""
-                        if self._stop.wait(self.interval):
+                        if self._stop.wait(self.interval if moved else self.idle_interval):
                             return
             except DBAPIError as e:
                 if getattr(e.orig, "sqlstate", None) == _INSUFFICIENT_PRIVILEGE:
