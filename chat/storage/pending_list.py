@@ -28,7 +28,7 @@ log = logging.getLogger("chat.storage")
 
 CLEAN_INTERVAL_S = 0.25  # a burst of chat fills the 4 MB list in 1-2 s: this keeps it well below
 IDLE_INTERVAL_S = 1.0  # after a cleaning that found nothing to move (nobody is writing)
-_CLEAN = text(f"SELECT gin_clean_pending_list('{VECTOR_INDEX}'::regclass)")
+_CLEAN = text("SELECT gin_clean_pending_list(CAST(:index AS regclass))").bindparams(index=VECTOR_INDEX)
 _INSUFFICIENT_PRIVILEGE = "42501"
 
 
