@@ -33,7 +33,9 @@ Parts, each printed as it ends and all together as one JSON object at the end:
   quiet (no searches), no index (experiments/no_index.py: what the chatters' latency owes to the index).
 * throughput: messages stored per second through `chat serve` (loadgen burst, `--throughput-workload`; a
   message is delivered once committed), with the index and without (experiments/no_index.py), alternating,
-  a fresh database each run.
+  a fresh database each run. PostgreSQL, `--no-cleaner-variant`: a third variant, the index with no
+  PendingListCleaner (experiments/writer_timing.py with CHAT_NO_CLEANER=1: the writer's INSERTs move the GIN
+  pending list, as before chat.storage.pending_list).
 """
 
 from __future__ import annotations
@@ -350,6 +352,7 @@ LOADGEN_SOURCE = next((p for p in (_ROOT.parent / "shared" / "bench" / "loadgen.
                                    _ROOT.parent.parent / "shared" / "bench" / "loadgen.c") if p.exists()),
                       _ROOT.parent / "shared" / "bench" / "loadgen.c")
 NO_INDEX_SERVE = Path(__file__).resolve().parent / "experiments" / "no_index.py"
+NO_CLEANER_SERVE = Path(__file__).resolve().parent / "experiments" / "writer_timing.py"  # with CHAT_NO_CLEANER=1
 JOINED_MARKER = (Path(__file__).resolve().parent / "JOINED_MARKER").read_text().strip()
 
 
@@ -376,15 +379,20 @@ def free_port() -> int:
 class Serve:
     """`chat serve` (or the no-index experiment) on `db`, a random port, flood control off; stopped by its pid."""
 
-    def __init__(self, db: str, work: Path, index: bool = True) -> None:
+    def __init__(self, db: str, work: Path, index: bool = True, cleaner: bool = True) -> None:
         import subprocess
 
         self.port = free_port()
-        cmd = [sys.executable, "-m", "chat"] if index else [sys.executable, str(NO_INDEX_SERVE)]
+        env = dict(os.environ)
+        if not cleaner:
+            cmd = [sys.executable, str(NO_CLEANER_SERVE)]
+            env |= {"CHAT_NO_CLEANER": "1", "CHAT_WRITER_TIMING": str(work / f"timing-{self.port}.json")}
+        else:
+            cmd = [sys.executable, "-m", "chat"] if index else [sys.executable, str(NO_INDEX_SERVE)]
         cmd += ["serve", "--db", db, "--host", "127.0.0.1", "--port", str(self.port), "--rate", "0",
                 "--log-level", "warning"]
         self.out = work / f"serve-{self.port}.log"
-        self.proc = subprocess.Popen(cmd, stdout=self.out.open("wb"), stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(cmd, stdout=self.out.open("wb"), stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + 120
         while "listening on" not in self.out.read_text(errors="replace"):
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -558,15 +566,17 @@ def part_server(kind: str, db: str, work: Path, corpus: Corpus, count: int, per_
     return out
 
 
-def part_throughput(kind: str, make_db: Any, work: Path, reps: int, workload: str) -> dict[str, Any]:
+def part_throughput(kind: str, make_db: Any, work: Path, reps: int, workload: str,
+                    no_cleaner: bool = False) -> dict[str, Any]:
     """Messages stored per second through the server (loadgen burst: a message counts once delivered, and it is
-    delivered once committed), with the index and without it (experiments/no_index.py), alternating, each run on
-    a fresh database."""
+    delivered once committed), with the index and without it (experiments/no_index.py), and with `no_cleaner` the
+    index without PendingListCleaner, alternating, each run on a fresh database."""
     binary = loadgen_binary(work)
-    rates: dict[str, list[float]] = {"index": [], "no index": []}
+    variants = ("index", "no index", "index, no cleaner") if no_cleaner else ("index", "no index")
+    rates: dict[str, list[float]] = {v: [] for v in variants}
     for rep in range(reps):
-        for variant in (("index", "no index") if rep % 2 == 0 else ("no index", "index")):
-            serve = Serve(make_db(), work, index=variant == "index")
+        for variant in (variants if rep % 2 == 0 else variants[::-1]):
+            serve = Serve(make_db(), work, index=variant != "no index", cleaner=variant != "index, no cleaner")
             try:
                 kv = loadgen_result(start_loadgen(binary, serve, workload, f"throughput/{rep}/{variant}"), 300)
             finally:
@@ -580,6 +590,15 @@ def part_throughput(kind: str, make_db: Any, work: Path, reps: int, workload: st
         on, off = statistics.median(rates["index"]), statistics.median(rates["no index"])
         out |= {"index_median": round(on), "no_index_median": round(off), "ratio": round(on / off, 3)}
         print(f"[{kind}] throughput: index {on:,.0f} / no index {off:,.0f} msgs/s = {on / off:.0%}",
+              file=sys.stderr, flush=True)
+        pairs = [f"{a / b:.0%}" for a, b in zip(rates["index"], rates["no index"], strict=False)]
+        out["pair_ratios"] = pairs
+        print(f"[{kind}] throughput: index / no index, each rep: {', '.join(pairs)} (load {os.getloadavg()})",
+              file=sys.stderr, flush=True)
+    if no_cleaner and rates["index, no cleaner"] and rates["no index"]:
+        pairs = [f"{a / b:.0%}" for a, b in zip(rates["index, no cleaner"], rates["no index"], strict=False)]
+        out["no_cleaner_pair_ratios"] = pairs
+        print(f"[{kind}] throughput: index with no cleaner / no index, each rep: {', '.join(pairs)}",
               file=sys.stderr, flush=True)
     return out
 
@@ -617,6 +636,8 @@ def main() -> None:
     ap.add_argument("--rate", type=int, default=500, help="server part: messages/s in all (W4's)")
     ap.add_argument("--duration", type=int, default=20, help="server part: seconds per loadgen run")
     ap.add_argument("--reps", type=int, default=2, help="server and throughput parts: alternating runs")
+    ap.add_argument("--no-cleaner-variant", action="store_true", help="throughput part, PostgreSQL: also the "
+                    "index without PendingListCleaner (the writer's INSERTs move the GIN pending list)")
     ap.add_argument("--throughput-workload", default="--clients 200 --rooms 100 --msgs 1500 --window 32 "
                     "--idle-timeout 30 --timeout 240 --conn-concurrency 100")
     args = ap.parse_args()
@@ -661,7 +682,8 @@ def main() -> None:
                 def server_db() -> str:
                     return fresh_postgres(args.postgres, args.pg_prefix + "_throughput")
             res["throughput"] = part_throughput(kind, server_db, args.dir, max(args.reps, 2),
-                                                args.throughput_workload)
+                                                args.throughput_workload,
+                                                args.no_cleaner_variant and kind == "postgresql")
             if kind == "postgresql":
                 drop_postgres(args.postgres, args.pg_prefix + "_throughput")
         if kind == "postgresql" and not args.keep:

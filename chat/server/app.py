@@ -32,6 +32,7 @@ from chat.storage.checkpoint import AUTOCHECKPOINT_PAGES, WalCheckpointer
 from chat.storage.cluster import PROVISIONAL, ClusterWriter, prepare_node, reap_node
 from chat.storage.database import DatabaseUnusable, database_errors, make_engine, upgrade
 from chat.storage.lock import ServerLock
+from chat.storage.pending_list import PendingListCleaner
 from chat.storage.repository import ChatStore
 
 log = logging.getLogger("chat.server")
@@ -55,6 +56,7 @@ class ChatServer:
         self.ready = threading.Event()
         self._lock: ServerLock | None = None
         self._checkpointer: WalCheckpointer | None = None
+        self._cleaner: PendingListCleaner | None = None  # PostgreSQL: the search index's pending list
 
     @property
     def address(self) -> tuple[str, int]:
@@ -104,6 +106,9 @@ class ChatServer:
                 if self.engine.dialect.name == "sqlite":
                     self._checkpointer = WalCheckpointer(self.engine)
                     self._checkpointer.start()
+                elif self.engine.dialect.name == "postgresql":
+                    self._cleaner = PendingListCleaner(self.engine)
+                    self._cleaner.start()
                 store = ChatStore(self.engine, node=node if config_cluster else None)
                 state = self._load(store)
                 if config_cluster:  # ids the database replaces with real ones in the writer's transaction
@@ -216,6 +221,9 @@ class ChatServer:
         if self._checkpointer is not None:
             self._checkpointer.stop()
             self._checkpointer = None
+        if self._cleaner is not None:
+            self._cleaner.stop()
+            self._cleaner = None
         if self._lock is not None:
             self._lock.release()
             self._lock = None

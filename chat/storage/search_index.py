@@ -24,6 +24,7 @@ when it is idle.
 from __future__ import annotations
 
 import logging
+import operator
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -47,7 +48,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import TSVECTOR
 
-from chat.search.terms import is_verbatim, terms
+from chat.search.terms import ascii_terms, is_verbatim, terms
 from chat.storage.models import Message, SearchIndexState
 
 log = logging.getLogger("chat.storage")
@@ -82,11 +83,20 @@ def fts_document(text: str) -> str:
 
 def tsvector_literal(text: str) -> str:
     """A message's terms as a tsvector in PostgreSQL's input syntax ('term':position ...), bound as a parameter."""
-    found = terms(text)
-    if text.isascii() and len(found) <= PG_POSITION_MAX:
-        # ASCII terms are [a-z0-9]+: nothing to quote, no position to cap (a third less of the writer's time)
-        return " ".join([f"'{t}':{i}" for i, t in enumerate(found, 1)])
+    if text.isascii():
+        found = ascii_terms(text)
+        if len(found) <= len(_ASCII_POSITIONS):
+            # ASCII terms are [a-z0-9]+: nothing to quote, and each term's position and the next term's opening
+            # quote come ready-made: a quarter less time than formatting each term (docs/PERFORMANCE.md)
+            return "'" + "".join(map(operator.add, found, _ASCII_POSITIONS))[:-2] if found else ""
+    else:
+        found = terms(text)
     return " ".join(f"'{quote_lexeme(t)}':{min(i, PG_POSITION_MAX)}" for i, t in enumerate(found, 1))
+
+
+# "':1 '", "':2 '", ...: what follows the n-th term of an ASCII message in its tsvector literal (the last one's
+# trailing " '" is cut). A message of up to 4 KiB holds at most 2,048 terms; a longer one takes the general path.
+_ASCII_POSITIONS = tuple(f"':{i} '" for i in range(1, 2049))
 
 
 def quote_lexeme(term: str) -> str:
