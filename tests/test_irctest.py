@@ -79,6 +79,9 @@ SUBSET = [
     "links.py::LinksTestCase::testLinksSingleServer",
     "connection_registration.py::PasswordedConnectionRegistrationTestCase::testWrongPassword",
     "chmodes/invite_exception.py::InviteExceptionTestCase::testInviteExceptionRemoval",
+    # ban masks and ban exceptions (+e)
+    "chmodes/ban.py::BanModeTestCase::testBanException",
+    "chmodes/ban.py::BanModeTestCase::testBanList",
 ]
 
 

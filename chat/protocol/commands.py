@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, Ty
 from pydantic_core import PydanticCustomError
 
 from chat.protocol.errors import ChatError, ErrorCode
+from chat.protocol.masks import WORD_MAX
 from chat.protocol.names import KEY_MAX, ROOMS_PAGE, TOPIC_MAX, check_member_limit, check_nick, check_room
 from chat.protocol.text import sanitize
 from chat.search.query import parse_search
@@ -28,7 +29,7 @@ MESSAGE_ID_MAX = (1 << 63) - 1  # ids are 64-bit in the database; anything large
 PRIVATE_PREFIX = "@"  # /history @NICK: a conversation, not a room
 # every mode letter /mode takes (IRC's), and whether setting it takes a word (a key, a limit, a nick)
 MODE_LETTERS = {"i": False, "k": True, "l": True, "m": False, "n": False, "s": False, "t": False, "o": True,
-                "v": True, "b": True, "I": True}
+                "v": True, "b": True, "I": True, "e": True}
 UNSET_WITHOUT_WORD = frozenset("kl")  # -k and -l take no word: a room has one key, one limit
 
 
@@ -603,7 +604,7 @@ class Mode(Command):
     verb: Literal["mode"] = "mode"
     room: RoomName
     modes: Annotated[str, Field(pattern=r"^[+-][+\-a-zA-Z]*$")] | None = None
-    args: tuple[Annotated[str, Field(max_length=KEY_MAX)], ...] = ()
+    args: tuple[Annotated[str, Field(max_length=WORD_MAX)], ...] = ()  # a key's length: `changes` checks it
     name = "mode"
     usage = "ROOM [+|-MODES [WORDS]]"
     summary = "Show ROOM's settings, or change them: /mode dev +i, /mode dev +k KEY, /mode dev +o bob."
@@ -612,6 +613,8 @@ class Mode(Command):
         "(ops and voiced speak); +s secret (hidden from outsiders); +n no messages from outside (on: -n lets "
         "outsiders send).",
         "+o NICK op, +v NICK voice, +b NICK ban (- takes each away; -k and -l need no word). Several at once: +im.",
+        "+b, +e (ban exception) and +I (invite exception) also take a mask nick!user@host with * and ?: +b ba*, "
+        "+e *!bob@*.",
         "Changes need the room's ops; anyone may look (the key and the ban list are shown to ops only).",
     )
     words = ("room", "modes")
@@ -650,6 +653,9 @@ class Mode(Command):
                     raise ChatError(ErrorCode.BAD_ARGUMENT, f"{sign}{letter} needs a word after it. Usage: "
                                     f"{self.syntax()}", command=self.name)
                 word = words.pop(0)
+                if letter == "k" and len(word) > KEY_MAX:
+                    raise ChatError(ErrorCode.BAD_ARGUMENT, f"A key has at most {KEY_MAX} characters. Usage: "
+                                    f"{self.syntax()}", command=self.name)
                 if letter == "l":
                     try:
                         word = str(check_member_limit(word))  # "007" is 7

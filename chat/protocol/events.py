@@ -302,7 +302,7 @@ class Kick:
 
 
 ModeChange = Literal["+i", "-i", "+k", "-k", "+l", "-l", "+m", "-m", "+n", "-n", "+s", "-s", "+t", "-t", "+o", "-o",
-                     "+v", "-v", "+b", "-b", "+I", "-I"]
+                     "+v", "-v", "+b", "-b", "+I", "-I", "+e", "-e"]
 
 
 @dataclass(slots=True, eq=False)
@@ -342,7 +342,8 @@ class RoomModes:
     invited: list[str]
     created_at: float | None = None  # when the room was made
     limit: int | None = None  # its member limit (+l), shown to everyone
-    invite_exceptions: list[str] = field(default_factory=list)  # +I: nicks let in uninvited (ops only)
+    invite_exceptions: list[str] = field(default_factory=list)  # +I: nicks and masks let in uninvited (ops only)
+    ban_exceptions: list[str] = field(default_factory=list)  # +e: nicks and masks no ban holds (ops only)
 
 
 @dataclass(slots=True, eq=False)

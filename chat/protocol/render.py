@@ -214,6 +214,8 @@ _MODE_TEXT: dict[str, str] = {  # every ModeChange (chat.protocol.events)
     "-b": "lifted the ban on {target}",
     "+I": "let {target} into #{room} uninvited while it is invite-only",
     "-I": "no longer lets {target} into #{room} uninvited",
+    "+e": "let {target} into #{room} whatever its bans",
+    "-e": "no longer spares {target} the bans of #{room}",
 }
 
 
@@ -304,7 +306,7 @@ def _text_room_modes(r: RoomModes) -> str:
     parts = [", ".join(said) if said else "no settings"]
     parts.append(f"owner {r.owner}" if r.owner else "no owner")
     for label, nicks in (("ops", r.ops), ("voiced", r.voiced), ("banned", r.bans), ("invited", r.invited),
-                         ("invite exceptions", r.invite_exceptions)):
+                         ("invite exceptions", r.invite_exceptions), ("ban exceptions", r.ban_exceptions)):
         if nicks:
             parts.append(f"{label}: {', '.join(nicks)}")
     return f"[#{r.room}] *** #{r.room}: {'; '.join(parts)}\n"
@@ -530,11 +532,11 @@ def event_json(event: Event) -> dict[str, Any]:
             return {"type": "online", "people": people, "most": most, "rooms": rooms}
         case Away(nick, message, you, changed):
             return {"type": "away", "nick": nick, "message": message, "you": you, "changed": changed}
-        case RoomModes(room, modes, owner, key, ops, voiced, bans, invited, created_at, limit, invexes):
+        case RoomModes(room, modes, owner, key, ops, voiced, bans, invited, created_at, limit, invexes, excepts):
             return {"type": "room_modes", "room": room, "modes": modes, "owner": owner, "key": key, "ops": ops,
                     "voiced": voiced, "bans": bans, "invited": invited,
                     "created_at": iso_time(created_at) if created_at is not None else None, "limit": limit,
-                    "invite_exceptions": invexes}
+                    "invite_exceptions": invexes, "ban_exceptions": excepts}
         case Operator(nick, account):
             return {"type": "operator", "nick": nick, "account": account}
         case UserModes(nick, modes, change):

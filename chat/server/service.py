@@ -88,6 +88,7 @@ class ChatService:
     # ---------------------------------------------------------------------------------- connection events
 
     def connected(self, m: Member, out: Outbox) -> None:
+        m.host = self.config.server_name
         m.last_active = self.clock()  # /whois's idle time is on this clock (the loop made it on its monotonic one)
         out.reply(m, Hello(self.config.server_name, __version__, self.config.max_line))
 

@@ -43,6 +43,7 @@ from chat.protocol.irc.message import (
     parse,
     unescape_tag,
 )
+from chat.protocol.masks import list_entry
 from chat.protocol.names import KEY_MAX, check_member_limit, check_nick
 from chat.protocol.render import iso_time
 
@@ -508,9 +509,14 @@ class IrcCodec(Codec):
                 check_member_limit(limit)
             except ChatError as e:
                 return self._numeric("696", mapping.channel(room), "l", limit[:20] or "*", e.message)
-        # a ban mask nick!user@host bans the nick: bans here are of nicks and accounts (docs/IRC.md)
-        args = tuple(a.partition("!")[0] if "!" in a else a for a in m.params[2:])
-        return (cmd.Mode(room=room, modes=modes, args=args),)
+        for letter in mapping.LIST_MODES:
+            for word in words.get(letter, ()):
+                try:
+                    list_entry(word)
+                except ChatError as e:
+                    return self._numeric("696", mapping.channel(room), letter, word[:50], e.message)
+        # list words (+b +e +I) go as given: a nick, `nick!*@*` (the same) or a mask (chat.protocol.masks)
+        return (cmd.Mode(room=room, modes=modes, args=tuple(m.params[2:])),)
 
     def _kick(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
         self._need(m, 2)
@@ -1020,8 +1026,8 @@ class IrcCodec(Codec):
                 sign = change.mode[0]
                 letters.append(sign)
             letters.append(change.mode[1])
-            if change.target is not None:  # an invite exception is a nick; IRC shows it as the mask it stands for
-                words.append(f"{change.target}!*@*" if change.mode[1] == "I" else change.target)
+            if change.target is not None:  # an exception's nick is shown as the mask it stands for
+                words.append(mapping.as_mask(change.target) if change.mode[1] in "Ie" else change.target)
             elif change.mode == "+k":
                 words.append("*")  # the key is never broadcast
         return line(self._source(first.nick), "MODE", mapping.channel(first.room), "".join(letters), *words,
@@ -1035,13 +1041,11 @@ class IrcCodec(Codec):
 
     def _r_room_modes(self, e: ev.RoomModes) -> str:
         me, host, channel = self._me, self.host, mapping.channel(e.room)
-        asked = self._pop("modes", "banlist", "invexlist")
-        if asked is not None and asked.kind == "banlist":
-            return "".join(line(host, "367", me, channel, f"{b}!*@*") for b in e.bans) + line(
-                host, "368", me, channel, "End of channel ban list")
-        if asked is not None and asked.kind == "invexlist":
-            return "".join(line(host, "346", me, channel, f"{n}!*@*") for n in e.invite_exceptions) + line(
-                host, "347", me, channel, "End of Channel Invite Exception List")
+        asked = self._pop("modes", "banlist", "invexlist", "exceptlist")
+        if asked is not None and asked.kind in _LISTS:
+            entries, number, end, said = _LISTS[asked.kind]
+            return "".join(line(host, number, me, channel, mapping.as_mask(x)) for x in getattr(e, entries)) + line(
+                host, end, me, channel, said)
         modes = e.modes or "+"
         params = [channel, modes]
         for letter in modes:  # their words in the letters' order: the key (to ops only, else *), the limit
@@ -1187,6 +1191,12 @@ def _inside(messages: list[ev.ChatMessage], asked: _Asked | None) -> list[ev.Cha
         return messages
     low, high = asked.between
     return [x for x in messages if low < x.id < high]
+
+
+# the lists MODE #room +b (+I, +e) asks for: RoomModes' field, the numerics of an entry and of the end, the end's words
+_LISTS = {"banlist": ("bans", "367", "368", "End of channel ban list"),
+          "invexlist": ("invite_exceptions", "346", "347", "End of Channel Invite Exception List"),
+          "exceptlist": ("ban_exceptions", "348", "349", "End of Channel Exception List")}
 
 
 def _words_set(modes: str, words: Sequence[str]) -> dict[str, list[str]]:
