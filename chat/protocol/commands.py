@@ -26,6 +26,7 @@ HISTORY_MAX = 500
 SEARCH_PAGE = 20  # results one /search answers with
 QUIT_WORD = "!DISCONNECT"  # the classic tutorial's way out, a plain line rather than a command
 MESSAGE_ID_MAX = (1 << 63) - 1  # ids are 64-bit in the database; anything larger cannot name a message
+MILLIS_MAX = 253402300800000  # 10000-01-01: past any time a datetime holds
 PRIVATE_PREFIX = "@"  # /history @NICK: a conversation, not a room
 # every mode letter /mode takes (IRC's), and whether setting it takes a word (a key, a limit, a nick)
 MODE_LETTERS = {"i": False, "k": True, "l": True, "m": False, "n": False, "s": False, "t": False, "o": True,
@@ -272,6 +273,9 @@ class History(Command):
     before: Annotated[int, Field(ge=1, le=MESSAGE_ID_MAX)] | None = None
     after: Annotated[int, Field(ge=0, le=MESSAGE_ID_MAX)] | None = None
     around: Annotated[int, Field(ge=1, le=MESSAGE_ID_MAX)] | None = None  # ID and the messages on both sides of it
+    # by time (IRC's CHATHISTORY timestamp=; milliseconds since 1970, UTC): messages before it, or after it
+    before_ms: Annotated[int, Field(ge=0, le=MILLIS_MAX)] | None = None
+    after_ms: Annotated[int, Field(ge=0, le=MILLIS_MAX)] | None = None
     name = "history"
     usage = "[ROOM|@NICK] [N] [before|after|around ID]"
     summary = f"Show N (default 20, at most {HISTORY_MAX}) older messages of a room; again to page back."
@@ -298,6 +302,12 @@ class History(Command):
         if words:
             raise ChatError(ErrorCode.BAD_ARGUMENT, f"Usage: {cls.syntax()}")
         return args
+
+    @property
+    def placed(self) -> bool:
+        """Does it say where the page is (an id or a time)? Else it continues from the oldest message shown."""
+        return not (self.before is None and self.after is None and self.around is None and self.before_ms is None
+                    and self.after_ms is None)
 
 
 class Help(Command):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -70,6 +70,33 @@ def json_line(obj: Any) -> str:
 def iso_time(t: float) -> str:
     """ISO-8601 UTC with milliseconds, e.g. 2026-11-24T07:45:59.123Z."""
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
+
+
+def millis(t: float) -> int:
+    """The millisecond `iso_time` shows for `t` (it truncates): what CHATHISTORY's timestamp= references compare."""
+    return datetime_millis(datetime.fromtimestamp(t, UTC))
+
+
+def datetime_millis(d: datetime) -> int:
+    """A datetime's milliseconds since 1970 (UTC; a naive one, as SQLite hands back, is UTC), truncated, exactly."""
+    return ((d if d.tzinfo else d.replace(tzinfo=UTC)) - _EPOCH) // _MILLISECOND
+
+
+def parse_millis(text: str) -> int | None:
+    """An ISO-8601 time (`2026-11-24T07:45:59.123Z`; no zone: UTC) as milliseconds since 1970; None if it is not
+    one, or is outside years 1970-9999."""
+    if len(text) > 40:
+        return None
+    try:
+        found = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    ms = datetime_millis(found)
+    return ms if ms >= 0 else None
 
 
 def short_time(t: float) -> str:

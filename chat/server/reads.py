@@ -17,6 +17,7 @@ from chat.search.scope import SearchScope
 from chat.server.member import Member
 from chat.server.state import fitting_around, newest_fitting
 from chat.storage.records import EventRow, FoundRoom, StoredAccount
+from chat.storage.repository import conversation_of, first_id_from
 
 if TYPE_CHECKING:
     from chat.storage.accounts import AccountStore, KnownNick
@@ -52,6 +53,9 @@ class HistoryRequest:
     before: int | None = None
     after: int | None = None
     around: int | None = None
+    # by time (milliseconds): the storage reader turns them into `before` (messages before the moment) and `after`
+    before_ms: int | None = None
+    after_ms: int | None = None
     continues: bool = False  # a plain /history: the member's cursor moves to the start of this page
     # the answer
     messages: list[ChatMessage] = field(default_factory=list)
@@ -247,6 +251,8 @@ class PrivateHistoryRequest(OneMemberRead):
     before: int | None = None
     after: int | None = None
     around: int | None = None
+    before_ms: int | None = None  # by time, as HistoryRequest's
+    after_ms: int | None = None
     continues: bool = False
     # the answer
     messages: list[ChatMessage] = field(default_factory=list)
@@ -262,6 +268,12 @@ class PrivateHistoryRequest(OneMemberRead):
                 self.found = False
                 return
             self.other_id, self.other_nick = known.account.id, known.account.nick
+        if self.before_ms is not None or self.after_ms is not None:
+            where = conversation_of(self.account_id, self.other_id)
+            if self.before_ms is not None:
+                self.before = first_id_from(accounts.engine, where, self.before_ms)
+            if self.after_ms is not None:
+                self.after = first_id_from(accounts.engine, where, self.after_ms + 1) - 1
         if self.around is not None:  # as a room's (chat.server.storage_worker): half the page up to it, then newer
             newer_count = self.limit // 2
             older, more = accounts.conversation(self.account_id, self.other_id, self.limit - newer_count,

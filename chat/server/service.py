@@ -656,8 +656,9 @@ class ChatService:
             room = self._current(m)
             key, name = room.key, room.name
         request = HistoryRequest(m, key, room.name if room else name, room.id if room else None, c.count,
-                                 before=c.before, after=c.after, around=c.around)
-        if c.before is None and c.after is None and c.around is None:  # continue from the oldest message shown
+                                 before=c.before, after=c.after, around=c.around, before_ms=c.before_ms,
+                                 after_ms=c.after_ms)
+        if not c.placed:  # continue from the oldest message shown
             request.before = m.cursors.get(key, self.state.next_message_id)
             request.continues = True
         out.ask(request, m)

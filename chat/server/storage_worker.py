@@ -44,7 +44,7 @@ from chat.storage.cluster import (
     fetch_inbox,
     presence_of,
 )
-from chat.storage.repository import ChatStore
+from chat.storage.repository import MESSAGES, ChatStore, first_id_from
 from chat.storage.search import search_messages
 from chat.storage.search_index import unindexed_count
 
@@ -359,6 +359,10 @@ class StorageReader(_Worker[StorageRead]):
                 request.found = False
                 return
             room_id = request.room.room.id
+        if request.before_ms is not None:
+            request.before = first_id_from(self.store.engine, MESSAGES.c.room_id == room_id, request.before_ms)
+        if request.after_ms is not None:
+            request.after = first_id_from(self.store.engine, MESSAGES.c.room_id == room_id, request.after_ms + 1) - 1
         if request.around is not None:
             request.messages, request.more, request.newer = self._around(room_id, request)
             return

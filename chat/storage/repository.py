@@ -21,10 +21,25 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Insert, Table, and_, delete, func, insert, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Insert,
+    Table,
+    and_,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
+from chat.protocol.commands import MESSAGE_ID_MAX
 from chat.protocol.events import ChatMessage, MessageKind
+from chat.protocol.render import datetime_millis
 from chat.protocol.text import sanitize
 from chat.storage.cluster import ClusterCommit, ClusterWriter
 from chat.storage.models import Message, Room, RoomRole, Undelivered, User
@@ -318,6 +333,30 @@ class ChatStore:
         if after is None:
             rows.reverse()
         return [_message(row, room_name) for row in rows], more
+
+
+def conversation_of(a: int, b: int) -> ColumnElement[bool]:
+    """The rows of the private conversation between accounts `a` and `b` (an indexed range of `conversation`)."""
+    return MESSAGES.c.conversation == f"{min(a, b)}:{max(a, b)}"
+
+
+def first_id_from(engine: Engine, where: ColumnElement[bool], ms: int) -> int:
+    """The first id of the messages `where` selects (a room's, a conversation's) whose time is at millisecond `ms`
+    or later (one past the newest when none is): those before it are the ones before `ms`. Ids are given in the
+    order messages are accepted, which is their time order, so a binary search over the ids finds it, each probe
+    one seek of the (room_id, id) or (conversation, id) index: at most about 64 probes, however long the history,
+    and no index on time. (A server clock stepped back would blur the seconds it repeated.)"""
+    lo, hi = 0, MESSAGE_ID_MAX + 1
+    with engine.connect() as conn:
+        while lo < hi:
+            mid = (lo + hi) // 2
+            row = conn.execute(select(MESSAGES.c.id, MESSAGES.c.created_at).where(where, MESSAGES.c.id >= mid)
+                               .order_by(MESSAGES.c.id).limit(1)).first()
+            if row is None or datetime_millis(row.created_at) >= ms:
+                hi = mid  # every message from `mid` on is at `ms` or later
+            else:
+                lo = row.id + 1  # that one (and all before it) is earlier
+    return lo
 
 
 def _latest_per_user(users: Sequence[SeenUser]) -> list[dict[str, object]]:

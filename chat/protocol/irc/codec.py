@@ -45,7 +45,7 @@ from chat.protocol.irc.message import (
 )
 from chat.protocol.masks import list_entry
 from chat.protocol.names import KEY_MAX, check_member_limit, check_nick
-from chat.protocol.render import iso_time
+from chat.protocol.render import iso_time, millis, parse_millis
 
 # capabilities offered, with their CAP LS 302 values; those in SHARED change the bytes of shared renderings
 CAPABILITIES: dict[str, str] = {
@@ -94,7 +94,8 @@ class _Asked:
 
     kind: str  # "names", "who", "userhost", "modes", "banlist", "invexlist", "history"
     target: str = ""
-    between: tuple[int, int] | None = None  # CHATHISTORY BETWEEN: only ids strictly inside (low, high)
+    # CHATHISTORY BETWEEN: only messages strictly inside (low, high), by "msgid" or by "timestamp" (milliseconds)
+    between: tuple[str, int, int] | None = None
     around: str = ""  # CHATHISTORY AROUND is two pages: "first" (kept), then "second" (answered with both)
     held: list[ev.ChatMessage] | None = None  # ... the first page, kept
     sub: str = ""  # CHATHISTORY's subcommand as asked (LATEST, BEFORE...): its FAIL names it
@@ -310,8 +311,11 @@ class IrcCodec(Codec):
         self._need(m, 1)
         if not self._registered and self._locked_out():
             return self._bad_password()  # the server password comes first: no account login tried without it
-        if "sasl" not in self._caps or (self._registered and self._member.account is not None):
+        if "sasl" not in self._caps:
             return self._numeric("904", "SASL authentication failed")
+        if self._sasl is None and self._member is not None and self._member.account is not None:
+            # logged in already: no second login over the first (the spec's SHOULD; 907 says so, as it allows)
+            return self._numeric("907", "You have already authenticated using SASL")
         arg = m.params[0]
         if self._sasl is None:
             if arg == "*":
@@ -535,15 +539,15 @@ class IrcCodec(Codec):
 
     def _chathistory(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
         sub = asked = m.params[0].upper() if m.params else ""
-        if sub == "TARGETS":
+        if sub == "TARGETS":  # not yet: which rooms and conversations had messages when (docs/IRC.md)
             return (self._reply(*self._batch("draft/chathistory-targets", [])),)
         between = None
         if sub == "BETWEEN" and len(m.params) >= 5:  # BETWEEN target ref ref count: a page from the first ref on
-            first, second = _msgid(m.params[2]), _msgid(m.params[3])
-            if first is None or second is None:
-                return (self._fail("CHATHISTORY", "INVALID_PARAMS", sub, "Only msgid= references"),)
-            between = (min(first, second), max(first, second))
-            sub = "AFTER" if first < second else "BEFORE"
+            first, second = _reference(m.params[2]), _reference(m.params[3])
+            if first is None or second is None or first[0] != second[0]:
+                return (self._fail("CHATHISTORY", "INVALID_PARAMS", sub, "Two msgid= or two timestamp= references"),)
+            between = (first[0], min(first[1], second[1]), max(first[1], second[1]))
+            sub = "AFTER" if first[1] < second[1] else "BEFORE"
             m = Message(m.verb, [m.params[0], m.params[1], m.params[2], m.params[4]], m.tags, m.source)
         if len(m.params) < 4 or sub not in ("LATEST", "BEFORE", "AFTER", "AROUND"):
             return (self._fail("CHATHISTORY", "INVALID_PARAMS", sub or "*", "Unsupported CHATHISTORY request"),)
@@ -560,30 +564,30 @@ class IrcCodec(Codec):
                 args["nick"] = check_nick(target)
             except ChatError:
                 return (self._fail("CHATHISTORY", "INVALID_TARGET", sub, target[:50], "Invalid target"),)
-        if sub == "LATEST":
-            if point == "*":
-                args["before"] = cmd.MESSAGE_ID_MAX
+        ref: tuple[str | None, int] | None = (None, 0) if sub == "LATEST" and point == "*" else _reference(point)
+        if ref is None:
+            return (self._fail("CHATHISTORY", "INVALID_PARAMS", sub, "Invalid msgid= or timestamp= reference"),)
+        kind, value = ref
+        # a msgid bounds by id; a timestamp by time (in milliseconds, as server-time shows them), which the
+        # storage reader turns into an id (chat.storage.repository.first_id_from)
+        if kind is None:
+            args["before"] = cmd.MESSAGE_ID_MAX
+        elif sub in ("LATEST", "AFTER"):  # LATEST with a reference: what came after it, as AFTER
+            args["after" if kind == "msgid" else "after_ms"] = value
+        elif sub == "BEFORE":
+            args["before" if kind == "msgid" else "before_ms"] = value
+        else:  # AROUND: the message (or moment) and those before it, then those after it: two pages, one answer
+            before = limit - limit // 2
+            if kind == "msgid":
+                args.update(before=min(value + 1, cmd.MESSAGE_ID_MAX), count=before)
+                newer = {**args, "before": None, "after": value, "count": limit - before}
             else:
-                ref = _msgid(point)
-                if ref is None:
-                    return (self._fail("CHATHISTORY", "INVALID_PARAMS", sub, "Only msgid= references"),)
-                args["after"] = ref
-        else:
-            ref = _msgid(point)
-            if ref is None:
-                return (self._fail("CHATHISTORY", "INVALID_PARAMS", sub, "Only msgid= references"),)
-            if sub == "BEFORE":
-                args["before"] = ref
-            elif sub == "AFTER":
-                args["after"] = ref
-            else:  # AROUND: the message and those before it, then those after it: two pages, one answer
-                before = limit - limit // 2
-                args.update(before=min(ref + 1, cmd.MESSAGE_ID_MAX), count=before)
-                if limit - before:
-                    self._asked.append(_Asked("history", target, around="first", sub=asked))
-                    self._asked.append(_Asked("history", target, around="second", sub=asked))
-                    return (cmd.History(**args), cmd.History(**{**args, "before": None, "after": ref,
-                                                                 "count": limit - before}))
+                args.update(before_ms=value + 1, count=before)
+                newer = {**args, "before_ms": None, "after_ms": value, "count": limit - before}
+            if limit - before:
+                self._asked.append(_Asked("history", target, around="first", sub=asked))
+                self._asked.append(_Asked("history", target, around="second", sub=asked))
+                return (cmd.History(**args), cmd.History(**newer))
         self._asked.append(_Asked("history", target, between, sub=asked))
         return (cmd.History(**args),)
 
@@ -1189,8 +1193,10 @@ def _inside(messages: list[ev.ChatMessage], asked: _Asked | None) -> list[ev.Cha
     """A history page cut to what a CHATHISTORY BETWEEN asked for."""
     if asked is None or asked.between is None:
         return messages
-    low, high = asked.between
-    return [x for x in messages if low < x.id < high]
+    kind, low, high = asked.between
+    if kind == "msgid":
+        return [x for x in messages if low < x.id < high]
+    return [x for x in messages if low < millis(x.time) < high]
 
 
 # the lists MODE #room +b (+I, +e) asks for: RoomModes' field, the numerics of an entry and of the end, the end's words
@@ -1212,11 +1218,15 @@ def _words_set(modes: str, words: Sequence[str]) -> dict[str, list[str]]:
     return found
 
 
-def _msgid(point: str) -> int | None:
+def _reference(point: str) -> tuple[str, int] | None:
+    """A CHATHISTORY reference: ("msgid", an id) or ("timestamp", milliseconds since 1970, UTC); None if neither."""
     kind, _, value = point.partition("=")
-    if kind != "msgid" or not value.isdigit():
-        return None
-    return min(int(value), cmd.MESSAGE_ID_MAX)
+    if kind == "msgid" and value.isdigit():
+        return kind, min(int(value), cmd.MESSAGE_ID_MAX)
+    if kind == "timestamp":
+        found = parse_millis(value)
+        return None if found is None else (kind, found)
+    return None
 
 
 def _chunks(text: str) -> list[str]:
