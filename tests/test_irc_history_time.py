@@ -123,3 +123,42 @@ def test_sasl_plain_takes_a_long_password_in_400_byte_chunks_and_refuses_a_secon
     c.expect(" 907 foo :You have already authenticated using SASL")
     c.send("WHOIS foo")
     c.expect(" 330 foo foo foo ")  # still logged in as before
+
+
+def test_chathistory_targets_lists_rooms_and_conversations_by_their_latest_message(
+        make_server: Callable[..., ServerThread], any_db: str) -> None:
+    server = make_server(db=any_db, irc_port=0)  # (#lobby: no messages, not listed)
+    for nick in ("alice", "bob", "carol"):
+        _account(server, nick, PASSWORD)
+    alice, bob, carol = (IrcClient(*server.loop.door_address("irc")) for _ in range(3))
+    for c, nick in ((alice, "alice"), (bob, "bob"), (carol, "carol")):
+        c.register(nick, (*CAPS, "labeled-response"), sasl=(nick, PASSWORD))
+    alice.send("JOIN #one", "JOIN #two")
+    alice.expect(" 366 alice #two ")
+    t = [*_say_apart(alice, "#one", ["in one"]), *_say_apart(alice, "bob", ["to bob"]),
+         *_say_apart(alice, "#two", ["in two"]), *_say_apart(alice, "carol", ["to carol"])]
+
+    def targets(request: str) -> list[str]:
+        alice.send(request)
+        opened = alice.expect(lambda line: " BATCH +" in line and "draft/chathistory-targets" in line)
+        ref = opened.split(" BATCH +", 1)[1].split(" ")[0]
+        return [line.split(" TARGETS ", 1)[1] for line in alice.lines_until(lambda line: line.endswith(f"-{ref}"))
+                if " CHATHISTORY TARGETS " in line]
+
+    every = "timestamp=2020-01-01T00:00:00.000Z timestamp=2262-01-01T00:00:00.000Z"
+    assert targets(f"CHATHISTORY TARGETS {every} 100") == [f"#one {t[0]}", f"bob {t[1]}", f"#two {t[2]}",
+                                                           f"carol {t[3]}"]
+    assert targets(f"CHATHISTORY TARGETS {every} 2") == [f"#one {t[0]}", f"bob {t[1]}"]
+    assert targets(f"CHATHISTORY TARGETS timestamp={t[3]} timestamp={t[0]} 100") == [f"bob {t[1]}", f"#two {t[2]}"]
+    _say_apart(alice, "#one", ["said again"])  # #one's latest is now past the window: it is left out
+    assert targets(f"CHATHISTORY TARGETS timestamp=2020-01-01T00:00:00Z timestamp={t[3]} 100") == [
+        f"bob {t[1]}", f"#two {t[2]}"]
+    alice.send(f"CHATHISTORY TARGETS msgid=1 {every.split()[1]} 10")
+    alice.expect(" FAIL CHATHISTORY INVALID_PARAMS TARGETS ")
+    bob.send(f"CHATHISTORY TARGETS {every} 100")  # bob's: his conversation with alice, none of her rooms
+    bob.expect(lambda line: " CHATHISTORY TARGETS alice " in line)
+    bob.expect(lambda line: " BATCH -" in line)
+    assert not any(" TARGETS #" in line for line in bob.seen)
+    native = server.client("dave")  # a guest, natively: its rooms only
+    native.send("/join two", "/targets")
+    assert native.expect("*** Latest messages") == "*** Latest messages, oldest first: #two"

@@ -310,6 +310,19 @@ class History(Command):
                     and self.after_ms is None)
 
 
+class Targets(Command):
+    verb: Literal["targets"] = "targets"
+    count: Annotated[int, Field(ge=1, le=HISTORY_MAX)] = 20
+    # the window (IRC's CHATHISTORY TARGETS timestamp= timestamp=; milliseconds since 1970, UTC), both ends apart
+    after_ms: Annotated[int, Field(ge=0, le=MILLIS_MAX)] = 0
+    before_ms: Annotated[int, Field(ge=0, le=MILLIS_MAX)] = MILLIS_MAX
+    name = "targets"
+    usage = "[N]"
+    summary = ("Your rooms and private conversations by their latest message, oldest first: where something was "
+               "said last.")
+    words = ("count",)
+
+
 class Help(Command):
     verb: Literal["help"] = "help"
     command: str | None = None
@@ -681,7 +694,7 @@ class Mode(Command):
 
 AnyCommand = Annotated[
     Union[  # noqa: UP007
-        Say, Nick, Join, Leave, Msg, Me, Rooms, Who, Topic, History, Search,
+        Say, Nick, Join, Leave, Msg, Me, Rooms, Who, Topic, History, Targets, Search,
         Register, Login, Logout, Password, Whois, Whowas, Away, Online, Time, Tagmsg,
         Oper, Kill, Wallops, Umode,
         Op, Deop, Kick, Ban, Unban, Invite, Mode,

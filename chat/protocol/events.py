@@ -427,9 +427,25 @@ class Bye:
     last_id: int | None = None  # the newest message you sent that was stored, when the server ended it for you
 
 
+@dataclass(slots=True, eq=False)
+class Target:
+    """A room (`room`) or a private conversation (`nick`: the other side), and the time of its latest message."""
+
+    room: str | None
+    nick: str | None
+    time: float
+
+
+@dataclass(slots=True, eq=False)
+class Targets:
+    """The answer to /targets (IRC's CHATHISTORY TARGETS): the latest message's time of each, oldest first."""
+
+    targets: list[Target]
+
+
 Event = (
     ChatMessage | Hello | Notice | Welcome | NickChange | Join | Joined | Current | Part | Quit | Topic | History
     | SearchResults | RoomList | Who | Help | Pong | FormatChanged | Error | Bye | AccountChange | PasswordWanted
     | WhoIs | PrivateHistory | Kick | Mode | Invite | RoomModes | Away | WhoWas | Online | Operator | UserModes
-    | Wallops | ServerTime | TagMessage
+    | Wallops | ServerTime | TagMessage | Targets
 )

@@ -46,6 +46,7 @@ from chat.protocol.events import (
     SearchResults,
     ServerTime,
     TagMessage,
+    Targets,
     Topic,
     UserModes,
     Wallops,
@@ -213,6 +214,11 @@ def render_text(event: Event) -> str:
             return f"*** WALLOPS from {nick}: {text}\n"
         case ServerTime(t):
             return f"*** The server's time: {short_time(t)} UTC\n"
+        case Targets([]):
+            return "*** No messages in your rooms or private conversations.\n"
+        case Targets(targets):
+            shown = ", ".join(f"#{x.room}" if x.room is not None else f"@{x.nick}" for x in targets)
+            return f"*** Latest messages, oldest first: {shown}\n"
         case TagMessage():
             return ""  # tags without words: nothing for a person to read (JSON has them)
     raise TypeError(f"cannot render {event!r}")
@@ -572,6 +578,9 @@ def event_json(event: Event) -> dict[str, Any]:
             return {"type": "wallops", "nick": nick, "text": text, "time": iso_time(t)}
         case ServerTime(t):
             return {"type": "time", "time": iso_time(t)}
+        case Targets(targets):
+            return {"type": "targets", "targets": [{"room": x.room, "nick": x.nick, "time": iso_time(x.time)}
+                                                   for x in targets]}
         case TagMessage(mid, nick, tags, t, room, to):
             return {"type": "tagmsg", "id": mid, "nick": nick, "tags": tags, "time": iso_time(t), "room": room,
                     "to": to}

@@ -11,15 +11,17 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from chat.protocol.errors import ChatError
-from chat.protocol.events import ChatMessage
+from chat.protocol.events import ChatMessage, Target
 from chat.search.query import SearchQuery
 from chat.search.scope import SearchScope
 from chat.server.member import Member
 from chat.server.state import fitting_around, newest_fitting
 from chat.storage.records import EventRow, FoundRoom, StoredAccount
-from chat.storage.repository import conversation_of, first_id_from
+from chat.storage.repository import conversation_of, first_id_from, latest_targets
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
     from chat.storage.accounts import AccountStore, KnownNick
     from chat.storage.cluster import ListedRoom, RemoteWhois
 
@@ -311,6 +313,25 @@ class WaitingMessages(OneMemberRead):
         self.messages = kept[::-1]
 
 
+@dataclass(slots=True, eq=False)
+class TargetsRead(OneMemberRead):
+    """/targets (IRC's CHATHISTORY TARGETS): the member's rooms (id -> name) and, logged in, its private
+    conversations, by their latest message (chat.storage.repository.latest_targets)."""
+
+    member: Member
+    rooms: dict[int, str]
+    account_id: int | None
+    after_ms: int
+    before_ms: int
+    limit: int
+    # the answer
+    targets: list[Target] = field(default_factory=list)
+    error: Exception | None = None
+
+    def run(self, engine: Engine) -> None:
+        self.targets = latest_targets(engine, self.rooms, self.account_id, self.after_ms, self.before_ms, self.limit)
+
+
 AccountRead = NickLookup | PrivateHistoryRequest | WaitingMessages
 StorageRead = (HistoryRequest | RoomLookup | SearchRequest | RoomEventsRead | InboxRead | RoomListRead
-               | HolderRead | TargetRead | NickLookup | PrivateHistoryRequest | WaitingMessages)
+               | HolderRead | TargetRead | TargetsRead | NickLookup | PrivateHistoryRequest | WaitingMessages)

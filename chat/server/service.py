@@ -42,6 +42,7 @@ from chat.protocol.events import (
     SearchResults,
     ServerTime,
     TagMessage,
+    Targets,
     Topic,
     UserModes,
     Wallops,
@@ -59,7 +60,15 @@ from chat.server.config import ServerConfig
 from chat.server.member import Member
 from chat.server.moderation import Moderation
 from chat.server.outbox import Backlog, CloseAfterFlush, Goodbye, Outbox, SetFormat
-from chat.server.reads import AccountRead, HistoryRequest, HolderRead, RoomListRead, RoomLookup, SearchRequest
+from chat.server.reads import (
+    AccountRead,
+    HistoryRequest,
+    HolderRead,
+    RoomListRead,
+    RoomLookup,
+    SearchRequest,
+    TargetsRead,
+)
 from chat.server.state import ChatState, Room
 from chat.storage.records import RoomEventRecord, SeenUser, TopicChange
 
@@ -210,6 +219,10 @@ class ChatService:
                 self.topic(m, c, out)
             case cmd.History():
                 self.history(m, c, out)
+            case cmd.Targets():
+                account = m.account
+                rooms = {room.id: room.name for room in m.rooms.values()}
+                out.ask(TargetsRead(m, rooms, account.id if account else None, c.after_ms, c.before_ms, c.count), m)
             case cmd.Search():
                 self.search(m, c, out)
             case cmd.Help():
@@ -542,6 +555,12 @@ class ChatService:
         else:
             total = len(self.state.rooms)
         out.reply(m, RoomList([RoomInfo(r.name, len(r.members), r.topic) for r in busiest], total))
+
+    def targets_read(self, read: TargetsRead) -> Event:
+        """/targets, read (on the loop thread)."""
+        if read.error is not None:
+            return Error(ErrorCode.HISTORY_UNAVAILABLE, HISTORY_FAILED, "targets")
+        return Targets(read.targets)
 
     def rooms_read(self, read: RoomListRead) -> Event:
         """A clustered /rooms, read (on the loop thread)."""

@@ -33,6 +33,7 @@ from chat.server.reads import (
     SearchRequest,
     StorageRead,
     TargetRead,
+    TargetsRead,
 )
 from chat.server.state import fitting_around, newest_fitting
 from chat.storage.accounts import AccountStore, KnownNick
@@ -330,6 +331,8 @@ class StorageReader(_Worker[StorageRead]):
                     if holder is not None and holder[0] != read.node:
                         known = self.accounts.known(read.key)
                         read.nick, read.account = holder[1], known.account if known is not None else None
+                case TargetsRead():
+                    read.run(self.store.engine)
                 case RoomListRead():
                     read.rooms, read.total = busiest_rooms(self.store.engine, ROOMS_PAGE, read.seen, read.hidden,
                                                            read.every)

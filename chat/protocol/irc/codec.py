@@ -539,8 +539,8 @@ class IrcCodec(Codec):
 
     def _chathistory(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
         sub = asked = m.params[0].upper() if m.params else ""
-        if sub == "TARGETS":  # not yet: which rooms and conversations had messages when (docs/IRC.md)
-            return (self._reply(*self._batch("draft/chathistory-targets", [])),)
+        if sub == "TARGETS":
+            return self._targets(m)
         between = None
         if sub == "BETWEEN" and len(m.params) >= 5:  # BETWEEN target ref ref count: a page from the first ref on
             first, second = _reference(m.params[2]), _reference(m.params[3])
@@ -590,6 +590,26 @@ class IrcCodec(Codec):
                 return (cmd.History(**args), cmd.History(**newer))
         self._asked.append(_Asked("history", target, between, sub=asked))
         return (cmd.History(**args),)
+
+    def _targets(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
+        """TARGETS timestamp=A timestamp=B N: the rooms and conversations whose latest message is between."""
+        if len(m.params) < 4:
+            return (self._fail("CHATHISTORY", "INVALID_PARAMS", "TARGETS", "TARGETS timestamp= timestamp= count"),)
+        first, second, count = _reference(m.params[1]), _reference(m.params[2]), m.params[3]
+        if first is None or second is None or first[0] != "timestamp" or second[0] != "timestamp":
+            return (self._fail("CHATHISTORY", "INVALID_PARAMS", "TARGETS", "Two timestamp= references"),)
+        if not count.isdigit() or int(count) < 1:
+            return (self._fail("CHATHISTORY", "INVALID_PARAMS", "TARGETS", "Invalid count"),)
+        low, high = sorted((first[1], second[1]))
+        self._asked.append(_Asked("targets", sub="TARGETS"))
+        return (cmd.Targets(count=min(int(count), mapping.CHATHISTORY_MAX), after_ms=low, before_ms=high),)
+
+    def _r_targets(self, e: ev.Targets) -> str:
+        self._pop("targets")
+        lines = [line(self.host, "CHATHISTORY", "TARGETS",
+                      mapping.channel(x.room) if x.room is not None else x.nick or "*", iso_time(x.time))
+                 for x in e.targets]
+        return "".join(self._batch("draft/chathistory-targets", lines))
 
     def _away(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
         return (cmd.Away(text=m.params[0] if m.params and m.params[0] else None),)
@@ -941,6 +961,8 @@ class IrcCodec(Codec):
         me, host = self._me, self.host
         if e.command == "login":
             return line(host, mapping.SASL_FAIL, me, e.message)
+        if e.command == "targets" and self._pop("targets") is not None:
+            return line(host, "FAIL", "CHATHISTORY", "MESSAGE_ERROR", "TARGETS", e.message)
         if e.command == "history":
             asked = self._pop("history")
             if e.code in mapping.UNREADABLE_TARGET:  # no such room, or not one this client may read
@@ -1277,5 +1299,5 @@ _RENDERERS: dict[type, Callable[[IrcCodec, Any], str]] = {
     ev.RoomModes: IrcCodec._r_room_modes, ev.Away: IrcCodec._r_away, ev.Online: IrcCodec._r_online,
     ev.WhoWas: IrcCodec._r_whowas,
     ev.Operator: IrcCodec._r_operator, ev.UserModes: IrcCodec._r_user_modes, ev.Wallops: IrcCodec._r_wallops,
-    ev.ServerTime: IrcCodec._r_time, ev.TagMessage: IrcCodec._r_tagmsg,
+    ev.ServerTime: IrcCodec._r_time, ev.TagMessage: IrcCodec._r_tagmsg, ev.Targets: IrcCodec._r_targets,
 }
