@@ -146,7 +146,7 @@ MASKS_MAX = 100  # masks in one room's list of one role (+b, +e, +I): each costs
 
 def on_list(m: Member, room: Room, role: Literal["ban", "invex", "except"]) -> bool:
     """Is `m` on the room's list of `role`: by its nick, or matched by one of the list's masks?"""
-    return m.key in room.role_list(role, m.key) or (role in room.masks and room.matched(role, m.mask_subject()))
+    return m.key in room.role_list(role, m.key) or (bool(room.masks.get(role)) and room.matched(role, m.mask_subject()))
 
 
 def is_banned(m: Member, room: Room) -> bool:
@@ -168,7 +168,7 @@ def check_speak(m: Member, room: Room) -> None:
             raise ChatError(ErrorCode.NOT_IN_ROOM, f"You are not in #{room.name}; /join it first.", subject=room.name)
         if is_banned(m, room):
             raise ChatError(ErrorCode.BANNED, f"You are banned from #{room.name}.", subject=room.name)
-    elif "ban" in room.masks and is_banned(m, room) and not (is_voiced(m, room) or may_moderate(m, room)):
+    elif room.masks.get("ban") and is_banned(m, room) and not (is_voiced(m, room) or may_moderate(m, room)):
         # a mask ban does not put out the members it matches (as on IRC: the ops KICK whom they mean); they
         # stay, silent, unless voiced
         raise ChatError(ErrorCode.BANNED, f"You are banned from #{room.name}: you may not speak in it.",
