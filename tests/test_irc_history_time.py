@@ -162,3 +162,15 @@ def test_chathistory_targets_lists_rooms_and_conversations_by_their_latest_messa
     native = server.client("dave")  # a guest, natively: its rooms only
     native.send("/join two", "/targets")
     assert native.expect("*** Latest messages") == "*** Latest messages, oldest first: #two"
+
+
+def test_endless_sasl_chunks_fail_the_login_and_nothing_more(make_server: Callable[..., ServerThread]) -> None:
+    server = make_server(irc_port=0)
+    c = IrcClient(*server.loop.door_address("irc"))
+    c.send("CAP LS 302", "CAP REQ :sasl", "AUTHENTICATE PLAIN")
+    c.expect("AUTHENTICATE +")
+    c.send(*(["AUTHENTICATE " + "eHh4" * 100] * 5))  # 400 bytes each: past what any PLAIN login needs
+    c.expect(" 904 * :SASL authentication failed")
+    c.send("AUTHENTICATE " + "x" * 401)  # one line too long (a new exchange is not open: 908/904 first)
+    c.send("NICK late", "USER late 0 * :Late", "CAP END")
+    c.expect(" 001 late ")  # the connection is fine, and registers

@@ -333,9 +333,9 @@ class IrcCodec(Codec):
             return self._numeric("905", "SASL message too long")
         if arg != "+":
             self._sasl_buffer += arg
-            if len(self._sasl_buffer) > 4 * SASL_MAX:
-                self._sasl = None
-                return self._numeric("905", "SASL message too long")
+            if len(self._sasl_buffer) > 4 * SASL_MAX:  # more than any PLAIN login needs: it fails (each line was
+                self._sasl = None                          # short enough: 905 is for one too long)
+                return self._numeric("904", "SASL authentication failed")
             if len(arg) == SASL_MAX:
                 return ()  # more follows
         payload, self._sasl_buffer, self._sasl = self._sasl_buffer, "", None
