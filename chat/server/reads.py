@@ -17,7 +17,6 @@ from chat.search.scope import SearchScope
 from chat.server.member import Member
 from chat.server.state import fitting_around, newest_fitting
 from chat.storage.records import EventRow, FoundRoom, StoredAccount
-from chat.storage.repository import conversation_of, first_id_from, latest_targets
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -271,6 +270,8 @@ class PrivateHistoryRequest(OneMemberRead):
                 return
             self.other_id, self.other_nick = known.account.id, known.account.nick
         if self.before_ms is not None or self.after_ms is not None:
+            from chat.storage.repository import conversation_of, first_id_from  # (services import no database)
+
             where = conversation_of(self.account_id, self.other_id)
             if self.before_ms is not None:
                 self.before = first_id_from(accounts.engine, where, self.before_ms)
@@ -329,6 +330,8 @@ class TargetsRead(OneMemberRead):
     error: Exception | None = None
 
     def run(self, engine: Engine) -> None:
+        from chat.storage.repository import latest_targets  # (services import no database library)
+
         self.targets = latest_targets(engine, self.rooms, self.account_id, self.after_ms, self.before_ms, self.limit)
 
 
