@@ -139,8 +139,8 @@ def test_weak_passwords_are_refused_with_a_clear_error(server: ServerThread) -> 
         "[error weak_password] A password needs at least 8 characters; that one has 5. A few words make a good one.")
     alice.send("/register")
     alice.expect("[error bad_argument] Usage: /register PASSWORD")
-    alice.send("/register " + "x" * 300)
-    alice.expect("[error weak_password] A password may have at most 256 characters.")
+    alice.send("/register " + "x" * 1025)
+    alice.expect("[error weak_password] A password may have at most 1024 characters.")
 
 
 def test_guest_nicknames_cannot_be_registered(server: ServerThread) -> None:

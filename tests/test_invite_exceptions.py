@@ -47,8 +47,7 @@ def test_an_invite_exception_lets_a_nick_into_an_invite_only_room_until_taken_ba
     op.send("MODE #dev +I")
     assert op.expect(" 347 chanop #dev ") and not any(" 346 " in line for line in op.seen[-3:])
     isupport = " ".join(line for line in op.seen if " 005 chanop " in line)  # of its registration
-    assert " CHANMODES=Ib,k,l,imnst " in isupport and " INVEX=I " in isupport
-    assert "EXCEPTS" not in isupport  # no ban exceptions (+e) here
+    assert " CHANMODES=Ibe,k,l,imnst " in isupport and " INVEX=I " in isupport and " EXCEPTS=e " in isupport
 
 
 def test_invite_exceptions_survive_a_restart_and_ban_still_wins(make_server: Callable[..., ServerThread],

@@ -113,7 +113,7 @@ def test_channel_modes_are_the_ones_mode_takes_and_isupport_says_so() -> None:
     assert listed == set(cmd.MODE_LETTERS) and f"CHANMODES={CHANMODES}" in isupport("srv")
     c, _ = codec()
     welcome = c.render([ev.Welcome("me", 4096)]).decode()
-    assert " 004 me srv " in welcome and " ow Ibiklmnostv Ibklov\r\n" in welcome  # user modes: o, w
+    assert " 004 me srv " in welcome and " ow Ibeiklmnostv Ibeklov\r\n" in welcome  # user modes: o, w
 
 
 def test_mode_lines_become_mode_commands_or_696() -> None:

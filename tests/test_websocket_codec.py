@@ -49,6 +49,8 @@ from chat.protocol.events import (
     SearchResults,
     ServerTime,
     TagMessage,
+    Target,
+    Targets,
     Topic,
     UserModes,
     Wallops,
@@ -85,6 +87,7 @@ SAMPLES: list[Event] = [
     RoomModes("lobby", "+t", "alice", None, ["alice"], [], [], []),
     Away("bob", "lunch"), WhoWas("bob", [Person("bob", "b", "Bob")]), Online(3, 5, 2),
     Operator("alice", "boss"), UserModes("alice", "+w", True), Wallops("alice", "hi", T), ServerTime(T),
+    Targets([Target("dev", None, T), Target(None, "bob", T)]),
     ChatMessage(10, MessageKind.NOTICE, "bot", "built", T, room="lobby"),
     TagMessage(11, "alice", {"+typing": "active"}, T, room="lobby"),
     Bye("later", ErrorCode.FLOOD, 3),  # last: it closes the codec

@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, Ty
 from pydantic_core import PydanticCustomError
 
 from chat.protocol.errors import ChatError, ErrorCode
+from chat.protocol.masks import WORD_MAX
 from chat.protocol.names import KEY_MAX, ROOMS_PAGE, TOPIC_MAX, check_member_limit, check_nick, check_room
 from chat.protocol.text import sanitize
 from chat.search.query import parse_search
@@ -25,10 +26,11 @@ HISTORY_MAX = 500
 SEARCH_PAGE = 20  # results one /search answers with
 QUIT_WORD = "!DISCONNECT"  # the classic tutorial's way out, a plain line rather than a command
 MESSAGE_ID_MAX = (1 << 63) - 1  # ids are 64-bit in the database; anything larger cannot name a message
+MILLIS_MAX = 253402300800000  # 10000-01-01: past any time a datetime holds
 PRIVATE_PREFIX = "@"  # /history @NICK: a conversation, not a room
 # every mode letter /mode takes (IRC's), and whether setting it takes a word (a key, a limit, a nick)
 MODE_LETTERS = {"i": False, "k": True, "l": True, "m": False, "n": False, "s": False, "t": False, "o": True,
-                "v": True, "b": True, "I": True}
+                "v": True, "b": True, "I": True, "e": True}
 UNSET_WITHOUT_WORD = frozenset("kl")  # -k and -l take no word: a room has one key, one limit
 
 
@@ -271,6 +273,9 @@ class History(Command):
     before: Annotated[int, Field(ge=1, le=MESSAGE_ID_MAX)] | None = None
     after: Annotated[int, Field(ge=0, le=MESSAGE_ID_MAX)] | None = None
     around: Annotated[int, Field(ge=1, le=MESSAGE_ID_MAX)] | None = None  # ID and the messages on both sides of it
+    # by time (IRC's CHATHISTORY timestamp=; milliseconds since 1970, UTC): messages before it, or after it
+    before_ms: Annotated[int, Field(ge=0, le=MILLIS_MAX)] | None = None
+    after_ms: Annotated[int, Field(ge=0, le=MILLIS_MAX)] | None = None
     name = "history"
     usage = "[ROOM|@NICK] [N] [before|after|around ID]"
     summary = f"Show N (default 20, at most {HISTORY_MAX}) older messages of a room; again to page back."
@@ -297,6 +302,25 @@ class History(Command):
         if words:
             raise ChatError(ErrorCode.BAD_ARGUMENT, f"Usage: {cls.syntax()}")
         return args
+
+    @property
+    def placed(self) -> bool:
+        """Does it say where the page is (an id or a time)? Else it continues from the oldest message shown."""
+        return not (self.before is None and self.after is None and self.around is None and self.before_ms is None
+                    and self.after_ms is None)
+
+
+class Targets(Command):
+    verb: Literal["targets"] = "targets"
+    count: Annotated[int, Field(ge=1, le=HISTORY_MAX)] = 20
+    # the window (IRC's CHATHISTORY TARGETS timestamp= timestamp=; milliseconds since 1970, UTC), both ends apart
+    after_ms: Annotated[int, Field(ge=0, le=MILLIS_MAX)] = 0
+    before_ms: Annotated[int, Field(ge=0, le=MILLIS_MAX)] = MILLIS_MAX
+    name = "targets"
+    usage = "[N]"
+    summary = ("Your rooms and private conversations by their latest message, oldest first: where something was "
+               "said last.")
+    words = ("count",)
 
 
 class Help(Command):
@@ -603,7 +627,7 @@ class Mode(Command):
     verb: Literal["mode"] = "mode"
     room: RoomName
     modes: Annotated[str, Field(pattern=r"^[+-][+\-a-zA-Z]*$")] | None = None
-    args: tuple[Annotated[str, Field(max_length=KEY_MAX)], ...] = ()
+    args: tuple[Annotated[str, Field(max_length=WORD_MAX)], ...] = ()  # a key's length: `changes` checks it
     name = "mode"
     usage = "ROOM [+|-MODES [WORDS]]"
     summary = "Show ROOM's settings, or change them: /mode dev +i, /mode dev +k KEY, /mode dev +o bob."
@@ -612,6 +636,8 @@ class Mode(Command):
         "(ops and voiced speak); +s secret (hidden from outsiders); +n no messages from outside (on: -n lets "
         "outsiders send).",
         "+o NICK op, +v NICK voice, +b NICK ban (- takes each away; -k and -l need no word). Several at once: +im.",
+        "+b, +e (ban exception) and +I (invite exception) also take a mask nick!user@host with * and ?: +b ba*, "
+        "+e *!bob@*.",
         "Changes need the room's ops; anyone may look (the key and the ban list are shown to ops only).",
     )
     words = ("room", "modes")
@@ -650,6 +676,9 @@ class Mode(Command):
                     raise ChatError(ErrorCode.BAD_ARGUMENT, f"{sign}{letter} needs a word after it. Usage: "
                                     f"{self.syntax()}", command=self.name)
                 word = words.pop(0)
+                if letter == "k" and len(word) > KEY_MAX:
+                    raise ChatError(ErrorCode.BAD_ARGUMENT, f"A key has at most {KEY_MAX} characters. Usage: "
+                                    f"{self.syntax()}", command=self.name)
                 if letter == "l":
                     try:
                         word = str(check_member_limit(word))  # "007" is 7
@@ -665,7 +694,7 @@ class Mode(Command):
 
 AnyCommand = Annotated[
     Union[  # noqa: UP007
-        Say, Nick, Join, Leave, Msg, Me, Rooms, Who, Topic, History, Search,
+        Say, Nick, Join, Leave, Msg, Me, Rooms, Who, Topic, History, Targets, Search,
         Register, Login, Logout, Password, Whois, Whowas, Away, Online, Time, Tagmsg,
         Oper, Kill, Wallops, Umode,
         Op, Deop, Kick, Ban, Unban, Invite, Mode,

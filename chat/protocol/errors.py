@@ -48,6 +48,7 @@ class ErrorCode(StrEnum):
     BAD_KEY = "bad_key"  # that room has a key (a password to join) and you gave none, or a wrong one
     ROOM_FULL = "room_full"  # that room has as many members as its limit (+l) lets in
     MODERATED = "moderated"  # only ops and voiced members may speak in that room
+    LIST_FULL = "list_full"  # that room's list of such masks (bans, ban or invite exceptions) is full
     # server operators (admin accounts' powers: /oper, IRC's OPER)
     NOT_OPERATOR = "not_operator"  # that needs a server operator (/kill, /wallops)
     NO_SUCH_OPERATOR = "no_such_operator"  # /oper NAME: NAME is not an admin account

@@ -302,7 +302,7 @@ class Kick:
 
 
 ModeChange = Literal["+i", "-i", "+k", "-k", "+l", "-l", "+m", "-m", "+n", "-n", "+s", "-s", "+t", "-t", "+o", "-o",
-                     "+v", "-v", "+b", "-b", "+I", "-I"]
+                     "+v", "-v", "+b", "-b", "+I", "-I", "+e", "-e"]
 
 
 @dataclass(slots=True, eq=False)
@@ -342,7 +342,8 @@ class RoomModes:
     invited: list[str]
     created_at: float | None = None  # when the room was made
     limit: int | None = None  # its member limit (+l), shown to everyone
-    invite_exceptions: list[str] = field(default_factory=list)  # +I: nicks let in uninvited (ops only)
+    invite_exceptions: list[str] = field(default_factory=list)  # +I: nicks and masks let in uninvited (ops only)
+    ban_exceptions: list[str] = field(default_factory=list)  # +e: nicks and masks no ban holds (ops only)
 
 
 @dataclass(slots=True, eq=False)
@@ -426,9 +427,25 @@ class Bye:
     last_id: int | None = None  # the newest message you sent that was stored, when the server ended it for you
 
 
+@dataclass(slots=True, eq=False)
+class Target:
+    """A room (`room`) or a private conversation (`nick`: the other side), and the time of its latest message."""
+
+    room: str | None
+    nick: str | None
+    time: float
+
+
+@dataclass(slots=True, eq=False)
+class Targets:
+    """The answer to /targets (IRC's CHATHISTORY TARGETS): the latest message's time of each, oldest first."""
+
+    targets: list[Target]
+
+
 Event = (
     ChatMessage | Hello | Notice | Welcome | NickChange | Join | Joined | Current | Part | Quit | Topic | History
     | SearchResults | RoomList | Who | Help | Pong | FormatChanged | Error | Bye | AccountChange | PasswordWanted
     | WhoIs | PrivateHistory | Kick | Mode | Invite | RoomModes | Away | WhoWas | Online | Operator | UserModes
-    | Wallops | ServerTime | TagMessage
+    | Wallops | ServerTime | TagMessage | Targets
 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -46,6 +46,7 @@ from chat.protocol.events import (
     SearchResults,
     ServerTime,
     TagMessage,
+    Targets,
     Topic,
     UserModes,
     Wallops,
@@ -70,6 +71,33 @@ def json_line(obj: Any) -> str:
 def iso_time(t: float) -> str:
     """ISO-8601 UTC with milliseconds, e.g. 2026-11-24T07:45:59.123Z."""
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
+
+
+def millis(t: float) -> int:
+    """The millisecond `iso_time` shows for `t` (it truncates): what CHATHISTORY's timestamp= references compare."""
+    return datetime_millis(datetime.fromtimestamp(t, UTC))
+
+
+def datetime_millis(d: datetime) -> int:
+    """A datetime's milliseconds since 1970 (UTC; a naive one, as SQLite hands back, is UTC), truncated, exactly."""
+    return ((d if d.tzinfo else d.replace(tzinfo=UTC)) - _EPOCH) // _MILLISECOND
+
+
+def parse_millis(text: str) -> int | None:
+    """An ISO-8601 time (`2026-11-24T07:45:59.123Z`; no zone: UTC) as milliseconds since 1970; None if it is not
+    one, or is outside years 1970-9999."""
+    if len(text) > 40:
+        return None
+    try:
+        found = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    ms = datetime_millis(found)
+    return ms if ms >= 0 else None
 
 
 def short_time(t: float) -> str:
@@ -186,6 +214,11 @@ def render_text(event: Event) -> str:
             return f"*** WALLOPS from {nick}: {text}\n"
         case ServerTime(t):
             return f"*** The server's time: {short_time(t)} UTC\n"
+        case Targets([]):
+            return "*** No messages in your rooms or private conversations.\n"
+        case Targets(targets):
+            shown = ", ".join(f"#{x.room}" if x.room is not None else f"@{x.nick}" for x in targets)
+            return f"*** Latest messages, oldest first: {shown}\n"
         case TagMessage():
             return ""  # tags without words: nothing for a person to read (JSON has them)
     raise TypeError(f"cannot render {event!r}")
@@ -214,6 +247,8 @@ _MODE_TEXT: dict[str, str] = {  # every ModeChange (chat.protocol.events)
     "-b": "lifted the ban on {target}",
     "+I": "let {target} into #{room} uninvited while it is invite-only",
     "-I": "no longer lets {target} into #{room} uninvited",
+    "+e": "let {target} into #{room} whatever its bans",
+    "-e": "no longer spares {target} the bans of #{room}",
 }
 
 
@@ -304,7 +339,7 @@ def _text_room_modes(r: RoomModes) -> str:
     parts = [", ".join(said) if said else "no settings"]
     parts.append(f"owner {r.owner}" if r.owner else "no owner")
     for label, nicks in (("ops", r.ops), ("voiced", r.voiced), ("banned", r.bans), ("invited", r.invited),
-                         ("invite exceptions", r.invite_exceptions)):
+                         ("invite exceptions", r.invite_exceptions), ("ban exceptions", r.ban_exceptions)):
         if nicks:
             parts.append(f"{label}: {', '.join(nicks)}")
     return f"[#{r.room}] *** #{r.room}: {'; '.join(parts)}\n"
@@ -530,11 +565,11 @@ def event_json(event: Event) -> dict[str, Any]:
             return {"type": "online", "people": people, "most": most, "rooms": rooms}
         case Away(nick, message, you, changed):
             return {"type": "away", "nick": nick, "message": message, "you": you, "changed": changed}
-        case RoomModes(room, modes, owner, key, ops, voiced, bans, invited, created_at, limit, invexes):
+        case RoomModes(room, modes, owner, key, ops, voiced, bans, invited, created_at, limit, invexes, excepts):
             return {"type": "room_modes", "room": room, "modes": modes, "owner": owner, "key": key, "ops": ops,
                     "voiced": voiced, "bans": bans, "invited": invited,
                     "created_at": iso_time(created_at) if created_at is not None else None, "limit": limit,
-                    "invite_exceptions": invexes}
+                    "invite_exceptions": invexes, "ban_exceptions": excepts}
         case Operator(nick, account):
             return {"type": "operator", "nick": nick, "account": account}
         case UserModes(nick, modes, change):
@@ -543,6 +578,9 @@ def event_json(event: Event) -> dict[str, Any]:
             return {"type": "wallops", "nick": nick, "text": text, "time": iso_time(t)}
         case ServerTime(t):
             return {"type": "time", "time": iso_time(t)}
+        case Targets(targets):
+            return {"type": "targets", "targets": [{"room": x.room, "nick": x.nick, "time": iso_time(x.time)}
+                                                   for x in targets]}
         case TagMessage(mid, nick, tags, t, room, to):
             return {"type": "tagmsg", "id": mid, "nick": nick, "tags": tags, "time": iso_time(t), "room": room,
                     "to": to}

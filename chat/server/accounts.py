@@ -394,8 +394,9 @@ class Accounts:
         target = self.state.nicks.get(key)
         other = target.account if target is not None and target.account and target.account.key == key else None
         request = PrivateHistoryRequest(m, account.id, key, other.nick if other else nick, c.count,
-                                        other.id if other else None, before=c.before, after=c.after, around=c.around)
-        if c.before is None and c.after is None and c.around is None:  # continue from the oldest message shown
+                                        other.id if other else None, before=c.before, after=c.after, around=c.around,
+                                        before_ms=c.before_ms, after_ms=c.after_ms)
+        if not c.placed:  # continue from the oldest message shown
             request.before = m.cursors.get(cmd.PRIVATE_PREFIX + key, self.state.next_message_id)
             request.continues = True
         out.ask(request, m)

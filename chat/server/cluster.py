@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from chat.protocol.events import ChatMessage, Invite, Join, Kick, Mode, ModeChange, NickChange, Part, Quit, Topic
 from chat.protocol.names import name_key
-from chat.server.moderation import LISTED, Moderation, listed
+from chat.server.moderation import LISTED, Moderation
 from chat.server.outbox import Outbox
 from chat.server.reads import InboxRead, RoomEventsRead
 from chat.storage.cluster import FETCH_LIMIT, LISTEN, ClusterCommit, heartbeat, prune, reap_dead
@@ -404,7 +404,7 @@ class Cluster:
         elif role == "voice":
             room.voiced.pop(account_id, None)  # type: ignore[arg-type]
         else:
-            listed(room, role).pop(key, None)
+            room.drop_entry(role, key)
 
     def _not_told(self, origin: str, members: tuple[Member, ...]) -> tuple[Member, ...]:
         """A quit or nick change reaches every room its member was in: each local member hears it once."""

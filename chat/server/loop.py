@@ -46,6 +46,7 @@ from chat.server.reads import (
     SearchRequest,
     StorageRead,
     TargetRead,
+    TargetsRead,
 )
 from chat.server.service import ChatService
 from chat.server.state import ChatState
@@ -424,6 +425,10 @@ class EventLoop:
                 members = []
                 assert self.cluster is not None
                 self.deliverer.deliver(self.cluster.inbox_fetched(read, self._ask_cluster))
+            case TargetsRead():
+                members = [read.member]
+                if not read.member.gone:
+                    self.deliverer.push(read.member, self.service.targets_read(read))
             case RoomListRead():
                 members = [read.member]
                 if not read.member.gone:

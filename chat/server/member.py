@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from chat.protocol.events import ChatMessage, DeliveryState, Person
+from chat.protocol.masks import subject
 from chat.storage.records import StoredAccount
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ class Link:
 
 class Member:
     __slots__ = (
-        "account", "address", "away", "conn", "current", "cursors", "gone", "id", "key", "last_active",
+        "account", "address", "away", "conn", "current", "cursors", "gone", "host", "id", "key", "last_active",
         "last_message", "last_stored", "new_room_tokens", "new_rooms_at", "nick", "oper_account", "password_for",
         "realname", "registered", "rooms", "signed_on", "user", "waiting", "wallops",
     )  # fmt: skip
@@ -44,6 +45,9 @@ class Member:
         self.user: str | None = None
         self.realname: str | None = None
         self.away: str | None = None
+        # the host it is shown with (IRC's nick!user@host, what list masks match): the server's name, for
+        # everyone (ChatService.connected sets it): no door shows a client's address
+        self.host = ""
         self.signed_on = now  # when it took its first nick (WHOIS shows it)
         self.password_for: str | None = None  # a registered nick it chose: its next plain line is the password
         self.gone = False  # its chat session is over (it quit, or the server ended it): read nothing more
@@ -91,6 +95,10 @@ class Member:
     def person(self) -> Person:
         """Who it says it is, for WHO and WHOIS: its nick stands in for a user name or real name not given."""
         return Person(self.nick, self.user or self.nick, self.realname or self.nick, self.away, self.operator)
+
+    def mask_subject(self) -> str:
+        """`nick!user@host` as the IRC door shows it, in lower case: what ban and exception masks match."""
+        return subject(self.nick, self.user, self.host)
 
     @property
     def label(self) -> str:

@@ -38,7 +38,8 @@ from typing import TYPE_CHECKING, Literal
 from chat.protocol import commands as cmd
 from chat.protocol.errors import ChatError, ErrorCode
 from chat.protocol.events import Invite, Kick, Mode, ModeChange, Notice, RoomModes
-from chat.protocol.names import check_nick, check_room, name_key
+from chat.protocol.masks import is_mask, list_entry
+from chat.protocol.names import check_room, name_key
 from chat.server.member import Member
 from chat.server.outbox import Outbox
 from chat.server.reads import TargetRead
@@ -106,10 +107,10 @@ def check_entry(m: Member, room: Room, key: str | None) -> StoredRole | None:
     if may_moderate(m, room):
         return None
     settings = room.settings
-    if m.key in room.bans:
+    if is_banned(m, room):
         raise ChatError(ErrorCode.BANNED, f"You are banned from #{room.name}.", subject=room.name)
     invite = invite_of(m, room)
-    if settings.invite_only and invite is None and m.key not in room.invexes:
+    if settings.invite_only and invite is None and not on_list(m, room, "invex"):
         raise ChatError(ErrorCode.INVITE_ONLY, f"#{room.name} is invite-only: ask one of its ops to /invite you.",
                         subject=room.name)
     if settings.key is not None and invite is None and key != settings.key:
@@ -139,12 +140,18 @@ def may_search(m: Member, room: Room) -> bool:
     return True
 
 
-LISTED = ("ban", "invite", "invex")  # the roles kept by nick key, for guests too (the others: by account)
+LISTED = ("ban", "invite", "invex", "except")  # the roles kept by nick key or mask, for guests too (others: accounts)
+MASKS_MAX = 100  # masks in one room's list of one role (+b, +e, +I): each costs every join a match
 
 
-def listed(room: Room, role: Role) -> dict[str, StoredRole]:
-    """The room's list of a LISTED role: its bans, invites or invite exceptions."""
-    return room.bans if role == "ban" else room.invites if role == "invite" else room.invexes
+def on_list(m: Member, room: Room, role: Literal["ban", "invex", "except"]) -> bool:
+    """Is `m` on the room's list of `role`: by its nick, or matched by one of the list's masks?"""
+    return m.key in room.role_list(role, m.key) or (bool(room.masks.get(role)) and room.matched(role, m.mask_subject()))
+
+
+def is_banned(m: Member, room: Room) -> bool:
+    """A ban holds `m` (by its nick, its account's nick, or a mask) and no ban exception (+e) spares it."""
+    return on_list(m, room, "ban") and not on_list(m, room, "except")
 
 
 def may_see(m: Member, room: Room) -> bool:
@@ -159,8 +166,13 @@ def check_speak(m: Member, room: Room) -> None:
         if room.settings.no_external:
             # the words of a room nobody is in (service._speaking_room): a hidden room's existence stays unsaid
             raise ChatError(ErrorCode.NOT_IN_ROOM, f"You are not in #{room.name}; /join it first.", subject=room.name)
-        if m.key in room.bans:
+        if is_banned(m, room):
             raise ChatError(ErrorCode.BANNED, f"You are banned from #{room.name}.", subject=room.name)
+    elif room.masks.get("ban") and is_banned(m, room) and not (is_voiced(m, room) or may_moderate(m, room)):
+        # a mask ban does not put out the members it matches (as on IRC: the ops KICK whom they mean); they
+        # stay, silent, unless voiced
+        raise ChatError(ErrorCode.BANNED, f"You are banned from #{room.name}: you may not speak in it.",
+                        subject=room.name)
     if room.settings.moderated and not (is_voiced(m, room) or may_moderate(m, room)):
         raise ChatError(ErrorCode.MODERATED, f"#{room.name} is moderated: only its ops and voiced members may "
                         "speak.", subject=room.name)
@@ -240,7 +252,7 @@ class Moderation:
             return
         if target is None:
             raise ChatError(ErrorCode.NO_SUCH_NICK, f"Nobody called {nick} is online.", subject=nick)
-        if target.key in room.bans:
+        if is_banned(target, room):
             raise ChatError(ErrorCode.BANNED, f"{target.nick} is banned from #{room.name}: /unban them first.",
                             subject=target.nick)
         if room.key in target.rooms:
@@ -283,7 +295,9 @@ class Moderation:
                 case "b":
                     self._ban(m, room, word or "", sign, out)
                 case "I":
-                    self._invex(m, room, word or "", sign, out)
+                    self._list_entry(m, room, "invex", word or "", sign, out)
+                case "e":
+                    self._list_entry(m, room, "except", word or "", sign, out)
                 case "i" | "k" | "l" | "m" | "n" | "s" | "t":
                     if self.set_mode(settings, letter, sign, word):
                         shown = typing.cast(ModeChange, change)  # a change cmd.Mode parsed: one of them
@@ -304,10 +318,17 @@ class Moderation:
         shown = may_moderate(m, room)  # the key, the bans and the invite list are the ops' business
         return RoomModes(room.name, settings.modes, settings.owner_nick, settings.key if shown else None, ops,
                          sorted({*room.voiced.values(), *(x.nick for x in room.session_voiced)}, key=str.lower),
-                         sorted((b.nick for b in room.bans.values()), key=str.lower) if shown else [],
+                         self._shown_list(room, "ban", room.bans) if shown else [],
                          sorted((i.nick for i in room.invites.values()), key=str.lower) if shown else [],
                          room.created_at, settings.limit,
-                         sorted((i.nick for i in room.invexes.values()), key=str.lower) if shown else [])
+                         self._shown_list(room, "invex", room.invexes) if shown else [],
+                         self._shown_list(room, "except", room.excepts) if shown else [])
+
+    @staticmethod
+    def _shown_list(room: Room, role: Role, nicks: dict[str, StoredRole]) -> list[str]:
+        """A list as /mode shows it to ops: its nicks, then its masks, each sorted."""
+        masks = room.masks.get(role, {})
+        return [*sorted((e.nick for e in nicks.values()), key=str.lower), *sorted(e.nick for e in masks.values())]
 
     def used_invite(self, room: Room, invite: StoredRole, m: Member, out: Outbox) -> None:
         """A guest joined on its one-time invite: it is spent."""
@@ -466,9 +487,12 @@ class Moderation:
             shown = found[1]
         self._tell_mode(m, room, "+v" if give else "-v", shown, out)
 
-    def _ban(self, m: Member, room: Room, nick: str, set_ban: bool, out: Outbox) -> None:
+    def _ban(self, m: Member, room: Room, word: str, set_ban: bool, out: Outbox) -> None:
         self._require_op(m, room)
-        key = name_key(check_nick(nick))  # a /mode word is checked as /ban's nick is
+        nick, key = list_entry(word)  # a nick (as /ban's), or a mask
+        if is_mask(key):
+            self._list_entry(m, room, "ban", nick, set_ban, out)
+            return
         lasting = stores_acts(m, room)
         if not set_ban:
             ban = room.bans.pop(key, None)
@@ -498,24 +522,31 @@ class Moderation:
         elif (remote := self._remote_in(room, nick)) is not None:
             self._put_out(m, room, None, remote, "banned", out)
 
-    def _invex(self, m: Member, room: Room, nick: str, granted: bool, out: Outbox) -> None:
-        """+I NICK: NICK may come into the room while it is invite-only, uninvited, as often as it likes (a ban
-        still keeps it out); -I NICK takes that back."""
-        key = name_key(check_nick(nick))
-        entry = room.invexes.get(key)
+    def _list_entry(self, m: Member, room: Room, role: Literal["ban", "invex", "except"], word: str,
+                    granted: bool, out: Outbox) -> None:
+        """An entry (a nick or a mask) put on or taken off a list that holds no account: a mask ban (+b; a nick's
+        ban is `_ban`'s), an invite exception (+I: may come into the room while it is invite-only, uninvited,
+        as often as it likes; a ban still keeps it out) or a ban exception (+e: a ban does not hold it)."""
+        nick, key = list_entry(word)
+        entries = room.role_list(role, key)
+        entry = entries.get(key)
         if granted == (entry is not None):
             return  # already so: nothing to tell
+        if granted and is_mask(key) and len(entries) >= MASKS_MAX:
+            raise ChatError(ErrorCode.LIST_FULL, f"#{room.name} has {MASKS_MAX} such masks already: take one "
+                            "off first.", subject=room.name)
         shown = entry.nick if entry is not None else nick
-        self._set_role(room, "invex", shown, key, None, m, granted, out, stores_acts(m, room))
-        self._tell_mode(m, room, "+I" if granted else "-I", shown, out)
+        self._set_role(room, role, shown, key, None, m, granted, out, stores_acts(m, room))
+        letter = {"ban": "b", "invex": "I", "except": "e"}[role]
+        self._tell_mode(m, room, typing.cast(ModeChange, ("+" if granted else "-") + letter), shown, out)
 
     def _set_role(self, room: Room, role: Role, nick: str, key: str, account_id: int | None, by: Member,
                   granted: bool, out: Outbox, lasting: bool = True) -> None:
         now = self.chat.clock()
         if granted and role in LISTED:
-            listed(room, role)[key] = StoredRole(role, nick, key, account_id, by.nick, now)
-        elif not granted and role in ("invite", "invex"):
-            listed(room, role).pop(key, None)
+            room.put_entry(StoredRole(role, nick, key, account_id, by.nick, now))
+        elif not granted and role in LISTED:
+            room.drop_entry(role, key)
         if self.chat.cluster:  # the other nodes' copy of the room changes with it (chat.server.cluster)
             self.chat.room_event(room, "role", nick, out, {"role": role, "key": key, "account": account_id,
                                                            "granted": granted, "by": by.nick, "time": now})

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from chat.protocol.errors import ChatError
-from chat.protocol.events import ChatMessage
+from chat.protocol.events import ChatMessage, Target
 from chat.search.query import SearchQuery
 from chat.search.scope import SearchScope
 from chat.server.member import Member
@@ -19,6 +19,8 @@ from chat.server.state import fitting_around, newest_fitting
 from chat.storage.records import EventRow, FoundRoom, StoredAccount
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
     from chat.storage.accounts import AccountStore, KnownNick
     from chat.storage.cluster import ListedRoom, RemoteWhois
 
@@ -52,6 +54,9 @@ class HistoryRequest:
     before: int | None = None
     after: int | None = None
     around: int | None = None
+    # by time (milliseconds): the storage reader turns them into `before` (messages before the moment) and `after`
+    before_ms: int | None = None
+    after_ms: int | None = None
     continues: bool = False  # a plain /history: the member's cursor moves to the start of this page
     # the answer
     messages: list[ChatMessage] = field(default_factory=list)
@@ -247,6 +252,8 @@ class PrivateHistoryRequest(OneMemberRead):
     before: int | None = None
     after: int | None = None
     around: int | None = None
+    before_ms: int | None = None  # by time, as HistoryRequest's
+    after_ms: int | None = None
     continues: bool = False
     # the answer
     messages: list[ChatMessage] = field(default_factory=list)
@@ -262,6 +269,14 @@ class PrivateHistoryRequest(OneMemberRead):
                 self.found = False
                 return
             self.other_id, self.other_nick = known.account.id, known.account.nick
+        if self.before_ms is not None or self.after_ms is not None:
+            from chat.storage.repository import conversation_of, first_id_from  # (services import no database)
+
+            where = conversation_of(self.account_id, self.other_id)
+            if self.before_ms is not None:
+                self.before = first_id_from(accounts.engine, where, self.before_ms)
+            if self.after_ms is not None:
+                self.after = first_id_from(accounts.engine, where, self.after_ms + 1) - 1
         if self.around is not None:  # as a room's (chat.server.storage_worker): half the page up to it, then newer
             newer_count = self.limit // 2
             older, more = accounts.conversation(self.account_id, self.other_id, self.limit - newer_count,
@@ -299,6 +314,27 @@ class WaitingMessages(OneMemberRead):
         self.messages = kept[::-1]
 
 
+@dataclass(slots=True, eq=False)
+class TargetsRead(OneMemberRead):
+    """/targets (IRC's CHATHISTORY TARGETS): the member's rooms (id -> name) and, logged in, its private
+    conversations, by their latest message (chat.storage.repository.latest_targets)."""
+
+    member: Member
+    rooms: dict[int, str]
+    account_id: int | None
+    after_ms: int
+    before_ms: int
+    limit: int
+    # the answer
+    targets: list[Target] = field(default_factory=list)
+    error: Exception | None = None
+
+    def run(self, engine: Engine) -> None:
+        from chat.storage.repository import latest_targets  # (services import no database library)
+
+        self.targets = latest_targets(engine, self.rooms, self.account_id, self.after_ms, self.before_ms, self.limit)
+
+
 AccountRead = NickLookup | PrivateHistoryRequest | WaitingMessages
 StorageRead = (HistoryRequest | RoomLookup | SearchRequest | RoomEventsRead | InboxRead | RoomListRead
-               | HolderRead | TargetRead | NickLookup | PrivateHistoryRequest | WaitingMessages)
+               | HolderRead | TargetRead | TargetsRead | NickLookup | PrivateHistoryRequest | WaitingMessages)

@@ -42,6 +42,7 @@ from chat.protocol.events import (
     SearchResults,
     ServerTime,
     TagMessage,
+    Targets,
     Topic,
     UserModes,
     Wallops,
@@ -59,7 +60,15 @@ from chat.server.config import ServerConfig
 from chat.server.member import Member
 from chat.server.moderation import Moderation
 from chat.server.outbox import Backlog, CloseAfterFlush, Goodbye, Outbox, SetFormat
-from chat.server.reads import AccountRead, HistoryRequest, HolderRead, RoomListRead, RoomLookup, SearchRequest
+from chat.server.reads import (
+    AccountRead,
+    HistoryRequest,
+    HolderRead,
+    RoomListRead,
+    RoomLookup,
+    SearchRequest,
+    TargetsRead,
+)
 from chat.server.state import ChatState, Room
 from chat.storage.records import RoomEventRecord, SeenUser, TopicChange
 
@@ -88,6 +97,7 @@ class ChatService:
     # ---------------------------------------------------------------------------------- connection events
 
     def connected(self, m: Member, out: Outbox) -> None:
+        m.host = self.config.server_name
         m.last_active = self.clock()  # /whois's idle time is on this clock (the loop made it on its monotonic one)
         out.reply(m, Hello(self.config.server_name, __version__, self.config.max_line))
 
@@ -209,6 +219,10 @@ class ChatService:
                 self.topic(m, c, out)
             case cmd.History():
                 self.history(m, c, out)
+            case cmd.Targets():
+                account = m.account
+                rooms = {room.id: room.name for room in m.rooms.values()}
+                out.ask(TargetsRead(m, rooms, account.id if account else None, c.after_ms, c.before_ms, c.count), m)
             case cmd.Search():
                 self.search(m, c, out)
             case cmd.Help():
@@ -542,6 +556,12 @@ class ChatService:
             total = len(self.state.rooms)
         out.reply(m, RoomList([RoomInfo(r.name, len(r.members), r.topic) for r in busiest], total))
 
+    def targets_read(self, read: TargetsRead) -> Event:
+        """/targets, read (on the loop thread)."""
+        if read.error is not None:
+            return Error(ErrorCode.HISTORY_UNAVAILABLE, HISTORY_FAILED, "targets")
+        return Targets(read.targets)
+
     def rooms_read(self, read: RoomListRead) -> Event:
         """A clustered /rooms, read (on the loop thread)."""
         if read.error is not None:
@@ -655,8 +675,9 @@ class ChatService:
             room = self._current(m)
             key, name = room.key, room.name
         request = HistoryRequest(m, key, room.name if room else name, room.id if room else None, c.count,
-                                 before=c.before, after=c.after, around=c.around)
-        if c.before is None and c.after is None and c.around is None:  # continue from the oldest message shown
+                                 before=c.before, after=c.after, around=c.around, before_ms=c.before_ms,
+                                 after_ms=c.after_ms)
+        if not c.placed:  # continue from the oldest message shown
             request.before = m.cursors.get(key, self.state.next_message_id)
             request.continues = True
         out.ask(request, m)

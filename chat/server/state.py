@@ -18,6 +18,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from chat.protocol.events import ChatMessage, DeliveryState, Person
+from chat.protocol.masks import is_mask, matches
 from chat.protocol.names import ROOMS_PAGE, name_key
 from chat.storage.records import FoundRoom, RoomSettings, StoredRole, StoredRoom
 
@@ -55,10 +56,13 @@ def fitting_around(older: list[ChatMessage], newer: list[ChatMessage], budget: i
     return kept + newer, older_cut, False
 
 
+MASKED_KEPT = 4096  # answers Room.matched remembers per room, at most
+
 class Room:
     __slots__ = (
-        "applied", "bans", "created_at", "id", "invexes", "invites", "kept_settings", "key", "members", "name", "nicks",
-        "older_in_db", "ops", "persisted", "recent", "remote", "session_ops", "session_voiced", "settings", "topic",
+        "applied", "bans", "created_at", "excepts", "id", "invexes", "invites", "kept_settings", "key", "masked",
+        "masks", "members", "name", "nicks", "older_in_db", "ops", "persisted", "recent", "remote", "session_ops",
+        "session_voiced", "settings", "topic",
         "topic_at", "topic_by", "voiced",
     )  # fmt: skip
 
@@ -83,6 +87,12 @@ class Room:
         self.bans: dict[str, StoredRole] = {}  # nick key -> ban (of an account, or of a guest's nick)
         self.invites: dict[str, StoredRole] = {}  # nick key -> invite (lasting for an account, once for a guest)
         self.invexes: dict[str, StoredRole] = {}  # nick key -> invite exception (+I): comes into +i uninvited
+        self.excepts: dict[str, StoredRole] = {}  # nick key -> ban exception (+e): a ban does not hold it
+        # the masks (chat.protocol.masks) of the lists that take them (ban, except, invex): role -> mask -> entry
+        self.masks: dict[str, dict[str, StoredRole]] = {}
+        # (role, nick!user@host) -> whether one of the role's masks matches it: a member's every line in a room
+        # with mask bans asks, and the answer holds until the role's masks change (drop_entry, put_entry)
+        self.masked: dict[tuple[str, str], bool] = {}
         # for this session only (while someone is in the room; never stored): ops and voices of members as
         # such (the first joiner of a room without an owner, guests given +o or +v), and, when a session op
         # changed the modes of a room without an owner, the modes it has in the database meanwhile
@@ -104,12 +114,41 @@ class Room:
             self.ops[role.account_id] = role.nick
         elif role.role == "voice" and role.account_id is not None:
             self.voiced[role.account_id] = role.nick
-        elif role.role == "ban":
-            self.bans[role.nick_key] = role
-        elif role.role == "invite":
-            self.invites[role.nick_key] = role
-        elif role.role == "invex":
-            self.invexes[role.nick_key] = role
+        elif role.role in ("ban", "invite", "invex", "except"):
+            self.put_entry(role)
+
+    def put_entry(self, entry: StoredRole) -> None:
+        """An entry on a list (ban, invite, invex, except), by nick key or mask."""
+        self.role_list(entry.role, entry.nick_key)[entry.nick_key] = entry
+        if is_mask(entry.nick_key):
+            self.masked.clear()
+
+    def drop_entry(self, role: str, key: str) -> StoredRole | None:
+        entry = self.role_list(role, key).pop(key, None)
+        if is_mask(key):
+            self.masked.clear()
+        return entry
+
+    def matched(self, role: str, subject: str) -> bool:
+        """Does one of the role's masks match `subject` (a member's `mask_subject`)? Remembered (a bounded
+        number of answers) until the masks change."""
+        masks = self.masks.get(role)
+        if not masks:
+            return False
+        found = self.masked.get((role, subject))
+        if found is None:
+            if len(self.masked) >= MASKED_KEPT:
+                self.masked.clear()
+            found = self.masked[(role, subject)] = any(matches(key, subject) for key in masks)
+        return found
+
+    def role_list(self, role: str, key: str) -> dict[str, StoredRole]:
+        """The list an entry of a listed role (ban, invite, invex, except) with this key belongs in: the role's
+        masks, or its nicks (the role's own dict, by nick key)."""
+        if is_mask(key):
+            return self.masks.setdefault(role, {})
+        return (self.bans if role == "ban" else self.invites if role == "invite" else self.invexes
+                if role == "invex" else self.excepts)
 
     def add_member(self, member: Member) -> None:
         self.members = (*self.members, member)

@@ -33,6 +33,7 @@ from chat.server.reads import (
     SearchRequest,
     StorageRead,
     TargetRead,
+    TargetsRead,
 )
 from chat.server.state import fitting_around, newest_fitting
 from chat.storage.accounts import AccountStore, KnownNick
@@ -44,7 +45,7 @@ from chat.storage.cluster import (
     fetch_inbox,
     presence_of,
 )
-from chat.storage.repository import ChatStore
+from chat.storage.repository import MESSAGES, ChatStore, first_id_from
 from chat.storage.search import search_messages
 from chat.storage.search_index import unindexed_count
 
@@ -330,6 +331,8 @@ class StorageReader(_Worker[StorageRead]):
                     if holder is not None and holder[0] != read.node:
                         known = self.accounts.known(read.key)
                         read.nick, read.account = holder[1], known.account if known is not None else None
+                case TargetsRead():
+                    read.run(self.store.engine)
                 case RoomListRead():
                     read.rooms, read.total = busiest_rooms(self.store.engine, ROOMS_PAGE, read.seen, read.hidden,
                                                            read.every)
@@ -359,6 +362,10 @@ class StorageReader(_Worker[StorageRead]):
                 request.found = False
                 return
             room_id = request.room.room.id
+        if request.before_ms is not None:
+            request.before = first_id_from(self.store.engine, MESSAGES.c.room_id == room_id, request.before_ms)
+        if request.after_ms is not None:
+            request.after = first_id_from(self.store.engine, MESSAGES.c.room_id == room_id, request.after_ms + 1) - 1
         if request.around is not None:
             request.messages, request.more, request.newer = self._around(room_id, request)
             return

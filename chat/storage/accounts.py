@@ -16,7 +16,17 @@ from sqlalchemy.exc import IntegrityError
 
 from chat.protocol.events import ChatMessage
 from chat.storage.records import StoredAccount
-from chat.storage.repository import MESSAGES, ROLES, ROOMS, UNDELIVERED, USERS, _message, to_datetime, to_timestamp
+from chat.storage.repository import (
+    MESSAGES,
+    ROLES,
+    ROOMS,
+    UNDELIVERED,
+    USERS,
+    _message,
+    conversation_of,
+    to_datetime,
+    to_timestamp,
+)
 
 
 @dataclass(slots=True)
@@ -89,7 +99,7 @@ class AccountStore:
         """Private messages between accounts `a` and `b`, oldest first: the newest `limit` before id `before`, or
         the oldest `limit` after id `after`; and whether more exist beyond them. Only that conversation's rows
         are ever read (an indexed range of one `conversation` value): no id reaches anyone else's."""
-        query = select(MESSAGES).where(MESSAGES.c.conversation == f"{min(a, b)}:{max(a, b)}")
+        query = select(MESSAGES).where(conversation_of(a, b))
         if after is not None:
             query = query.where(MESSAGES.c.id > after).order_by(MESSAGES.c.id).limit(limit + 1)
         else:

@@ -20,6 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from chat.protocol.masks import MASK_MAX
 from chat.protocol.names import KEY_MAX, NICK_MAX, ROOM_MAX
 
 HASH_MAX = 255  # an argon2id hash in its PHC string form is about 100 characters
@@ -90,7 +91,9 @@ class Room(Base):
 
 
 class RoomRole(Base):
-    """Who is what in a room: `op`, `voice` (accounts only), `ban` and `invite` (an account, or a guest's nick)."""
+    """Who is what in a room: `op`, `voice` (accounts only), `ban` and `invite` (an account, or a guest's nick),
+    `invex` (+I) and `except` (+e) (a nick); `ban`, `invex` and `except` may also be a mask (`nick` the mask as
+    kept, `nick_key` in lower case: chat.protocol.masks)."""
 
     __tablename__ = "room_roles"
     __table_args__ = (UniqueConstraint("room_id", "role", "nick_key", name="uq_room_roles_room_id_role_nick_key"),)
@@ -98,8 +101,8 @@ class RoomRole(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id"))
     role: Mapped[str] = mapped_column(String(ROLE_MAX))
-    nick: Mapped[str] = mapped_column(String(NICK_MAX))
-    nick_key: Mapped[str] = mapped_column(String(NICK_MAX))
+    nick: Mapped[str] = mapped_column(String(MASK_MAX))
+    nick_key: Mapped[str] = mapped_column(String(MASK_MAX))
     account_id: Mapped[int | None] = mapped_column(Integer)  # None: a guest's nickname (no foreign key: see User)
     set_by: Mapped[str] = mapped_column(String(NICK_MAX))
     set_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

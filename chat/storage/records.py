@@ -11,7 +11,8 @@ from typing import Literal
 
 from chat.protocol.events import ChatMessage
 
-Role = Literal["op", "voice", "ban", "invite", "invex"]  # invex: an invite exception (+I), a nick let into +i
+# invex: an invite exception (+I), a nick or mask let into +i; except: a ban exception (+e), one no ban holds
+Role = Literal["op", "voice", "ban", "invite", "invex", "except"]
 
 
 @dataclass(slots=True)

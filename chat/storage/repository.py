@@ -21,10 +21,26 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Insert, Table, and_, delete, func, insert, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Insert,
+    Table,
+    and_,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
-from chat.protocol.events import ChatMessage, MessageKind
+from chat.protocol.commands import MESSAGE_ID_MAX
+from chat.protocol.events import ChatMessage, MessageKind, Target
+from chat.protocol.render import datetime_millis
 from chat.protocol.text import sanitize
 from chat.storage.cluster import ClusterCommit, ClusterWriter
 from chat.storage.models import Message, Room, RoomRole, Undelivered, User
@@ -318,6 +334,63 @@ class ChatStore:
         if after is None:
             rows.reverse()
         return [_message(row, room_name) for row in rows], more
+
+
+def conversation_of(a: int, b: int) -> ColumnElement[bool]:
+    """The rows of the private conversation between accounts `a` and `b` (an indexed range of `conversation`)."""
+    return MESSAGES.c.conversation == f"{min(a, b)}:{max(a, b)}"
+
+
+def first_id_from(engine: Engine, where: ColumnElement[bool], ms: int) -> int:
+    """The first id of the messages `where` selects (a room's, a conversation's) whose time is at millisecond `ms`
+    or later (one past the newest when none is): those before it are the ones before `ms`. Ids are given in the
+    order messages are accepted, which is their time order, so a binary search over the ids finds it, each probe
+    one seek of the (room_id, id) or (conversation, id) index: at most about 64 probes, however long the history,
+    and no index on time. (A server clock stepped back would blur the seconds it repeated.)"""
+    lo, hi = 0, MESSAGE_ID_MAX + 1
+    with engine.connect() as conn:
+        while lo < hi:
+            mid = (lo + hi) // 2
+            row = conn.execute(select(MESSAGES.c.id, MESSAGES.c.created_at).where(where, MESSAGES.c.id >= mid)
+                               .order_by(MESSAGES.c.id).limit(1)).first()
+            if row is None or datetime_millis(row.created_at) >= ms:
+                hi = mid  # every message from `mid` on is at `ms` or later
+            else:
+                lo = row.id + 1  # that one (and all before it) is earlier
+    return lo
+
+
+PRIVATE_SCAN_MAX = 100_000  # the newest messages /targets looks through for someone's private conversations
+
+
+def latest_targets(engine: Engine, rooms: dict[int, str], account_id: int | None, after_ms: int, before_ms: int,
+                   limit: int) -> list[Target]:
+    """/targets: of the rooms given (id -> name) and of the account's private conversations, those whose latest
+    message is strictly between `after_ms` and `before_ms`, oldest first, at most `limit`. A room's latest message
+    is one seek of its index; the conversations are found among the server's newest PRIVATE_SCAN_MAX messages (a
+    range of the primary key: no index on who sent what), then each one's latest by its own index."""
+    found: list[tuple[int, Target]] = []
+    with engine.connect() as conn:
+        for room_id, name in rooms.items():
+            at = conn.execute(select(MESSAGES.c.created_at).where(MESSAGES.c.room_id == room_id)
+                              .order_by(MESSAGES.c.id.desc()).limit(1)).scalar()
+            if at is not None:
+                found.append((datetime_millis(at), Target(name, None, to_timestamp(at))))
+        newest = conn.execute(select(func.max(MESSAGES.c.id))).scalar() if account_id is not None else None
+        if newest is not None:
+            mine = or_(MESSAGES.c.sender_account_id == account_id, MESSAGES.c.recipient_account_id == account_id)
+            conversations = conn.execute(select(MESSAGES.c.conversation).distinct().where(
+                MESSAGES.c.id > newest - PRIVATE_SCAN_MAX, MESSAGES.c.conversation.is_not(None), mine)).scalars()
+            for conversation in list(conversations):
+                row = conn.execute(select(MESSAGES.c.created_at, MESSAGES.c.sender, MESSAGES.c.recipient,
+                                          MESSAGES.c.sender_account_id)
+                                   .where(MESSAGES.c.conversation == conversation)
+                                   .order_by(MESSAGES.c.id.desc()).limit(1)).first()
+                if row is not None:
+                    other = row.recipient if row.sender_account_id == account_id else row.sender
+                    found.append((datetime_millis(row.created_at), Target(None, other, to_timestamp(row.created_at))))
+    inside = sorted((x for x in found if after_ms < x[0] < before_ms), key=lambda x: x[0])
+    return [target for _, target in inside[:limit]]
 
 
 def _latest_per_user(users: Sequence[SeenUser]) -> list[dict[str, object]]:

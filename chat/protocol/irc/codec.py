@@ -43,8 +43,9 @@ from chat.protocol.irc.message import (
     parse,
     unescape_tag,
 )
+from chat.protocol.masks import list_entry
 from chat.protocol.names import KEY_MAX, check_member_limit, check_nick
-from chat.protocol.render import iso_time
+from chat.protocol.render import iso_time, millis, parse_millis
 
 # capabilities offered, with their CAP LS 302 values; those in SHARED change the bytes of shared renderings
 CAPABILITIES: dict[str, str] = {
@@ -93,7 +94,8 @@ class _Asked:
 
     kind: str  # "names", "who", "userhost", "modes", "banlist", "invexlist", "history"
     target: str = ""
-    between: tuple[int, int] | None = None  # CHATHISTORY BETWEEN: only ids strictly inside (low, high)
+    # CHATHISTORY BETWEEN: only messages strictly inside (low, high), by "msgid" or by "timestamp" (milliseconds)
+    between: tuple[str, int, int] | None = None
     around: str = ""  # CHATHISTORY AROUND is two pages: "first" (kept), then "second" (answered with both)
     held: list[ev.ChatMessage] | None = None  # ... the first page, kept
     sub: str = ""  # CHATHISTORY's subcommand as asked (LATEST, BEFORE...): its FAIL names it
@@ -309,8 +311,11 @@ class IrcCodec(Codec):
         self._need(m, 1)
         if not self._registered and self._locked_out():
             return self._bad_password()  # the server password comes first: no account login tried without it
-        if "sasl" not in self._caps or (self._registered and self._member.account is not None):
+        if "sasl" not in self._caps:
             return self._numeric("904", "SASL authentication failed")
+        if self._sasl is None and self._member is not None and self._member.account is not None:
+            # logged in already: no second login over the first (the spec's SHOULD; 907 says so, as it allows)
+            return self._numeric("907", "You have already authenticated using SASL")
         arg = m.params[0]
         if self._sasl is None:
             if arg == "*":
@@ -328,9 +333,9 @@ class IrcCodec(Codec):
             return self._numeric("905", "SASL message too long")
         if arg != "+":
             self._sasl_buffer += arg
-            if len(self._sasl_buffer) > 4 * SASL_MAX:
-                self._sasl = None
-                return self._numeric("905", "SASL message too long")
+            if len(self._sasl_buffer) > 4 * SASL_MAX:  # more than any PLAIN login needs: it fails (each line was
+                self._sasl = None                          # short enough: 905 is for one too long)
+                return self._numeric("904", "SASL authentication failed")
             if len(arg) == SASL_MAX:
                 return ()  # more follows
         payload, self._sasl_buffer, self._sasl = self._sasl_buffer, "", None
@@ -508,9 +513,14 @@ class IrcCodec(Codec):
                 check_member_limit(limit)
             except ChatError as e:
                 return self._numeric("696", mapping.channel(room), "l", limit[:20] or "*", e.message)
-        # a ban mask nick!user@host bans the nick: bans here are of nicks and accounts (docs/IRC.md)
-        args = tuple(a.partition("!")[0] if "!" in a else a for a in m.params[2:])
-        return (cmd.Mode(room=room, modes=modes, args=args),)
+        for letter in mapping.LIST_MODES:
+            for word in words.get(letter, ()):
+                try:
+                    list_entry(word)
+                except ChatError as e:
+                    return self._numeric("696", mapping.channel(room), letter, word[:50], e.message)
+        # list words (+b +e +I) go as given: a nick, `nick!*@*` (the same) or a mask (chat.protocol.masks)
+        return (cmd.Mode(room=room, modes=modes, args=tuple(m.params[2:])),)
 
     def _kick(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
         self._need(m, 2)
@@ -530,14 +540,14 @@ class IrcCodec(Codec):
     def _chathistory(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
         sub = asked = m.params[0].upper() if m.params else ""
         if sub == "TARGETS":
-            return (self._reply(*self._batch("draft/chathistory-targets", [])),)
+            return self._targets(m)
         between = None
         if sub == "BETWEEN" and len(m.params) >= 5:  # BETWEEN target ref ref count: a page from the first ref on
-            first, second = _msgid(m.params[2]), _msgid(m.params[3])
-            if first is None or second is None:
-                return (self._fail("CHATHISTORY", "INVALID_PARAMS", sub, "Only msgid= references"),)
-            between = (min(first, second), max(first, second))
-            sub = "AFTER" if first < second else "BEFORE"
+            first, second = _reference(m.params[2]), _reference(m.params[3])
+            if first is None or second is None or first[0] != second[0]:
+                return (self._fail("CHATHISTORY", "INVALID_PARAMS", sub, "Two msgid= or two timestamp= references"),)
+            between = (first[0], min(first[1], second[1]), max(first[1], second[1]))
+            sub = "AFTER" if first[1] < second[1] else "BEFORE"
             m = Message(m.verb, [m.params[0], m.params[1], m.params[2], m.params[4]], m.tags, m.source)
         if len(m.params) < 4 or sub not in ("LATEST", "BEFORE", "AFTER", "AROUND"):
             return (self._fail("CHATHISTORY", "INVALID_PARAMS", sub or "*", "Unsupported CHATHISTORY request"),)
@@ -554,32 +564,52 @@ class IrcCodec(Codec):
                 args["nick"] = check_nick(target)
             except ChatError:
                 return (self._fail("CHATHISTORY", "INVALID_TARGET", sub, target[:50], "Invalid target"),)
-        if sub == "LATEST":
-            if point == "*":
-                args["before"] = cmd.MESSAGE_ID_MAX
+        ref: tuple[str | None, int] | None = (None, 0) if sub == "LATEST" and point == "*" else _reference(point)
+        if ref is None:
+            return (self._fail("CHATHISTORY", "INVALID_PARAMS", sub, "Invalid msgid= or timestamp= reference"),)
+        kind, value = ref
+        # a msgid bounds by id; a timestamp by time (in milliseconds, as server-time shows them), which the
+        # storage reader turns into an id (chat.storage.repository.first_id_from)
+        if kind is None:
+            args["before"] = cmd.MESSAGE_ID_MAX
+        elif sub in ("LATEST", "AFTER"):  # LATEST with a reference: what came after it, as AFTER
+            args["after" if kind == "msgid" else "after_ms"] = value
+        elif sub == "BEFORE":
+            args["before" if kind == "msgid" else "before_ms"] = value
+        else:  # AROUND: the message (or moment) and those before it, then those after it: two pages, one answer
+            before = limit - limit // 2
+            if kind == "msgid":
+                args.update(before=min(value + 1, cmd.MESSAGE_ID_MAX), count=before)
+                newer = {**args, "before": None, "after": value, "count": limit - before}
             else:
-                ref = _msgid(point)
-                if ref is None:
-                    return (self._fail("CHATHISTORY", "INVALID_PARAMS", sub, "Only msgid= references"),)
-                args["after"] = ref
-        else:
-            ref = _msgid(point)
-            if ref is None:
-                return (self._fail("CHATHISTORY", "INVALID_PARAMS", sub, "Only msgid= references"),)
-            if sub == "BEFORE":
-                args["before"] = ref
-            elif sub == "AFTER":
-                args["after"] = ref
-            else:  # AROUND: the message and those before it, then those after it: two pages, one answer
-                before = limit - limit // 2
-                args.update(before=min(ref + 1, cmd.MESSAGE_ID_MAX), count=before)
-                if limit - before:
-                    self._asked.append(_Asked("history", target, around="first", sub=asked))
-                    self._asked.append(_Asked("history", target, around="second", sub=asked))
-                    return (cmd.History(**args), cmd.History(**{**args, "before": None, "after": ref,
-                                                                 "count": limit - before}))
+                args.update(before_ms=value + 1, count=before)
+                newer = {**args, "before_ms": None, "after_ms": value, "count": limit - before}
+            if limit - before:
+                self._asked.append(_Asked("history", target, around="first", sub=asked))
+                self._asked.append(_Asked("history", target, around="second", sub=asked))
+                return (cmd.History(**args), cmd.History(**newer))
         self._asked.append(_Asked("history", target, between, sub=asked))
         return (cmd.History(**args),)
+
+    def _targets(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
+        """TARGETS timestamp=A timestamp=B N: the rooms and conversations whose latest message is between."""
+        if len(m.params) < 4:
+            return (self._fail("CHATHISTORY", "INVALID_PARAMS", "TARGETS", "TARGETS timestamp= timestamp= count"),)
+        first, second, count = _reference(m.params[1]), _reference(m.params[2]), m.params[3]
+        if first is None or second is None or first[0] != "timestamp" or second[0] != "timestamp":
+            return (self._fail("CHATHISTORY", "INVALID_PARAMS", "TARGETS", "Two timestamp= references"),)
+        if not count.isdigit() or int(count) < 1:
+            return (self._fail("CHATHISTORY", "INVALID_PARAMS", "TARGETS", "Invalid count"),)
+        low, high = sorted((first[1], second[1]))
+        self._asked.append(_Asked("targets", sub="TARGETS"))
+        return (cmd.Targets(count=min(int(count), mapping.CHATHISTORY_MAX), after_ms=low, before_ms=high),)
+
+    def _r_targets(self, e: ev.Targets) -> str:
+        self._pop("targets")
+        lines = [line(self.host, "CHATHISTORY", "TARGETS",
+                      mapping.channel(x.room) if x.room is not None else x.nick or "*", iso_time(x.time))
+                 for x in e.targets]
+        return "".join(self._batch("draft/chathistory-targets", lines))
 
     def _away(self, m: Message) -> Sequence[cmd.Command | ev.Event | Reply]:
         return (cmd.Away(text=m.params[0] if m.params and m.params[0] else None),)
@@ -931,6 +961,8 @@ class IrcCodec(Codec):
         me, host = self._me, self.host
         if e.command == "login":
             return line(host, mapping.SASL_FAIL, me, e.message)
+        if e.command == "targets" and self._pop("targets") is not None:
+            return line(host, "FAIL", "CHATHISTORY", "MESSAGE_ERROR", "TARGETS", e.message)
         if e.command == "history":
             asked = self._pop("history")
             if e.code in mapping.UNREADABLE_TARGET:  # no such room, or not one this client may read
@@ -1020,8 +1052,8 @@ class IrcCodec(Codec):
                 sign = change.mode[0]
                 letters.append(sign)
             letters.append(change.mode[1])
-            if change.target is not None:  # an invite exception is a nick; IRC shows it as the mask it stands for
-                words.append(f"{change.target}!*@*" if change.mode[1] == "I" else change.target)
+            if change.target is not None:  # an exception's nick is shown as the mask it stands for
+                words.append(mapping.as_mask(change.target) if change.mode[1] in "Ie" else change.target)
             elif change.mode == "+k":
                 words.append("*")  # the key is never broadcast
         return line(self._source(first.nick), "MODE", mapping.channel(first.room), "".join(letters), *words,
@@ -1035,13 +1067,11 @@ class IrcCodec(Codec):
 
     def _r_room_modes(self, e: ev.RoomModes) -> str:
         me, host, channel = self._me, self.host, mapping.channel(e.room)
-        asked = self._pop("modes", "banlist", "invexlist")
-        if asked is not None and asked.kind == "banlist":
-            return "".join(line(host, "367", me, channel, f"{b}!*@*") for b in e.bans) + line(
-                host, "368", me, channel, "End of channel ban list")
-        if asked is not None and asked.kind == "invexlist":
-            return "".join(line(host, "346", me, channel, f"{n}!*@*") for n in e.invite_exceptions) + line(
-                host, "347", me, channel, "End of Channel Invite Exception List")
+        asked = self._pop("modes", "banlist", "invexlist", "exceptlist")
+        if asked is not None and asked.kind in _LISTS:
+            entries, number, end, said = _LISTS[asked.kind]
+            return "".join(line(host, number, me, channel, mapping.as_mask(x)) for x in getattr(e, entries)) + line(
+                host, end, me, channel, said)
         modes = e.modes or "+"
         params = [channel, modes]
         for letter in modes:  # their words in the letters' order: the key (to ops only, else *), the limit
@@ -1185,8 +1215,16 @@ def _inside(messages: list[ev.ChatMessage], asked: _Asked | None) -> list[ev.Cha
     """A history page cut to what a CHATHISTORY BETWEEN asked for."""
     if asked is None or asked.between is None:
         return messages
-    low, high = asked.between
-    return [x for x in messages if low < x.id < high]
+    kind, low, high = asked.between
+    if kind == "msgid":
+        return [x for x in messages if low < x.id < high]
+    return [x for x in messages if low < millis(x.time) < high]
+
+
+# the lists MODE #room +b (+I, +e) asks for: RoomModes' field, the numerics of an entry and of the end, the end's words
+_LISTS = {"banlist": ("bans", "367", "368", "End of channel ban list"),
+          "invexlist": ("invite_exceptions", "346", "347", "End of Channel Invite Exception List"),
+          "exceptlist": ("ban_exceptions", "348", "349", "End of Channel Exception List")}
 
 
 def _words_set(modes: str, words: Sequence[str]) -> dict[str, list[str]]:
@@ -1202,11 +1240,15 @@ def _words_set(modes: str, words: Sequence[str]) -> dict[str, list[str]]:
     return found
 
 
-def _msgid(point: str) -> int | None:
+def _reference(point: str) -> tuple[str, int] | None:
+    """A CHATHISTORY reference: ("msgid", an id) or ("timestamp", milliseconds since 1970, UTC); None if neither."""
     kind, _, value = point.partition("=")
-    if kind != "msgid" or not value.isdigit():
-        return None
-    return min(int(value), cmd.MESSAGE_ID_MAX)
+    if kind == "msgid" and value.isdigit():
+        return kind, min(int(value), cmd.MESSAGE_ID_MAX)
+    if kind == "timestamp":
+        found = parse_millis(value)
+        return None if found is None else (kind, found)
+    return None
 
 
 def _chunks(text: str) -> list[str]:
@@ -1257,5 +1299,5 @@ _RENDERERS: dict[type, Callable[[IrcCodec, Any], str]] = {
     ev.RoomModes: IrcCodec._r_room_modes, ev.Away: IrcCodec._r_away, ev.Online: IrcCodec._r_online,
     ev.WhoWas: IrcCodec._r_whowas,
     ev.Operator: IrcCodec._r_operator, ev.UserModes: IrcCodec._r_user_modes, ev.Wallops: IrcCodec._r_wallops,
-    ev.ServerTime: IrcCodec._r_time, ev.TagMessage: IrcCodec._r_tagmsg,
+    ev.ServerTime: IrcCodec._r_time, ev.TagMessage: IrcCodec._r_tagmsg, ev.Targets: IrcCodec._r_targets,
 }

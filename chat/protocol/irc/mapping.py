@@ -46,11 +46,17 @@ def room_of(target: str) -> str | None:
         return None
 
 
-# the channel modes (cmd.MODE_LETTERS) by ISUPPORT's kinds: lists (b bans, I invite exceptions), a word always
-# (k), a word to set (l), no word (imnst); o and v are PREFIX's
-CHANMODES = "Ib,k,l,imnst"
+# the channel modes (cmd.MODE_LETTERS) by ISUPPORT's kinds: lists (b bans, I invite exceptions, e ban exceptions),
+# a word always (k), a word to set (l), no word (imnst); o and v are PREFIX's
+CHANMODES = "Ibe,k,l,imnst"
 INVEX = "I"
-LIST_MODES = {"b": "banlist", INVEX: "invexlist"}  # a list mode asked alone (MODE #room +b): its list
+EXCEPTS = "e"
+LIST_MODES = {"b": "banlist", INVEX: "invexlist", EXCEPTS: "exceptlist"}  # a list mode alone (MODE #c +b): its list
+def as_mask(entry: str) -> str:
+    """A list entry as IRC shows it: a mask as it is, a nick as the mask it stands for (`bob!*@*`)."""
+    return entry if "!" in entry else f"{entry}!*@*"
+
+
 MODES_MAX = 4  # mode changes with a word in one MODE line (ISUPPORT MODES): the most a line we send carries
 
 
@@ -60,7 +66,8 @@ def isupport(network: str) -> list[str]:
         f"NETWORK={network}", f"CASEMAPPING={CASEMAPPING}", f"CHANTYPES={CHANNEL_PREFIX}", "PREFIX=(ov)@+",
         f"CHANMODES={CHANMODES}", f"NICKLEN={NICK_MAX}", f"CHANNELLEN={ROOM_MAX + 1}", f"TOPICLEN={TOPIC_MAX}",
         f"KICKLEN={KICK_MAX}", f"AWAYLEN={AWAY_MAX}", f"MODES={MODES_MAX}", "UTF8ONLY", f"INVEX={INVEX}",
-        "TARGMAX=PRIVMSG:4,NOTICE:4,JOIN:10,PART:10", f"CHATHISTORY={CHATHISTORY_MAX}", "MSGREFTYPES=msgid",
+        f"EXCEPTS={EXCEPTS}", "TARGMAX=PRIVMSG:4,NOTICE:4,JOIN:10,PART:10", f"CHATHISTORY={CHATHISTORY_MAX}",
+        "MSGREFTYPES=msgid",
     ]
 
 
@@ -85,6 +92,7 @@ NUMERICS: dict[ErrorCode, tuple[str, str] | None] = {
     ErrorCode.BAD_KEY: ("475", "Cannot join channel (+k)"),
     ErrorCode.ROOM_FULL: ("471", "Cannot join channel (+l)"),
     ErrorCode.MODERATED: ("404", "Cannot send to channel (+m)"),
+    ErrorCode.LIST_FULL: ("478", "Channel list is full"),
     ErrorCode.LINE_TOO_LONG: ("417", "Input line was too long"),
     ErrorCode.UNKNOWN_COMMAND: ("421", "Unknown command"),
     ErrorCode.BAD_ARGUMENT: ("461", "Not enough parameters"),
@@ -105,7 +113,7 @@ PASSWORD_MISMATCH = "464"  # a wrong or missing server password (ERR_PASSWDMISMA
 # numerics whose subject is a channel (the rest name a nick or a command)
 USER_MODES = "ow"  # o: a server operator (OPER), w: receives WALLOPS
 
-CHANNEL_NUMERICS = frozenset({"403", "404", "405", "442", "471", "473", "474", "475", "482"})
+CHANNEL_NUMERICS = frozenset({"403", "404", "405", "442", "471", "473", "474", "475", "478", "482"})
 
 # our verbs as IRC names them (for 461 and the like)
 IRC_VERBS = {

@@ -531,6 +531,8 @@ class App {
     if (e.voiced.length) parts.push(`voiced: ${e.voiced.join(", ")}`);
     if (e.bans?.length) parts.push(`banned: ${e.bans.join(", ")}`);
     if (e.invited?.length) parts.push(`invited: ${e.invited.join(", ")}`);
+    if (e.invite_exceptions?.length) parts.push(`invite exceptions: ${e.invite_exceptions.join(", ")}`);
+    if (e.ban_exceptions?.length) parts.push(`ban exceptions: ${e.ban_exceptions.join(", ")}`);
     (conv ?? this.activeConv() ?? this.serverConv()).addLine(parts.join("; "), "system");
   }
 
