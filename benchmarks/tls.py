@@ -2,6 +2,7 @@
 """TLS against plain, measured by the same tool in the same run: every client on TLS, or every client plain.
 
     .venv/bin/python benchmarks/tls.py [--reps 3] [--tool tlsload|bench|loadgen] [--profile] [--port 16700]
+        [--chat-bin A/bin/chat --chat-bin B/bin/chat]
 
 Workloads (those of run.py):
 
@@ -82,8 +83,9 @@ def make_certificate(directory: Path) -> tuple[str, str]:
 
 
 class Server:
-    def __init__(self, work: Path, port: int, cert: str, key: str) -> None:
+    def __init__(self, work: Path, port: int, cert: str, key: str, chat_bin: str | None = None) -> None:
         self.work, self.port, self.cert, self.key = work, port, cert, key
+        self.chat_bin = chat_bin or run.CHAT_BIN
         self.proc: subprocess.Popen | None = None
 
     def __enter__(self) -> Server:
@@ -92,7 +94,7 @@ class Server:
             Path(str(db) + suffix).unlink(missing_ok=True)
         out = self.work / "server.out"
         out.unlink(missing_ok=True)
-        cmd = [run.CHAT_BIN, "serve", "--db", str(db), "--port", str(self.port), "--tls-port", str(self.port + 1),
+        cmd = [self.chat_bin, "serve", "--db", str(db), "--port", str(self.port), "--tls-port", str(self.port + 1),
                "--tls-cert", self.cert, "--tls-key", self.key, "--rate", "0", "--log-level", "warning"]
         self.proc = run.spawn(cmd, out)
         deadline = time.monotonic() + 60
@@ -248,37 +250,48 @@ def main() -> None:
                              "shared C loadgen (TLS via socat)")
     parser.add_argument("--quiet-wait", type=float, default=60.0,
                         help="at most this many seconds to wait for other programs to go quiet before each run")
+    parser.add_argument("--chat-bin", action="append", default=[],
+                        help="the `chat` to serve (repeatable: an A/B of two builds, interleaved in every rep; "
+                             "default the venv's)")
     parser.add_argument("--profile", action="store_true", help="also profile the server under W2, plain and TLS")
     parser.add_argument("--profile-runs", type=int, default=8)
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="chat-tls-bench-"))
     cert, key = make_certificate(work)
-    results: dict[tuple[str, str], list[dict[str, float]]] = {}
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     if args.tool == "tlsload":
         build_tlsload()
+    bins = args.chat_bin or [run.CHAT_BIN]
+    by_bin: dict[str, dict[tuple[str, str], list[dict[str, float]]]] = {b: {} for b in bins}
     try:
         for rep in range(args.reps):
             for wl in args.workloads.split():
                 modes = ("plain", "tls") if rep % 2 == 0 else ("tls", "plain")
+                order = bins if rep % 2 == 0 else bins[::-1]  # which build goes first alternates too
                 for mode in modes:
-                    with Server(work, args.port, cert, key) as server:
-                        if args.tool == "tlsload":
-                            r = tlsload_run(server, wl, mode == "tls", cert, f"{wl}/{mode}/{rep}", args.quiet_wait)
-                        elif args.tool == "loadgen":
-                            r = loadgen_run(server, wl, mode == "tls", cert, f"{wl}/{mode}/{rep}")
-                        else:
-                            r = one_run(server, wl, mode == "tls", cert, f"r{rep}x")
-                    results.setdefault((wl, mode), []).append(r)
-                    print(f"rep {rep} {wl} {mode}: {r['deliveries_per_s']:,.0f} deliveries/s, p50 "
-                          f"{r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, p99.9 {r.get('p999_ms', math.nan):.2f} ms, "
-                          f"server {r['server_us_per_delivery']:.2f} "
-                          f"µs/delivery, client CPU {r['client_cpu_s']:.1f} s, others {r['other_pct']:.0f}% of a core",
-                          file=sys.stderr, flush=True)
+                    for chat_bin in order:
+                        with Server(work, args.port, cert, key, chat_bin) as server:
+                            label = f"{wl}/{mode}/{rep}"
+                            if args.tool == "tlsload":
+                                r = tlsload_run(server, wl, mode == "tls", cert, label, args.quiet_wait)
+                            elif args.tool == "loadgen":
+                                r = loadgen_run(server, wl, mode == "tls", cert, label)
+                            else:
+                                r = one_run(server, wl, mode == "tls", cert, f"r{rep}x")
+                        by_bin[chat_bin].setdefault((wl, mode), []).append(r)
+                        which = f" [{chat_bin}]" if len(bins) > 1 else ""
+                        print(f"rep {rep} {wl} {mode}{which}: {r['deliveries_per_s']:,.0f} deliveries/s, p50 "
+                              f"{r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, p99.9 "
+                              f"{r.get('p999_ms', math.nan):.2f} ms, server {r['server_us_per_delivery']:.2f} "
+                              f"µs/delivery, client CPU {r['client_cpu_s']:.1f} s, others {r['other_pct']:.0f}% "
+                              f"of a core, load {_loadavg()[0]:.2f}", file=sys.stderr, flush=True)
         print("client: " + {"tlsload": "tlsload (C, OpenSSL in the client, the certificate verified)",
                             "loadgen": "the C loadgen (TLS through socat)", "bench": "chat bench (Python)"}[args.tool])
-        print(report(results, args.reps))
+        for chat_bin, results in by_bin.items():
+            if len(bins) > 1:
+                print(f"\n{chat_bin}:")
+            print(report(results, args.reps))
         if args.profile:
             print(profile(work, args.port, cert, key, args.profile_runs))
     finally:

@@ -21,6 +21,7 @@ import logging
 import re
 import socket
 import ssl
+from collections.abc import Callable
 from pathlib import Path
 
 from chat.server.transport import RECV_SIZE, TransportError
@@ -143,8 +144,8 @@ class ServerTLS:
 class TLSTransport:
     """TLS over one accepted socket (see the module's docstring). Same interface as SocketTransport."""
 
-    __slots__ = ("_early", "_ended", "_incoming", "_outgoing", "_pending", "_tls", "established", "failed", "fd",
-                 "sock")
+    __slots__ = ("_early", "_encrypt_into_bio", "_ended", "_incoming", "_outgoing", "_pending", "_send_records",
+                 "_take_records", "_tls", "established", "failed", "fd", "pending_output", "sock")
 
     secure = True
 
@@ -158,6 +159,11 @@ class TLSTransport:
         self.failed = False  # a TLS error ended it: no close_notify after that
         self._early = bytearray()  # plaintext the server said before the handshake was done
         self._pending: bytes | memoryview = b""  # encrypted bytes the socket has not taken yet
+        self.pending_output = False  # bool(self._pending), kept as a plain attribute: the loop asks after every flush
+        # the three calls of every write, bound once (a W4 message is 99 writes)
+        self._encrypt_into_bio = _raw_write(self._tls)
+        self._take_records = self._outgoing.read
+        self._send_records = sock.send
         self._ended = False  # the peer's input is over (close_notify, or EOF after the handshake)
 
     # ------------------------------------------------------------------------------------------ reading
@@ -201,6 +207,7 @@ class TLSTransport:
         the peer's close_notify, or its TCP FIN with or without one (a line protocol frames its own messages, so
         a missing close_notify cannot cut a message short unnoticed)."""
         tls = self._tls
+        incoming = self._incoming
         chunks = []
         end = False
         while True:
@@ -218,6 +225,8 @@ class TLSTransport:
                 end = True
                 break
             chunks.append(chunk)
+            if not incoming.pending and not incoming.eof and not tls.pending():
+                break  # all of it is decrypted: asking again would only raise SSLWantReadError (3 µs, every read)
         if self._outgoing.pending:  # the peer's records may need an answer (a TLS 1.3 key update)
             self._push()
         if end:
@@ -235,27 +244,33 @@ class TLSTransport:
     # ------------------------------------------------------------------------------------------ writing
 
     def send(self, data: bytes | memoryview) -> int:
+        if self._pending or not self.established:
+            return self._send_slowly(data)
+        # the hot path, once per recipient of every message: encrypt it all (a memory BIO takes any amount: the
+        # write is whole), give the socket what it takes, keep the rest as this transport's own
+        if self._encrypt_into_bio(data) != len(data):
+            raise TransportError("TLS write was cut short")  # cannot happen: partial writes are not enabled
+        records = self._take_records()
+        try:
+            sent = self._send_records(records)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        if sent != len(records):
+            self._pending = memoryview(records)[sent:]
+            self.pending_output = True
+        return len(data)
+
+    def _send_slowly(self, data: bytes | memoryview) -> int:
+        """Before the handshake is done (keep it as plaintext), or with records still waiting for the socket."""
         if not self.established:
             if len(self._early) + len(data) > EARLY_MAX:  # cannot happen (only a greeting is said so early)
                 raise TransportError("too much output before the TLS handshake was done")
             self._early += data
             return len(data)
+        self._push()
         if self._pending:
-            self._push()
-            if self._pending:
-                raise BlockingIOError("TLS records still waiting for the socket")
-        # the hot path, for every write to every TLS client: encrypt it all, give the socket what it takes
-        written = self._tls.write(data)
-        if written < len(data):
-            self._encrypt(memoryview(data)[written:])
-        records = self._outgoing.read()
-        try:
-            sent = self.sock.send(records)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
-        if sent < len(records):
-            self._pending = memoryview(records)[sent:]
-        return len(data)
+            raise BlockingIOError("TLS records still waiting for the socket")
+        return self.send(data)
 
     def _encrypt(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
@@ -270,17 +285,16 @@ class TLSTransport:
             fresh = outgoing.read()
             self._pending = bytes(self._pending) + fresh if self._pending else fresh
         pending = self._pending
-        if not pending:
-            return
-        try:
-            sent = self.sock.send(pending)
-        except (BlockingIOError, InterruptedError):
-            return
-        self._pending = b"" if sent == len(pending) else memoryview(pending)[sent:]
-
-    @property
-    def pending_output(self) -> bool:
-        return bool(self._pending)  # _push() always empties the outgoing BIO
+        if pending:
+            try:
+                sent = self.sock.send(pending)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            if sent == len(pending):
+                self._pending = b""
+            elif sent:
+                self._pending = memoryview(pending)[sent:]
+        self.pending_output = bool(self._pending)  # _push() always empties the outgoing BIO
 
     def flush_pending(self) -> None:
         self._push()
@@ -301,6 +315,14 @@ class TLSTransport:
             with contextlib.suppress(OSError):
                 self._push()
         self.sock.close()
+
+
+def _raw_write(tls: ssl.SSLObject) -> Callable[[bytes | memoryview], int]:
+    """The write of the C object inside an SSLObject: `SSLObject.write` is a one-line Python wrapper around it
+    (CPython's ssl.py), a frame that every write to every TLS client paid (benchmarks/tls_fanout.py). The public
+    method where an interpreter has no such object."""
+    write = getattr(getattr(tls, "_sslobj", None), "write", None)
+    return write if callable(write) else tls.write
 
 
 def handshake_failure(e: ssl.SSLError) -> str:
