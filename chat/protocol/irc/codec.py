@@ -698,7 +698,7 @@ class IrcCodec(Codec):
             return ""
         if isinstance(event, _LabelOpen):
             self._label, self._capture = event.label, []
-            self.key = ("irc-labeled", id(self))
+            self.key = None  # its output is gathered into the labeled response meanwhile: rendered for it alone
             return ""
         if isinstance(event, _LabelClose):
             return self._labeled()
