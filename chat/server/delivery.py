@@ -3,7 +3,8 @@
 Consecutive deliveries to the same recipients (the same members tuple: see state.Room) form a run: the run is
 rendered once per codec key (chat.protocol.codec) and the same bytes object is queued for every recipient with
 that key. A busy room's batch of messages thus costs one render per key and one queue append per member, not
-one per message per member.
+one per message per member. A recipient that does not get its own messages back (IRC without echo-message) and
+sent some of the run gets the same bytes with its own messages cut out (`_Cut`), not a render of its own.
 """
 
 from __future__ import annotations
