@@ -117,6 +117,8 @@ class Deliverer:
             if key is None:  # its rendering is its own (an IRC client inside a labeled response)
                 chunk = codec.render(_without(events, mine) if mine else events)
             elif mine:  # the key's bytes without its own messages: slices of one object, joined in C
+                if len(mine) == len(events):  # the run is all its own (a paced sender's lone message)
+                    continue
                 cut = cuts.get(key)
                 if cut is None:
                     assert own is not None
