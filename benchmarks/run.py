@@ -598,7 +598,8 @@ class Runner:
         serve = os.environ.get("CHAT_SERVE_CMD")
         command = (f"`{' '.join(['benchmarks/run.sh', *sys.argv[1:]])}` with PARTS={','.join(a.parts)} "
                    f"REPS={a.reps} WORKLOADS=\"{' '.join(a.workloads)}\" SERVERS=\"{' '.join(a.servers)}\""
-                   + (f" CHAT_SERVE_CMD=\"{serve}\" (**not the stock server**)" if serve else ""))
+                   + (f" CHAT_SERVE_CMD=\"{serve}\" (**not the stock server**)" if serve else "")
+                   + (f" CHAT_BINS=\"{os.environ['CHAT_BINS']}\"" if os.environ.get("CHAT_BINS") else ""))
         return {"machine": machine_info(), "command": command, "reps": a.reps, "workloads": a.workloads,
                 "servers": a.servers, "parts": a.parts, "busy_limit": a.busy_limit, "retries": a.retries,
                 "profile_runs": a.profile_runs}
