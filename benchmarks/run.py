@@ -88,6 +88,14 @@ LONG_WORKLOADS = "L10 L100 L500 ROOMS W4L W4F"  # WORKLOADS="$LONG" REPS=5: the 
 STORE_WORKLOAD = "--clients 200 --rooms 100 --msgs 500 --window 32 --idle-timeout 30 --timeout 120"
 PARTS = ("loadgen", "storage", "memory", "profile")
 OURS = ("chat", "chat-irc")  # our server through its native door, and through its IRC door (--irc-port)
+# an A/B in one run: a server named KIND@LABEL (SERVERS="chat-irc chat-irc@main ngircd") is ours through that door,
+# started from the `chat` that CHAT_BINS="LABEL=PATH ..." names for LABEL; it alternates with the others like one
+CHAT_BINS = dict(pair.split("=", 1) for pair in os.environ.get("CHAT_BINS", "").split())
+
+
+def door_of(kind: str) -> str:
+    """chat, chat-irc or ngircd: what a server name (maybe KIND@LABEL, an A/B variant of ours) runs."""
+    return kind.split("@", 1)[0]
 
 
 def conc_of(server: str, wl: str) -> int:
@@ -210,9 +218,14 @@ class Server:
     def __init__(self, kind: str, port: int, db: Path | None = None, fresh: bool = True, log_dir: Path = WORK,
                  serve_cmd: list[str] | None = None, env: dict[str, str] | None = None) -> None:
         self.kind, self.port, self.db, self.fresh = kind, port, db, fresh
-        # how `chat serve` is started: CHAT_SERVE_CMD (e.g. "python benchmarks/experiments/tuned.py") or CHAT_BIN
-        self.serve_cmd = serve_cmd or (os.environ["CHAT_SERVE_CMD"].split() if os.environ.get("CHAT_SERVE_CMD")
-                                       else [CHAT_BIN])
+        self.door = door_of(kind)
+        # how `chat serve` is started: CHAT_BINS' binary for a KIND@LABEL, else CHAT_SERVE_CMD (e.g. "python
+        # benchmarks/experiments/tuned.py"), else CHAT_BIN
+        label = kind.partition("@")[2]
+        if label and label not in CHAT_BINS:
+            raise RuntimeError(f"{kind}: CHAT_BINS names no chat binary for {label!r}")
+        self.serve_cmd = serve_cmd or ([CHAT_BINS[label]] if label else os.environ["CHAT_SERVE_CMD"].split()
+                                       if os.environ.get("CHAT_SERVE_CMD") else [CHAT_BIN])
         self.env = env or {}
         self.log = log_dir / f"{kind}.log"
         self.proc: subprocess.Popen | None = None
@@ -226,11 +239,11 @@ class Server:
 
     @property
     def proto(self) -> str:
-        return "line" if self.kind == "chat" else "irc"  # ngircd, and ours through its IRC door (chat-irc)
+        return "line" if self.door == "chat" else "irc"  # ngircd, and ours through its IRC door (chat-irc)
 
     @property
     def ours(self) -> bool:
-        return self.kind in OURS
+        return self.door in OURS
 
     def start(self) -> Server:
         if port_busy(self.port):
@@ -243,7 +256,7 @@ class Server:
                     Path(str(self.db) + suffix).unlink(missing_ok=True)
             cmd = [*self.serve_cmd, "serve", "--db", str(self.db), "--host", "127.0.0.1", "--port", str(self.port),
                    "--rate", "0", "--log-level", "warning"]
-            if self.kind == "chat-irc":  # loadgen talks to the IRC door; the native one is moved out of its way
+            if self.door == "chat-irc":  # loadgen talks to the IRC door; the native one is moved out of its way
                 cmd[cmd.index("--port") + 1] = str(self.port + 1)
                 cmd += ["--irc-port", str(self.port), "--lobby", ""]
             with open(self.log, "ab") as f:
@@ -296,7 +309,7 @@ def parse_kv(line: str) -> dict[str, str]:
 def loadgen(server: Server, args: str, conc: int, label: str, errlog: Path) -> tuple[dict[str, str], str]:
     cmd = [LOADGEN, "--proto", server.proto, "--port", str(server.port), *args.split(),
            "--conn-concurrency", str(conc), "--server-pid", str(server.pid), "--label", label]
-    if server.kind == "chat":
+    if server.door == "chat":
         cmd += ["--joined-marker", JOINED_MARKER]
     limit = float(re.search(r"--timeout (\d+)", args).group(1)) + 30  # type: ignore[union-attr]
     try:
@@ -360,7 +373,7 @@ class Runner:
         self.profiles: dict[str, str] = {}
 
     def server(self, kind: str, db: Path | None = None, fresh: bool = True) -> Server:
-        port = self.args.chat_port if kind in OURS else self.args.ngircd_port
+        port = self.args.chat_port if door_of(kind) in OURS else self.args.ngircd_port
         return Server(kind, port, db or self.run_dir / "chat-bench.sqlite", fresh=fresh, log_dir=self.run_dir)
 
     # ---- W1-W4, SETUP
@@ -585,7 +598,8 @@ class Runner:
         serve = os.environ.get("CHAT_SERVE_CMD")
         command = (f"`{' '.join(['benchmarks/run.sh', *sys.argv[1:]])}` with PARTS={','.join(a.parts)} "
                    f"REPS={a.reps} WORKLOADS=\"{' '.join(a.workloads)}\" SERVERS=\"{' '.join(a.servers)}\""
-                   + (f" CHAT_SERVE_CMD=\"{serve}\" (**not the stock server**)" if serve else ""))
+                   + (f" CHAT_SERVE_CMD=\"{serve}\" (**not the stock server**)" if serve else "")
+                   + (f" CHAT_BINS=\"{os.environ['CHAT_BINS']}\"" if os.environ.get("CHAT_BINS") else ""))
         return {"machine": machine_info(), "command": command, "reps": a.reps, "workloads": a.workloads,
                 "servers": a.servers, "parts": a.parts, "busy_limit": a.busy_limit, "retries": a.retries,
                 "profile_runs": a.profile_runs}
@@ -661,6 +675,7 @@ class Runner:
         out.append("Ratios are ours ÷ ngircd's (for setup times, ours ÷ ngircd's time, so lower is better); "
                    "the worst single-run ratio pairs rep *i* of ours with rep *i* of ngircd.\n")
 
+        out += self.report_variants(peer)
         out += self.report_long(ours, peer)
         out.append("### Every cell (median of reps; lost/dups/reordered/disconnects: worst rep)\n")
         out.append("| server | workload | conc | msgs/s | deliveries/s | elapsed s | lat p50 ms | lat p99 ms | "
@@ -696,6 +711,36 @@ class Runner:
                        f"than {a.busy_limit:.0f}% of a core meanwhile (after {a.retries} retries): "
                        + ", ".join(f"{r['server']} {r['wl']} rep {r['rep']} ({r['other_cpu_pct']}%)" for r in noisy)
                        + ". Runs redone because of it are in discarded.txt.\n")
+        return out
+
+    def report_variants(self, peer: str) -> list[str]:
+        """An A/B in one run (a KIND@LABEL among the servers): each of ours beside the others and ngircd."""
+        a = self.args
+        variants = [k for k in a.servers if door_of(k) in OURS]
+        if not any("@" in k for k in variants):
+            return []
+        out = ["### A/B: each of ours in the same run (min / median / max of the reps)\n",
+               "| workload | server | chat | deliveries/s | ÷ ngircd (medians) | lat p99 ms | server CPU s |",
+               "|---|---|---|--:|--:|--:|--:|"]
+
+        def spread(kind: str, wl: str, key: str, spec: str) -> str:
+            values = sorted(v for v in (num(r.get(key)) for r in self.cell(kind, wl)) if v is not None)
+            if not values:
+                return "-"
+            return " / ".join(fmt(v, spec) for v in (values[0], statistics.median(values), values[-1]))
+
+        for wl in a.workloads:
+            for kind in variants:
+                if not self.cell(kind, wl):
+                    continue
+                mine, theirs = self.med(kind, wl, "deliveries_per_s"), self.med(peer, wl, "deliveries_per_s")
+                ratio = mine / theirs if mine and theirs else None
+                label = kind.partition("@")[2]
+                binary = CHAT_BINS.get(label, "") if label else CHAT_BIN
+                out.append(f"| {wl} | {kind} | `{binary}` | {spread(kind, wl, 'deliveries_per_s', ',.0f')} | "
+                           f"{fmt(ratio, '.2f')} | {spread(kind, wl, 'lat_p99_ms', '.2f')} | "
+                           f"{spread(kind, wl, 'srv_cpu_run_s', '.2f')} |")
+        out.append("")
         return out
 
     def report_long(self, ours: str, peer: str) -> list[str]:

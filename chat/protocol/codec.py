@@ -8,7 +8,12 @@ connection speaks.
 Rendering is shared: connections whose codecs have equal `key`s get the same bytes for the same events, so a
 busy room's run of messages is rendered once per key, not once per member. A codec's rendering of an event
 delivered to several connections must therefore depend on nothing but the event and the key; replies to one
-connection (errors, numerics that name the recipient) may use the codec's own state.
+connection (errors, numerics that name the recipient) may use the codec's own state. A key of None says the
+codec's rendering is its own for now (an IRC client inside a labeled response): it is rendered for it alone.
+
+A codec whose `echo` is False does not get its own messages back. The deliverer gives it the key's bytes without
+them, cut out of the shared rendering (chat.server.delivery._Cut), so a shared rendering must be the same bytes
+whether the run is rendered whole or in parts cut before and after any ChatMessage.
 
 Some protocols carry traffic of their own besides chat (WebSocket's ping and close frames, the HTTP request
 before the upgrade). A codec returns it from `frames` as a `ControlFrame` of its own, handled by `decode` in its
@@ -46,7 +51,7 @@ Frame = str | ChatError | ControlFrame  # a line (or message) as received, why o
 
 
 class Codec(ABC):
-    key: Hashable  # equal keys, equal bytes for the same events (see the module docstring)
+    key: Hashable  # equal keys, equal bytes for the same events; None: rendered alone (module docstring)
     echo: bool = True  # does this connection receive its own messages back (the receipt)?
 
     def attach(self, member: object) -> None:  # a hook most codecs do without

@@ -3,7 +3,8 @@
 Consecutive deliveries to the same recipients (the same members tuple: see state.Room) form a run: the run is
 rendered once per codec key (chat.protocol.codec) and the same bytes object is queued for every recipient with
 that key. A busy room's batch of messages thus costs one render per key and one queue append per member, not
-one per message per member.
+one per message per member. A recipient that does not get its own messages back (IRC without echo-message) and
+sent some of the run gets the same bytes with its own messages cut out (`_Cut`), not a render of its own.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Hashable, Sequence
 
-from chat.protocol.codec import Reply
+from chat.protocol.codec import Codec, Reply
 from chat.protocol.errors import ErrorCode
 from chat.protocol.events import Bye, ChatMessage, DeliveryState, Error, Event, FormatChanged, History, Join, Part, Quit
 from chat.protocol.native import NativeCodec
@@ -97,9 +98,10 @@ class Deliverer:
         dirty = self.dirty
         sendq = self.sendq
         rendered: dict[Hashable, bytes] = {}
+        cuts: dict[Hashable, _Cut] = {}
         last_key: Hashable = None
         last = b""
-        run_senders: set[int] | None = None
+        own: dict[int, list[int]] | None = None  # sender's member id -> where its messages are in the run
         lazy = self.lazy if all(type(e) in PRESENCE for e in events) else None
         for m in to:
             conn = m.conn
@@ -107,16 +109,22 @@ class Deliverer:
                 continue
             codec = conn.codec
             key = codec.key
-            if not codec.echo:  # it does not get its own messages back: a run with some is rendered for it alone
-                if run_senders is None:
-                    # (a message to yourself is also one you receive: it stays)
-                    run_senders = {senders[e.id].id for e in events
-                                   if type(e) is ChatMessage and e.id in senders and e.to != e.nick}
-                if m.id in run_senders:
-                    key = None
-            if key is None:
-                chunk = codec.render([e for e in events
-                                      if not (type(e) is ChatMessage and senders.get(e.id) is m and e.to != e.nick)])
+            mine = None
+            if not codec.echo:  # it does not get its own messages back
+                if own is None:
+                    own = _own_messages(events, senders)
+                mine = own.get(m.id)
+            if key is None:  # its rendering is its own (an IRC client inside a labeled response)
+                chunk = codec.render(_without(events, mine) if mine else events)
+            elif mine:  # the key's bytes without its own messages: slices of one object, joined in C
+                if len(mine) == len(events):  # the run is all its own (a paced sender's lone message)
+                    continue
+                cut = cuts.get(key)
+                if cut is None:
+                    assert own is not None
+                    cut = cuts[key] = _Cut(codec, events, own)
+                    rendered.setdefault(key, cut.whole)
+                chunk = cut.without(mine)
             elif key is last_key:
                 chunk = last
             else:
@@ -136,3 +144,58 @@ class Deliverer:
             # checked once the loop has written what its socket takes (loop._flush)
             if conn.out_bytes > sendq and conn.writing:
                 self.on_overflow(conn)
+
+
+def _own_messages(events: list[Event | Reply], senders: dict[int, Member]) -> dict[int, list[int]]:
+    """Where each sender's messages are in a run, by the sender's member id (a message to yourself is also one
+    you receive: it is not counted, it stays)."""
+    own: dict[int, list[int]] = {}
+    for i, e in enumerate(events):
+        if type(e) is ChatMessage and e.to != e.nick:
+            sender = senders.get(e.id)
+            if sender is not None:
+                own.setdefault(sender.id, []).append(i)
+    return own
+
+
+def _without(events: list[Event | Reply], skip: list[int]) -> list[Event | Reply]:
+    gone = set(skip)
+    return [e for i, e in enumerate(events) if i not in gone]
+
+
+class _Cut:
+    """One key's rendering of a run, rendered in parts cut before and after each sender's message, and where each
+    such message lies in it (the codec contract: a key's rendering is the same bytes whole or in such parts). A
+    client without echo gets the whole minus its own messages' spans: a few slices of one bytes object joined,
+    not a render of its own."""
+
+    __slots__ = ("spans", "whole")
+
+    def __init__(self, codec: Codec, events: list[Event | Reply], own: dict[int, list[int]]) -> None:
+        parts: list[bytes] = []
+        self.spans: dict[int, tuple[int, int]] = {}  # event index -> (start, end) of its bytes in the whole
+        at = start = 0
+        for i in sorted(i for indices in own.values() for i in indices):
+            if start < i:
+                parts.append(codec.render(events[start:i]))
+                at += len(parts[-1])
+            parts.append(codec.render(events[i:i + 1]))
+            self.spans[i] = (at, at + len(parts[-1]))
+            at += len(parts[-1])
+            start = i + 1
+        if start < len(events):
+            parts.append(codec.render(events[start:]))
+        self.whole = b"".join(parts)
+
+    def without(self, skip: list[int]) -> bytes:
+        whole = memoryview(self.whole)
+        spans = self.spans
+        parts = []
+        at = 0
+        for i in skip:  # in the run's order
+            start, end = spans[i]
+            if start > at:
+                parts.append(whole[at:start])
+            at = end
+        parts.append(whole[at:])
+        return b"".join(parts)

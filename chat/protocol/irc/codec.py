@@ -728,7 +728,7 @@ class IrcCodec(Codec):
             return ""
         if isinstance(event, _LabelOpen):
             self._label, self._capture = event.label, []
-            self.key = ("irc-labeled", id(self))
+            self.key = None  # its output is gathered into the labeled response meanwhile: rendered for it alone
             return ""
         if isinstance(event, _LabelClose):
             return self._labeled()
@@ -797,8 +797,8 @@ class IrcCodec(Codec):
         return self.echo and e.to is not None and e.to == e.nick
 
     def _r_message(self, e: ev.ChatMessage) -> str:
-        # a room's message is rendered by every IRC client of a key that sent part of the run (without
-        # echo-message each renders the run without its own): once per key and message is enough
+        # a run may be rendered twice for a key (whole for a reader, in parts for the senders without echo-message
+        # that the deliverer cuts their own lines out of: delivery._Cut): once per key and message is enough
         if self._label is not None:  # its key is its own meanwhile
             return self._message(e)
         cache_key = (self.key, e.id)
