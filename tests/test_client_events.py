@@ -63,6 +63,8 @@ def _field_strategy(hint: Any, name: str) -> st.SearchStrategy[Any]:
         return st.none() | people
     if hint == list[protocol.Person]:
         return st.lists(people, max_size=4)
+    if hint == list[protocol.Target]:
+        return st.lists(st.builds(protocol.Target, st.none() | texts, st.none() | texts, times), max_size=4)
     if name in ("time", "registered_at", "last_seen", "signed_on", "topic_at", "created_at"):
         return times if hint is float else st.none() | times
     if name == "idle":  # seconds, sent rounded

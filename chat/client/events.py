@@ -34,7 +34,9 @@ from pydantic import TypeAdapter, ValidationError
 
 from chat.protocol.commands import HISTORY_MAX
 from chat.protocol.errors import ErrorCode
-from chat.protocol.events import Bye, ChatMessage, Error, Event, History, MessageKind, PrivateHistory, SearchResults
+from chat.protocol.events import (
+    Bye, ChatMessage, Error, Event, History, MessageKind, PrivateHistory, SearchResults, Target, Targets,
+)
 from chat.protocol.render import render_json
 
 PAGE_LIMIT = 4 * HISTORY_MAX  # history messages held while waiting for their `history_end`, all rooms together
@@ -161,6 +163,9 @@ class Decoder:
                 return results
             if cls is PrivateHistory:
                 return self._private_page(data)
+            if cls is Targets and isinstance(data.get("targets"), list):  # each target carries a time of its own
+                data = {**data, "targets": [_with_times(t, Target) if isinstance(t, dict) else t
+                                            for t in data["targets"]]}
             if cls in (Error, Bye) and isinstance(data.get("code"), str) and data["code"] not in _CODES:
                 return Garbage(line, f"an error this client does not know ({data['code']}): {data.get('message')}")
             return _adapter(cls).validate_python(_with_times(data, cls))
