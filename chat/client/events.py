@@ -35,7 +35,16 @@ from pydantic import TypeAdapter, ValidationError
 from chat.protocol.commands import HISTORY_MAX
 from chat.protocol.errors import ErrorCode
 from chat.protocol.events import (
-    Bye, ChatMessage, Error, Event, History, MessageKind, PrivateHistory, SearchResults, Target, Targets,
+    Bye,
+    ChatMessage,
+    Error,
+    Event,
+    History,
+    MessageKind,
+    PrivateHistory,
+    SearchResults,
+    Target,
+    Targets,
 )
 from chat.protocol.render import render_json
 
