@@ -11,17 +11,13 @@ from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
 from chat.protocol.events import ChatMessage, MessageKind
-from chat.search.query import parse_search
 from chat.storage.database import make_engine, upgrade
 from chat.storage.pending_list import PendingListCleaner
 from chat.storage.repository import ChatStore, StoredRoom, WriteBatch
-from chat.storage.search import SearchScope, search_messages
 from chat.storage.search_index import VECTOR_INDEX
-from harness import ServerThread, capture_logs, wait_for
+from harness import ServerThread, capture_logs, every_match, wait_for
 
 pytestmark = pytest.mark.postgres
-
-EVERYTHING = SearchScope.everything()
 
 
 def _messages(first: int, n: int) -> list[tuple[ChatMessage, int | None]]:
@@ -34,16 +30,6 @@ def _pending_pages_moved(engine: Engine) -> int:
     with engine.connect() as conn:
         return conn.execute(text(f"SELECT gin_clean_pending_list('{VECTOR_INDEX}'::regclass)")).scalar() or 0
 
-
-def _every_match(engine: Engine, query: str) -> list[int]:
-    ids: list[int] = []
-    before = None
-    while True:
-        page = search_messages(engine, parse_search(query), EVERYTHING, limit=500, before=before)
-        ids += [m.id for m in page.messages]
-        if not page.more:
-            return ids
-        before = page.messages[-1].id
 
 
 def test_the_cleaner_moves_the_pending_list_into_the_index_beside_the_writer(postgres_db: str) -> None:
@@ -64,9 +50,9 @@ def test_the_cleaner_moves_the_pending_list_into_the_index_beside_the_writer(pos
     assert not cleaner._thread.is_alive()
     assert _pending_pages_moved(engine) == 0  # nothing was left for anyone else to move
     # the index is in step: every message found by its own word and by the common one, once each, newest first
-    assert _every_match(engine, "common") == list(range(3000, 0, -1))
+    assert every_match(engine, "common") == list(range(3000, 0, -1))
     for i in (1, 999, 1000, 1001, 2500, 3000):
-        assert _every_match(engine, f'"word{i}"') == [i]
+        assert every_match(engine, f'"word{i}"') == [i]
     store.close()
     engine.dispose()
 
@@ -79,7 +65,7 @@ def test_without_the_cleaner_the_list_waits_for_the_writer(postgres_db: str) -> 
     store = ChatStore(engine)
     store.write(WriteBatch(rooms=[StoredRoom(1, "lobby", None, None, None, 0.0)], messages=_messages(1, 1000)))
     assert _pending_pages_moved(engine) > 0
-    assert _every_match(engine, '"word500"') == [500]
+    assert every_match(engine, '"word500"') == [500]
     store.close()
     engine.dispose()
 
@@ -106,7 +92,7 @@ def test_a_role_that_may_not_clean_leaves_it_to_the_writer(postgres_db: str) -> 
         assert cleaner.cleanings == 0
         assert any("may not clean the search index's pending list" in m for m in logs.messages())
         store.write(WriteBatch(messages=_messages(201, 10)))
-        assert _every_match(owner, '"word205"') == [205]
+        assert every_match(owner, '"word205"') == [205]
         store.close()
     finally:
         engine.dispose()

@@ -28,7 +28,7 @@ from chat.storage.search_index import (
     tsvector_literal,
     unindexed_below,
 )
-from harness import LineClient, ServerThread, capture_logs, database_before_search
+from harness import LineClient, ServerThread, capture_logs, database_before_search, every_match
 
 EVERYTHING = SearchScope.everything()
 
@@ -42,16 +42,6 @@ def all_rows(engine: Engine) -> list[tuple[Any, ...]]:
     with engine.connect() as conn:
         return [tuple(row) for row in conn.execute(query)]
 
-
-def every_match(engine: Engine, query: str) -> list[int]:
-    ids: list[int] = []
-    before = None
-    while True:
-        page = search_messages(engine, parse_search(query), EVERYTHING, limit=500, before=before)
-        ids += [m.id for m in page.messages]
-        if not page.more:
-            return ids
-        before = page.messages[-1].id
 
 
 def test_the_migration_keeps_every_message_and_the_backfill_indexes_each_once(any_db: str) -> None:

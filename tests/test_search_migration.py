@@ -18,21 +18,11 @@ from chat.storage.database import alembic_config, make_engine, upgrade
 from chat.storage.repository import ChatStore, WriteBatch
 from chat.storage.search import SearchScope, search_messages
 from chat.storage.search_index import VECTOR_COLUMN, backfill, unindexed_below
-from harness import LineClient, ServerThread, capture_logs, database_before_vector_column
+from harness import LineClient, ServerThread, capture_logs, database_before_vector_column, every_match
 
 EVERYTHING = SearchScope.everything()
 COUNT = 1200
 
-
-def every_match(engine: Engine, query: str) -> list[int]:
-    ids: list[int] = []
-    before = None
-    while True:
-        page = search_messages(engine, parse_search(query), EVERYTHING, limit=500, before=before)
-        ids += [m.id for m in page.messages]
-        if not page.more:
-            return ids
-        before = page.messages[-1].id
 
 
 def texts(engine: Engine) -> list[tuple[Any, ...]]:

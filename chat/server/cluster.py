@@ -26,9 +26,10 @@ from typing import TYPE_CHECKING
 
 from chat.protocol.events import ChatMessage, Invite, Join, Kick, Mode, ModeChange, NickChange, Part, Quit, Topic
 from chat.protocol.names import name_key
-from chat.server.moderation import LISTED, Moderation
+from chat.server.moderation import Moderation
 from chat.server.outbox import Outbox
 from chat.server.reads import InboxRead, RoomEventsRead
+from chat.server.state import LISTED
 from chat.storage.cluster import FETCH_LIMIT, LISTEN, ClusterCommit, heartbeat, prune, reap_dead
 from chat.storage.records import EventRow, Role, StoredRole
 

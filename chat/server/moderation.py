@@ -43,7 +43,7 @@ from chat.protocol.names import check_room, name_key
 from chat.server.member import Member
 from chat.server.outbox import Outbox
 from chat.server.reads import TargetRead
-from chat.server.state import Room
+from chat.server.state import LISTED, Room
 from chat.storage.records import Role, RoleChange, RoomSettings, SettingsChange, StoredAccount, StoredRole
 
 if TYPE_CHECKING:
@@ -140,7 +140,7 @@ def may_search(m: Member, room: Room) -> bool:
     return True
 
 
-LISTED = ("ban", "invite", "invex", "except")  # the roles kept by nick key or mask, for guests too (others: accounts)
+LIST_LETTERS: dict[str, Literal["ban", "invex", "except"]] = {"b": "ban", "I": "invex", "e": "except"}  # +b +I +e
 MASKS_MAX = 100  # masks in one room's list of one role (+b, +e, +I): each costs every join a match
 
 
@@ -294,10 +294,8 @@ class Moderation:
                     self._voice(m, room, word or "", sign, out)
                 case "b":
                     self._ban(m, room, word or "", sign, out)
-                case "I":
-                    self._list_entry(m, room, "invex", word or "", sign, out)
-                case "e":
-                    self._list_entry(m, room, "except", word or "", sign, out)
+                case "I" | "e":
+                    self._list_entry(m, room, LIST_LETTERS[letter], word or "", sign, out)
                 case "i" | "k" | "l" | "m" | "n" | "s" | "t":
                     if self.set_mode(settings, letter, sign, word):
                         shown = typing.cast(ModeChange, change)  # a change cmd.Mode parsed: one of them
@@ -537,7 +535,7 @@ class Moderation:
                             "off first.", subject=room.name)
         shown = entry.nick if entry is not None else nick
         self._set_role(room, role, shown, key, None, m, granted, out, stores_acts(m, room))
-        letter = {"ban": "b", "invex": "I", "except": "e"}[role]
+        letter = next(k for k, v in LIST_LETTERS.items() if v == role)
         self._tell_mode(m, room, typing.cast(ModeChange, ("+" if granted else "-") + letter), shown, out)
 
     def _set_role(self, room: Room, role: Role, nick: str, key: str, account_id: int | None, by: Member,

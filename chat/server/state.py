@@ -57,6 +57,8 @@ def fitting_around(older: list[ChatMessage], newer: list[ChatMessage], budget: i
 
 
 MASKED_KEPT = 4096  # answers Room.matched remembers per room, at most
+LISTED = ("ban", "invite", "invex", "except")  # the roles kept by nick key or mask, for guests too (others: accounts)
+
 
 class Room:
     __slots__ = (
@@ -114,7 +116,7 @@ class Room:
             self.ops[role.account_id] = role.nick
         elif role.role == "voice" and role.account_id is not None:
             self.voiced[role.account_id] = role.nick
-        elif role.role in ("ban", "invite", "invex", "except"):
+        elif role.role in LISTED:
             self.put_entry(role)
 
     def put_entry(self, entry: StoredRole) -> None:

@@ -21,7 +21,6 @@ import logging
 import re
 import socket
 import ssl
-from collections.abc import Callable
 from pathlib import Path
 
 from chat.server.transport import RECV_SIZE, TransportError
@@ -161,7 +160,7 @@ class TLSTransport:
         self._pending: bytes | memoryview = b""  # encrypted bytes the socket has not taken yet
         self.pending_output = False  # bool(self._pending), kept as a plain attribute: the loop asks after every flush
         # the three calls of every write, bound once (a W4 message is 99 writes)
-        self._encrypt_into_bio = _raw_write(self._tls)
+        self._encrypt_into_bio = self._tls.write
         self._take_records = self._outgoing.read
         self._send_records = sock.send
         self._ended = False  # the peer's input is over (close_notify, or EOF after the handshake)
@@ -315,14 +314,6 @@ class TLSTransport:
             with contextlib.suppress(OSError):
                 self._push()
         self.sock.close()
-
-
-def _raw_write(tls: ssl.SSLObject) -> Callable[[bytes | memoryview], int]:
-    """The write of the C object inside an SSLObject: `SSLObject.write` is a one-line Python wrapper around it
-    (CPython's ssl.py), a frame that every write to every TLS client paid (benchmarks/tls_fanout.py). The public
-    method where an interpreter has no such object."""
-    write = getattr(getattr(tls, "_sslobj", None), "write", None)
-    return write if callable(write) else tls.write
 
 
 def handshake_failure(e: ssl.SSLError) -> str:

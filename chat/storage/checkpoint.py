@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import threading
 
 from sqlalchemy import Engine
+
+from chat.storage.periodic import PeriodicThread
 
 log = logging.getLogger("chat.storage")
 
@@ -24,21 +25,12 @@ CHECKPOINT_INTERVAL_S = 1.0
 AUTOCHECKPOINT_PAGES = 16384  # the writer checkpoints itself only past this (64 MiB at 4 KiB pages)
 
 
-class WalCheckpointer:
+class WalCheckpointer(PeriodicThread):
     def __init__(self, engine: Engine, interval: float = CHECKPOINT_INTERVAL_S) -> None:
+        super().__init__("chat-checkpoint", interval)
         self.engine = engine
-        self.interval = interval
         self.checkpoints = 0  # done so far
         self.last: tuple[int, int, int] | None = None  # SQLite's answer to the last: (busy, log frames, copied)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="chat-checkpoint", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        self._thread.join(timeout)
 
     def _run(self) -> None:
         last_problem = ""

@@ -17,11 +17,11 @@ clean the index (only its owner may), the writer's INSERTs go on doing it, as be
 from __future__ import annotations
 
 import logging
-import threading
 
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from chat.storage.periodic import PeriodicThread
 from chat.storage.search_index import VECTOR_INDEX
 
 log = logging.getLogger("chat.storage")
@@ -32,23 +32,14 @@ _CLEAN = text("SELECT gin_clean_pending_list(CAST(:index AS regclass))").bindpar
 _INSUFFICIENT_PRIVILEGE = "42501"
 
 
-class PendingListCleaner:
+class PendingListCleaner(PeriodicThread):
     def __init__(self, engine: Engine, interval: float = CLEAN_INTERVAL_S,
                  idle_interval: float = IDLE_INTERVAL_S) -> None:
+        super().__init__("chat-gin-clean", interval)
         self.engine = engine.execution_options(isolation_level="AUTOCOMMIT")
-        self.interval = interval
         self.idle_interval = max(interval, idle_interval)
         self.cleanings = 0  # done so far
         self.pages = 0  # pending-list pages they moved into the index
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="chat-gin-clean", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        self._thread.join(timeout)
 
     def _run(self) -> None:
         last_problem = ""

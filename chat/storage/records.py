@@ -125,7 +125,12 @@ class PrivateRecord:
         a, b = self.sender_account, self.recipient_account
         if a is None or b is None:
             return None
-        return f"{min(a, b)}:{max(a, b)}"
+        return conversation_key(a, b)
+
+
+def conversation_key(a: int, b: int) -> str:
+    """The key of the private conversation between accounts `a` and `b` (the `conversation` column)."""
+    return f"{min(a, b)}:{max(a, b)}"
 
 
 @dataclass(slots=True)

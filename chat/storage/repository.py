@@ -55,6 +55,7 @@ from chat.storage.records import (
     StoredRoom,
     TopicChange,
     WriteBatch,
+    conversation_key,
 )
 from chat.storage.search_index import (
     FTS_INSERT,
@@ -338,7 +339,7 @@ class ChatStore:
 
 def conversation_of(a: int, b: int) -> ColumnElement[bool]:
     """The rows of the private conversation between accounts `a` and `b` (an indexed range of `conversation`)."""
-    return MESSAGES.c.conversation == f"{min(a, b)}:{max(a, b)}"
+    return MESSAGES.c.conversation == conversation_key(a, b)
 
 
 def first_id_from(engine: Engine, where: ColumnElement[bool], ms: int) -> int:

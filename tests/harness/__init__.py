@@ -18,6 +18,7 @@ from harness.procfs import (
     thread_cpu_seconds,
 )
 from harness.scripted import ScriptedServer
+from harness.search import every_match
 from harness.server import ServerThread, server_config
 from harness.swarm import Swarm, SwarmClient
 from harness.terminal import TerminalClient, TmuxSession, tmux_available
@@ -51,6 +52,7 @@ __all__ = [
     'database_before_accounts',
     'database_before_search',
     'database_before_vector_column',
+    'every_match',
     'fill_disk',
     'full_pipe',
     'http_get',
